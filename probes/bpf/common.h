@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Maps, load-time settings and helpers shared by every probe file.
+ *
+ * Each `.bpf.c` file includes this header; the maps and settings are weak
+ * definitions, so the static linker keeps one copy of each in the object.
+ */
+#ifndef IMPRINT_COMMON_H
+#define IMPRINT_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+#include "imprint.h"
+
+#define SHARED __attribute__((weak))
+
+/* Set by the loader before the object is loaded. */
+/* Record every cgroup (true) or only those in `cgroup_ids` and below. */
+SHARED const volatile __u32 record_all_cgroups = 0;
+/* The kernel's FMODE_CREATED bit (stable since 4.19 at 1 << 20). */
+SHARED const volatile __u32 fmode_created_bit = 1 << 20;
+/* Kernel text ranges of the functions that check capabilities without audit. */
+SHARED const volatile __u64 noaudit_start[NOAUDIT_RANGES] = {};
+SHARED const volatile __u64 noaudit_end[NOAUDIT_RANGES] = {};
+SHARED const volatile __u32 noaudit_count = 0;
+
+/* Per-cgroup state on the hot path: the syscall bitmap. */
+struct cgroup_state {
+	__u64 syscalls[SYSCALL_WORDS];
+	__u32 flags;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cgroup_state);
+} cgroup_states SHARED SEC(".maps");
+
+/* Recorded (or ignored) cgroups by id, for probes without a cgroup pointer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} cgroup_ids SHARED SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SHARED SEC(".maps");
+
+struct counters {
+	__u64 values[COUNTER_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct counters);
+} counters SHARED SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct drop_counts);
+} cgroup_drops SHARED SEC(".maps");
+
+/* Scratch space for events too large for the BPF stack. */
+union scratch {
+	struct exec_event exec;
+	struct file_event file;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, union scratch);
+} scratch SHARED SEC(".maps");
+
+/* Keeps the small event structs in the object's BTF, for the layout test. */
+SHARED struct {
+	struct syscall_event syscall;
+	struct net_event net;
+	struct cap_event cap;
+	struct cgroup_event cgroup;
+} event_types;
+
+static __always_inline void count(enum counter which)
+{
+	__u32 zero = 0;
+	struct counters *c = bpf_map_lookup_elem(&counters, &zero);
+	if (c && which < COUNTER_MAX)
+		c->values[which]++;
+}
+
+/* Field offsets in `struct drop_counts`, as indexes of __u64. */
+enum drop_field {
+	DROP_RINGBUF = 0,
+	DROP_MAP_FULL = 1,
+	DROP_TRUNCATED = 2,
+	DROP_READ_FAILS = 3,
+};
+
+/* Counts a loss for one cgroup and globally. */
+static __always_inline void count_drop(__u64 cgroup_id, enum drop_field field)
+{
+	switch (field) {
+	case DROP_RINGBUF:
+		count(COUNTER_RINGBUF_DROPS);
+		break;
+	case DROP_MAP_FULL:
+		count(COUNTER_MAP_FULL);
+		break;
+	case DROP_TRUNCATED:
+		count(COUNTER_PATH_TRUNCATED);
+		break;
+	case DROP_READ_FAILS:
+		count(COUNTER_READ_FAILS);
+		break;
+	}
+	struct drop_counts *d = bpf_map_lookup_elem(&cgroup_drops, &cgroup_id);
+	if (!d) {
+		struct drop_counts zero = {};
+		bpf_map_update_elem(&cgroup_drops, &cgroup_id, &zero, BPF_NOEXIST);
+		d = bpf_map_lookup_elem(&cgroup_drops, &cgroup_id);
+		if (!d)
+			return;
+	}
+	switch (field) {
+	case DROP_RINGBUF:
+		__sync_fetch_and_add(&d->ringbuf, 1);
+		break;
+	case DROP_MAP_FULL:
+		__sync_fetch_and_add(&d->map_full, 1);
+		break;
+	case DROP_TRUNCATED:
+		__sync_fetch_and_add(&d->truncated, 1);
+		break;
+	case DROP_READ_FAILS:
+		__sync_fetch_and_add(&d->read_fails, 1);
+		break;
+	}
+}
+
+/* Whether events of this cgroup are recorded. */
+static __always_inline bool recorded(__u64 cgroup_id)
+{
+	__u32 *flags = bpf_map_lookup_elem(&cgroup_ids, &cgroup_id);
+	if (record_all_cgroups)
+		return !(flags && (*flags & CGROUP_IGNORED));
+	return flags && (*flags & CGROUP_RECORDED) && !(*flags & CGROUP_IGNORED);
+}
+
+static __always_inline void fill_header(struct event_header *h, __u32 kind, __u64 cgroup_id)
+{
+	h->kind = kind;
+	h->pid = bpf_get_current_pid_tgid() >> 32;
+	h->cgroup_id = cgroup_id;
+	h->timestamp_ns = bpf_ktime_get_boot_ns();
+}
+
+/* Sends an event; counts a drop for the cgroup when the ring buffer is full. */
+static __always_inline bool send(void *event, __u64 size, __u64 cgroup_id)
+{
+	if (bpf_ringbuf_output(&events, event, size, 0)) {
+		count_drop(cgroup_id, DROP_RINGBUF);
+		return false;
+	}
+	count(COUNTER_EVENTS);
+	return true;
+}
+
+static __always_inline union scratch *scratch_space(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/*
+ * Writes the components of `path` into `buf`, leaf first, each NUL-ended,
+ * crossing mount points up to the root of the caller's mount namespace.
+ * Returns the bytes written; sets PATH_TRUNCATED in `flags` when the walk
+ * stopped early. `buf` must hold PATH_BUF + NAME_BUF bytes.
+ */
+static __always_inline __u32 walk_path(const struct path *path, char *buf, __u16 *flags)
+{
+	struct dentry *dentry = BPF_CORE_READ(path, dentry);
+	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
+	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
+	__u32 off = 0;
+
+	for (int i = 0; i < PATH_DEPTH; i++) {
+		struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+		if (dentry == mnt_root) {
+			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (mnt == mnt_parent)
+				return off;
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+			continue;
+		}
+		if (dentry == parent)
+			return off;
+		if (off >= PATH_BUF) {
+			*flags |= PATH_TRUNCATED;
+			return off;
+		}
+		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+		long n = bpf_probe_read_kernel_str(buf + (off & (PATH_BUF - 1)), NAME_BUF, name);
+		if (n <= 0) {
+			*flags |= PATH_TRUNCATED;
+			return off;
+		}
+		off += n;
+		dentry = parent;
+	}
+	*flags |= PATH_TRUNCATED;
+	return off;
+}
+
+/* The open file behind `fd` of `task`, or NULL. */
+static __always_inline struct file *file_of_fd(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	if (fd < 0 || fd >= max_fds)
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
+}
+
+#endif /* IMPRINT_COMMON_H */

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/*
+ * Files: opens (openat, openat2, open, creat) resolved at syscall exit from
+ * the new file descriptor, so relative names, dirfds and symlinks come out as
+ * the kernel resolved them; and mutations (unlink, rmdir, mkdir, rename,
+ * chmod, chown families) at syscall entry, with the directory a relative
+ * name starts from resolved in the kernel and the name kept as given.
+ *
+ * Both are de-duplicated per cgroup before any path walk: opens on (inode,
+ * device, name hash, access), mutations on (operation, name hash, directory
+ * inode), in bounded LRU maps. A repeated open costs two map lookups.
+ */
+#include "common.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AT_FDCWD -100
+#define AT_REMOVEDIR 0x200
+#define O_ACCMODE 00000003
+#define O_WRONLY 00000001
+#define O_CREAT 00000100
+#define O_TRUNC 00001000
+#define FMODE_READ 0x1
+#define FMODE_WRITE 0x2
+
+/* Offset in `file_event.data` of the raw name of a mutation. */
+#define RAW_NAME_OFFSET (PATH_BUF + NAME_BUF)
+
+struct open_key {
+	__u64 cgroup_id;
+	__u64 ino;
+	__u32 dev;
+	__u32 name_hash;
+	__u32 access;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct open_key);
+	__type(value, __u8);
+} opens_seen SEC(".maps");
+
+struct mutation_key {
+	__u64 cgroup_id;
+	__u64 name_hash;
+	__u64 dir_ino;
+	__u32 op;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct mutation_key);
+	__type(value, __u8);
+} mutations_seen SEC(".maps");
+
+enum open_kind {
+	OPEN_OPENAT,
+	OPEN_OPENAT2,
+	OPEN_OPEN,
+	OPEN_CREAT,
+};
+
+/* The flags the process passed, read back from its saved registers. */
+static __always_inline __u64 open_flags(struct task_struct *task, enum open_kind kind)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	switch (kind) {
+	case OPEN_OPENAT:
+		return PT_REGS_PARM3_CORE_SYSCALL(regs);
+	case OPEN_OPEN:
+		return PT_REGS_PARM2_CORE_SYSCALL(regs);
+	case OPEN_OPENAT2: {
+		struct open_how *how = (struct open_how *)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		__u64 flags = 0;
+		bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
+		return flags;
+	}
+	case OPEN_CREAT:
+		return O_CREAT | O_WRONLY | O_TRUNC;
+	}
+	return 0;
+}
+
+static __always_inline int record_open(struct trace_event_raw_sys_exit *ctx, enum open_kind kind)
+{
+	long fd = ctx->ret;
+	if (fd < 0)
+		return 0;
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	if (!recorded(cgroup_id))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file *file = file_of_fd(task, fd);
+	if (!file) {
+		count_drop(cgroup_id, DROP_READ_FAILS);
+		return 0;
+	}
+	__u32 fmode = BPF_CORE_READ(file, f_mode);
+	__u64 flags = open_flags(task, kind);
+	__u32 access = 0;
+	if (fmode & FMODE_READ)
+		access |= ACCESS_READ;
+	if (fmode & FMODE_WRITE)
+		access |= ACCESS_WRITE;
+	if (fmode & fmode_created_bit)
+		access |= ACCESS_CREATE;
+	if ((flags & O_TRUNC) && (access & ACCESS_WRITE))
+		access |= ACCESS_TRUNCATE;
+
+	struct open_key key = {
+		.cgroup_id = cgroup_id,
+		.ino = BPF_CORE_READ(file, f_inode, i_ino),
+		.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev),
+		.name_hash = BPF_CORE_READ(file, f_path.dentry, d_name.hash),
+		.access = access,
+	};
+	if (bpf_map_lookup_elem(&opens_seen, &key))
+		return 0;
+
+	union scratch *space = scratch_space();
+	if (!space)
+		return 0;
+	struct file_event *e = &space->file;
+	fill_header(&e->header, EVENT_FILE, cgroup_id);
+	e->op = FILE_OPEN;
+	e->access = access;
+	e->open_flags = flags;
+	e->name_len = 0;
+	e->path_flags = 0;
+	__u32 len = walk_path(&file->f_path, e->data, &e->path_flags);
+	if (e->path_flags & PATH_TRUNCATED)
+		count_drop(cgroup_id, DROP_TRUNCATED);
+	if (len > PATH_BUF + NAME_BUF)
+		len = PATH_BUF + NAME_BUF;
+	e->dir_len = len;
+	if (send(e, offsetof(struct file_event, data) + len, cgroup_id)) {
+		__u8 one = 1;
+		bpf_map_update_elem(&opens_seen, &key, &one, BPF_ANY);
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int imprint_exit_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	return record_open(ctx, OPEN_OPENAT);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int imprint_exit_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return record_open(ctx, OPEN_OPENAT2);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int imprint_exit_open(struct trace_event_raw_sys_exit *ctx)
+{
+	return record_open(ctx, OPEN_OPEN);
+}
+
+SEC("tracepoint/syscalls/sys_exit_creat")
+int imprint_exit_creat(struct trace_event_raw_sys_exit *ctx)
+{
+	return record_open(ctx, OPEN_CREAT);
+}
+
+/* FNV-1a over the NUL-ended name in `name`, at most RAW_NAME_BUF bytes. */
+static __always_inline __u64 name_hash(const char *name, long len)
+{
+	__u64 hash = 0xcbf29ce484222325ULL;
+	for (int i = 0; i < RAW_NAME_BUF; i++) {
+		if (i >= len)
+			break;
+		hash ^= (__u8)name[i];
+		hash *= 0x100000001b3ULL;
+	}
+	return hash;
+}
+
+/*
+ * Records a mutation of `name_ptr` (a user pointer, 0 for none) relative to
+ * `dirfd`. Without a name, the file behind `dirfd` itself is the target.
+ */
+static __noinline int record_mutation(__u32 op, long dirfd, __u64 name_ptr)
+{
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	if (!recorded(cgroup_id))
+		return 0;
+	union scratch *space = scratch_space();
+	if (!space)
+		return 0;
+	struct file_event *e = &space->file;
+	char *name = e->data + RAW_NAME_OFFSET;
+	long n = 0;
+	if (name_ptr)
+		n = bpf_probe_read_user_str(name, RAW_NAME_BUF, (const char *)name_ptr);
+	if (n < 0)
+		n = 0;
+	/* n counts the NUL; a name of "" means the dirfd itself. */
+	bool absolute = n > 1 && name[0] == '/';
+
+	struct task_struct *task = bpf_get_current_task_btf();
+	const struct path *dir = NULL;
+	if (!absolute) {
+		if (dirfd == AT_FDCWD) {
+			struct fs_struct *fs = BPF_CORE_READ(task, fs);
+			dir = &fs->pwd;
+		} else {
+			struct file *file = file_of_fd(task, dirfd);
+			if (file)
+				dir = &file->f_path;
+		}
+		if (!dir) {
+			count_drop(cgroup_id, DROP_READ_FAILS);
+			return 0;
+		}
+	}
+
+	struct mutation_key key = {
+		.cgroup_id = cgroup_id,
+		.name_hash = name_hash(name, n),
+		.dir_ino = dir ? BPF_CORE_READ(dir, dentry, d_inode, i_ino) : 0,
+		.op = op,
+	};
+	if (bpf_map_lookup_elem(&mutations_seen, &key))
+		return 0;
+
+	fill_header(&e->header, EVENT_FILE, cgroup_id);
+	e->op = op;
+	e->access = 0;
+	e->open_flags = 0;
+	e->path_flags = dir ? PATH_RELATIVE_TO_DIR : 0;
+	e->dir_len = dir ? walk_path(dir, e->data, &e->path_flags) : 0;
+	e->name_len = n > 0 ? n - 1 : 0;
+	if (e->path_flags & PATH_TRUNCATED)
+		count_drop(cgroup_id, DROP_TRUNCATED);
+	if (send(e, sizeof(*e), cgroup_id)) {
+		__u8 one = 1;
+		bpf_map_update_elem(&mutations_seen, &key, &one, BPF_ANY);
+	}
+	return 0;
+}
+
+#define ARG(i) (ctx->args[i])
+
+SEC("tracepoint/syscalls/sys_enter_unlink")
+int imprint_enter_unlink(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_UNLINK, AT_FDCWD, ARG(0));
+}
+
+SEC("tracepoint/syscalls/sys_enter_unlinkat")
+int imprint_enter_unlinkat(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 op = (ARG(2) & AT_REMOVEDIR) ? FILE_RMDIR : FILE_UNLINK;
+	return record_mutation(op, (int)ARG(0), ARG(1));
+}
+
+SEC("tracepoint/syscalls/sys_enter_rmdir")
+int imprint_enter_rmdir(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_RMDIR, AT_FDCWD, ARG(0));
+}
+
+SEC("tracepoint/syscalls/sys_enter_mkdir")
+int imprint_enter_mkdir(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_MKDIR, AT_FDCWD, ARG(0));
+}
+
+SEC("tracepoint/syscalls/sys_enter_mkdirat")
+int imprint_enter_mkdirat(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_MKDIR, (int)ARG(0), ARG(1));
+}
+
+SEC("tracepoint/syscalls/sys_enter_rename")
+int imprint_enter_rename(struct trace_event_raw_sys_enter *ctx)
+{
+	record_mutation(FILE_RENAME_FROM, AT_FDCWD, ARG(0));
+	return record_mutation(FILE_RENAME_TO, AT_FDCWD, ARG(1));
+}
+
+SEC("tracepoint/syscalls/sys_enter_renameat")
+int imprint_enter_renameat(struct trace_event_raw_sys_enter *ctx)
+{
+	record_mutation(FILE_RENAME_FROM, (int)ARG(0), ARG(1));
+	return record_mutation(FILE_RENAME_TO, (int)ARG(2), ARG(3));
+}
+
+SEC("tracepoint/syscalls/sys_enter_renameat2")
+int imprint_enter_renameat2(struct trace_event_raw_sys_enter *ctx)
+{
+	record_mutation(FILE_RENAME_FROM, (int)ARG(0), ARG(1));
+	return record_mutation(FILE_RENAME_TO, (int)ARG(2), ARG(3));
+}
+
+SEC("tracepoint/syscalls/sys_enter_chmod")
+int imprint_enter_chmod(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_CHMOD, AT_FDCWD, ARG(0));
+}
+
+SEC("tracepoint/syscalls/sys_enter_fchmod")
+int imprint_enter_fchmod(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_CHMOD, (int)ARG(0), 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_fchmodat")
+int imprint_enter_fchmodat(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_CHMOD, (int)ARG(0), ARG(1));
+}
+
+SEC("tracepoint/syscalls/sys_enter_fchmodat2")
+int imprint_enter_fchmodat2(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_CHMOD, (int)ARG(0), ARG(1));
+}
+
+SEC("tracepoint/syscalls/sys_enter_chown")
+int imprint_enter_chown(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_CHOWN, AT_FDCWD, ARG(0));
+}
+
+SEC("tracepoint/syscalls/sys_enter_lchown")
+int imprint_enter_lchown(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_CHOWN, AT_FDCWD, ARG(0));
+}
+
+SEC("tracepoint/syscalls/sys_enter_fchown")
+int imprint_enter_fchown(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_CHOWN, (int)ARG(0), 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_fchownat")
+int imprint_enter_fchownat(struct trace_event_raw_sys_enter *ctx)
+{
+	return record_mutation(FILE_CHOWN, (int)ARG(0), ARG(1));
+}

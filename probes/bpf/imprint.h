@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Events the probes send to user space, and the constants both sides share.
+ *
+ * Every struct here has a `#[repr(C)]` mirror in `probes/src/events.rs`; the
+ * layout test there compares the two through the compiled object's BTF.
+ * Keep fields naturally aligned and padding explicit.
+ */
+#ifndef IMPRINT_H
+#define IMPRINT_H
+
+/* Largest syscall number + 1 the per-cgroup bitmap holds (x86_64, aarch64). */
+#define MAX_SYSCALLS 512
+#define SYSCALL_WORDS (MAX_SYSCALLS / 64)
+
+/* Bytes of a resolved path: components from leaf to root, each NUL-ended. */
+#define PATH_BUF 4096
+/* Bytes of one path component (NAME_MAX + NUL). */
+#define NAME_BUF 256
+/* Bytes of a raw, user-given path name (relative or absolute). */
+#define RAW_NAME_BUF 256
+/* Bytes of a cgroup path in a cgroup event. */
+#define CGROUP_PATH_BUF 512
+/* Bytes of the argument vector kept per exec (NUL separated). */
+#define ARGS_BUF 1024
+/* Path components walked at most before a path is marked truncated. */
+#define PATH_DEPTH 40
+/* Kernel stack frames inspected to tell audited from no-audit checks. */
+#define CAP_STACK_DEPTH 12
+/* Address ranges of kernel functions that make no-audit capability checks. */
+#define NOAUDIT_RANGES 8
+
+enum event_kind {
+	EVENT_SYSCALL = 1,
+	EVENT_EXEC = 2,
+	EVENT_FILE = 3,
+	EVENT_NET = 4,
+	EVENT_CAP = 5,
+	EVENT_CGROUP_MKDIR = 6,
+	EVENT_CGROUP_RMDIR = 7,
+};
+
+/* What happened to a file. */
+enum file_op {
+	FILE_OPEN = 1,
+	FILE_UNLINK = 2,
+	FILE_RMDIR = 3,
+	FILE_MKDIR = 4,
+	FILE_RENAME_FROM = 5,
+	FILE_RENAME_TO = 6,
+	FILE_CHMOD = 7,
+	FILE_CHOWN = 8,
+};
+
+/* Access bits of a FILE_OPEN event. */
+#define ACCESS_READ 1
+#define ACCESS_WRITE 2
+#define ACCESS_CREATE 4
+#define ACCESS_TRUNCATE 8
+
+/* Flags of a path in a file or exec event. */
+#define PATH_TRUNCATED 1
+#define PATH_RELATIVE_TO_DIR 2
+
+enum net_kind {
+	NET_CONNECT = 1,
+	NET_SEND = 2,
+	NET_BIND = 3,
+	NET_LISTEN = 4,
+	NET_ACCEPT = 5,
+};
+
+/* Capability check audit classes. */
+#define CAP_AUDITED 1
+#define CAP_NOAUDIT 2
+#define CAP_AUDIT_UNKNOWN 3
+
+/* Flags of a recorded cgroup (value of `cgroup_ids`, field of the state). */
+#define CGROUP_RECORDED 1
+#define CGROUP_IGNORED 2
+
+/* Indexes of the global per-CPU counters in `counters`. */
+enum counter {
+	COUNTER_EVENTS = 0,
+	COUNTER_RINGBUF_DROPS = 1,
+	COUNTER_STORAGE_FAILS = 2,
+	COUNTER_MAP_FULL = 3,
+	COUNTER_PATH_TRUNCATED = 4,
+	COUNTER_SYSCALL_OUT_OF_RANGE = 5,
+	COUNTER_READ_FAILS = 6,
+	COUNTER_MAX = 8,
+};
+
+/* Header of every event. */
+struct event_header {
+	__u32 kind;
+	__u32 pid;
+	__u64 cgroup_id;
+	__u64 timestamp_ns;
+};
+
+/* First use of syscall `nr` in a cgroup. */
+struct syscall_event {
+	struct event_header header;
+	__u32 nr;
+	__u32 _pad;
+};
+
+/* A program executed. `path` is leaf-first components; `args` NUL separated. */
+struct exec_event {
+	struct event_header header;
+	__u32 ppid;
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u32 egid;
+	__u32 file_mode;
+	__u16 path_len;
+	__u16 args_len;
+	__u16 path_flags;
+	__u16 args_truncated;
+	char path[PATH_BUF + NAME_BUF];
+	char args[ARGS_BUF];
+};
+
+/*
+ * A file access. `data` holds `dir_len` bytes of leaf-first components of
+ * the resolved path (or of the directory a relative `name` starts from),
+ * then `name_len` bytes of the raw name the process gave (mutations only).
+ */
+struct file_event {
+	struct event_header header;
+	__u32 op;
+	__u32 access;
+	__u32 open_flags;
+	__u16 dir_len;
+	__u16 name_len;
+	__u16 path_flags;
+	__u16 _pad[3];
+	char data[PATH_BUF + NAME_BUF + RAW_NAME_BUF];
+};
+
+/* A network endpoint used. Addresses are in network byte order. */
+struct net_event {
+	struct event_header header;
+	__u8 kind;
+	__u8 family;
+	__u8 protocol;
+	__u8 _pad;
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+/* A capability check. `ret` is 0 when granted. */
+struct cap_event {
+	struct event_header header;
+	__s32 cap;
+	__s32 ret;
+	__u32 audit;
+	__u32 _pad;
+};
+
+/* A cgroup made below a recorded one, or a recorded cgroup removed. */
+struct cgroup_event {
+	struct event_header header;
+	__u64 parent_id;
+	char path[CGROUP_PATH_BUF];
+};
+
+/* Per-cgroup drop counters, written only when something is lost. */
+struct drop_counts {
+	__u64 ringbuf;
+	__u64 map_full;
+	__u64 truncated;
+	__u64 read_fails;
+};
+
+#endif /* IMPRINT_H */

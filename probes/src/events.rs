@@ -1,0 +1,290 @@
+//! `#[repr(C)]` mirrors of the structs in `bpf/imprint.h`.
+//!
+//! The layout test at the bottom compares sizes and field offsets with the
+//! BTF of the compiled object, so a change on one side fails the build's tests.
+
+/// Largest syscall number + 1 the per-cgroup bitmap holds.
+pub const MAX_SYSCALLS: usize = 512;
+/// Bytes of resolved path data (components, leaf first, NUL-ended).
+pub const PATH_BUF: usize = 4096;
+/// Bytes of one path component.
+pub const NAME_BUF: usize = 256;
+/// Bytes of a raw, user-given name.
+pub const RAW_NAME_BUF: usize = 256;
+/// Bytes of argv kept per exec.
+pub const ARGS_BUF: usize = 1024;
+/// Bytes of a cgroup path in a cgroup event.
+pub const CGROUP_PATH_BUF: usize = 512;
+/// Number of kernel text ranges of no-audit capability callers.
+pub const NOAUDIT_RANGES: usize = 8;
+/// Offset in [`FileEvent::data`] of a mutation's raw name.
+pub const RAW_NAME_OFFSET: usize = PATH_BUF + NAME_BUF;
+
+/// `enum event_kind`.
+pub mod kind {
+    /// First use of a syscall in a cgroup.
+    pub const SYSCALL: u32 = 1;
+    /// A program executed.
+    pub const EXEC: u32 = 2;
+    /// A file opened or changed.
+    pub const FILE: u32 = 3;
+    /// A network endpoint used.
+    pub const NET: u32 = 4;
+    /// A capability checked.
+    pub const CAP: u32 = 5;
+    /// A cgroup made below a recorded one.
+    pub const CGROUP_MKDIR: u32 = 6;
+    /// A recorded cgroup removed.
+    pub const CGROUP_RMDIR: u32 = 7;
+}
+
+/// `enum file_op`.
+pub mod file_op {
+    /// Opened (see the access bits).
+    pub const OPEN: u32 = 1;
+    /// Unlinked.
+    pub const UNLINK: u32 = 2;
+    /// Directory removed.
+    pub const RMDIR: u32 = 3;
+    /// Directory made.
+    pub const MKDIR: u32 = 4;
+    /// Renamed from this name.
+    pub const RENAME_FROM: u32 = 5;
+    /// Renamed to this name.
+    pub const RENAME_TO: u32 = 6;
+    /// Mode changed.
+    pub const CHMOD: u32 = 7;
+    /// Owner changed.
+    pub const CHOWN: u32 = 8;
+}
+
+/// Access bits of an open.
+pub mod access {
+    /// Opened for reading.
+    pub const READ: u32 = 1;
+    /// Opened for writing.
+    pub const WRITE: u32 = 2;
+    /// The open created the file.
+    pub const CREATE: u32 = 4;
+    /// The open truncated the file.
+    pub const TRUNCATE: u32 = 8;
+}
+
+/// Flags of a path in an event.
+pub mod path_flags {
+    /// The walk stopped before the root: the path is a suffix.
+    pub const TRUNCATED: u16 = 1;
+    /// The components are of the directory a relative name starts from.
+    pub const RELATIVE_TO_DIR: u16 = 2;
+}
+
+/// `enum net_kind`.
+pub mod net_kind {
+    /// Outbound connect.
+    pub const CONNECT: u8 = 1;
+    /// Unconnected datagram send.
+    pub const SEND: u8 = 2;
+    /// Local address bound.
+    pub const BIND: u8 = 3;
+    /// TCP socket listening.
+    pub const LISTEN: u8 = 4;
+    /// Inbound TCP connection accepted.
+    pub const ACCEPT: u8 = 5;
+}
+
+/// Audit class of a capability check.
+pub mod cap_audit {
+    /// An audited check: a denial would be logged.
+    pub const AUDITED: u32 = 1;
+    /// A no-audit probe (the kernel asks without requiring).
+    pub const NOAUDIT: u32 = 2;
+    /// Unknown (no kernel symbols to tell).
+    pub const UNKNOWN: u32 = 3;
+}
+
+/// Flags of an entry in the recorded cgroup map.
+pub mod cgroup_flags {
+    /// Record this cgroup and cgroups made below it.
+    pub const RECORDED: u32 = 1;
+    /// Never record this cgroup (imprint's own).
+    pub const IGNORED: u32 = 2;
+}
+
+/// Indexes of the global counters.
+pub mod counter {
+    /// Events sent.
+    pub const EVENTS: usize = 0;
+    /// Events lost to a full ring buffer.
+    pub const RINGBUF_DROPS: usize = 1;
+    /// Cgroup storage that could not be created.
+    pub const STORAGE_FAILS: usize = 2;
+    /// Map updates that failed because the map was full.
+    pub const MAP_FULL: usize = 3;
+    /// Paths cut at the walk limit.
+    pub const PATH_TRUNCATED: usize = 4;
+    /// Syscall numbers beyond the bitmap.
+    pub const SYSCALL_OUT_OF_RANGE: usize = 5;
+    /// Kernel reads that failed.
+    pub const READ_FAILS: usize = 6;
+    /// Number of counters.
+    pub const COUNT: usize = 8;
+}
+
+/// `struct event_header`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of [`kind`].
+    pub kind: u32,
+    /// Process id (tgid) of the actor; 0 when not known.
+    pub pid: u32,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// `CLOCK_BOOTTIME` in nanoseconds.
+    pub timestamp_ns: u64,
+}
+
+/// `struct syscall_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SyscallEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// Syscall number of the kernel's native ABI.
+    pub nr: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// `struct exec_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// Parent's process id.
+    pub ppid: u32,
+    /// Real uid after the exec.
+    pub uid: u32,
+    /// Effective uid after the exec.
+    pub euid: u32,
+    /// Real gid after the exec.
+    pub gid: u32,
+    /// Effective gid after the exec.
+    pub egid: u32,
+    /// Mode bits of the executed file.
+    pub file_mode: u32,
+    /// Bytes used in `path`.
+    pub path_len: u16,
+    /// Bytes used in `args`.
+    pub args_len: u16,
+    /// [`path_flags`] of `path`.
+    pub path_flags: u16,
+    /// Non-zero when argv was longer than `args`.
+    pub args_truncated: u16,
+    /// Components of the executed file, leaf first.
+    pub path: [u8; PATH_BUF + NAME_BUF],
+    /// argv, NUL separated.
+    pub args: [u8; ARGS_BUF],
+}
+
+/// `struct file_event`: a fixed part followed by up to `data.len()` bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FileEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// One of [`file_op`].
+    pub op: u32,
+    /// [`access`] bits of an open.
+    pub access: u32,
+    /// Flags the process passed to open.
+    pub open_flags: u32,
+    /// Bytes of leaf-first components at the start of `data`.
+    pub dir_len: u16,
+    /// Bytes of the raw name at [`RAW_NAME_OFFSET`] in `data`.
+    pub name_len: u16,
+    /// [`path_flags`].
+    pub path_flags: u16,
+    /// Padding.
+    pub _pad: [u16; 3],
+    /// Path components, then the raw name.
+    pub data: [u8; PATH_BUF + NAME_BUF + RAW_NAME_BUF],
+}
+
+/// `struct net_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NetEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// One of [`net_kind`].
+    pub kind: u8,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u8,
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Padding.
+    pub _pad: u8,
+    /// Local port, network byte order.
+    pub local_port: u16,
+    /// Remote port, network byte order.
+    pub remote_port: u16,
+    /// Local address, network byte order (IPv4 in the first 4 bytes).
+    pub local_addr: [u8; 16],
+    /// Remote address, network byte order (IPv4 in the first 4 bytes).
+    pub remote_addr: [u8; 16],
+}
+
+/// `struct cap_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CapEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// Capability number.
+    pub cap: i32,
+    /// 0 when granted, else a negative errno.
+    pub ret: i32,
+    /// One of [`cap_audit`].
+    pub audit: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// `struct cgroup_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupEvent {
+    /// Common header; `cgroup_id` is the cgroup made or removed.
+    pub header: EventHeader,
+    /// Id of the parent cgroup.
+    pub parent_id: u64,
+    /// Path of the cgroup in the unified hierarchy, NUL-ended.
+    pub path: [u8; CGROUP_PATH_BUF],
+}
+
+/// `struct drop_counts`: losses of one cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Events lost to a full ring buffer.
+    pub ringbuf: u64,
+    /// Entries lost to a full map.
+    pub map_full: u64,
+    /// Paths cut at the walk limit.
+    pub truncated: u64,
+    /// Kernel reads that failed.
+    pub read_fails: u64,
+}
+
+/// `struct counters`: the global per-CPU counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    /// Indexed by [`counter`].
+    pub values: [u64; counter::COUNT],
+}
+
+#[cfg(test)]
+mod layout;
