@@ -28,13 +28,6 @@ SHARED const volatile __u64 noaudit_start[NOAUDIT_RANGES] = {};
 SHARED const volatile __u64 noaudit_end[NOAUDIT_RANGES] = {};
 SHARED const volatile __u32 noaudit_count = 0;
 
-/* Per-cgroup state on the hot path: the syscall bitmap. */
-struct cgroup_state {
-	__u64 syscalls[SYSCALL_WORDS];
-	__u32 flags;
-	__u32 _pad;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -185,47 +178,91 @@ static __always_inline union scratch *scratch_space(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
+/* Per-CPU buffer the path walk writes into, before the copy into an event. */
+struct path_buffer {
+	char bytes[PATH_BUF + NAME_BUF];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_buffer);
+} path_buffers SHARED SEC(".maps");
+
+struct walk_state {
+	struct dentry *dentry;
+	struct mount *mnt;
+	__u32 off;
+	__u16 flags;
+	__u16 done;
+};
+
+/* One step of the walk: one component, or one crossing to a parent mount. */
+static long walk_step(__u32 index, void *data)
+{
+	struct walk_state *s = data;
+	__u32 zero = 0;
+	struct path_buffer *buf = bpf_map_lookup_elem(&path_buffers, &zero);
+	if (!buf)
+		return 1;
+	struct dentry *dentry = s->dentry;
+	struct mount *mnt = s->mnt;
+	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	if (dentry == mnt_root) {
+		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (mnt == mnt_parent) {
+			s->done = 1;
+			return 1;
+		}
+		s->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		s->mnt = mnt_parent;
+		return 0;
+	}
+	if (dentry == parent) {
+		s->done = 1;
+		return 1;
+	}
+	__u32 off = s->off;
+	if (off >= PATH_BUF)
+		return 1;
+	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+	long n = bpf_probe_read_kernel_str(&buf->bytes[off & (PATH_BUF - 1)], NAME_BUF, name);
+	if (n <= 0)
+		return 1;
+	s->off = off + n;
+	s->dentry = parent;
+	return 0;
+}
+
 /*
- * Writes the components of `path` into `buf`, leaf first, each NUL-ended,
+ * Writes the components of `path` into `dst`, leaf first, each NUL-ended,
  * crossing mount points up to the root of the caller's mount namespace.
  * Returns the bytes written; sets PATH_TRUNCATED in `flags` when the walk
- * stopped early. `buf` must hold PATH_BUF + NAME_BUF bytes.
+ * stopped early. `dst` must hold PATH_BUF + NAME_BUF bytes. The walk runs in
+ * bpf_loop, so the verifier checks one step, not every unrolled path.
  */
-static __always_inline __u32 walk_path(const struct path *path, char *buf, __u16 *flags)
+static __always_inline __u32 walk_path(const struct path *path, char *dst, __u16 *flags)
 {
-	struct dentry *dentry = BPF_CORE_READ(path, dentry);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(path, mnt);
-	struct mount *mnt = container_of(vfsmnt, struct mount, mnt);
-	__u32 off = 0;
-
-	for (int i = 0; i < PATH_DEPTH; i++) {
-		struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-		struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
-		if (dentry == mnt_root) {
-			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-			if (mnt == mnt_parent)
-				return off;
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mnt_parent;
-			continue;
-		}
-		if (dentry == parent)
-			return off;
-		if (off >= PATH_BUF) {
-			*flags |= PATH_TRUNCATED;
-			return off;
-		}
-		const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
-		long n = bpf_probe_read_kernel_str(buf + (off & (PATH_BUF - 1)), NAME_BUF, name);
-		if (n <= 0) {
-			*flags |= PATH_TRUNCATED;
-			return off;
-		}
-		off += n;
-		dentry = parent;
-	}
-	*flags |= PATH_TRUNCATED;
-	return off;
+	struct walk_state s = {
+		.dentry = BPF_CORE_READ(path, dentry),
+		.mnt = container_of(vfsmnt, struct mount, mnt),
+	};
+	bpf_loop(PATH_DEPTH, walk_step, &s, 0);
+	if (!s.done)
+		*flags |= PATH_TRUNCATED;
+	__u32 zero = 0;
+	struct path_buffer *buf = bpf_map_lookup_elem(&path_buffers, &zero);
+	__u32 len = s.off;
+	if (!buf || len == 0)
+		return 0;
+	if (len > PATH_BUF + NAME_BUF)
+		len = PATH_BUF + NAME_BUF;
+	if (bpf_probe_read_kernel(dst, len, buf->bytes))
+		return 0;
+	return len;
 }
 
 /* The open file behind `fd` of `task`, or NULL. */

@@ -24,9 +24,9 @@
 /* Bytes of the argument vector kept per exec (NUL separated). */
 #define ARGS_BUF 1024
 /* Path components walked at most before a path is marked truncated. */
-#define PATH_DEPTH 40
+#define PATH_DEPTH 64
 /* Kernel stack frames inspected to tell audited from no-audit checks. */
-#define CAP_STACK_DEPTH 12
+#define CAP_STACK_DEPTH 16
 /* Address ranges of kernel functions that make no-audit capability checks. */
 #define NOAUDIT_RANGES 8
 
@@ -167,6 +167,13 @@ struct cgroup_event {
 	struct event_header header;
 	__u64 parent_id;
 	char path[CGROUP_PATH_BUF];
+};
+
+/* Per-cgroup state on the hot path: the syscall bitmap and the flags. */
+struct cgroup_state {
+	__u64 syscalls[SYSCALL_WORDS];
+	__u32 flags;
+	__u32 _pad;
 };
 
 /* Per-cgroup drop counters, written only when something is lost. */

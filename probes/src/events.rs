@@ -264,6 +264,18 @@ pub struct CgroupEvent {
     pub path: [u8; CGROUP_PATH_BUF],
 }
 
+/// `struct cgroup_state`: the value of the per-cgroup local storage.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupState {
+    /// One bit per syscall number seen.
+    pub syscalls: [u64; MAX_SYSCALLS / 64],
+    /// [`cgroup_flags`].
+    pub flags: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
 /// `struct drop_counts`: losses of one cgroup.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -38,12 +38,22 @@ fn btf_structs() -> HashMap<String, BtfStruct> {
                     .and_then(|s| s.strip_prefix("size="))
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                current = Some((name, BtfStruct { size, members: HashMap::new() }));
+                current = Some((
+                    name,
+                    BtfStruct {
+                        size,
+                        members: HashMap::new(),
+                    },
+                ));
             }
         } else if let Some((_, s)) = current.as_mut() {
             // 	'ppid' type_id=13 bits_offset=192
             let mut words = line.split_whitespace();
-            let name = words.next().unwrap_or_default().trim_matches('\'').to_string();
+            let name = words
+                .next()
+                .unwrap_or_default()
+                .trim_matches('\'')
+                .to_string();
             if let Some(bits) = words.find_map(|w| w.strip_prefix("bits_offset=")) {
                 s.members.insert(name, bits.parse().unwrap_or(usize::MAX));
             }
@@ -74,30 +84,82 @@ macro_rules! check {
 #[test]
 fn rust_mirrors_match_the_c_structs() {
     let structs = btf_structs();
-    check!(structs, "event_header", EventHeader, [kind, pid, cgroup_id, timestamp_ns]);
+    check!(
+        structs,
+        "event_header",
+        EventHeader,
+        [kind, pid, cgroup_id, timestamp_ns]
+    );
     check!(structs, "syscall_event", SyscallEvent, [header, nr, _pad]);
     check!(
         structs,
         "exec_event",
         ExecEvent,
-        [header, ppid, uid, euid, gid, egid, file_mode, path_len, args_len, path_flags, args_truncated, path, args]
+        [
+            header,
+            ppid,
+            uid,
+            euid,
+            gid,
+            egid,
+            file_mode,
+            path_len,
+            args_len,
+            path_flags,
+            args_truncated,
+            path,
+            args
+        ]
     );
     check!(
         structs,
         "file_event",
         FileEvent,
-        [header, op, access, open_flags, dir_len, name_len, path_flags, _pad, data]
+        [
+            header, op, access, open_flags, dir_len, name_len, path_flags, _pad, data
+        ]
     );
     check!(
         structs,
         "net_event",
         NetEvent,
-        [header, kind, family, protocol, _pad, local_port, remote_port, local_addr, remote_addr]
+        [
+            header,
+            kind,
+            family,
+            protocol,
+            _pad,
+            local_port,
+            remote_port,
+            local_addr,
+            remote_addr
+        ]
     );
-    check!(structs, "cap_event", CapEvent, [header, cap, ret, audit, _pad]);
-    check!(structs, "cgroup_event", CgroupEvent, [header, parent_id, path]);
-    check!(structs, "drop_counts", DropCounts, [ringbuf, map_full, truncated, read_fails]);
+    check!(
+        structs,
+        "cap_event",
+        CapEvent,
+        [header, cap, ret, audit, _pad]
+    );
+    check!(
+        structs,
+        "cgroup_event",
+        CgroupEvent,
+        [header, parent_id, path]
+    );
+    check!(
+        structs,
+        "drop_counts",
+        DropCounts,
+        [ringbuf, map_full, truncated, read_fails]
+    );
     check!(structs, "counters", Counters, [values]);
+    check!(
+        structs,
+        "cgroup_state",
+        CgroupState,
+        [syscalls, flags, _pad]
+    );
 }
 
 #[test]

@@ -1,0 +1,453 @@
+//! Folding events into one bounded [`Behaviour`] per cgroup.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use imprint_crd::report::{Access, Direction, NetworkEndpoint, Protocol};
+use imprint_probes::events::{DropCounts, access, cap_audit, file_op, net_kind};
+
+use super::decode::{Event, counts_as_needed};
+use crate::normalize::normalize_path;
+
+/// Bounds on what one cgroup's behaviour may hold. Past a bound, files fold
+/// into their directory (`dir/*`) and other lists stop growing; either way
+/// the report says so in `stats.truncated`.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Distinct file paths.
+    pub files: usize,
+    /// Distinct (path, argv) executables.
+    pub executables: usize,
+    /// Distinct network endpoints.
+    pub network: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            files: 4096,
+            executables: 512,
+            network: 1024,
+        }
+    }
+}
+
+/// Counts and traits of one executed (path, argv).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecStats {
+    /// Times executed.
+    pub count: u64,
+    /// Effective uid after the first exec.
+    pub euid: u32,
+    /// The file is set-user-id.
+    pub setuid: bool,
+    /// The file is set-group-id.
+    pub setgid: bool,
+}
+
+/// How one capability was checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapStats {
+    /// Granted and audited (or of unknown audit class).
+    pub needed: bool,
+    /// Denied in an audited check.
+    pub denied: bool,
+    /// Checked without audit.
+    pub probed: bool,
+}
+
+/// What one cgroup did.
+#[derive(Clone, Debug, Default)]
+pub struct Behaviour {
+    /// Boot-time of the first event, ns.
+    pub first_seen_ns: u64,
+    /// Boot-time of the last event, ns.
+    pub last_seen_ns: u64,
+    /// Syscall numbers.
+    pub syscalls: BTreeSet<u32>,
+    /// Executables by (path, argv).
+    pub executables: BTreeMap<(String, Vec<String>), ExecStats>,
+    /// Accesses by normalised path.
+    pub files: BTreeMap<String, BTreeSet<Access>>,
+    /// Network endpoints.
+    pub network: BTreeSet<NetworkEndpoint>,
+    /// Capabilities by number.
+    pub capabilities: BTreeMap<u32, CapStats>,
+    /// Events folded in.
+    pub events: u64,
+    /// Paths the kernel cut.
+    pub truncated_paths: u64,
+    /// Lists that hit a bound.
+    pub truncated: BTreeSet<&'static str>,
+    /// Losses counted in the kernel.
+    pub drops: DropCounts,
+    /// The cgroup was removed.
+    pub removed: bool,
+}
+
+impl Behaviour {
+    /// Folds one event in.
+    pub fn add(&mut self, event: &Event, limits: &Limits) {
+        let ts = event.header().timestamp_ns;
+        if self.events == 0 || ts < self.first_seen_ns {
+            self.first_seen_ns = ts;
+        }
+        self.last_seen_ns = self.last_seen_ns.max(ts);
+        self.events += 1;
+        match event {
+            Event::Syscall { nr, .. } => {
+                self.syscalls.insert(*nr);
+            }
+            Event::Exec {
+                path,
+                args,
+                euid,
+                file_mode,
+                truncated,
+                ..
+            } => {
+                if *truncated {
+                    self.truncated_paths += 1;
+                }
+                let key = (path.clone(), args.clone());
+                if self.executables.len() < limits.executables
+                    || self.executables.contains_key(&key)
+                {
+                    let stats = self.executables.entry(key).or_insert_with(|| ExecStats {
+                        count: 0,
+                        euid: *euid,
+                        setuid: file_mode & 0o4000 != 0,
+                        setgid: file_mode & 0o2000 != 0,
+                    });
+                    stats.count += 1;
+                } else {
+                    self.truncated.insert("executables");
+                }
+                self.add_file(path, [Access::Exec].into_iter(), limits);
+            }
+            Event::File {
+                op,
+                access: bits,
+                path,
+                truncated,
+                ..
+            } => {
+                if *truncated {
+                    self.truncated_paths += 1;
+                }
+                self.add_file(path, file_accesses(*op, *bits).into_iter(), limits);
+            }
+            Event::Net {
+                kind,
+                protocol,
+                local,
+                remote,
+                ..
+            } => {
+                if let Some(endpoint) = endpoint(*kind, *protocol, *local, *remote) {
+                    if self.network.len() < limits.network || self.network.contains(&endpoint) {
+                        self.network.insert(endpoint);
+                    } else {
+                        self.truncated.insert("network");
+                    }
+                }
+            }
+            Event::Cap {
+                cap,
+                granted,
+                audit,
+                ..
+            } => {
+                let stats = self.capabilities.entry(*cap).or_default();
+                stats.needed |= counts_as_needed(*granted, *audit);
+                stats.denied |= !granted && *audit != cap_audit::NOAUDIT;
+                stats.probed |= *audit == cap_audit::NOAUDIT;
+            }
+            Event::CgroupMade { .. } => {}
+            Event::CgroupRemoved { .. } => self.removed = true,
+        }
+    }
+
+    fn add_file(&mut self, path: &str, accesses: impl Iterator<Item = Access>, limits: &Limits) {
+        let mut path = normalize_path(path);
+        if !self.files.contains_key(&path) && self.files.len() >= limits.files {
+            self.truncated.insert("files");
+            path = match path.rsplit_once('/') {
+                Some((dir, _)) if !dir.is_empty() => format!("{dir}/*"),
+                _ => "/*".into(),
+            };
+        }
+        self.files.entry(path).or_default().extend(accesses);
+    }
+}
+
+/// The report accesses of a file event.
+pub fn file_accesses(op: u32, bits: u32) -> Vec<Access> {
+    match op {
+        file_op::OPEN => {
+            let mut out = Vec::new();
+            if bits & access::READ != 0 {
+                out.push(Access::Read);
+            }
+            if bits & access::WRITE != 0 {
+                out.push(Access::Write);
+            }
+            if bits & access::CREATE != 0 {
+                out.push(Access::Create);
+            }
+            if bits & access::TRUNCATE != 0 {
+                out.push(Access::Truncate);
+            }
+            if out.is_empty() {
+                out.push(Access::Path);
+            }
+            out
+        }
+        file_op::UNLINK => vec![Access::Unlink],
+        file_op::RMDIR => vec![Access::Rmdir],
+        file_op::MKDIR => vec![Access::Mkdir],
+        file_op::RENAME_FROM => vec![Access::RenameFrom],
+        file_op::RENAME_TO => vec![Access::RenameTo],
+        file_op::CHMOD => vec![Access::Chmod],
+        file_op::CHOWN => vec![Access::Chown],
+        _ => Vec::new(),
+    }
+}
+
+/// The report entry of a network event; `None` for binds of TCP sockets
+/// (their listen is reported) and of port 0 (the kernel picks one).
+pub fn endpoint(
+    kind: u8,
+    protocol: u8,
+    local: (IpAddr, u16),
+    remote: (IpAddr, u16),
+) -> Option<NetworkEndpoint> {
+    let protocol = match protocol {
+        6 => Protocol::Tcp,
+        17 => Protocol::Udp,
+        _ => Protocol::Other,
+    };
+    let (direction, (address, port)) = match kind {
+        net_kind::CONNECT | net_kind::SEND => (Direction::Outbound, remote),
+        net_kind::ACCEPT => (Direction::Inbound, (remote.0, local.1)),
+        net_kind::LISTEN => (Direction::Listening, local),
+        net_kind::BIND if protocol != Protocol::Tcp && local.1 != 0 => {
+            (Direction::Listening, local)
+        }
+        _ => return None,
+    };
+    Some(NetworkEndpoint {
+        direction,
+        protocol,
+        address: address.to_string(),
+        port,
+    })
+}
+
+/// Behaviour of every cgroup seen, by cgroup id, plus cgroup paths learnt
+/// from the kernel.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    /// Behaviour by cgroup id.
+    pub cgroups: HashMap<u64, Behaviour>,
+    /// Cgroup paths announced by the kernel (made below a recorded cgroup).
+    pub paths: HashMap<u64, String>,
+    /// Parent of each announced cgroup.
+    pub parents: HashMap<u64, u64>,
+    /// Bounds per cgroup.
+    pub limits: Limits,
+    /// Records that could not be decoded.
+    pub decode_errors: u64,
+}
+
+impl Aggregator {
+    /// Folds one decoded event in.
+    pub fn add(&mut self, event: &Event) {
+        if let Event::CgroupMade {
+            header,
+            parent_id,
+            path,
+        } = event
+        {
+            self.paths.insert(header.cgroup_id, path.clone());
+            self.parents.insert(header.cgroup_id, *parent_id);
+        }
+        let limits = self.limits;
+        self.cgroups
+            .entry(event.header().cgroup_id)
+            .or_default()
+            .add(event, &limits);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imprint_probes::events::{EventHeader, kind};
+
+    fn h(kind: u32, ts: u64) -> EventHeader {
+        EventHeader {
+            kind,
+            pid: 1,
+            cgroup_id: 5,
+            timestamp_ns: ts,
+        }
+    }
+
+    #[test]
+    fn folds_events_of_each_kind() {
+        let mut b = Behaviour::default();
+        let limits = Limits::default();
+        b.add(
+            &Event::Syscall {
+                header: h(kind::SYSCALL, 20),
+                nr: 39,
+            },
+            &limits,
+        );
+        b.add(
+            &Event::Syscall {
+                header: h(kind::SYSCALL, 10),
+                nr: 0,
+            },
+            &limits,
+        );
+        b.add(
+            &Event::File {
+                header: h(kind::FILE, 30),
+                op: file_op::OPEN,
+                access: 3,
+                path: "/proc/77/stat".into(),
+                truncated: false,
+            },
+            &limits,
+        );
+        b.add(
+            &Event::Exec {
+                header: h(kind::EXEC, 40),
+                path: "/usr/bin/passwd".into(),
+                args: vec!["passwd".into()],
+                euid: 0,
+                file_mode: 0o104755,
+                truncated: false,
+            },
+            &limits,
+        );
+        b.add(
+            &Event::Cap {
+                header: h(kind::CAP, 50),
+                cap: 21,
+                granted: true,
+                audit: cap_audit::NOAUDIT,
+            },
+            &limits,
+        );
+        b.add(
+            &Event::Cap {
+                header: h(kind::CAP, 51),
+                cap: 0,
+                granted: true,
+                audit: cap_audit::AUDITED,
+            },
+            &limits,
+        );
+        b.add(
+            &Event::Cap {
+                header: h(kind::CAP, 52),
+                cap: 1,
+                granted: false,
+                audit: cap_audit::AUDITED,
+            },
+            &limits,
+        );
+        assert_eq!((b.first_seen_ns, b.last_seen_ns, b.events), (10, 52, 7));
+        assert_eq!(b.syscalls, BTreeSet::from([0, 39]));
+        assert_eq!(
+            b.files["/proc/*/stat"],
+            BTreeSet::from([Access::Read, Access::Write])
+        );
+        assert_eq!(b.files["/usr/bin/passwd"], BTreeSet::from([Access::Exec]));
+        assert!(b.executables[&("/usr/bin/passwd".into(), vec!["passwd".into()])].setuid);
+        assert_eq!(
+            b.capabilities[&21],
+            CapStats {
+                needed: false,
+                denied: false,
+                probed: true
+            }
+        );
+        assert_eq!(
+            b.capabilities[&0],
+            CapStats {
+                needed: true,
+                denied: false,
+                probed: false
+            }
+        );
+        assert_eq!(
+            b.capabilities[&1],
+            CapStats {
+                needed: false,
+                denied: true,
+                probed: false
+            }
+        );
+    }
+
+    #[test]
+    fn files_fold_into_their_directory_past_the_bound() {
+        let mut b = Behaviour::default();
+        let limits = Limits {
+            files: 2,
+            ..Limits::default()
+        };
+        for name in ["a", "b", "c", "d"] {
+            let path = format!("/data/{name}");
+            b.add(
+                &Event::File {
+                    header: h(kind::FILE, 1),
+                    op: file_op::OPEN,
+                    access: 1,
+                    path,
+                    truncated: false,
+                },
+                &limits,
+            );
+        }
+        assert_eq!(
+            b.files.keys().collect::<Vec<_>>(),
+            ["/data/*", "/data/a", "/data/b"]
+        );
+        assert!(b.truncated.contains("files"));
+    }
+
+    #[test]
+    fn network_directions() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let peer: IpAddr = "10.1.2.3".parse().unwrap();
+        let out = endpoint(net_kind::CONNECT, 6, (any, 0), (lo, 80)).unwrap();
+        assert_eq!(
+            (out.direction, out.protocol, out.address.as_str(), out.port),
+            (Direction::Outbound, Protocol::Tcp, "127.0.0.1", 80)
+        );
+        let inbound = endpoint(net_kind::ACCEPT, 6, (lo, 8080), (peer, 51000)).unwrap();
+        assert_eq!(
+            (inbound.direction, inbound.address.as_str(), inbound.port),
+            (Direction::Inbound, "10.1.2.3", 8080)
+        );
+        let listen = endpoint(net_kind::LISTEN, 6, (any, 8080), (any, 0)).unwrap();
+        assert_eq!(
+            (listen.direction, listen.port),
+            (Direction::Listening, 8080)
+        );
+        assert_eq!(endpoint(net_kind::BIND, 6, (any, 8080), (any, 0)), None);
+        assert_eq!(endpoint(net_kind::BIND, 17, (any, 0), (any, 0)), None);
+        assert_eq!(
+            endpoint(net_kind::BIND, 17, (any, 53), (any, 0))
+                .unwrap()
+                .protocol,
+            Protocol::Udp
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! `imprint`: watches what processes and containers do from the kernel and
+//! turns it into the least privilege that still lets them run.
+
+mod capture;
+mod cgroups;
+mod enforce;
+mod names;
+mod normalize;
+mod probes;
+mod recommend;
+mod record;
+mod report;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+use crate::report::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "imprint",
+    version,
+    about = "Least privilege for containers, learnt from the kernel"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record what a command (and everything it starts) does, or every
+    /// cgroup of the host for a while, and write one report per subject.
+    Record {
+        /// Folder for the reports.
+        #[arg(long, short, default_value = "imprint-reports")]
+        output: PathBuf,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Record every cgroup of the host for this long (e.g. 30s, 5m),
+        /// one report per cgroup. Ctrl-C ends early and still writes them.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// The command to run in a fresh cgroup and record until it exits.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Turn reports into a seccomp profile or a capability set. Several
+    /// reports merge into one profile.
+    Recommend {
+        /// Report files (JSON or YAML).
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// What to produce.
+        #[arg(long, value_enum, default_value_t = Output::Spo)]
+        format: Output,
+        /// Name of the SeccompProfile object (default: from the first report).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Run a command under a seccomp profile and a capability set, as a
+    /// container runtime would, to try a recommendation on the host.
+    Run {
+        /// Seccomp profile: OCI JSON or a SeccompProfile.
+        #[arg(long)]
+        seccomp: Option<PathBuf>,
+        /// Capability set (`drop: [ALL]`, `add: [...]`).
+        #[arg(long)]
+        caps: Option<PathBuf>,
+        /// The command.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+/// What `recommend` produces.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Output {
+    /// security-profiles-operator SeccompProfile (YAML).
+    Spo,
+    /// OCI runtime seccomp profile (JSON) for runc, crun, podman, docker.
+    Oci,
+    /// Capability set for a securityContext (YAML): drop ALL, add the needed.
+    Caps,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("IMPRINT_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("imprint: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Record {
+            output,
+            format,
+            duration,
+            command,
+        } => {
+            record::require_root()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let options = record::RecordOptions {
+                output,
+                format,
+                duration,
+                command,
+            };
+            let code = runtime.block_on(record::record(options))?;
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Recommend {
+            reports,
+            format,
+            name,
+            output,
+        } => {
+            let text = recommend_text(&reports, format, name)?;
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(0)
+        }
+        Command::Run {
+            seccomp,
+            caps,
+            command,
+        } => {
+            enforce::run(seccomp.as_deref(), caps.as_deref(), &command)?;
+            Ok(1)
+        }
+    }
+}
+
+fn recommend_text(paths: &[PathBuf], format: Output, name: Option<String>) -> Result<String> {
+    let reports = paths
+        .iter()
+        .map(|p| report::read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = recommend::merge(reports.iter().map(|r| &r.spec));
+    for skipped in &merged.skipped {
+        tracing::warn!("skipped {skipped}");
+    }
+    Ok(match format {
+        Output::Spo => {
+            let name = name
+                .or_else(|| reports[0].metadata.name.clone())
+                .unwrap_or_else(|| "imprint-profile".into());
+            report::to_text(&recommend::spo_profile(&name, &merged), Format::Yaml)
+        }
+        Output::Oci => report::to_text(&recommend::oci_profile(&merged), Format::Json),
+        Output::Caps => report::to_text(&recommend::capabilities(&merged), Format::Yaml),
+    })
+}

@@ -1,0 +1,133 @@
+//! Path normalisation with bounded cardinality.
+//!
+//! Paths that differ only by a process id or a random temporary name would
+//! make reports grow without bound and profiles no more precise, so:
+//! - `/proc/<pid>/...` and `/proc/<pid>/task/<tid>/...` become `/proc/*/...`
+//!   and `/proc/*/task/*/...` (`/proc/self` reaches the probes already
+//!   resolved to a pid);
+//! - `/dev/pts/<n>` becomes `/dev/pts/*`;
+//! - below `/tmp`, `/var/tmp`, `/dev/shm` and `/run/user/<uid>`, every run of
+//!   three or more digits becomes `*`, and a `mkstemp`-style suffix (six or
+//!   more letters and digits, mixing both, after the last `.`, `-` or `_`, or
+//!   as the whole name) becomes `*`.
+//!
+//! Everything else is kept as the kernel resolved it.
+
+/// Normalises one absolute path.
+pub fn normalize_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    let mut out: Vec<String> = Vec::with_capacity(parts.len());
+    let temp = is_temp_dir(path);
+    for (i, part) in parts.iter().enumerate() {
+        let previous = if i > 0 { parts[i - 1] } else { "" };
+        let numeric = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        let replaced = match (i, previous) {
+            (2, "proc") if parts[1] == "proc" && numeric => "*".to_string(),
+            (4, "task") if parts[1] == "proc" && numeric => "*".to_string(),
+            (3, "pts") if parts[1] == "dev" && numeric => "*".to_string(),
+            _ if temp && i >= temp_depth(path) => normalize_temp_name(part),
+            _ => part.to_string(),
+        };
+        out.push(replaced);
+    }
+    out.join("/")
+}
+
+fn is_temp_dir(path: &str) -> bool {
+    ["/tmp/", "/var/tmp/", "/dev/shm/", "/run/user/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
+/// Index of the first component below the temporary directory.
+fn temp_depth(path: &str) -> usize {
+    if path.starts_with("/var/tmp/") || path.starts_with("/dev/shm/") {
+        3
+    } else if path.starts_with("/run/user/") {
+        4
+    } else {
+        2
+    }
+}
+
+fn normalize_temp_name(name: &str) -> String {
+    // A mkstemp-style random suffix.
+    let (stem, suffix) = match name.rfind(['.', '-', '_']) {
+        Some(i) => (&name[..=i], &name[i + 1..]),
+        None => ("", name),
+    };
+    if looks_random(suffix) {
+        return format!("{stem}*");
+    }
+    // Runs of three or more digits.
+    let mut out = String::with_capacity(name.len());
+    let mut digits = String::new();
+    for c in name.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        flush_digits(&mut out, &mut digits);
+        out.push(c);
+    }
+    flush_digits(&mut out, &mut digits);
+    out
+}
+
+fn flush_digits(out: &mut String, digits: &mut String) {
+    if digits.len() >= 3 {
+        out.push('*');
+    } else {
+        out.push_str(digits);
+    }
+    digits.clear();
+}
+
+fn looks_random(token: &str) -> bool {
+    token.len() >= 6
+        && token.bytes().all(|b| b.is_ascii_alphanumeric())
+        && token.bytes().any(|b| b.is_ascii_digit())
+        && token.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_path as n;
+
+    #[test]
+    fn proc_pids_and_tids() {
+        assert_eq!(n("/proc/1234/status"), "/proc/*/status");
+        assert_eq!(n("/proc/1234/task/1240/stat"), "/proc/*/task/*/stat");
+        assert_eq!(
+            n("/proc/sys/kernel/ngroups_max"),
+            "/proc/sys/kernel/ngroups_max"
+        );
+        assert_eq!(n("/proc/1234"), "/proc/*");
+    }
+
+    #[test]
+    fn terminals() {
+        assert_eq!(n("/dev/pts/3"), "/dev/pts/*");
+        assert_eq!(n("/dev/null"), "/dev/null");
+    }
+
+    #[test]
+    fn temporary_names() {
+        assert_eq!(n("/tmp/tmp.a8Xk2QzP1"), "/tmp/tmp.*");
+        assert_eq!(n("/tmp/build-1700000000/out.o"), "/tmp/build-*/out.o");
+        assert_eq!(n("/var/tmp/cache12345.db"), "/var/tmp/cache*.db");
+        assert_eq!(n("/dev/shm/sem.Xy12ab"), "/dev/shm/sem.*");
+        assert_eq!(n("/tmp/plain/file"), "/tmp/plain/file");
+        assert_eq!(n("/run/user/1000/bus"), "/run/user/1000/bus");
+    }
+
+    #[test]
+    fn ordinary_paths_are_kept() {
+        assert_eq!(n("/etc/nginx/nginx.conf"), "/etc/nginx/nginx.conf");
+        assert_eq!(
+            n("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            "/usr/lib/x86_64-linux-gnu/libc.so.6"
+        );
+        assert_eq!(n("/"), "/");
+    }
+}

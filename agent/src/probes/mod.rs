@@ -1,0 +1,381 @@
+//! Loading and attaching the probes, with feature detection: every hook
+//! that cannot be used is named with what is lost, and recording goes on
+//! with the rest.
+
+mod kallsyms;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+
+use aya::maps::{CgrpStorage, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, FExit, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader, Pod};
+use imprint_probes::events::{CgroupState, Counters, DropCounts, cgroup_flags};
+use imprint_probes::{OBJECT, maps, programs};
+use tracing::{debug, warn};
+
+/// Errors that stop recording altogether.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The kernel has no BTF, which CO-RE needs.
+    #[error(
+        "the kernel exposes no BTF at /sys/kernel/btf/vmlinux (needs CONFIG_DEBUG_INFO_BTF=y): {0}"
+    )]
+    NoBtf(String),
+    /// The object could not be loaded at all.
+    #[error("loading the BPF object failed (are you root, with CAP_BPF and CAP_PERFMON?): {0}")]
+    Load(String),
+    /// A map the loader needs is missing or of the wrong type.
+    #[error("BPF map {0}: {1}")]
+    Map(&'static str, String),
+    /// Not one syscall hook could be attached.
+    #[error("the syscall hook could not be attached, nothing can be recorded: {0}")]
+    NoSyscallHook(String),
+}
+
+/// How to load the probes.
+#[derive(Clone, Debug, Default)]
+pub struct ProbeConfig {
+    /// Record every cgroup, instead of only those marked with [`Probes::record_cgroup`].
+    pub record_all: bool,
+}
+
+/// A hook that could not be used, and what that costs.
+#[derive(Clone, Debug)]
+pub struct Unavailable {
+    /// The hook (program section).
+    pub hook: String,
+    /// What the reports will lack.
+    pub lost: &'static str,
+    /// The kernel's or loader's error.
+    pub error: String,
+}
+
+/// Loaded and attached probes.
+pub struct Probes {
+    ebpf: Ebpf,
+    /// Hooks attached, by name.
+    pub attached: Vec<String>,
+    /// Hooks that could not be used.
+    pub unavailable: Vec<Unavailable>,
+}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodState(CgroupState);
+// SAFETY: a plain `#[repr(C)]` struct of integers, no padding holes.
+unsafe impl Pod for PodState {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodDrops(DropCounts);
+// SAFETY: a plain `#[repr(C)]` struct of u64s.
+unsafe impl Pod for PodDrops {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodCounters(Counters);
+// SAFETY: a plain `#[repr(C)]` struct of u64s.
+unsafe impl Pod for PodCounters {}
+
+impl Probes {
+    /// Loads the object and attaches every hook the kernel allows.
+    /// `cgroup_root` is the mount point of the unified hierarchy, where the
+    /// socket-address programs attach.
+    pub fn load(config: &ProbeConfig, cgroup_root: &Path) -> Result<Self, ProbeError> {
+        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::NoBtf(e.to_string()))?;
+        ensure_tracefs();
+        let ranges = kallsyms::noaudit_ranges();
+        let audit_classes_known = ranges.is_some();
+        let ranges = ranges.unwrap_or_default();
+        let record_all: u32 = config.record_all.into();
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .override_global(maps::RECORD_ALL_CGROUPS, &record_all, true)
+            .override_global(maps::NOAUDIT_START, &ranges.start, true)
+            .override_global(maps::NOAUDIT_END, &ranges.end, true)
+            .override_global(maps::NOAUDIT_COUNT, &ranges.count, true)
+            .load(OBJECT)
+            .map_err(|e| ProbeError::Load(error_chain(&e)))?;
+        if !audit_classes_known {
+            warn!(
+                "kernel symbols are hidden (/proc/kallsyms): granted capability checks count as needed, \
+                 including no-audit probes"
+            );
+        }
+        let mut attacher = Attacher {
+            ebpf: &mut ebpf,
+            btf: &btf,
+            attached: Vec::new(),
+            unavailable: Vec::new(),
+        };
+        if let Err(e) = attacher.btf_tracepoint(programs::SYS_ENTER, "sys_enter") {
+            return Err(ProbeError::NoSyscallHook(e));
+        }
+        attacher.try_btf_tracepoint(programs::CGROUP_MKDIR, "cgroup_mkdir", "cgroups made below a recorded cgroup are not followed (containers started after the recording began)");
+        attacher.try_btf_tracepoint(
+            programs::CGROUP_RMDIR,
+            "cgroup_rmdir",
+            "removed cgroups are not announced (reports close at the end only)",
+        );
+        attacher.try_btf_tracepoint(programs::EXEC, "sched_process_exec", "executed programs");
+        if let Err(tp_error) = attacher.btf_tracepoint(programs::CAP_CAPABLE, "cap_capable")
+            && let Err(fexit_error) = attacher.fexit(programs::CAP_CAPABLE_FEXIT, "cap_capable")
+        {
+            attacher.unavailable.push(Unavailable {
+                hook: "tp_btf/cap_capable, fexit/cap_capable".into(),
+                lost: "capability checks (the capability set cannot be recommended)",
+                error: format!("{tp_error}; {fexit_error}"),
+            });
+        }
+        attacher.try_btf_tracepoint(
+            programs::SOCK_STATE,
+            "inet_sock_set_state",
+            "TCP listening sockets and inbound accepts",
+        );
+        for name in programs::SOCK_ADDR {
+            if let Err(e) = attacher.sock_addr(name, cgroup_root) {
+                attacher.unavailable.push(Unavailable {
+                    hook: name.to_string(),
+                    lost: "outbound connections, UDP sends or binds of this family",
+                    error: e,
+                });
+            }
+        }
+        for (name, tracepoint) in programs::OPENS {
+            attacher.try_tracepoint(name, tracepoint, "files opened through this syscall");
+        }
+        for (name, tracepoint) in programs::MUTATIONS {
+            attacher.try_tracepoint(name, tracepoint, "file changes made through this syscall");
+        }
+        let Attacher {
+            attached,
+            unavailable,
+            ..
+        } = attacher;
+        for missing in &unavailable {
+            warn!(hook = %missing.hook, lost = missing.lost, error = %missing.error, "hook unavailable");
+        }
+        debug!(hooks = ?attached, "probes attached");
+        Ok(Probes {
+            ebpf,
+            attached,
+            unavailable,
+        })
+    }
+
+    /// Records the cgroup at `dir` (id `id`) and every cgroup made below it.
+    pub fn record_cgroup(&mut self, dir: &Path, id: u64) -> Result<(), ProbeError> {
+        self.mark(dir, id, cgroup_flags::RECORDED)
+    }
+
+    /// Never records the cgroup at `dir` (imprint's own).
+    pub fn ignore_cgroup(&mut self, dir: &Path, id: u64) -> Result<(), ProbeError> {
+        self.mark(dir, id, cgroup_flags::IGNORED)
+    }
+
+    fn mark(&mut self, dir: &Path, id: u64, flags: u32) -> Result<(), ProbeError> {
+        let map_error =
+            |name: &'static str| move |e: aya::maps::MapError| ProbeError::Map(name, e.to_string());
+        let mut ids: BpfHashMap<_, u64, u32> = BpfHashMap::try_from(
+            self.ebpf
+                .map_mut(maps::CGROUP_IDS)
+                .ok_or(ProbeError::Map(maps::CGROUP_IDS, "missing".into()))?,
+        )
+        .map_err(map_error(maps::CGROUP_IDS))?;
+        ids.insert(id, flags, 0)
+            .map_err(map_error(maps::CGROUP_IDS))?;
+        let dir_file = File::open(dir).map_err(|e| {
+            ProbeError::Map(maps::CGROUP_STATES, format!("open {}: {e}", dir.display()))
+        })?;
+        let mut states: CgrpStorage<_, PodState> = CgrpStorage::try_from(
+            self.ebpf
+                .map_mut(maps::CGROUP_STATES)
+                .ok_or(ProbeError::Map(maps::CGROUP_STATES, "missing".into()))?,
+        )
+        .map_err(map_error(maps::CGROUP_STATES))?;
+        let state = CgroupState {
+            flags,
+            ..CgroupState::default()
+        };
+        states
+            .insert(&dir_file, PodState(state), 0)
+            .map_err(map_error(maps::CGROUP_STATES))?;
+        Ok(())
+    }
+
+    /// Takes the event ring buffer (once).
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        let map = self.ebpf.take_map(maps::EVENTS).ok_or(ProbeError::Map(
+            maps::EVENTS,
+            "missing or already taken".into(),
+        ))?;
+        RingBuf::try_from(map).map_err(|e| ProbeError::Map(maps::EVENTS, e.to_string()))
+    }
+
+    /// Losses counted in the kernel, per cgroup id.
+    pub fn drops(&self) -> HashMap<u64, DropCounts> {
+        let Some(map) = self.ebpf.map(maps::CGROUP_DROPS) else {
+            return HashMap::new();
+        };
+        let Ok(drops) = BpfHashMap::<_, u64, PodDrops>::try_from(map) else {
+            return HashMap::new();
+        };
+        drops.iter().flatten().map(|(id, d)| (id, d.0)).collect()
+    }
+
+    /// The global counters, summed over CPUs.
+    pub fn counters(&self) -> Counters {
+        let mut total = Counters::default();
+        let Some(map) = self.ebpf.map(maps::COUNTERS) else {
+            return total;
+        };
+        let Ok(array) = PerCpuArray::<_, PodCounters>::try_from(map) else {
+            return total;
+        };
+        if let Ok(per_cpu) = array.get(&0, 0) {
+            for cpu in per_cpu.iter() {
+                for (sum, value) in total.values.iter_mut().zip(cpu.0.values) {
+                    *sum += value;
+                }
+            }
+        }
+        total
+    }
+}
+
+struct Attacher<'a> {
+    ebpf: &'a mut Ebpf,
+    btf: &'a Btf,
+    attached: Vec<String>,
+    unavailable: Vec<Unavailable>,
+}
+
+impl Attacher<'_> {
+    fn btf_tracepoint(&mut self, name: &str, tracepoint: &str) -> Result<(), String> {
+        let btf = self.btf;
+        let program: &mut BtfTracePoint = self.program(name)?;
+        program.load(tracepoint, btf).map_err(|e| error_chain(&e))?;
+        program.attach().map_err(|e| error_chain(&e))?;
+        self.attached.push(format!("tp_btf/{tracepoint}"));
+        Ok(())
+    }
+
+    fn try_btf_tracepoint(&mut self, name: &str, tracepoint: &str, lost: &'static str) {
+        if let Err(error) = self.btf_tracepoint(name, tracepoint) {
+            self.unavailable.push(Unavailable {
+                hook: format!("tp_btf/{tracepoint}"),
+                lost,
+                error,
+            });
+        }
+    }
+
+    fn fexit(&mut self, name: &str, function: &str) -> Result<(), String> {
+        let btf = self.btf;
+        let program: &mut FExit = self.program(name)?;
+        program.load(function, btf).map_err(|e| error_chain(&e))?;
+        program.attach().map_err(|e| error_chain(&e))?;
+        self.attached.push(format!("fexit/{function}"));
+        Ok(())
+    }
+
+    fn try_tracepoint(&mut self, name: &str, tracepoint: &str, lost: &'static str) {
+        let result = (|| {
+            let program: &mut TracePoint = self.program(name)?;
+            program.load().map_err(|e| error_chain(&e))?;
+            program
+                .attach("syscalls", tracepoint)
+                .map_err(|e| error_chain(&e))?;
+            Ok::<_, String>(())
+        })();
+        match result {
+            Ok(()) => self
+                .attached
+                .push(format!("tracepoint/syscalls/{tracepoint}")),
+            Err(error) => self.unavailable.push(Unavailable {
+                hook: format!("tracepoint/syscalls/{tracepoint}"),
+                lost,
+                error,
+            }),
+        }
+    }
+
+    fn sock_addr(&mut self, name: &str, cgroup_root: &Path) -> Result<(), String> {
+        let cgroup =
+            File::open(cgroup_root).map_err(|e| format!("open {}: {e}", cgroup_root.display()))?;
+        let program: &mut CgroupSockAddr = self.program(name)?;
+        program.load().map_err(|e| error_chain(&e))?;
+        program
+            .attach(&cgroup, CgroupAttachMode::Single)
+            .map_err(|e| error_chain(&e))?;
+        self.attached.push(name.to_string());
+        Ok(())
+    }
+
+    fn program<T>(&mut self, name: &str) -> Result<&mut T, String>
+    where
+        for<'p> &'p mut T:
+            TryFrom<&'p mut aya::programs::Program, Error = aya::programs::ProgramError>,
+    {
+        let program = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("program {name} is not in the object"))?;
+        program
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())
+    }
+}
+
+/// Mounts tracefs at /sys/kernel/tracing when no tracefs is reachable, since
+/// syscall tracepoints are attached through it. Failure only costs those hooks.
+fn ensure_tracefs() {
+    let reachable = [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .iter()
+    .any(|p| Path::new(p).exists());
+    if reachable {
+        return;
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: plain mount(2) with static NUL-terminated strings.
+    let rc = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        warn!(error = %std::io::Error::last_os_error(), "tracefs is not mounted and mounting it failed");
+    }
+}
+
+/// An error with its sources, on one line; a verifier log is cut to its
+/// last line, which says why the program was rejected.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    match text.split_once("Verifier output:") {
+        Some((head, log)) => {
+            let last = log
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default();
+            format!("{}verifier: {}", head.trim_end(), last.trim())
+        }
+        None => text,
+    }
+}

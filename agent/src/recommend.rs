@@ -1,0 +1,320 @@
+//! From observed behaviour to least privilege: pure functions, no I/O.
+//!
+//! Several reports (replicas, nodes, restarts of one container) merge into
+//! one [`Merged`] behaviour; from it come a seccomp profile (OCI JSON or
+//! security-profiles-operator's `SeccompProfile`) whose default action is
+//! `SCMP_ACT_ERRNO` and which allows exactly the syscalls observed, and a
+//! capability set that drops ALL and adds exactly the capabilities needed
+//! (granted in an audited check).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use imprint_crd::report::ContainerBehaviorReportSpec;
+use imprint_crd::spo::{SeccompProfile, SeccompProfileSpec, SyscallRule};
+use k8s_openapi::api::core::v1::Capabilities;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSyscall};
+
+use crate::names::{Arch, capability_from_name};
+
+/// errno returned for syscalls outside the profile.
+pub const EPERM: u32 = 1;
+
+/// The union of several reports' behaviour.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Merged {
+    /// Syscall names by architecture.
+    pub syscalls: BTreeMap<Arch, BTreeSet<String>>,
+    /// Capabilities needed (`CAP_*`).
+    pub capabilities: BTreeSet<String>,
+    /// Entries that were skipped, with why (unknown names).
+    pub skipped: Vec<String>,
+    /// Reports merged.
+    pub reports: usize,
+}
+
+/// Merges reports. Unknown syscall or capability names are skipped and
+/// listed in [`Merged::skipped`], never allowed blindly.
+pub fn merge<'a>(reports: impl IntoIterator<Item = &'a ContainerBehaviorReportSpec>) -> Merged {
+    let mut merged = Merged::default();
+    for report in reports {
+        merged.reports += 1;
+        let Some(arch) = Arch::from_kernel_name(&report.syscalls.arch) else {
+            merged
+                .skipped
+                .push(format!("architecture {:?}", report.syscalls.arch));
+            continue;
+        };
+        let names = merged.syscalls.entry(arch).or_default();
+        for name in &report.syscalls.names {
+            if arch.has_syscall(name) {
+                names.insert(name.clone());
+            } else {
+                merged.skipped.push(format!(
+                    "syscall {name:?} (not a {} syscall)",
+                    arch.kernel_name()
+                ));
+            }
+        }
+        for nr in &report.syscalls.unknown_numbers {
+            merged.skipped.push(format!(
+                "syscall number {nr} (no name in the {} table)",
+                arch.kernel_name()
+            ));
+        }
+        for cap in report.capabilities.iter().filter(|c| c.needed) {
+            match capability_from_name(&cap.name) {
+                Some(c) => {
+                    merged.capabilities.insert(c.to_string());
+                }
+                None => merged.skipped.push(format!("capability {:?}", cap.name)),
+            }
+        }
+    }
+    merged
+}
+
+/// Every syscall name allowed, across architectures, sorted.
+pub fn allowed_syscalls(merged: &Merged) -> Vec<String> {
+    merged
+        .syscalls
+        .values()
+        .flatten()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// An OCI runtime-spec seccomp profile (what runc, crun, podman and docker take).
+pub fn oci_profile(merged: &Merged) -> LinuxSeccomp {
+    let mut profile = LinuxSeccomp::default();
+    profile.set_default_action(LinuxSeccompAction::ScmpActErrno);
+    profile.set_default_errno_ret(Some(EPERM));
+    profile.set_architectures(Some(merged.syscalls.keys().map(|a| oci_arch(*a)).collect()));
+    let names = allowed_syscalls(merged);
+    if !names.is_empty() {
+        let mut rule = LinuxSyscall::default();
+        rule.set_names(names);
+        rule.set_action(LinuxSeccompAction::ScmpActAllow);
+        profile.set_syscalls(Some(vec![rule]));
+    }
+    profile
+}
+
+fn oci_arch(arch: Arch) -> oci_spec::runtime::Arch {
+    match arch {
+        Arch::X86_64 => oci_spec::runtime::Arch::ScmpArchX86_64,
+        Arch::Aarch64 => oci_spec::runtime::Arch::ScmpArchAarch64,
+    }
+}
+
+/// The profile's spec in security-profiles-operator's schema.
+pub fn spo_spec(merged: &Merged) -> SeccompProfileSpec {
+    let names = allowed_syscalls(merged);
+    SeccompProfileSpec {
+        default_action: "SCMP_ACT_ERRNO".into(),
+        architectures: merged
+            .syscalls
+            .keys()
+            .map(|a| a.seccomp_name().to_string())
+            .collect(),
+        syscalls: if names.is_empty() {
+            Vec::new()
+        } else {
+            vec![SyscallRule {
+                action: "SCMP_ACT_ALLOW".into(),
+                names,
+                errno_ret: None,
+            }]
+        },
+        base_profile_name: None,
+    }
+}
+
+/// A security-profiles-operator `SeccompProfile` (v1, cluster-scoped) named `name`.
+pub fn spo_profile(name: &str, merged: &Merged) -> SeccompProfile {
+    SeccompProfile {
+        metadata: ObjectMeta {
+            name: Some(sanitize_name(name)),
+            ..ObjectMeta::default()
+        },
+        spec: spo_spec(merged),
+    }
+}
+
+/// Kubernetes capabilities for a securityContext: drop ALL, add the needed
+/// ones (names without `CAP_`, as Kubernetes writes them).
+pub fn capabilities(merged: &Merged) -> Capabilities {
+    Capabilities {
+        drop: Some(vec!["ALL".into()]),
+        add: Some(
+            merged
+                .capabilities
+                .iter()
+                .map(|c| c.trim_start_matches("CAP_").to_string())
+                .collect(),
+        ),
+    }
+}
+
+/// A valid Kubernetes object name (RFC 1123 subdomain, at most 253 characters).
+pub fn sanitize_name(name: &str) -> String {
+    let mut out: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    out.truncate(253);
+    let trimmed = out.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if trimmed.is_empty() {
+        "profile".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imprint_crd::report::{CapabilityUse, SyscallSet};
+
+    fn report(arch: &str, names: &[&str], caps: &[(&str, bool)]) -> ContainerBehaviorReportSpec {
+        ContainerBehaviorReportSpec {
+            syscalls: SyscallSet {
+                arch: arch.into(),
+                names: names.iter().map(|s| s.to_string()).collect(),
+                unknown_numbers: Vec::new(),
+            },
+            capabilities: caps
+                .iter()
+                .map(|(name, needed)| CapabilityUse {
+                    name: name.to_string(),
+                    needed: *needed,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merges_the_union_across_reports_and_architectures() {
+        let a = report(
+            "x86_64",
+            &["read", "write", "openat"],
+            &[("CAP_CHOWN", true), ("CAP_SYS_ADMIN", false)],
+        );
+        let b = report(
+            "x86_64",
+            &["read", "mkdir"],
+            &[("CAP_NET_BIND_SERVICE", true)],
+        );
+        let c = report("aarch64", &["read", "mkdirat"], &[]);
+        let m = merge([&a, &b, &c]);
+        assert_eq!(m.reports, 3);
+        assert_eq!(
+            m.syscalls[&Arch::X86_64].iter().collect::<Vec<_>>(),
+            ["mkdir", "openat", "read", "write"]
+        );
+        assert_eq!(
+            m.syscalls[&Arch::Aarch64].iter().collect::<Vec<_>>(),
+            ["mkdirat", "read"]
+        );
+        assert_eq!(
+            m.capabilities.iter().collect::<Vec<_>>(),
+            ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]
+        );
+        assert!(m.skipped.is_empty(), "{:?}", m.skipped);
+        assert_eq!(
+            allowed_syscalls(&m),
+            ["mkdir", "mkdirat", "openat", "read", "write"]
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_skipped_and_listed() {
+        let mut a = report(
+            "x86_64",
+            &["read", "frobnicate", "mkdirat"],
+            &[("CAP_MAGIC", true)],
+        );
+        a.syscalls.unknown_numbers.push(999);
+        let b = report("sparc", &["read"], &[]);
+        let m = merge([&a, &b]);
+        assert_eq!(m.syscalls[&Arch::X86_64].len(), 2);
+        assert_eq!(m.skipped.len(), 4, "{:?}", m.skipped);
+        assert!(m.capabilities.is_empty());
+        let aarch = merge([&report("aarch64", &["open"], &[])]);
+        assert!(
+            aarch.syscalls[&Arch::Aarch64].is_empty(),
+            "open is not an aarch64 syscall"
+        );
+    }
+
+    #[test]
+    fn oci_profile_denies_by_default_and_allows_what_was_seen() {
+        let m = merge([&report("x86_64", &["write", "read"], &[])]);
+        let json = serde_json::to_value(oci_profile(&m)).unwrap();
+        assert_eq!(json["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(json["defaultErrnoRet"], 1);
+        assert_eq!(
+            json["architectures"],
+            serde_json::json!(["SCMP_ARCH_X86_64"])
+        );
+        assert_eq!(
+            json["syscalls"][0]["names"],
+            serde_json::json!(["read", "write"])
+        );
+        assert_eq!(json["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
+    }
+
+    #[test]
+    fn spo_profile_matches_the_operator_schema_shape() {
+        let m = merge([
+            &report("x86_64", &["read"], &[]),
+            &report("aarch64", &["read"], &[]),
+        ]);
+        let p = spo_profile("My_App/Container", &m);
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["apiVersion"], "security-profiles-operator.x-k8s.io/v1");
+        assert_eq!(json["kind"], "SeccompProfile");
+        assert_eq!(json["metadata"]["name"], "my-app-container");
+        assert_eq!(json["spec"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(
+            json["spec"]["architectures"],
+            serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"])
+        );
+        assert_eq!(
+            json["spec"]["syscalls"][0]["names"],
+            serde_json::json!(["read"])
+        );
+    }
+
+    #[test]
+    fn capabilities_drop_all_and_add_the_needed() {
+        let m = merge([&report(
+            "x86_64",
+            &[],
+            &[("CAP_CHOWN", true), ("CAP_KILL", false), ("net_raw", true)],
+        )]);
+        let caps = capabilities(&m);
+        assert_eq!(caps.drop.unwrap(), ["ALL"]);
+        assert_eq!(caps.add.unwrap(), ["CHOWN", "NET_RAW"]);
+        let none = capabilities(&merge([&report("x86_64", &[], &[])]));
+        assert_eq!(none.add.unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn names_are_sanitised() {
+        assert_eq!(sanitize_name("--A_b--"), "a-b");
+        assert_eq!(sanitize_name("___"), "profile");
+        assert_eq!(sanitize_name(&"x".repeat(300)).len(), 253);
+    }
+}

@@ -1,0 +1,400 @@
+//! `imprint record`: records one command (and everything it starts) or,
+//! for a duration, every cgroup of the host, and writes the reports.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use aya::maps::{MapData, RingBuf};
+use imprint_crd::report::Subject;
+use tokio::io::unix::AsyncFd;
+use tracing::{info, warn};
+
+use crate::capture::aggregate::{Aggregator, Behaviour};
+use crate::capture::decode::decode;
+use crate::cgroups::{Hierarchy, file_stem};
+use crate::names::Arch;
+use crate::probes::{ProbeConfig, Probes};
+use crate::recommend::sanitize_name;
+use crate::report::{self, Clock, Format};
+use crate::summary;
+
+/// What to record and where the reports go.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    /// Folder for the report files.
+    pub output: PathBuf,
+    /// File format.
+    pub format: Format,
+    /// Record every cgroup for this long (when there is no command).
+    pub duration: Option<Duration>,
+    /// The command to run and record.
+    pub command: Vec<String>,
+}
+
+/// Records and writes the reports; returns the exit code to leave with
+/// (the command's, for `record -- CMD`).
+pub async fn record(options: RecordOptions) -> Result<i32> {
+    let hierarchy = Hierarchy::detect()?;
+    if options.command.is_empty() {
+        let duration = options
+            .duration
+            .context("give a command after `--`, or --duration")?;
+        record_host(&hierarchy, &options, duration).await?;
+        Ok(0)
+    } else {
+        record_command(&hierarchy, &options).await
+    }
+}
+
+/// Registers the ring buffer with the runtime, to wake when events arrive.
+fn watch(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
+    // SAFETY: the ring buffer owns its map fd, which stays open and the same
+    // for as long as the RingBuf (and so the AsyncFd) lives.
+    unsafe { AsyncFd::register(ring) }.map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))
+}
+
+/// Drains the ring buffer into the aggregator; returns records read.
+fn drain(ring: &mut RingBuf<MapData>, aggregator: &mut Aggregator) -> usize {
+    let mut n = 0;
+    while let Some(item) = ring.next() {
+        n += 1;
+        match decode(&item) {
+            Ok(event) => {
+                tracing::trace!(?event, "event");
+                aggregator.add(&event)
+            }
+            Err(error) => {
+                aggregator.decode_errors += 1;
+                warn!(%error, "undecodable event");
+            }
+        }
+    }
+    n
+}
+
+/// Reads what is still in flight once the recorded work has stopped.
+async fn final_drain(events: &mut AsyncFd<RingBuf<MapData>>, aggregator: &mut Aggregator) {
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drain(events.get_mut(), aggregator);
+    }
+}
+
+async fn record_command(hierarchy: &Hierarchy, options: &RecordOptions) -> Result<i32> {
+    let cgroup = format!("/imprint/record-{}", std::process::id());
+    let dir = hierarchy.create(&cgroup)?;
+    let result = record_command_in(hierarchy, options, &cgroup, &dir).await;
+    for left in hierarchy.remove_tree(&cgroup) {
+        warn!(cgroup = %left.display(), "cgroup still holds processes the command left behind; not removed");
+    }
+    result
+}
+
+async fn record_command_in(
+    hierarchy: &Hierarchy,
+    options: &RecordOptions,
+    cgroup: &str,
+    dir: &Path,
+) -> Result<i32> {
+    let id = hierarchy.id_of(cgroup)?;
+    let mut probes = Probes::load(&ProbeConfig { record_all: false }, hierarchy.root())?;
+    probes.record_cgroup(dir, id)?;
+    let mut events = watch(probes.take_events()?)?;
+    let mut aggregator = Aggregator::default();
+
+    let procs = CString::new(
+        dir.join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )?;
+    let (program, args) = options.command.split_first().context("empty command")?;
+    let mut command = tokio::process::Command::new(program);
+    command.args(args);
+    // SAFETY: only async-signal-safe calls (open, write, close) between fork and exec.
+    unsafe {
+        command.pre_exec(move || join_cgroup(&procs));
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    let pid = child.id();
+    info!(pid, cgroup, "recording");
+
+    let status = loop {
+        tokio::select! {
+            guard = events.readable_mut() => {
+                let mut guard = guard?;
+                drain(guard.get_inner_mut(), &mut aggregator);
+                guard.clear_ready();
+            }
+            status = child.wait() => break status?,
+            _ = tokio::signal::ctrl_c() => {
+                if let Some(pid) = pid {
+                    // SAFETY: signalling the child we started.
+                    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+                }
+            }
+        }
+    };
+    final_drain(&mut events, &mut aggregator).await;
+
+    // The command's cgroup and every cgroup below it form one report.
+    let drops = probes.drops();
+    let mut behaviour = Behaviour::default();
+    for (cgroup_id, b) in &aggregator.cgroups {
+        if *cgroup_id == id || descends_from(*cgroup_id, id, &aggregator.parents) {
+            merge_into(&mut behaviour, b);
+            if let Some(d) = drops.get(cgroup_id) {
+                add_drops(&mut behaviour, d);
+            }
+        }
+    }
+    let name = sanitize_name(&format!(
+        "{}-{}",
+        Path::new(program)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let subject = Subject {
+        node: hostname(),
+        cgroup: Some(cgroup.to_string()),
+        command: Some(options.command.clone()),
+        ..Subject::default()
+    };
+    let arch = Arch::native().context("unsupported architecture")?;
+    let report = report::build(&name, subject, &behaviour, arch, &Clock::now());
+    let path = report::write(&options.output, &name, &report, options.format)?;
+    eprintln!("{}", summary::line(&report, &path));
+    report_degradation(&probes, aggregator.decode_errors);
+
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Moves the calling (forked) process into the cgroup; async-signal-safe.
+fn join_cgroup(procs: &CString) -> std::io::Result<()> {
+    // SAFETY: open/write/close on a NUL-terminated path and a stack buffer.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        let error = std::io::Error::last_os_error();
+        libc::close(fd);
+        if written != 1 {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+fn descends_from(id: u64, ancestor: u64, parents: &HashMap<u64, u64>) -> bool {
+    let mut current = id;
+    for _ in 0..64 {
+        match parents.get(&current) {
+            Some(parent) if *parent == ancestor => return true,
+            Some(parent) => current = *parent,
+            None => return false,
+        }
+    }
+    false
+}
+
+fn merge_into(target: &mut Behaviour, other: &Behaviour) {
+    if other.events == 0 {
+        return;
+    }
+    if target.events == 0 || other.first_seen_ns < target.first_seen_ns {
+        target.first_seen_ns = other.first_seen_ns;
+    }
+    target.last_seen_ns = target.last_seen_ns.max(other.last_seen_ns);
+    target.events += other.events;
+    target.syscalls.extend(other.syscalls.iter().copied());
+    for (key, stats) in &other.executables {
+        let entry = target
+            .executables
+            .entry(key.clone())
+            .or_insert_with(|| stats.clone());
+        if entry != stats {
+            entry.count += stats.count;
+        }
+    }
+    for (path, access) in &other.files {
+        target
+            .files
+            .entry(path.clone())
+            .or_default()
+            .extend(access.iter().copied());
+    }
+    target.network.extend(other.network.iter().cloned());
+    for (cap, stats) in &other.capabilities {
+        let entry = target.capabilities.entry(*cap).or_default();
+        entry.needed |= stats.needed;
+        entry.denied |= stats.denied;
+        entry.probed |= stats.probed;
+    }
+    target.truncated_paths += other.truncated_paths;
+    target.truncated.extend(other.truncated.iter().copied());
+}
+
+fn add_drops(target: &mut Behaviour, drops: &imprint_probes::events::DropCounts) {
+    target.drops.ringbuf += drops.ringbuf;
+    target.drops.map_full += drops.map_full;
+    target.drops.truncated += drops.truncated;
+    target.drops.read_fails += drops.read_fails;
+}
+
+async fn record_host(
+    hierarchy: &Hierarchy,
+    options: &RecordOptions,
+    duration: Duration,
+) -> Result<()> {
+    // imprint moves into a cgroup of its own, which the probes ignore, so
+    // its own syscalls do not land in the report of the cgroup it came from.
+    let home = Hierarchy::path_of_process("self")?;
+    let own = format!("/imprint/self-{}", std::process::id());
+    let own_dir = hierarchy.create(&own)?;
+    hierarchy.join(&own, 0)?;
+    let result = record_host_in(hierarchy, options, duration, &own, &own_dir).await;
+    if let Err(error) = hierarchy.join(&home, 0) {
+        warn!(%error, "could not move back to the original cgroup");
+    }
+    hierarchy.remove_tree(&own);
+    result
+}
+
+async fn record_host_in(
+    hierarchy: &Hierarchy,
+    options: &RecordOptions,
+    duration: Duration,
+    own: &str,
+    own_dir: &Path,
+) -> Result<()> {
+    let mut probes = Probes::load(&ProbeConfig { record_all: true }, hierarchy.root())?;
+    probes.ignore_cgroup(own_dir, hierarchy.id_of(own)?)?;
+    let mut known = hierarchy.scan(100_000);
+    let mut events = watch(probes.take_events()?)?;
+    let mut aggregator = Aggregator::default();
+    let started = Instant::now();
+    let deadline = tokio::time::sleep(duration);
+    tokio::pin!(deadline);
+    let mut progress = tokio::time::interval(Duration::from_secs(1));
+    let tty = std::io::stderr().is_terminal();
+    loop {
+        tokio::select! {
+            guard = events.readable_mut() => {
+                let mut guard = guard?;
+                drain(guard.get_inner_mut(), &mut aggregator);
+                guard.clear_ready();
+            }
+            _ = &mut deadline => break,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!();
+                info!("interrupted, writing reports");
+                break;
+            }
+            _ = progress.tick() => {
+                let line = format!(
+                    "recording {:>4}s / {}s: {} cgroups",
+                    started.elapsed().as_secs(),
+                    duration.as_secs(),
+                    aggregator.cgroups.len()
+                );
+                if tty { eprint!("\r{line}") } else { eprintln!("{line}") }
+            }
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    final_drain(&mut events, &mut aggregator).await;
+
+    known.extend(aggregator.paths.iter().map(|(k, v)| (*k, v.clone())));
+    if aggregator.cgroups.keys().any(|id| !known.contains_key(id)) {
+        known.extend(hierarchy.scan(100_000));
+    }
+    let drops = probes.drops();
+    let clock = Clock::now();
+    let arch = Arch::native().context("unsupported architecture")?;
+    let mut used_stems = HashMap::new();
+    let mut ids: Vec<_> = aggregator.cgroups.keys().copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let mut behaviour = aggregator.cgroups.remove(&id).unwrap_or_default();
+        if let Some(d) = drops.get(&id) {
+            add_drops(&mut behaviour, d);
+        }
+        let path = known
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("cgroup-{id}"));
+        let mut stem = file_stem(&path);
+        if used_stems.insert(stem.clone(), id).is_some() {
+            stem = format!("{stem}-{id}");
+        }
+        let subject = Subject {
+            node: hostname(),
+            cgroup: Some(path),
+            ..Subject::default()
+        };
+        let report = report::build(&sanitize_name(&stem), subject, &behaviour, arch, &clock);
+        let written = report::write(&options.output, &stem, &report, options.format)?;
+        eprintln!("{}", summary::line(&report, &written));
+    }
+    report_degradation(&probes, aggregator.decode_errors);
+    Ok(())
+}
+
+fn report_degradation(probes: &Probes, decode_errors: u64) {
+    use imprint_probes::events::counter;
+    let counters = probes.counters();
+    let c = |i: usize| counters.values[i];
+    if c(counter::RINGBUF_DROPS) + c(counter::MAP_FULL) + c(counter::STORAGE_FAILS) + decode_errors
+        > 0
+    {
+        warn!(
+            ring_buffer_drops = c(counter::RINGBUF_DROPS),
+            map_full = c(counter::MAP_FULL),
+            storage_failures = c(counter::STORAGE_FAILS),
+            decode_errors,
+            "events were lost; the reports count them per cgroup"
+        );
+    }
+    info!(
+        hooks = probes.attached.len(),
+        unavailable = probes.unavailable.len(),
+        "recording ended"
+    );
+    for missing in &probes.unavailable {
+        eprintln!(
+            "not recorded: {} ({} unavailable: {})",
+            missing.lost, missing.hook, missing.error
+        );
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Fails early with a clear message when not run as root.
+pub fn require_root() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "imprint record needs root (CAP_BPF, CAP_PERFMON and write access to the cgroup hierarchy)"
+        );
+    }
+    Ok(())
+}

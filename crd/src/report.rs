@@ -1,0 +1,331 @@
+//! `ContainerBehaviorReport`: what one node saw one container of one pod do
+//! (or, on a plain host, one cgroup or one recorded command).
+
+use std::collections::BTreeSet;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed behaviour of one container, as recorded from the kernel.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "imprint.dev",
+    version = "v1alpha1",
+    kind = "ContainerBehaviorReport",
+    plural = "containerbehaviorreports",
+    shortname = "cbr",
+    category = "imprint",
+    namespaced,
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Pod","type":"string","jsonPath":".spec.subject.pod"}"#,
+    printcolumn = r#"{"name":"Container","type":"string","jsonPath":".spec.subject.container"}"#,
+    printcolumn = r#"{"name":"Node","type":"string","jsonPath":".spec.subject.node"}"#,
+    printcolumn = r#"{"name":"Syscalls","type":"integer","jsonPath":".spec.stats.syscalls"}"#,
+    printcolumn = r#"{"name":"Files","type":"integer","jsonPath":".spec.stats.files"}"#,
+    printcolumn = r#"{"name":"Execs","type":"integer","jsonPath":".spec.stats.executables"}"#,
+    printcolumn = r#"{"name":"Conns","type":"integer","jsonPath":".spec.stats.connections"}"#,
+    printcolumn = r#"{"name":"Caps","type":"integer","jsonPath":".spec.stats.capabilities"}"#,
+    printcolumn = r#"{"name":"Drops","type":"integer","priority":1,"jsonPath":".spec.stats.drops.total"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerBehaviorReportSpec {
+    /// Who was observed.
+    pub subject: Subject,
+    /// When it was observed.
+    #[serde(default)]
+    pub window: Window,
+    /// Syscalls made, by name, for one architecture.
+    pub syscalls: SyscallSet,
+    /// Programs executed.
+    #[serde(default)]
+    pub executables: Vec<Executable>,
+    /// Files opened or changed, by normalised path.
+    #[serde(default)]
+    pub files: Vec<FileAccess>,
+    /// Network endpoints used.
+    #[serde(default)]
+    pub network: Vec<NetworkEndpoint>,
+    /// Capabilities checked.
+    #[serde(default)]
+    pub capabilities: Vec<CapabilityUse>,
+    /// Counts, losses and truncation.
+    #[serde(default)]
+    pub stats: Stats,
+}
+
+/// Who was observed: a pod container, a host cgroup or a recorded command.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subject {
+    /// Node (host name) the report comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Namespace of the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Pod name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Pod UID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    /// Container name in the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Runtime's container id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Image reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Image digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    /// Owning workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadRef>,
+    /// Path of the cgroup in the unified hierarchy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// Command line of a recorded command (`imprint record -- CMD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+/// The workload owning a pod.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// Deployment, StatefulSet, DaemonSet, Job, CronJob or Pod.
+    pub kind: String,
+    /// Name of the workload.
+    pub name: String,
+}
+
+/// Observation window, RFC 3339 times.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Window {
+    /// First event seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// Last event seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+}
+
+/// Syscall names of one architecture, sorted.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyscallSet {
+    /// Kernel architecture name (`x86_64`, `aarch64`).
+    pub arch: String,
+    /// Syscall names, sorted, without duplicates.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Numbers with no name in the syscall table (kept, never dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_numbers: Vec<u32>,
+}
+
+/// A program executed with one argument vector.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Executable {
+    /// Absolute path of the executed file, as the kernel resolved it.
+    pub path: String,
+    /// Arguments (argv), possibly cut at the kernel's bound.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Times executed.
+    pub count: u64,
+    /// The file has the set-user-id bit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub setuid: bool,
+    /// The file has the set-group-id bit.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub setgid: bool,
+    /// Effective uid after the exec (first seen).
+    #[serde(default)]
+    pub euid: u32,
+}
+
+/// Accesses to one (normalised) path.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileAccess {
+    /// Absolute path, normalised (see the README's path normalisation).
+    pub path: String,
+    /// Kinds of access, sorted.
+    pub access: BTreeSet<Access>,
+}
+
+/// A kind of file access.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Access {
+    /// Opened for reading.
+    Read,
+    /// Opened for writing.
+    Write,
+    /// Created by an open.
+    Create,
+    /// Truncated by an open.
+    Truncate,
+    /// Executed.
+    Exec,
+    /// Unlinked.
+    Unlink,
+    /// Directory made.
+    Mkdir,
+    /// Directory removed.
+    Rmdir,
+    /// Renamed away.
+    RenameFrom,
+    /// Renamed to.
+    RenameTo,
+    /// Mode changed.
+    Chmod,
+    /// Owner changed.
+    Chown,
+    /// Opened with neither read nor write (O_PATH).
+    Path,
+}
+
+impl Access {
+    /// Whether the access changes the file system.
+    pub fn is_write(self) -> bool {
+        !matches!(self, Access::Read | Access::Exec | Access::Path)
+    }
+}
+
+/// A network endpoint a container used.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkEndpoint {
+    /// Outbound (it connected or sent), inbound (it accepted) or listening.
+    pub direction: Direction,
+    /// Transport protocol.
+    pub protocol: Protocol,
+    /// Peer address (outbound, inbound) or local address (listening).
+    pub address: String,
+    /// Peer port (outbound), local port (inbound, listening).
+    pub port: u16,
+}
+
+/// Direction of a network endpoint.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    /// The container connected or sent to the address.
+    Outbound,
+    /// The container accepted a connection from the address.
+    Inbound,
+    /// The container listened on (or bound, for UDP) the address.
+    Listening,
+}
+
+/// Transport protocol.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// Another IP protocol (ICMP sockets, SCTP...).
+    Other,
+}
+
+/// How a capability was checked.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilityUse {
+    /// Capability name, `CAP_*`.
+    pub name: String,
+    /// A granted, audited check: the workload needs it.
+    pub needed: bool,
+    /// An audited check was denied.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub denied: bool,
+    /// No-audit probes were made (the kernel asked without requiring it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub probed: bool,
+}
+
+/// Counts, losses and truncation of a report.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Events received for this subject.
+    #[serde(default)]
+    pub events: u64,
+    /// Number of syscall names.
+    #[serde(default)]
+    pub syscalls: u64,
+    /// Number of file entries.
+    #[serde(default)]
+    pub files: u64,
+    /// Number of executable entries.
+    #[serde(default)]
+    pub executables: u64,
+    /// Number of network entries.
+    #[serde(default)]
+    pub connections: u64,
+    /// Number of capability entries.
+    #[serde(default)]
+    pub capabilities: u64,
+    /// What was lost.
+    #[serde(default)]
+    pub drops: Drops,
+    /// Entries folded or cut to keep the report bounded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
+}
+
+/// Events lost in the kernel for this subject.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Drops {
+    /// Sum of the counters below.
+    pub total: u64,
+    /// Events lost to a full ring buffer.
+    #[serde(default)]
+    pub ring_buffer: u64,
+    /// Entries lost to a full kernel map.
+    #[serde(default)]
+    pub map_full: u64,
+    /// Paths cut at the kernel's walk limit.
+    #[serde(default)]
+    pub path_truncated: u64,
+    /// Kernel reads that failed.
+    #[serde(default)]
+    pub read_failures: u64,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl ContainerBehaviorReportSpec {
+    /// Recomputes the counts in `stats` from the lists.
+    pub fn update_counts(&mut self) {
+        self.stats.syscalls = self.syscalls.names.len() as u64;
+        self.stats.files = self.files.len() as u64;
+        self.stats.executables = self.executables.len() as u64;
+        self.stats.connections = self.network.len() as u64;
+        self.stats.capabilities = self.capabilities.len() as u64;
+        let d = &mut self.stats.drops;
+        d.total = d.ring_buffer + d.map_full + d.path_truncated + d.read_failures;
+    }
+}
