@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+use crate::probes::CapabilityHook;
 use crate::report::Format;
 
 #[derive(Parser)]
@@ -48,6 +49,10 @@ enum Command {
         /// one report per cgroup. Ctrl-C ends early and still writes them.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
+        /// Hook for capability checks: the tracepoint (Linux >= 6.14), fexit
+        /// (kernels with BPF trampolines), or auto (the first that loads).
+        #[arg(long, value_enum, default_value_t = CapabilityHook::Auto)]
+        capability_hook: CapabilityHook,
         /// The command to run in a fresh cgroup and record until it exits.
         #[arg(last = true)]
         command: Vec<String>,
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("IMPRINT_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(code) => ExitCode::from(code),
@@ -116,6 +122,7 @@ fn run(cli: Cli) -> Result<u8> {
             output,
             format,
             duration,
+            capability_hook,
             command,
         } => {
             record::require_root()?;
@@ -127,6 +134,7 @@ fn run(cli: Cli) -> Result<u8> {
                 format,
                 duration,
                 command,
+                capability_hook,
             };
             let code = runtime.block_on(record::record(options))?;
             Ok(u8::try_from(code).unwrap_or(1))

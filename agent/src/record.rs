@@ -17,7 +17,7 @@ use crate::capture::aggregate::{Aggregator, Behaviour};
 use crate::capture::decode::decode;
 use crate::cgroups::{Hierarchy, file_stem};
 use crate::names::Arch;
-use crate::probes::{ProbeConfig, Probes};
+use crate::probes::{CapabilityHook, ProbeConfig, Probes};
 use crate::recommend::sanitize_name;
 use crate::report::{self, Clock, Format};
 use crate::summary;
@@ -33,6 +33,8 @@ pub struct RecordOptions {
     pub duration: Option<Duration>,
     /// The command to run and record.
     pub command: Vec<String>,
+    /// Which hook sees capability checks.
+    pub capability_hook: CapabilityHook,
 }
 
 /// Records and writes the reports; returns the exit code to leave with
@@ -101,7 +103,13 @@ async fn record_command_in(
     dir: &Path,
 ) -> Result<i32> {
     let id = hierarchy.id_of(cgroup)?;
-    let mut probes = Probes::load(&ProbeConfig { record_all: false }, hierarchy.root())?;
+    let mut probes = Probes::load(
+        &ProbeConfig {
+            record_all: false,
+            capability_hook: options.capability_hook,
+        },
+        hierarchy.root(),
+    )?;
     probes.record_cgroup(dir, id)?;
     let mut events = watch(probes.take_events()?)?;
     let mut aggregator = Aggregator::default();
@@ -279,7 +287,13 @@ async fn record_host_in(
     own: &str,
     own_dir: &Path,
 ) -> Result<()> {
-    let mut probes = Probes::load(&ProbeConfig { record_all: true }, hierarchy.root())?;
+    let mut probes = Probes::load(
+        &ProbeConfig {
+            record_all: true,
+            capability_hook: options.capability_hook,
+        },
+        hierarchy.root(),
+    )?;
     probes.ignore_cgroup(own_dir, hierarchy.id_of(own)?)?;
     let mut known = hierarchy.scan(100_000);
     let mut events = watch(probes.take_events()?)?;

@@ -13,7 +13,7 @@ use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, FExit, Trac
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use imprint_probes::events::{CgroupState, Counters, DropCounts, cgroup_flags};
 use imprint_probes::{OBJECT, maps, programs};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// Errors that stop recording altogether.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,20 @@ pub enum ProbeError {
 pub struct ProbeConfig {
     /// Record every cgroup, instead of only those marked with [`Probes::record_cgroup`].
     pub record_all: bool,
+    /// Which hook sees capability checks.
+    pub capability_hook: CapabilityHook,
+}
+
+/// The hook for capability checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CapabilityHook {
+    /// The tracepoint (Linux >= 6.14), else fexit.
+    #[default]
+    Auto,
+    /// Only the `capability/cap_capable` tracepoint.
+    Tracepoint,
+    /// Only `fexit/cap_capable` (needs BPF trampolines).
+    Fexit,
 }
 
 /// A hook that could not be used, and what that costs.
@@ -120,15 +134,7 @@ impl Probes {
             "removed cgroups are not announced (reports close at the end only)",
         );
         attacher.try_btf_tracepoint(programs::EXEC, "sched_process_exec", "executed programs");
-        if let Err(tp_error) = attacher.btf_tracepoint(programs::CAP_CAPABLE, "cap_capable")
-            && let Err(fexit_error) = attacher.fexit(programs::CAP_CAPABLE_FEXIT, "cap_capable")
-        {
-            attacher.unavailable.push(Unavailable {
-                hook: "tp_btf/cap_capable, fexit/cap_capable".into(),
-                lost: "capability checks (the capability set cannot be recommended)",
-                error: format!("{tp_error}; {fexit_error}"),
-            });
-        }
+        attacher.capabilities(config.capability_hook);
         attacher.try_btf_tracepoint(
             programs::SOCK_STATE,
             "inet_sock_set_state",
@@ -155,7 +161,7 @@ impl Probes {
             ..
         } = attacher;
         for missing in &unavailable {
-            warn!(hook = %missing.hook, lost = missing.lost, error = %missing.error, "hook unavailable");
+            info!(hook = %missing.hook, lost = missing.lost, error = %missing.error, "hook unavailable");
         }
         debug!(hooks = ?attached, "probes attached");
         Ok(Probes {
@@ -272,6 +278,28 @@ impl Attacher<'_> {
         }
     }
 
+    fn capabilities(&mut self, hook: CapabilityHook) {
+        let tracepoint = || (programs::CAP_CAPABLE, "tp_btf/cap_capable");
+        let mut errors = Vec::new();
+        if hook != CapabilityHook::Fexit {
+            match self.btf_tracepoint(tracepoint().0, "cap_capable") {
+                Ok(()) => return,
+                Err(e) => errors.push(format!("{}: {e}", tracepoint().1)),
+            }
+        }
+        if hook != CapabilityHook::Tracepoint {
+            match self.fexit(programs::CAP_CAPABLE_FEXIT, "cap_capable") {
+                Ok(()) => return,
+                Err(e) => errors.push(format!("fexit/cap_capable: {e}")),
+            }
+        }
+        self.unavailable.push(Unavailable {
+            hook: "cap_capable".into(),
+            lost: "capability checks (the capability set cannot be recommended)",
+            error: errors.join("; "),
+        });
+    }
+
     fn fexit(&mut self, name: &str, function: &str) -> Result<(), String> {
         let btf = self.btf;
         let program: &mut FExit = self.program(name)?;
@@ -369,12 +397,16 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     match text.split_once("Verifier output:") {
         Some((head, log)) => {
+            let head = head.trim_end().trim_end_matches('.');
             let last = log
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or_default();
-            format!("{}verifier: {}", head.trim_end(), last.trim())
+                .map(str::trim)
+                .find(|l| l.len() > 2 && !head.ends_with(l.trim_start_matches(": ")));
+            match last {
+                Some(last) => format!("{head} (verifier: {last})"),
+                None => head.to_string(),
+            }
         }
         None => text,
     }

@@ -1,0 +1,177 @@
+//! A workload with known behaviour, for imprint's integration tests and
+//! benchmarks. Each argument is one step, run in order:
+//!
+//! - `rare`: the `personality` syscall (query only), which few programs make
+//! - `write:PATH` / `read:PATH`: open for writing (create, truncate) / reading
+//! - `chdir:DIR`, `mkdir:PATH`, `sleep:MS`
+//! - `exec:PROG[:ARG...]`: run a child and wait for it
+//! - `tcp:ADDR:PORT` / `udp:ADDR:PORT`: connect and send one byte
+//! - `serve`: listen on a loopback port, connect to it and accept
+//! - `chown:PATH:UID`: change the owner (needs CAP_CHOWN)
+//! - `deny-time`: drop CAP_SYS_TIME from the effective set, then try to set
+//!   the clock, which the kernel refuses (nothing is changed)
+//! - `getppid:N`: N getppid() calls; `open-loop:PATH:N`: N open/close of PATH
+//!   (benchmark loops, timed and printed as ns per iteration)
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    for step in std::env::args().skip(1) {
+        if let Err(error) = run(&step) {
+            eprintln!("fixture: {step}: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(step: &str) -> std::io::Result<()> {
+    let mut parts = step.split(':');
+    let verb = parts.next().unwrap_or_default();
+    let args: Vec<&str> = parts.collect();
+    let arg = |i: usize| args.get(i).copied().unwrap_or_default();
+    match verb {
+        "rare" => {
+            // SAFETY: personality(0xffffffff) only queries.
+            let r = unsafe { libc::personality(0xffff_ffff) };
+            check(r as libc::c_long)
+        }
+        "write" => std::fs::File::create(arg(0))?.write_all(b"x"),
+        "read" => std::fs::File::open(arg(0))?
+            .read_to_end(&mut Vec::new())
+            .map(|_| ()),
+        "chdir" => std::env::set_current_dir(arg(0)),
+        "mkdir" => std::fs::create_dir(arg(0)),
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_millis(
+                arg(0).parse().unwrap_or(0),
+            ));
+            Ok(())
+        }
+        "exec" => {
+            let status = Command::new(arg(0)).args(&args[1..]).status()?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!("child: {status}")))
+            }
+        }
+        "tcp" => {
+            let addr: SocketAddr = socket_addr(&args)?;
+            TcpStream::connect(addr)?.write_all(b"x")
+        }
+        "udp" => {
+            let addr: SocketAddr = socket_addr(&args)?;
+            let bind = if addr.is_ipv6() {
+                "[::1]:0"
+            } else {
+                "127.0.0.1:0"
+            };
+            UdpSocket::bind(bind)?.send_to(b"x", addr).map(|_| ())
+        }
+        "serve" => {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let port = listener.local_addr()?.port();
+            let client =
+                std::thread::spawn(move || TcpStream::connect(("127.0.0.1", port)).map(|_| ()));
+            let (_conn, _) = listener.accept()?;
+            client
+                .join()
+                .map_err(|_| std::io::Error::other("client thread"))??;
+            println!("served on {port}");
+            Ok(())
+        }
+        "chown" => {
+            let path = std::ffi::CString::new(arg(0))?;
+            let uid: u32 = arg(1).parse().map_err(std::io::Error::other)?;
+            // SAFETY: chown(2) on a NUL-terminated path.
+            check(unsafe { libc::chown(path.as_ptr(), uid, u32::MAX) }.into())
+        }
+        "deny-time" => {
+            caps::drop(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_TIME,
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let mut now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: reading the clock into our timespec, then trying to set
+            // it to the same value without the capability: the kernel refuses.
+            let r = unsafe {
+                libc::clock_gettime(libc::CLOCK_REALTIME, &mut now);
+                libc::clock_settime(libc::CLOCK_REALTIME, &now)
+            };
+            match (r, std::io::Error::last_os_error().raw_os_error()) {
+                (-1, Some(libc::EPERM)) => Ok(()),
+                _ => Err(std::io::Error::other("setting the clock was not refused")),
+            }
+        }
+        "getppid" => {
+            let n: u64 = arg(0).parse().unwrap_or(1);
+            let start = Instant::now();
+            for _ in 0..n {
+                // SAFETY: getppid has no preconditions.
+                std::hint::black_box(unsafe { libc::syscall(libc::SYS_getppid) });
+            }
+            println!(
+                "getppid_ns {:.2}",
+                start.elapsed().as_nanos() as f64 / n as f64
+            );
+            Ok(())
+        }
+        "open-loop" => {
+            let path = std::ffi::CString::new(arg(0))?;
+            let n: u64 = arg(1).parse().unwrap_or(1);
+            let start = Instant::now();
+            for _ in 0..n {
+                // SAFETY: open/close on a NUL-terminated path.
+                unsafe {
+                    let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                }
+            }
+            println!(
+                "open_close_ns {:.2}",
+                start.elapsed().as_nanos() as f64 / n as f64
+            );
+            Ok(())
+        }
+        other => Err(std::io::Error::other(format!("unknown step {other}"))),
+    }
+}
+
+fn socket_addr(args: &[&str]) -> std::io::Result<SocketAddr> {
+    // ADDR may be an IPv6 address with colons: the port is the last part.
+    let (port, host) = args
+        .split_last()
+        .ok_or_else(|| std::io::Error::other("missing port"))?;
+    let host = host.join(":");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    format!(
+        "{}:{port}",
+        if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        }
+    )
+    .parse()
+    .map_err(std::io::Error::other)
+}
+
+fn check(r: libc::c_long) -> std::io::Result<()> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! Helpers for the integration tests: they run the real `imprint` binary as
+//! root, with the real probes, on real processes.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The imprint binary under test.
+pub fn imprint() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_imprint"))
+}
+
+/// The fixture example (built by `cargo test` with the examples).
+pub fn fixture() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = target.join("examples").join("fixture");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test` (builds examples)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh folder outside /tmp (where temporary names are normalised), as
+/// an absolute path without symlinks.
+pub fn workdir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("work")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    (dir, path)
+}
+
+/// Fails clearly when the tests are not run as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "imprint's integration tests load BPF programs: run them as root"
+    );
+}
+
+/// Runs `imprint record -o DIR -- command...`, returns its output and the report.
+pub fn record(dir: &Path, command: &[&str]) -> (Output, Value) {
+    let output = imprint()
+        .args(["record", "--output"])
+        .arg(dir)
+        .arg("--")
+        .args(command)
+        .output()
+        .expect("running imprint record");
+    let report = only_report(dir);
+    (output, report)
+}
+
+/// The single report file in `dir`.
+pub fn only_report(dir: &Path) -> Value {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "expected one report in {}: {files:?}",
+        dir.display()
+    );
+    read_json(&files[0])
+}
+
+/// Parses a JSON file.
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Syscall names of a report.
+pub fn syscalls(report: &Value) -> Vec<String> {
+    strings(&report["spec"]["syscalls"]["names"])
+}
+
+/// The access list of `path` in a report, if the path is there.
+pub fn file_access(report: &Value, path: &str) -> Option<Vec<String>> {
+    report["spec"]["files"]
+        .as_array()?
+        .iter()
+        .find(|f| f["path"] == path)
+        .map(|f| strings(&f["access"]))
+}
+
+/// A JSON array of strings as a Vec.
+pub fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The capability entry named `name`.
+pub fn capability<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
+    report["spec"]["capabilities"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)
+}
+
+/// Whether the report has a network entry with these fields.
+pub fn has_endpoint(
+    report: &Value,
+    direction: &str,
+    protocol: &str,
+    address: &str,
+    port: u16,
+) -> bool {
+    report["spec"]["network"].as_array().is_some_and(|entries| {
+        entries.iter().any(|e| {
+            e["direction"] == direction
+                && e["protocol"] == protocol
+                && e["address"] == address
+                && e["port"] == port
+        })
+    })
+}
+
+/// The mount point of the unified cgroup hierarchy.
+pub fn unified_root() -> PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = left.split_whitespace().nth(4)?;
+            (right.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mount_point))
+        })
+        .min_by_key(|p| p.as_os_str().len())
+        .expect("a cgroup2 mount")
+}

@@ -1,0 +1,276 @@
+//! `imprint record -- CMD` against real processes, with the real probes.
+
+mod common;
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn records_what_a_process_tree_does_and_nothing_else() {
+    require_root();
+    let (_work, dir) = workdir();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/rel.txt"), "relative").unwrap();
+    let outside_marker = dir.join("outside-marker.txt");
+
+    // Endpoints made by the test itself, outside the recorded cgroup.
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    let accepter = std::thread::spawn(move || {
+        let (mut conn, _) = tcp.accept().unwrap();
+        let mut byte = [0u8; 1];
+        let _ = conn.read(&mut byte);
+    });
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+
+    // While the command sleeps, a process outside its cgroup opens a file.
+    let marker = outside_marker.clone();
+    let outsider = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        std::fs::write(&marker, "outside").unwrap();
+    });
+
+    let reports = dir.join("reports");
+    let fixture = fixture();
+    let steps = [
+        "rare".to_string(),
+        format!("write:{}/w.txt", dir.display()),
+        format!("chdir:{}/sub", dir.display()),
+        "read:rel.txt".to_string(),
+        "exec:/bin/sh:-c:sh -c 'cat /etc/hostname' > /dev/null".to_string(),
+        format!("tcp:127.0.0.1:{tcp_port}"),
+        format!("udp:127.0.0.1:{udp_port}"),
+        "serve".to_string(),
+        format!("chown:{}/w.txt:1234", dir.display()),
+        "deny-time".to_string(),
+        "sleep:400".to_string(),
+    ];
+    let mut command = vec![fixture.to_str().unwrap()];
+    command.extend(steps.iter().map(String::as_str));
+    let (output, report) = record(&reports, &command);
+    accepter.join().unwrap();
+    outsider.join().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "imprint record failed: {output:?}");
+
+    // Syscalls: the rare one, from the kernel's bitmap.
+    let names = syscalls(&report);
+    assert!(names.contains(&"personality".to_string()), "{names:?}");
+    assert_eq!(report["spec"]["syscalls"]["arch"], std::env::consts::ARCH);
+
+    // Files: absolute and relative opens, both with absolute paths.
+    let written = file_access(&report, &format!("{}/w.txt", dir.display())).expect("written file");
+    for access in ["write", "create", "truncate"] {
+        assert!(written.contains(&access.to_string()), "{written:?}");
+    }
+    let read = file_access(&report, &format!("{}/sub/rel.txt", dir.display()))
+        .expect("relative open, absolute path");
+    assert_eq!(read, ["read"]);
+    assert!(
+        file_access(&report, outside_marker.to_str().unwrap()).is_none(),
+        "outside process recorded"
+    );
+
+    // Executables: the child and the grandchild, with their arguments.
+    let execs = report["spec"]["executables"].as_array().unwrap();
+    let exec_of = |args: &[&str]| execs.iter().any(|e| strings(&e["args"]) == args);
+    assert!(
+        exec_of(&["/bin/sh", "-c", "sh -c 'cat /etc/hostname' > /dev/null"]),
+        "{execs:?}"
+    );
+    assert!(exec_of(&["sh", "-c", "cat /etc/hostname"]), "{execs:?}");
+    assert!(
+        exec_of(&["cat", "/etc/hostname"]),
+        "grandchild missing: {execs:?}"
+    );
+    assert!(
+        execs.iter().any(|e| e["path"] == fixture.to_str().unwrap()),
+        "{execs:?}"
+    );
+
+    // Network: outbound TCP and UDP to the test's endpoints; the fixture's
+    // own listener, inbound accept; not the test's listener (outside).
+    assert!(
+        has_endpoint(&report, "outbound", "tcp", "127.0.0.1", tcp_port),
+        "{}",
+        report["spec"]["network"]
+    );
+    assert!(
+        has_endpoint(&report, "outbound", "udp", "127.0.0.1", udp_port),
+        "{}",
+        report["spec"]["network"]
+    );
+    let served: u16 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("served on "))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("fixture printed its port");
+    assert!(
+        has_endpoint(&report, "listening", "tcp", "127.0.0.1", served),
+        "{}",
+        report["spec"]["network"]
+    );
+    assert!(
+        has_endpoint(&report, "inbound", "tcp", "127.0.0.1", served),
+        "{}",
+        report["spec"]["network"]
+    );
+    assert!(
+        has_endpoint(&report, "outbound", "tcp", "127.0.0.1", served),
+        "{}",
+        report["spec"]["network"]
+    );
+    assert!(
+        !has_endpoint(&report, "listening", "tcp", "127.0.0.1", tcp_port),
+        "test's listener recorded"
+    );
+
+    // Capabilities: chown needed; the refused clock change denied, not
+    // needed; the overcommit probe behind mmap probed, not needed.
+    let chown = capability(&report, "CAP_CHOWN").expect("CAP_CHOWN");
+    assert_eq!(chown["needed"], true);
+    let time = capability(&report, "CAP_SYS_TIME").expect("CAP_SYS_TIME");
+    assert_eq!(
+        (time["needed"].as_bool(), time["denied"].as_bool()),
+        (Some(false), Some(true))
+    );
+    if let Some(admin) = capability(&report, "CAP_SYS_ADMIN") {
+        assert_eq!(
+            admin["needed"], false,
+            "CAP_SYS_ADMIN was only probed: {admin}"
+        );
+    }
+
+    // Stats and drops.
+    assert_eq!(report["spec"]["stats"]["drops"]["total"], 0);
+    assert_eq!(report["spec"]["stats"]["syscalls"], names.len());
+}
+
+#[test]
+fn the_command_exit_status_is_kept() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (output, report) = record(dir.path(), &["/bin/sh", "-c", "exit 7"]);
+    assert_eq!(output.status.code(), Some(7));
+    assert!(syscalls(&report).contains(&"exit_group".to_string()));
+}
+
+#[test]
+fn cgroups_made_below_the_command_are_followed() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "d={}$(sed -n 's/^0:://p' /proc/self/cgroup)/child && mkdir $d && echo $$ > $d/cgroup.procs && exec cat /etc/hostname",
+        unified_root().display()
+    );
+    let (output, report) = record(dir.path(), &["/bin/sh", "-c", &script]);
+    assert!(output.status.success(), "{output:?}");
+    let execs = report["spec"]["executables"].as_array().unwrap();
+    assert!(
+        execs
+            .iter()
+            .any(|e| strings(&e["args"]) == ["cat", "/etc/hostname"]),
+        "{execs:?}"
+    );
+    assert_eq!(
+        file_access(&report, "/etc/hostname"),
+        Some(vec!["read".to_string()])
+    );
+}
+
+#[test]
+fn strace_sees_no_syscall_the_report_misses() {
+    require_root();
+    let (_work, dir) = workdir();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/rel.txt"), "x").unwrap();
+    let fixture = fixture();
+    let steps = |tag: &str| {
+        vec![
+            fixture.to_str().unwrap().to_string(),
+            "rare".into(),
+            format!("write:{}/w-{tag}.txt", dir.display()),
+            format!("chdir:{}/sub", dir.display()),
+            "read:rel.txt".into(),
+            "exec:/bin/sh:-c:ls / > /dev/null".into(),
+            "serve".into(),
+            format!("mkdir:{}/d-{tag}", dir.display()),
+        ]
+    };
+    let trace = dir.join("strace.out");
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .args(steps("strace"))
+        .status()
+        .expect("strace (Debian package strace) is needed");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut seen: Vec<String> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.split_once(' ')?.1.trim_start();
+            let rest = rest.strip_prefix("<... ").unwrap_or(rest);
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty() && !rest.starts_with("+++") && !rest.starts_with("---"))
+                .then_some(name)
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert!(seen.len() > 20, "strace parsing: {seen:?}");
+
+    let reports = dir.join("reports");
+    let args = steps("imprint");
+    let (output, report) = record(
+        &reports,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let recorded = syscalls(&report);
+    let missing: Vec<_> = seen.iter().filter(|s| !recorded.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "strace saw syscalls the report lacks: {missing:?}\nreport: {recorded:?}"
+    );
+}
+
+#[test]
+fn a_hook_that_fails_to_load_is_named_and_the_rest_records() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let output = imprint()
+        .args(["record", "--capability-hook", "fexit", "--output"])
+        .arg(dir.path())
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "chown 0 /proc/self/fd/1 2>/dev/null; true",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report = only_report(dir.path());
+    if stderr.contains("not recorded: capability checks") {
+        // No BPF trampolines on this kernel: the loss is named, the rest is there.
+        assert!(stderr.contains("fexit/cap_capable"), "{stderr}");
+        assert!(syscalls(&report).contains(&"exit_group".to_string()));
+        assert_eq!(report["spec"]["capabilities"], serde_json::json!([]));
+    } else {
+        assert!(
+            report["spec"]["capabilities"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty()),
+            "{stderr}"
+        );
+    }
+}
