@@ -40,15 +40,41 @@ pub struct RecordOptions {
 /// Records and writes the reports; returns the exit code to leave with
 /// (the command's, for `record -- CMD`).
 pub async fn record(options: RecordOptions) -> Result<i32> {
+    let mut stop = Stop::listen()?;
     let hierarchy = Hierarchy::detect()?;
     if options.command.is_empty() {
         let duration = options
             .duration
             .context("give a command after `--`, or --duration")?;
-        record_host(&hierarchy, &options, duration).await?;
+        record_host(&hierarchy, &options, duration, &mut stop).await?;
         Ok(0)
     } else {
-        record_command(&hierarchy, &options).await
+        record_command(&hierarchy, &options, &mut stop).await
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, listened to from the start so that a
+/// signal during probe loading still ends the recording cleanly.
+pub struct Stop {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn listen() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Stop {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves when a stop signal arrives.
+    async fn requested(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }
 
@@ -86,10 +112,14 @@ async fn final_drain(events: &mut AsyncFd<RingBuf<MapData>>, aggregator: &mut Ag
     }
 }
 
-async fn record_command(hierarchy: &Hierarchy, options: &RecordOptions) -> Result<i32> {
+async fn record_command(
+    hierarchy: &Hierarchy,
+    options: &RecordOptions,
+    stop: &mut Stop,
+) -> Result<i32> {
     let cgroup = format!("/imprint/record-{}", std::process::id());
     let dir = hierarchy.create(&cgroup)?;
-    let result = record_command_in(hierarchy, options, &cgroup, &dir).await;
+    let result = record_command_in(hierarchy, options, &cgroup, &dir, stop).await;
     for left in hierarchy.remove_tree(&cgroup) {
         warn!(cgroup = %left.display(), "cgroup still holds processes the command left behind; not removed");
     }
@@ -101,12 +131,14 @@ async fn record_command_in(
     options: &RecordOptions,
     cgroup: &str,
     dir: &Path,
+    stop: &mut Stop,
 ) -> Result<i32> {
     let id = hierarchy.id_of(cgroup)?;
     let mut probes = Probes::load(
         &ProbeConfig {
             record_all: false,
             capability_hook: options.capability_hook,
+            ignore: Vec::new(),
         },
         hierarchy.root(),
     )?;
@@ -140,7 +172,7 @@ async fn record_command_in(
                 guard.clear_ready();
             }
             status = child.wait() => break status?,
-            _ = tokio::signal::ctrl_c() => {
+            _ = stop.requested() => {
                 if let Some(pid) = pid {
                     // SAFETY: signalling the child we started.
                     unsafe { libc::kill(pid as i32, libc::SIGINT) };
@@ -265,6 +297,7 @@ async fn record_host(
     hierarchy: &Hierarchy,
     options: &RecordOptions,
     duration: Duration,
+    stop: &mut Stop,
 ) -> Result<()> {
     // imprint moves into a cgroup of its own, which the probes ignore, so
     // its own syscalls do not land in the report of the cgroup it came from.
@@ -272,7 +305,7 @@ async fn record_host(
     let own = format!("/imprint/self-{}", std::process::id());
     let own_dir = hierarchy.create(&own)?;
     hierarchy.join(&own, 0)?;
-    let result = record_host_in(hierarchy, options, duration, &own, &own_dir).await;
+    let result = record_host_in(hierarchy, options, duration, &own, &own_dir, stop).await;
     if let Err(error) = hierarchy.join(&home, 0) {
         warn!(%error, "could not move back to the original cgroup");
     }
@@ -286,15 +319,16 @@ async fn record_host_in(
     duration: Duration,
     own: &str,
     own_dir: &Path,
+    stop: &mut Stop,
 ) -> Result<()> {
     let mut probes = Probes::load(
         &ProbeConfig {
             record_all: true,
             capability_hook: options.capability_hook,
+            ignore: vec![(own_dir.to_path_buf(), hierarchy.id_of(own)?)],
         },
         hierarchy.root(),
     )?;
-    probes.ignore_cgroup(own_dir, hierarchy.id_of(own)?)?;
     let mut known = hierarchy.scan(100_000);
     let mut events = watch(probes.take_events()?)?;
     let mut aggregator = Aggregator::default();
@@ -311,7 +345,7 @@ async fn record_host_in(
                 guard.clear_ready();
             }
             _ = &mut deadline => break,
-            _ = tokio::signal::ctrl_c() => {
+            _ = stop.requested() => {
                 eprintln!();
                 info!("interrupted, writing reports");
                 break;

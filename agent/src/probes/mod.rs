@@ -6,7 +6,7 @@ mod kallsyms;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aya::maps::{CgrpStorage, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, FExit, TracePoint};
@@ -41,6 +41,9 @@ pub struct ProbeConfig {
     pub record_all: bool,
     /// Which hook sees capability checks.
     pub capability_hook: CapabilityHook,
+    /// Cgroups (directory, id) never recorded, marked before any hook is
+    /// attached: imprint's own.
+    pub ignore: Vec<(PathBuf, u64)>,
 }
 
 /// The hook for capability checks.
@@ -118,6 +121,9 @@ impl Probes {
                  including no-audit probes"
             );
         }
+        for (dir, id) in &config.ignore {
+            mark(&mut ebpf, dir, *id, cgroup_flags::IGNORED)?;
+        }
         let mut attacher = Attacher {
             ebpf: &mut ebpf,
             btf: &btf,
@@ -173,42 +179,7 @@ impl Probes {
 
     /// Records the cgroup at `dir` (id `id`) and every cgroup made below it.
     pub fn record_cgroup(&mut self, dir: &Path, id: u64) -> Result<(), ProbeError> {
-        self.mark(dir, id, cgroup_flags::RECORDED)
-    }
-
-    /// Never records the cgroup at `dir` (imprint's own).
-    pub fn ignore_cgroup(&mut self, dir: &Path, id: u64) -> Result<(), ProbeError> {
-        self.mark(dir, id, cgroup_flags::IGNORED)
-    }
-
-    fn mark(&mut self, dir: &Path, id: u64, flags: u32) -> Result<(), ProbeError> {
-        let map_error =
-            |name: &'static str| move |e: aya::maps::MapError| ProbeError::Map(name, e.to_string());
-        let mut ids: BpfHashMap<_, u64, u32> = BpfHashMap::try_from(
-            self.ebpf
-                .map_mut(maps::CGROUP_IDS)
-                .ok_or(ProbeError::Map(maps::CGROUP_IDS, "missing".into()))?,
-        )
-        .map_err(map_error(maps::CGROUP_IDS))?;
-        ids.insert(id, flags, 0)
-            .map_err(map_error(maps::CGROUP_IDS))?;
-        let dir_file = File::open(dir).map_err(|e| {
-            ProbeError::Map(maps::CGROUP_STATES, format!("open {}: {e}", dir.display()))
-        })?;
-        let mut states: CgrpStorage<_, PodState> = CgrpStorage::try_from(
-            self.ebpf
-                .map_mut(maps::CGROUP_STATES)
-                .ok_or(ProbeError::Map(maps::CGROUP_STATES, "missing".into()))?,
-        )
-        .map_err(map_error(maps::CGROUP_STATES))?;
-        let state = CgroupState {
-            flags,
-            ..CgroupState::default()
-        };
-        states
-            .insert(&dir_file, PodState(state), 0)
-            .map_err(map_error(maps::CGROUP_STATES))?;
-        Ok(())
+        mark(&mut self.ebpf, dir, id, cgroup_flags::RECORDED)
     }
 
     /// Takes the event ring buffer (once).
@@ -249,6 +220,36 @@ impl Probes {
         }
         total
     }
+}
+
+/// Sets `flags` for the cgroup at `dir` in both the id map and the cgroup
+/// storage the syscall hook reads.
+fn mark(ebpf: &mut Ebpf, dir: &Path, id: u64, flags: u32) -> Result<(), ProbeError> {
+    let map_error =
+        |name: &'static str| move |e: aya::maps::MapError| ProbeError::Map(name, e.to_string());
+    let mut ids: BpfHashMap<_, u64, u32> = BpfHashMap::try_from(
+        ebpf.map_mut(maps::CGROUP_IDS)
+            .ok_or(ProbeError::Map(maps::CGROUP_IDS, "missing".into()))?,
+    )
+    .map_err(map_error(maps::CGROUP_IDS))?;
+    ids.insert(id, flags, 0)
+        .map_err(map_error(maps::CGROUP_IDS))?;
+    let dir_file = File::open(dir).map_err(|e| {
+        ProbeError::Map(maps::CGROUP_STATES, format!("open {}: {e}", dir.display()))
+    })?;
+    let mut states: CgrpStorage<_, PodState> = CgrpStorage::try_from(
+        ebpf.map_mut(maps::CGROUP_STATES)
+            .ok_or(ProbeError::Map(maps::CGROUP_STATES, "missing".into()))?,
+    )
+    .map_err(map_error(maps::CGROUP_STATES))?;
+    let state = CgroupState {
+        flags,
+        ..CgroupState::default()
+    };
+    states
+        .insert(&dir_file, PodState(state), 0)
+        .map_err(map_error(maps::CGROUP_STATES))?;
+    Ok(())
 }
 
 struct Attacher<'a> {

@@ -1,0 +1,127 @@
+//! `imprint record --duration`: every cgroup of the host, one report each.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A cgroup of the test's own below the unified root, removed on drop.
+struct TestCgroup {
+    path: std::path::PathBuf,
+    name: String,
+}
+
+impl TestCgroup {
+    fn new(tag: &str) -> Self {
+        let name = format!("imprint-test-{tag}-{}", std::process::id());
+        let path = unified_root().join(&name);
+        std::fs::create_dir(&path).unwrap();
+        TestCgroup { path, name }
+    }
+
+    /// Starts `sh -c script` inside the cgroup.
+    fn spawn(&self, script: &str) -> std::process::Child {
+        let procs = self.path.join("cgroup.procs");
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", script]);
+        // SAFETY: only a write(2) through std's File between fork and exec.
+        unsafe {
+            command.pre_exec(move || std::fs::write(&procs, "0"));
+        }
+        command.spawn().unwrap()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+#[test]
+fn records_every_cgroup_into_its_own_report() {
+    require_root();
+    let (_work, dir) = workdir();
+    let cgroup = TestCgroup::new("duration");
+    let reports = dir.join("reports");
+    let mut recorder = imprint()
+        .args(["record", "--duration", "4s", "--output"])
+        .arg(&reports)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let own_cgroup = format!("/imprint/self-{}", recorder.id());
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut worker = cgroup.spawn("cat /etc/hostname > /dev/null; ls /proc/self/ > /dev/null");
+    assert!(worker.wait().unwrap().success());
+    let output = recorder.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+
+    let report = read_json(&reports.join(format!("{}.json", cgroup.name)));
+    assert_eq!(
+        report["spec"]["subject"]["cgroup"],
+        format!("/{}", cgroup.name)
+    );
+    assert_eq!(
+        file_access(&report, "/etc/hostname"),
+        Some(vec!["read".to_string()])
+    );
+    let execs = report["spec"]["executables"].as_array().unwrap();
+    assert!(
+        execs
+            .iter()
+            .any(|e| strings(&e["args"]) == ["cat", "/etc/hostname"]),
+        "{execs:?}"
+    );
+    assert!(file_access(&report, "/proc/*/fdinfo").is_none());
+    assert!(
+        stderr.contains(&format!("/{}:", cgroup.name)),
+        "summary line missing: {stderr}"
+    );
+    // imprint's own cgroup is ignored.
+    let own = std::fs::read_dir(&reports).unwrap().flatten().filter(|e| {
+        std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&format!("\"{own_cgroup}\"")))
+    });
+    assert_eq!(own.count(), 0, "imprint recorded itself");
+}
+
+#[test]
+fn ctrl_c_ends_the_recording_and_writes_every_report() {
+    require_root();
+    let (_work, dir) = workdir();
+    let cgroup = TestCgroup::new("interrupt");
+    let reports = dir.join("reports");
+    let recorder = imprint()
+        .args(["record", "--duration", "120s", "--output"])
+        .arg(&reports)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut worker = cgroup.spawn("cat /etc/hostname > /dev/null");
+    assert!(worker.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
+    let output = recorder.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "imprint took {:?} to stop",
+        started.elapsed()
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_json(&reports.join(format!("{}.json", cgroup.name)));
+    assert_eq!(
+        file_access(&report, "/etc/hostname"),
+        Some(vec!["read".to_string()])
+    );
+}

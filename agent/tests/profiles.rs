@@ -1,0 +1,218 @@
+//! Round trip: record a command, recommend its profile and capabilities,
+//! run it again under them with `imprint run`; remove what it needs and it fails.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+
+fn recommend(report: &Path, format: &str, out: &Path) {
+    let output = imprint()
+        .args(["recommend", "--format", format, "--output"])
+        .arg(out)
+        .arg(report)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "recommend --format {format}: {output:?}"
+    );
+}
+
+fn run_under(profile: &Path, caps: &Path, command: &[String]) -> Output {
+    imprint()
+        .args(["run", "--seccomp"])
+        .arg(profile)
+        .arg("--caps")
+        .arg(caps)
+        .arg("--")
+        .args(command)
+        .output()
+        .unwrap()
+}
+
+fn steps(dir: &Path, tag: &str) -> Vec<String> {
+    vec![
+        fixture().to_str().unwrap().to_string(),
+        format!("mkdir:{}/{tag}", dir.display()),
+        format!("write:{}/{tag}/f", dir.display()),
+        format!("chown:{}/{tag}/f:1234", dir.display()),
+        "rare".into(),
+    ]
+}
+
+#[test]
+fn a_recommended_profile_runs_the_command_and_one_less_syscall_breaks_it() {
+    require_root();
+    let (_work, dir) = workdir();
+    let reports = dir.join("reports");
+    let recorded = steps(&dir, "recorded");
+    let (output, _) = record(
+        &reports,
+        &recorded.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let report = std::fs::read_dir(&reports)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+
+    let profile = dir.join("profile.json");
+    let caps = dir.join("caps.yaml");
+    recommend(&report, "oci", &profile);
+    recommend(&report, "caps", &caps);
+    let oci = read_json(&profile);
+    assert_eq!(oci["defaultAction"], "SCMP_ACT_ERRNO");
+    let allowed = strings(&oci["syscalls"][0]["names"]);
+    assert!(
+        allowed.contains(&"personality".to_string()) && allowed.contains(&"mkdir".to_string()),
+        "{allowed:?}"
+    );
+    let caps_text = std::fs::read_to_string(&caps).unwrap();
+    assert!(
+        caps_text.contains("CHOWN") && caps_text.contains("ALL"),
+        "{caps_text}"
+    );
+
+    // The same command under the profile and only the needed capabilities.
+    let ok = run_under(&profile, &caps, &steps(&dir, "enforced"));
+    assert!(
+        ok.status.success(),
+        "the recommended profile broke the command: {ok:?}"
+    );
+    assert!(dir.join("enforced/f").exists());
+
+    // Without mkdir in the profile, the mkdir step fails with EPERM.
+    let mut without = oci.clone();
+    let names = without["syscalls"][0]["names"].as_array_mut().unwrap();
+    names.retain(|n| n != "mkdir");
+    let reduced = dir.join("reduced.json");
+    std::fs::write(&reduced, serde_json::to_string(&without).unwrap()).unwrap();
+    let denied = run_under(&reduced, &caps, &steps(&dir, "reduced"));
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        !denied.status.success(),
+        "ran without mkdir allowed: {denied:?}"
+    );
+    assert!(
+        stderr.contains("mkdir") && stderr.contains("Operation not permitted"),
+        "{stderr}"
+    );
+
+    // Without CAP_CHOWN, the chown step fails with EPERM.
+    let no_chown = dir.join("no-chown.yaml");
+    std::fs::write(&no_chown, "drop: [ALL]\nadd: []\n").unwrap();
+    let denied = run_under(&profile, &no_chown, &steps(&dir, "nochown"));
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        !denied.status.success(),
+        "chown worked without CAP_CHOWN: {denied:?}"
+    );
+    assert!(
+        stderr.contains("chown") && stderr.contains("Operation not permitted"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn several_reports_merge_into_one_spo_profile() {
+    require_root();
+    let (_work, dir) = workdir();
+    let a = dir.join("a");
+    let b = dir.join("b");
+    let fixture = fixture();
+    let (oa, _) = record(&a, &[fixture.to_str().unwrap(), "rare"]);
+    let (ob, _) = record(
+        &b,
+        &[
+            fixture.to_str().unwrap(),
+            &format!("mkdir:{}/m", dir.display()),
+        ],
+    );
+    assert!(oa.status.success() && ob.status.success());
+    let report = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .next()
+            .unwrap()
+            .path()
+    };
+    let output = imprint()
+        .args(["recommend", "--format", "spo", "--name", "Web_Server"])
+        .arg(report(&a))
+        .arg(report(&b))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("apiVersion: security-profiles-operator.x-k8s.io/v1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kind: SeccompProfile") && text.contains("name: web-server"),
+        "{text}"
+    );
+    assert!(
+        text.contains("defaultAction: SCMP_ACT_ERRNO") && text.contains("SCMP_ARCH_"),
+        "{text}"
+    );
+    assert!(
+        text.contains("personality") && text.contains("mkdir"),
+        "union of both reports: {text}"
+    );
+}
+
+#[test]
+fn malformed_or_truncated_reports_get_a_one_line_error() {
+    let (_work, dir) = workdir();
+    let good = r#"{"apiVersion":"imprint.dev/v1alpha1","kind":"ContainerBehaviorReport","metadata":{"name":"x"},
+        "spec":{"subject":{},"syscalls":{"arch":"x86_64","names":["read"]}}}"#;
+    let cases = [
+        ("truncated.json", &good[..good.len() / 2], "malformed JSON"),
+        (
+            "wrong-kind.json",
+            &good.replace("ContainerBehaviorReport", "Pod")[..],
+            "kind is",
+        ),
+        (
+            "no-syscalls.yaml",
+            "apiVersion: imprint.dev/v1alpha1\nkind: ContainerBehaviorReport\nspec:\n  subject: {}\n",
+            "syscalls",
+        ),
+        ("empty.json", "", "empty"),
+    ];
+    for (name, text, expected) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let output = imprint()
+            .args(["recommend", "--format", "oci"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name} was accepted");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{name}: not one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(name) && stderr.contains(expected),
+            "{name}: {stderr}"
+        );
+    }
+    let path = dir.join("good.json");
+    std::fs::write(&path, good).unwrap();
+    let output = imprint()
+        .args(["recommend", "--format", "oci"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
