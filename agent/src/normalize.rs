@@ -7,9 +7,10 @@
 //!   resolved to a pid);
 //! - `/dev/pts/<n>` becomes `/dev/pts/*`;
 //! - below `/tmp`, `/var/tmp`, `/dev/shm` and `/run/user/<uid>`, every run of
-//!   three or more digits becomes `*`, and a `mkstemp`-style suffix (six or
-//!   more letters and digits, mixing both, after the last `.`, `-` or `_`, or
-//!   as the whole name) becomes `*`.
+//!   three or more digits becomes `*`, and a random-looking suffix after the
+//!   last `.`, `-` or `_` (or the whole name) becomes `*`: six or more
+//!   characters mixing digits, upper and lower case (`mkstemp`'s `XXXXXX`), or
+//!   sixteen or more hexadecimal digits.
 //!
 //! Everything else is kept as the kernel resolved it.
 
@@ -84,10 +85,11 @@ fn flush_digits(out: &mut String, digits: &mut String) {
 }
 
 fn looks_random(token: &str) -> bool {
-    token.len() >= 6
-        && token.bytes().all(|b| b.is_ascii_alphanumeric())
-        && token.bytes().any(|b| b.is_ascii_digit())
-        && token.bytes().any(|b| b.is_ascii_alphabetic())
+    let has = |f: fn(&u8) -> bool| token.as_bytes().iter().any(f);
+    let mixed =
+        has(u8::is_ascii_digit) && has(u8::is_ascii_uppercase) && has(u8::is_ascii_lowercase);
+    let long_hex = token.len() >= 16 && token.bytes().all(|b| b.is_ascii_hexdigit());
+    token.len() >= 6 && token.bytes().all(|b| b.is_ascii_alphanumeric()) && (mixed || long_hex)
 }
 
 #[cfg(test)]
@@ -119,6 +121,11 @@ mod tests {
         assert_eq!(n("/dev/shm/sem.Xy12ab"), "/dev/shm/sem.*");
         assert_eq!(n("/tmp/plain/file"), "/tmp/plain/file");
         assert_eq!(n("/run/user/1000/bus"), "/run/user/1000/bus");
+        assert_eq!(
+            n("/var/tmp/job/backup.tar.sha256"),
+            "/var/tmp/job/backup.tar.sha256"
+        );
+        assert_eq!(n("/tmp/cache/0123456789abcdef0123"), "/tmp/cache/*");
     }
 
     #[test]

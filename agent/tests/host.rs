@@ -47,7 +47,7 @@ fn records_every_cgroup_into_its_own_report() {
     let (_work, dir) = workdir();
     let cgroup = TestCgroup::new("duration");
     let reports = dir.join("reports");
-    let mut recorder = imprint()
+    let recorder = imprint()
         .args(["record", "--duration", "4s", "--output"])
         .arg(&reports)
         .stderr(Stdio::piped())
