@@ -7,7 +7,7 @@
 //!   resolved to a pid);
 //! - `/dev/pts/<n>` becomes `/dev/pts/*`;
 //! - below `/tmp`, `/var/tmp`, `/dev/shm` and `/run/user/<uid>`, every run of
-//!   three or more digits becomes `*`, and a random-looking suffix after the
+//!   four or more digits becomes `*`, and a random-looking suffix after the
 //!   last `.`, `-` or `_` (or the whole name) becomes `*`: six or more
 //!   characters mixing digits, upper and lower case (`mkstemp`'s `XXXXXX`), or
 //!   sixteen or more hexadecimal digits.
@@ -60,7 +60,7 @@ fn normalize_temp_name(name: &str) -> String {
     if looks_random(suffix) {
         return format!("{stem}*");
     }
-    // Runs of three or more digits.
+    // Runs of four or more digits.
     let mut out = String::with_capacity(name.len());
     let mut digits = String::new();
     for c in name.chars() {
@@ -76,7 +76,7 @@ fn normalize_temp_name(name: &str) -> String {
 }
 
 fn flush_digits(out: &mut String, digits: &mut String) {
-    if digits.len() >= 3 {
+    if digits.len() >= 4 {
         out.push('*');
     } else {
         out.push_str(digits);
