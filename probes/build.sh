@@ -25,14 +25,21 @@ for src in bpf/*.bpf.c; do
     objects+=("$work/$name.o")
 done
 "$bpftool" gen object "$work/imprint.bpf.o" "${objects[@]}"
+# The empty programs the overhead benchmark compares against.
+"$clang" -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_"$arch" \
+    -fdebug-prefix-map="$here"=. -ffile-prefix-map="$here"=. \
+    -c bench/empty.bpf.c -o "$work/empty.o"
+"$bpftool" gen object "$work/empty.bpf.o" "$work/empty.o"
 
+empty="$here/bench/empty.bpf.o"
 if [[ "${1:-}" == "--check" ]]; then
-    if ! cmp -s "$work/imprint.bpf.o" "$out"; then
-        echo "probes/imprint.bpf.o is stale: run probes/build.sh and commit it" >&2
+    if ! cmp -s "$work/imprint.bpf.o" "$out" || ! cmp -s "$work/empty.bpf.o" "$empty"; then
+        echo "probes/imprint.bpf.o or probes/bench/empty.bpf.o is stale: run probes/build.sh and commit it" >&2
         exit 1
     fi
-    echo "probes/imprint.bpf.o matches its sources"
+    echo "probes/imprint.bpf.o and probes/bench/empty.bpf.o match their sources"
 else
     cp "$work/imprint.bpf.o" "$out"
-    echo "wrote $out ($(stat -c %s "$out") bytes)"
+    cp "$work/empty.bpf.o" "$empty"
+    echo "wrote $out ($(stat -c %s "$out") bytes) and $empty"
 fi

@@ -33,4 +33,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 
 echo "== tests"
-cargo test --workspace --all-targets
+cargo test --workspace

@@ -1,17 +1,6 @@
 //! `imprint`: watches what processes and containers do from the kernel and
 //! turns it into the least privilege that still lets them run.
 
-mod capture;
-mod cgroups;
-mod enforce;
-mod names;
-mod normalize;
-mod probes;
-mod recommend;
-mod record;
-mod report;
-mod summary;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,8 +9,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
-use crate::probes::CapabilityHook;
-use crate::report::Format;
+use imprint::probes::CapabilityHook;
+use imprint::report::Format;
+use imprint::{enforce, recommend, record, report};
 
 #[derive(Parser)]
 #[command(

@@ -51,6 +51,15 @@ impl Arch {
         }
     }
 
+    /// Number of syscall `name`.
+    pub fn syscall_number(self, name: &str) -> Option<u32> {
+        let nr = match self {
+            Arch::X86_64 => syscalls::x86_64::Sysno::from_str(name).ok()?.id(),
+            Arch::Aarch64 => syscalls::aarch64::Sysno::from_str(name).ok()?.id(),
+        };
+        u32::try_from(nr).ok()
+    }
+
     /// Whether `name` is a syscall of this architecture.
     pub fn has_syscall(self, name: &str) -> bool {
         match self {

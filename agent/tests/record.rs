@@ -41,6 +41,7 @@ fn records_what_a_process_tree_does_and_nothing_else() {
         format!("write:{}/w.txt", dir.display()),
         format!("chdir:{}/sub", dir.display()),
         "read:rel.txt".to_string(),
+        "mkdir:made".to_string(),
         "exec:/bin/sh:-c:sh -c 'cat /etc/hostname' > /dev/null".to_string(),
         format!("tcp:127.0.0.1:{tcp_port}"),
         format!("udp:127.0.0.1:{udp_port}"),
@@ -64,12 +65,15 @@ fn records_what_a_process_tree_does_and_nothing_else() {
 
     // Files: absolute and relative opens, both with absolute paths.
     let written = file_access(&report, &format!("{}/w.txt", dir.display())).expect("written file");
-    for access in ["write", "create", "truncate"] {
+    for access in ["write", "create", "truncate", "chown"] {
         assert!(written.contains(&access.to_string()), "{written:?}");
     }
     let read = file_access(&report, &format!("{}/sub/rel.txt", dir.display()))
         .expect("relative open, absolute path");
     assert_eq!(read, ["read"]);
+    let made = file_access(&report, &format!("{}/sub/made", dir.display()))
+        .expect("relative mkdir, absolute path");
+    assert_eq!(made, ["mkdir"]);
     assert!(
         file_access(&report, outside_marker.to_str().unwrap()).is_none(),
         "outside process recorded"

@@ -57,7 +57,7 @@ SEC("tp_btf/cap_capable")
 int BPF_PROG(imprint_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
-	if (!recorded(bpf_get_current_cgroup_id()))
+	if (!current_state())
 		return 0;
 	__u32 audit = CAP_AUDIT_UNKNOWN;
 	__u32 ranges = noaudit_count;
@@ -83,7 +83,7 @@ SEC("fexit/cap_capable")
 int BPF_PROG(imprint_cap_capable_exit, const struct cred *cred, struct user_namespace *target_ns,
 	     int cap, unsigned int opts, int ret)
 {
-	if (!recorded(bpf_get_current_cgroup_id()))
+	if (!current_state())
 		return 0;
 	return record_cap(cap, ret, (opts & CAP_OPT_NOAUDIT) ? CAP_NOAUDIT : CAP_AUDITED);
 }

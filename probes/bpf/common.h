@@ -27,6 +27,11 @@ SHARED const volatile __u32 fmode_created_bit = 1 << 20;
 SHARED const volatile __u64 noaudit_start[NOAUDIT_RANGES] = {};
 SHARED const volatile __u64 noaudit_end[NOAUDIT_RANGES] = {};
 SHARED const volatile __u32 noaudit_count = 0;
+/* Per syscall number: the file change it makes (see CHANGE_* in imprint.h). */
+SHARED const volatile __u8 file_change_syscalls[MAX_SYSCALLS] = {};
+
+/* Records a file change of a recorded cgroup (files.bpf.c). */
+int imprint_file_change(__u32 change, __u64 arg0, __u64 arg1, __u64 arg2, __u64 arg3);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
@@ -95,7 +100,7 @@ static __always_inline void count(enum counter which)
 		c->values[which]++;
 }
 
-/* Field offsets in `struct drop_counts`, as indexes of __u64. */
+/* Fields of `struct drop_counts`, as indexes of its __u64s. */
 enum drop_field {
 	DROP_RINGBUF = 0,
 	DROP_MAP_FULL = 1,
@@ -103,23 +108,19 @@ enum drop_field {
 	DROP_READ_FAILS = 3,
 };
 
+/* The global counter of each drop field. */
+static const enum counter drop_counter[] = {
+	COUNTER_RINGBUF_DROPS,
+	COUNTER_MAP_FULL,
+	COUNTER_PATH_TRUNCATED,
+	COUNTER_READ_FAILS,
+};
+
 /* Counts a loss for one cgroup and globally. */
 static __always_inline void count_drop(__u64 cgroup_id, enum drop_field field)
 {
-	switch (field) {
-	case DROP_RINGBUF:
-		count(COUNTER_RINGBUF_DROPS);
-		break;
-	case DROP_MAP_FULL:
-		count(COUNTER_MAP_FULL);
-		break;
-	case DROP_TRUNCATED:
-		count(COUNTER_PATH_TRUNCATED);
-		break;
-	case DROP_READ_FAILS:
-		count(COUNTER_READ_FAILS);
-		break;
-	}
+	__u32 index = field & 3;
+	count(drop_counter[index]);
 	struct drop_counts *d = bpf_map_lookup_elem(&cgroup_drops, &cgroup_id);
 	if (!d) {
 		struct drop_counts zero = {};
@@ -128,20 +129,7 @@ static __always_inline void count_drop(__u64 cgroup_id, enum drop_field field)
 		if (!d)
 			return;
 	}
-	switch (field) {
-	case DROP_RINGBUF:
-		__sync_fetch_and_add(&d->ringbuf, 1);
-		break;
-	case DROP_MAP_FULL:
-		__sync_fetch_and_add(&d->map_full, 1);
-		break;
-	case DROP_TRUNCATED:
-		__sync_fetch_and_add(&d->truncated, 1);
-		break;
-	case DROP_READ_FAILS:
-		__sync_fetch_and_add(&d->read_fails, 1);
-		break;
-	}
+	__sync_fetch_and_add(&((__u64 *)d)[index], 1);
 }
 
 /* Whether events of this cgroup are recorded. */
@@ -151,6 +139,32 @@ static __always_inline bool recorded(__u64 cgroup_id)
 	if (record_all_cgroups)
 		return !(flags && (*flags & CGROUP_IGNORED));
 	return flags && (*flags & CGROUP_RECORDED) && !(*flags & CGROUP_IGNORED);
+}
+
+/*
+ * State of the current task's cgroup when it is recorded (created on first
+ * use when recording every cgroup), NULL when it is not or is ignored. A
+ * cgroup storage lookup: cheaper than a hash lookup by id.
+ */
+static __always_inline struct cgroup_state *current_state(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct cgroup *cgrp = task->cgroups->dfl_cgrp;
+	struct cgroup_state *state = bpf_cgrp_storage_get(&cgroup_states, cgrp, 0, 0);
+	if (!state && record_all_cgroups) {
+		state = bpf_cgrp_storage_get(&cgroup_states, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!state) {
+			count(COUNTER_STORAGE_FAILS);
+			return NULL;
+		}
+		__u64 id = cgrp->kn->id;
+		__u32 *flags = bpf_map_lookup_elem(&cgroup_ids, &id);
+		if (flags)
+			state->flags = *flags;
+	}
+	if (!state || (state->flags & CGROUP_IGNORED))
+		return NULL;
+	return state;
 }
 
 static __always_inline void fill_header(struct event_header *h, __u32 kind, __u64 cgroup_id)
@@ -268,13 +282,10 @@ static __always_inline __u32 walk_path(const struct path *path, char *dst, __u16
 /* The open file behind `fd` of `task`, or NULL. */
 static __always_inline struct file *file_of_fd(struct task_struct *task, long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
+	struct fdtable *fdt = task->files->fdt;
+	if (!fdt || fd < 0 || fd >= fdt->max_fds)
 		return NULL;
-	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
-	if (fd < 0 || fd >= max_fds)
-		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *file = NULL;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
 	return file;

@@ -11,9 +11,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	if (!recorded(cgroup_id))
+	if (!current_state())
 		return 0;
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	union scratch *space = scratch_space();
 	if (!space)
 		return 0;

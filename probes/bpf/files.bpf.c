@@ -2,9 +2,10 @@
 /*
  * Files: opens (openat, openat2, open, creat) resolved at syscall exit from
  * the new file descriptor, so relative names, dirfds and symlinks come out as
- * the kernel resolved them; and mutations (unlink, rmdir, mkdir, rename,
- * chmod, chown families) at syscall entry, with the directory a relative
- * name starts from resolved in the kernel and the name kept as given.
+ * the kernel resolved them; and changes (unlink, rmdir, mkdir, rename,
+ * chmod, chown families) at syscall entry, handed over by the syscall probe
+ * for recorded cgroups only, with the directory a relative name starts from
+ * resolved in the kernel and the name kept as given.
  *
  * Both are de-duplicated per cgroup before any path walk: opens on (inode,
  * device, name hash, access), mutations on (operation, name hash, directory
@@ -26,13 +27,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Offset in `file_event.data` of the raw name of a mutation. */
 #define RAW_NAME_OFFSET (PATH_BUF + NAME_BUF)
 
+/*
+ * De-duplication key of an open. The inode's address and number with the
+ * name's hash identify a file while it is open or cached; a recreated file
+ * under another name differs by the name hash.
+ */
 struct open_key {
 	__u64 cgroup_id;
+	__u64 inode;
 	__u64 ino;
-	__u32 dev;
 	__u32 name_hash;
 	__u32 access;
-	__u32 _pad;
 };
 
 struct {
@@ -70,11 +75,11 @@ static __always_inline __u64 open_flags(struct task_struct *task, enum open_kind
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	switch (kind) {
 	case OPEN_OPENAT:
-		return PT_REGS_PARM3_CORE_SYSCALL(regs);
+		return PT_REGS_PARM3_SYSCALL(regs);
 	case OPEN_OPEN:
-		return PT_REGS_PARM2_CORE_SYSCALL(regs);
+		return PT_REGS_PARM2_SYSCALL(regs);
 	case OPEN_OPENAT2: {
-		struct open_how *how = (struct open_how *)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		struct open_how *how = (struct open_how *)PT_REGS_PARM3_SYSCALL(regs);
 		__u64 flags = 0;
 		bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
 		return flags;
@@ -85,21 +90,36 @@ static __always_inline __u64 open_flags(struct task_struct *task, enum open_kind
 	return 0;
 }
 
+/* Bytes of the start of `struct file` read at once: mode, inode and path. */
+#define FILE_HEAD 192
+
 static __always_inline int record_open(struct trace_event_raw_sys_exit *ctx, enum open_kind kind)
 {
 	long fd = ctx->ret;
 	if (fd < 0)
 		return 0;
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	if (!recorded(cgroup_id))
+	if (!current_state())
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct file *file = file_of_fd(task, fd);
 	if (!file) {
 		count_drop(cgroup_id, DROP_READ_FAILS);
 		return 0;
 	}
-	__u32 fmode = BPF_CORE_READ(file, f_mode);
+	/* One read for the fields of the file the key needs, at their CO-RE offsets. */
+	char head[FILE_HEAD];
+	__u32 mode_at = bpf_core_field_offset(struct file, f_mode);
+	__u32 inode_at = bpf_core_field_offset(struct file, f_inode);
+	__u32 dentry_at = bpf_core_field_offset(struct file, f_path.dentry);
+	if (mode_at > FILE_HEAD - 4 || inode_at > FILE_HEAD - 8 || dentry_at > FILE_HEAD - 8 ||
+	    bpf_probe_read_kernel(head, sizeof(head), file)) {
+		count_drop(cgroup_id, DROP_READ_FAILS);
+		return 0;
+	}
+	__u32 fmode = *(__u32 *)(head + mode_at);
+	struct inode *inode = *(struct inode **)(head + inode_at);
+	struct dentry *dentry = *(struct dentry **)(head + dentry_at);
 	__u64 flags = open_flags(task, kind);
 	__u32 access = 0;
 	if (fmode & FMODE_READ)
@@ -113,9 +133,9 @@ static __always_inline int record_open(struct trace_event_raw_sys_exit *ctx, enu
 
 	struct open_key key = {
 		.cgroup_id = cgroup_id,
-		.ino = BPF_CORE_READ(file, f_inode, i_ino),
-		.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev),
-		.name_hash = BPF_CORE_READ(file, f_path.dentry, d_name.hash),
+		.inode = (__u64)inode,
+		.ino = BPF_CORE_READ(inode, i_ino),
+		.name_hash = BPF_CORE_READ(dentry, d_name.hash),
 		.access = access,
 	};
 	if (bpf_map_lookup_elem(&opens_seen, &key))
@@ -188,8 +208,6 @@ static __always_inline __u64 name_hash(const char *name, long len)
 static __noinline int record_mutation(__u32 op, long dirfd, __u64 name_ptr)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	if (!recorded(cgroup_id))
-		return 0;
 	union scratch *space = scratch_space();
 	if (!space)
 		return 0;
@@ -245,104 +263,28 @@ static __noinline int record_mutation(__u32 op, long dirfd, __u64 name_ptr)
 	return 0;
 }
 
-#define ARG(i) (ctx->args[i])
-
-SEC("tracepoint/syscalls/sys_enter_unlink")
-int imprint_enter_unlink(struct trace_event_raw_sys_enter *ctx)
+/*
+ * Entry point from the syscall probe: `change` is the syscall's entry in
+ * `file_change_syscalls`, arg0..arg3 its first arguments.
+ */
+__noinline int imprint_file_change(__u32 change, __u64 arg0, __u64 arg1, __u64 arg2, __u64 arg3)
 {
-	return record_mutation(FILE_UNLINK, AT_FDCWD, ARG(0));
-}
-
-SEC("tracepoint/syscalls/sys_enter_unlinkat")
-int imprint_enter_unlinkat(struct trace_event_raw_sys_enter *ctx)
-{
-	__u32 op = (ARG(2) & AT_REMOVEDIR) ? FILE_RMDIR : FILE_UNLINK;
-	return record_mutation(op, (int)ARG(0), ARG(1));
-}
-
-SEC("tracepoint/syscalls/sys_enter_rmdir")
-int imprint_enter_rmdir(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_RMDIR, AT_FDCWD, ARG(0));
-}
-
-SEC("tracepoint/syscalls/sys_enter_mkdir")
-int imprint_enter_mkdir(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_MKDIR, AT_FDCWD, ARG(0));
-}
-
-SEC("tracepoint/syscalls/sys_enter_mkdirat")
-int imprint_enter_mkdirat(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_MKDIR, (int)ARG(0), ARG(1));
-}
-
-SEC("tracepoint/syscalls/sys_enter_rename")
-int imprint_enter_rename(struct trace_event_raw_sys_enter *ctx)
-{
-	record_mutation(FILE_RENAME_FROM, AT_FDCWD, ARG(0));
-	return record_mutation(FILE_RENAME_TO, AT_FDCWD, ARG(1));
-}
-
-SEC("tracepoint/syscalls/sys_enter_renameat")
-int imprint_enter_renameat(struct trace_event_raw_sys_enter *ctx)
-{
-	record_mutation(FILE_RENAME_FROM, (int)ARG(0), ARG(1));
-	return record_mutation(FILE_RENAME_TO, (int)ARG(2), ARG(3));
-}
-
-SEC("tracepoint/syscalls/sys_enter_renameat2")
-int imprint_enter_renameat2(struct trace_event_raw_sys_enter *ctx)
-{
-	record_mutation(FILE_RENAME_FROM, (int)ARG(0), ARG(1));
-	return record_mutation(FILE_RENAME_TO, (int)ARG(2), ARG(3));
-}
-
-SEC("tracepoint/syscalls/sys_enter_chmod")
-int imprint_enter_chmod(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_CHMOD, AT_FDCWD, ARG(0));
-}
-
-SEC("tracepoint/syscalls/sys_enter_fchmod")
-int imprint_enter_fchmod(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_CHMOD, (int)ARG(0), 0);
-}
-
-SEC("tracepoint/syscalls/sys_enter_fchmodat")
-int imprint_enter_fchmodat(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_CHMOD, (int)ARG(0), ARG(1));
-}
-
-SEC("tracepoint/syscalls/sys_enter_fchmodat2")
-int imprint_enter_fchmodat2(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_CHMOD, (int)ARG(0), ARG(1));
-}
-
-SEC("tracepoint/syscalls/sys_enter_chown")
-int imprint_enter_chown(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_CHOWN, AT_FDCWD, ARG(0));
-}
-
-SEC("tracepoint/syscalls/sys_enter_lchown")
-int imprint_enter_lchown(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_CHOWN, AT_FDCWD, ARG(0));
-}
-
-SEC("tracepoint/syscalls/sys_enter_fchown")
-int imprint_enter_fchown(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_CHOWN, (int)ARG(0), 0);
-}
-
-SEC("tracepoint/syscalls/sys_enter_fchownat")
-int imprint_enter_fchownat(struct trace_event_raw_sys_enter *ctx)
-{
-	return record_mutation(FILE_CHOWN, (int)ARG(0), ARG(1));
+	__u32 op = change & CHANGE_OP_MASK;
+	switch (change & CHANGE_LAYOUT_MASK) {
+	case CHANGE_PATH:
+		return record_mutation(op, AT_FDCWD, arg0);
+	case CHANGE_DIRFD_PATH:
+		return record_mutation(op, (int)arg0, arg1);
+	case CHANGE_FD:
+		return record_mutation(op, (int)arg0, 0);
+	case CHANGE_PATH_PAIR:
+		record_mutation(FILE_RENAME_FROM, AT_FDCWD, arg0);
+		return record_mutation(FILE_RENAME_TO, AT_FDCWD, arg1);
+	case CHANGE_DIRFD_PAIR:
+		record_mutation(FILE_RENAME_FROM, (int)arg0, arg1);
+		return record_mutation(FILE_RENAME_TO, (int)arg2, arg3);
+	case CHANGE_UNLINKAT:
+		return record_mutation((arg2 & AT_REMOVEDIR) ? FILE_RMDIR : FILE_UNLINK, (int)arg0, arg1);
+	}
+	return 0;
 }

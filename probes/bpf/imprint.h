@@ -52,6 +52,20 @@ enum file_op {
 	FILE_CHOWN = 8,
 };
 
+/*
+ * The file-change table (`file_change_syscalls`, one byte per syscall
+ * number, filled by the loader from its syscall table): the operation in the
+ * low nibble, where its arguments are in the high nibble. 0: not a change.
+ */
+#define CHANGE_OP_MASK 0x0f
+#define CHANGE_PATH 0x10        /* name in arg 0, relative to the cwd */
+#define CHANGE_DIRFD_PATH 0x20  /* dirfd in arg 0, name in arg 1 */
+#define CHANGE_FD 0x30          /* the file behind the fd in arg 0 */
+#define CHANGE_PATH_PAIR 0x40   /* rename: old name arg 0, new name arg 1 */
+#define CHANGE_DIRFD_PAIR 0x50  /* renameat: dirfd 0, name 1, dirfd 2, name 3 */
+#define CHANGE_UNLINKAT 0x60    /* unlinkat: dirfd 0, name 1, AT_REMOVEDIR in 2 */
+#define CHANGE_LAYOUT_MASK 0xf0
+
 /* Access bits of a FILE_OPEN event. */
 #define ACCESS_READ 1
 #define ACCESS_WRITE 2

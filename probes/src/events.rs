@@ -58,6 +58,23 @@ pub mod file_op {
     pub const CHOWN: u32 = 8;
 }
 
+/// Entries of the file-change table: the operation ([`file_op`]) in the low
+/// nibble, where its arguments are in the high nibble.
+pub mod change {
+    /// Name in argument 0, relative to the working directory.
+    pub const PATH: u8 = 0x10;
+    /// dirfd in argument 0, name in argument 1.
+    pub const DIRFD_PATH: u8 = 0x20;
+    /// The file behind the fd in argument 0.
+    pub const FD: u8 = 0x30;
+    /// Old name in argument 0, new name in argument 1.
+    pub const PATH_PAIR: u8 = 0x40;
+    /// dirfd 0, name 1, dirfd 2, name 3.
+    pub const DIRFD_PAIR: u8 = 0x50;
+    /// dirfd 0, name 1, `AT_REMOVEDIR` in argument 2.
+    pub const UNLINKAT: u8 = 0x60;
+}
+
 /// Access bits of an open.
 pub mod access {
     /// Opened for reading.

@@ -20,6 +20,14 @@ static OBJECT_ALIGNED: &Aligned<[u8]> = &Aligned {
 /// The compiled, linked BPF object with every imprint program and map.
 pub static OBJECT: &[u8] = &OBJECT_ALIGNED.bytes;
 
+static EMPTY_ALIGNED: &Aligned<[u8]> = &Aligned {
+    bytes: *include_bytes!("../bench/empty.bpf.o"),
+};
+
+/// Empty programs on the syscall-entry and openat-exit hooks, the floor the
+/// overhead benchmark measures against (`empty_sys_enter`, `empty_exit_openat`).
+pub static EMPTY_OBJECT: &[u8] = &EMPTY_ALIGNED.bytes;
+
 /// Program names in the object, by concern, as the loader attaches them.
 pub mod programs {
     /// `tp_btf/sys_enter`: per-cgroup syscall bitmap.
@@ -52,25 +60,6 @@ pub mod programs {
         ("imprint_exit_open", "sys_exit_open"),
         ("imprint_exit_creat", "sys_exit_creat"),
     ];
-    /// `tracepoint/syscalls/sys_enter_*`: file mutations.
-    pub const MUTATIONS: [(&str, &str); 16] = [
-        ("imprint_enter_unlink", "sys_enter_unlink"),
-        ("imprint_enter_unlinkat", "sys_enter_unlinkat"),
-        ("imprint_enter_rmdir", "sys_enter_rmdir"),
-        ("imprint_enter_mkdir", "sys_enter_mkdir"),
-        ("imprint_enter_mkdirat", "sys_enter_mkdirat"),
-        ("imprint_enter_rename", "sys_enter_rename"),
-        ("imprint_enter_renameat", "sys_enter_renameat"),
-        ("imprint_enter_renameat2", "sys_enter_renameat2"),
-        ("imprint_enter_chmod", "sys_enter_chmod"),
-        ("imprint_enter_fchmod", "sys_enter_fchmod"),
-        ("imprint_enter_fchmodat", "sys_enter_fchmodat"),
-        ("imprint_enter_fchmodat2", "sys_enter_fchmodat2"),
-        ("imprint_enter_chown", "sys_enter_chown"),
-        ("imprint_enter_lchown", "sys_enter_lchown"),
-        ("imprint_enter_fchown", "sys_enter_fchown"),
-        ("imprint_enter_fchownat", "sys_enter_fchownat"),
-    ];
 }
 
 /// Map and global names in the object.
@@ -93,4 +82,6 @@ pub mod maps {
     pub const NOAUDIT_END: &str = "noaudit_end";
     /// Number of valid entries in the no-audit ranges.
     pub const NOAUDIT_COUNT: &str = "noaudit_count";
+    /// Load-time setting: per syscall number, the file change it makes.
+    pub const FILE_CHANGE_SYSCALLS: &str = "file_change_syscalls";
 }

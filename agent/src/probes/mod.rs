@@ -2,6 +2,7 @@
 //! that cannot be used is named with what is lost, and recording goes on
 //! with the rest.
 
+mod file_changes;
 mod kallsyms;
 
 use std::collections::HashMap;
@@ -14,6 +15,8 @@ use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use imprint_probes::events::{CgroupState, Counters, DropCounts, cgroup_flags};
 use imprint_probes::{OBJECT, maps, programs};
 use tracing::{debug, info, warn};
+
+use crate::names::Arch;
 
 /// Errors that stop recording altogether.
 #[derive(Debug, thiserror::Error)]
@@ -107,9 +110,13 @@ impl Probes {
         let audit_classes_known = ranges.is_some();
         let ranges = ranges.unwrap_or_default();
         let record_all: u32 = config.record_all.into();
+        let arch =
+            Arch::native().ok_or_else(|| ProbeError::Load("unsupported architecture".into()))?;
+        let file_changes = file_changes::table(arch);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(maps::RECORD_ALL_CGROUPS, &record_all, true)
+            .override_global(maps::FILE_CHANGE_SYSCALLS, &file_changes, true)
             .override_global(maps::NOAUDIT_START, &ranges.start, true)
             .override_global(maps::NOAUDIT_END, &ranges.end, true)
             .override_global(maps::NOAUDIT_COUNT, &ranges.count, true)
@@ -157,9 +164,6 @@ impl Probes {
         }
         for (name, tracepoint) in programs::OPENS {
             attacher.try_tracepoint(name, tracepoint, "files opened through this syscall");
-        }
-        for (name, tracepoint) in programs::MUTATIONS {
-            attacher.try_tracepoint(name, tracepoint, "file changes made through this syscall");
         }
         let Attacher {
             attached,

@@ -136,14 +136,8 @@ pub fn has_endpoint(
 
 /// The mount point of the unified cgroup hierarchy.
 pub fn unified_root() -> PathBuf {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let mount_point = left.split_whitespace().nth(4)?;
-            (right.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mount_point))
-        })
-        .min_by_key(|p| p.as_os_str().len())
+    imprint::cgroups::Hierarchy::detect()
         .expect("a cgroup2 mount")
+        .root()
+        .to_path_buf()
 }

@@ -1,0 +1,413 @@
+//! What imprint's probes add to every syscall and to every open, measured
+//! against no program and against an empty program on the same hook.
+//!
+//! `cargo bench -p imprint --bench overhead` (as root). Configurations are
+//! interleaved round by round and the medians printed, with each program's
+//! own run time from the kernel's BPF statistics (`kernel.bpf_stats_enabled`).
+//! It prints figures and compares them with the targets; it never fails on them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 5;
+const GETPPID_CALLS: u64 = 20_000_000;
+const OPENS: u64 = 1_000_000;
+/// Operations of the passes with BPF statistics on (they slow every program
+/// run by two clock reads, so wall times come from passes with them off).
+const STATS_DIVISOR: u64 = 4;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("worker") {
+        worker(&args[2..]);
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return; // `cargo bench -- --list`
+    }
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the overhead benchmark loads BPF programs: run it as root"
+    );
+    run();
+}
+
+/// Runs one measured loop, optionally inside a cgroup: prints `ns_per_op`.
+fn worker(args: &[String]) {
+    if let Some(procs) = args.get(2).filter(|p| !p.is_empty()) {
+        std::fs::write(procs, "0").expect("joining the cgroup");
+    }
+    let n: u64 = args[1].parse().unwrap();
+    let start = Instant::now();
+    match args[0].as_str() {
+        "getppid" => {
+            for _ in 0..n {
+                // SAFETY: getppid has no preconditions.
+                std::hint::black_box(unsafe { libc::syscall(libc::SYS_getppid) });
+            }
+        }
+        path => {
+            let path = std::ffi::CString::new(path).unwrap();
+            for _ in 0..n {
+                // SAFETY: open/close of a NUL-terminated path.
+                unsafe { libc::close(libc::open(path.as_ptr(), libc::O_RDONLY)) };
+            }
+        }
+    }
+    println!("{:.3}", start.elapsed().as_nanos() as f64 / n as f64);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Config {
+    None,
+    Empty,
+    Recorded,
+    NotRecorded,
+}
+
+impl Config {
+    const ALL: [Config; 4] = [
+        Config::None,
+        Config::Empty,
+        Config::Recorded,
+        Config::NotRecorded,
+    ];
+
+    fn label(self, hook: &str) -> String {
+        match self {
+            Config::None => "no program".into(),
+            Config::Empty => format!("empty program on {hook}"),
+            Config::Recorded => "imprint, cgroup recorded".into(),
+            Config::NotRecorded => "imprint, cgroup not recorded".into(),
+        }
+    }
+}
+
+/// Runs the worker, returns ns per operation.
+fn measure(op: &str, n: u64, procs: Option<&Path>) -> f64 {
+    let exe = std::env::current_exe().unwrap();
+    let procs = procs.map(|p| p.display().to_string()).unwrap_or_default();
+    let output = Command::new(exe)
+        .args(["worker", op, &n.to_string(), &procs])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "worker failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Run time and count of a loaded program, from `bpftool -j prog show`.
+fn prog_stats(name: &str) -> Option<(u64, u64)> {
+    let output = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .ok()?;
+    let progs: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    let (mut time, mut count) = (0, 0);
+    let mut found = false;
+    for p in progs.as_array()? {
+        // The kernel keeps 15 characters of a program name.
+        if p["name"]
+            .as_str()
+            .is_some_and(|n| name.starts_with(n) && !n.is_empty())
+        {
+            time += p["run_time_ns"].as_u64().unwrap_or(0);
+            count += p["run_cnt"].as_u64().unwrap_or(0);
+            found = true;
+        }
+    }
+    found.then_some((time, count))
+}
+
+/// A background `imprint record -- sleep` whose probes stay attached.
+struct Recorder {
+    child: Child,
+    procs: PathBuf,
+    _out: tempfile::TempDir,
+}
+
+impl Recorder {
+    fn start(unified: &Path) -> Recorder {
+        let out = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_imprint"))
+            .args(["record", "--output"])
+            .arg(out.path())
+            .args(["--", "sleep", "3600"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let procs = unified
+            .join(format!("imprint/record-{}", child.id()))
+            .join("cgroup.procs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::read_to_string(&procs)
+            .map(|t| t.trim().is_empty())
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < deadline, "imprint record did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Recorder {
+            child,
+            procs,
+            _out: out,
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // SAFETY: signalling the child we started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+}
+
+fn unified_root() -> PathBuf {
+    imprint::cgroups::Hierarchy::detect()
+        .expect("a cgroup2 mount")
+        .root()
+        .to_path_buf()
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+struct Series {
+    /// ns per operation, per round.
+    wall: HashMap<Config, Vec<f64>>,
+    /// ns per program run (bpf_stats), per round.
+    body: HashMap<Config, Vec<f64>>,
+}
+
+fn run() {
+    let stats_file = "/proc/sys/kernel/bpf_stats_enabled";
+    let stats_before = std::fs::read_to_string(stats_file).unwrap_or_default();
+    let set_stats = |on: bool| {
+        std::fs::write(stats_file, if on { "1" } else { "0" }).expect("kernel.bpf_stats_enabled")
+    };
+    let unified = unified_root();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("opened");
+    std::fs::write(&file, "x").unwrap();
+    let file = file.to_str().unwrap().to_string();
+
+    let btf = aya::Btf::from_sys_fs().unwrap();
+    let workloads = [
+        (
+            "getppid",
+            "getppid",
+            GETPPID_CALLS,
+            "tp_btf/sys_enter",
+            "empty_sys_enter",
+            "imprint_sys_enter",
+        ),
+        (
+            "open/close",
+            file.as_str(),
+            OPENS,
+            "sys_exit_openat",
+            "empty_exit_openat",
+            "imprint_exit_openat",
+        ),
+    ];
+    let mut results: Vec<Series> = workloads
+        .iter()
+        .map(|_| Series {
+            wall: HashMap::new(),
+            body: HashMap::new(),
+        })
+        .collect();
+
+    for round in 0..ROUNDS {
+        let mut order = Config::ALL;
+        order.rotate_left(round % Config::ALL.len());
+        for config in order {
+            // Set up the configuration: nothing, an empty program, or imprint.
+            let mut empty = None;
+            let mut recorder = None;
+            match config {
+                Config::None => {}
+                Config::Empty => {
+                    let mut ebpf = aya::Ebpf::load(imprint_probes::EMPTY_OBJECT).unwrap();
+                    let p: &mut aya::programs::BtfTracePoint = ebpf
+                        .program_mut("empty_sys_enter")
+                        .unwrap()
+                        .try_into()
+                        .unwrap();
+                    p.load("sys_enter", &btf).unwrap();
+                    p.attach().unwrap();
+                    let p: &mut aya::programs::TracePoint = ebpf
+                        .program_mut("empty_exit_openat")
+                        .unwrap()
+                        .try_into()
+                        .unwrap();
+                    p.load().unwrap();
+                    p.attach("syscalls", "sys_exit_openat").unwrap();
+                    empty = Some(ebpf);
+                }
+                Config::Recorded | Config::NotRecorded => {
+                    recorder = Some(Recorder::start(&unified))
+                }
+            }
+            for (i, (_, op, n, _, empty_prog, imprint_prog)) in workloads.iter().enumerate() {
+                let prog = match config {
+                    Config::None => None,
+                    Config::Empty => Some(*empty_prog),
+                    _ => Some(*imprint_prog),
+                };
+                let procs = match (config, &recorder) {
+                    (Config::Recorded, Some(r)) => Some(r.procs.as_path()),
+                    _ => None,
+                };
+                set_stats(false);
+                let ns = measure(op, *n, procs);
+                results[i].wall.entry(config).or_default().push(ns);
+                let Some(prog) = prog else { continue };
+                set_stats(true);
+                let before = prog_stats(prog);
+                measure(op, *n / STATS_DIVISOR, procs);
+                if let (Some((t0, c0)), Some((t1, c1))) = (before, prog_stats(prog))
+                    && c1 > c0
+                {
+                    results[i]
+                        .body
+                        .entry(config)
+                        .or_default()
+                        .push((t1 - t0) as f64 / (c1 - c0) as f64);
+                }
+                set_stats(false);
+            }
+            drop(recorder);
+            drop(empty);
+        }
+    }
+    let _ = std::fs::write(stats_file, stats_before.trim());
+
+    println!("imprint probe overhead: {ROUNDS} rounds, configurations interleaved, medians");
+    println!("(wall times with BPF statistics off; program run times from a pass with them on)");
+    println!("machine: {}", machine());
+    for (i, (name, _, n, hook, _, _)) in workloads.iter().enumerate() {
+        let series = &mut results[i];
+        let base = median(series.wall.get_mut(&Config::None).unwrap());
+        println!();
+        println!("{name} loop, {n} operations, ns per operation:");
+        let floor = series
+            .body
+            .get_mut(&Config::Empty)
+            .map(|b| median(b))
+            .unwrap_or(0.0);
+        println!(
+            "  {:<34} {:>9} {:>9} {:>15} {:>13}",
+            "configuration", "median", "added", "program run", "minus empty"
+        );
+        for config in Config::ALL {
+            let wall = median(series.wall.get_mut(&config).unwrap());
+            let body = series.body.get_mut(&config).map(|b| median(b));
+            let added = if config == Config::None {
+                "-".into()
+            } else {
+                format!("{:+.1}", wall - base)
+            };
+            let over = body
+                .map(|b| format!("{:+.1}", b - floor))
+                .unwrap_or_else(|| "-".into());
+            let body = body
+                .map(|b| format!("{b:.1}"))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "  {:<34} {:>9.1} {:>9} {:>15} {:>13}",
+                config.label(hook),
+                wall,
+                added,
+                body,
+                over
+            );
+        }
+    }
+    let added = |i: usize, c: Config, r: &mut Vec<Series>| {
+        let base = median(r[i].wall.get_mut(&Config::None).unwrap());
+        median(r[i].wall.get_mut(&c).unwrap()) - base
+    };
+    // A program's own cost: its run time minus the empty program's, which is
+    // what the statistics' own clock reads add to every run.
+    let body = |i: usize, c: Config, r: &mut Vec<Series>| {
+        let floor = r[i]
+            .body
+            .get_mut(&Config::Empty)
+            .map(|b| median(b))
+            .unwrap_or(0.0);
+        r[i].body
+            .get_mut(&c)
+            .map(|b| median(b) - floor)
+            .unwrap_or(f64::NAN)
+    };
+    println!();
+    println!("targets:");
+    let targets = [
+        (
+            "recorded syscall added end to end <= 20 ns (all probes attached)",
+            added(0, Config::Recorded, &mut results),
+            20.0,
+        ),
+        (
+            "recorded syscall program body <= 8 ns",
+            body(0, Config::Recorded, &mut results),
+            8.0,
+        ),
+        (
+            "not-recorded syscall program body <= 5 ns",
+            body(0, Config::NotRecorded, &mut results),
+            5.0,
+        ),
+        (
+            "plain syscall added with every probe attached <= 30 ns",
+            added(0, Config::NotRecorded, &mut results),
+            30.0,
+        ),
+    ];
+    for (what, value, limit) in targets {
+        println!(
+            "  {:<66} {:>7.1}  {}",
+            what,
+            value,
+            if value <= limit { "met" } else { "MISSED" }
+        );
+    }
+    let empty_open = added(1, Config::Empty, &mut results);
+    let imprint_open = added(1, Config::Recorded, &mut results);
+    println!(
+        "  {:<66} {:>7.2}  {}",
+        "open/close added: imprint (recorded) / empty hook <= 2x",
+        imprint_open / empty_open,
+        if imprint_open <= 2.0 * empty_open {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+}
+
+fn machine() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("Linux {}, {cpu}, {cores} cores", kernel.trim())
+}

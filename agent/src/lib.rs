@@ -1,0 +1,19 @@
+//! imprint: watches what processes and containers do from the kernel with
+//! eBPF and turns it into the least privilege that still lets them run.
+//!
+//! The `imprint` binary (`main.rs`) is a thin CLI over these modules:
+//! [`probes`] loads and attaches the kernel side, [`capture`] decodes and
+//! aggregates its events, [`report`] builds `ContainerBehaviorReport`s,
+//! [`recommend`] turns reports into profiles (pure), [`record`] and
+//! [`enforce`] are the `record` and `run` commands.
+
+pub mod capture;
+pub mod cgroups;
+pub mod enforce;
+pub mod names;
+pub mod normalize;
+pub mod probes;
+pub mod recommend;
+pub mod record;
+pub mod report;
+pub mod summary;
