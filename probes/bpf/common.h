@@ -150,6 +150,9 @@ static __always_inline struct cgroup_state *current_state(void)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct cgroup *cgrp = task->cgroups->dfl_cgrp;
+	/* A cgroup without any local storage is not recorded: one load, no helper call. */
+	if (!record_all_cgroups && bpf_core_field_exists(cgrp->bpf_cgrp_storage) && !cgrp->bpf_cgrp_storage)
+		return NULL;
 	struct cgroup_state *state = bpf_cgrp_storage_get(&cgroup_states, cgrp, 0, 0);
 	if (!state && record_all_cgroups) {
 		state = bpf_cgrp_storage_get(&cgroup_states, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# Build every component of the e2e cluster from source (Go module proxy) into a
+# cache outside the repository, one directory per component and version:
+#   $IMPRINT_E2E_CACHE/<component>-<version>/bin/...
+# A component whose directory carries a `.done` stamp is not rebuilt. Heavy
+# builds take a machine-wide lock and run at lower priority so that two heavy
+# builds never run at once.
+#
+# Usage: e2e/cluster/build.sh [component...]
+#   components: kubernetes etcd containerd runc cni-plugins helm (default: all)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.sh
+. "$here/versions.sh"
+
+CACHE=${IMPRINT_E2E_CACHE:-/var/cache/imprint/e2e}
+LOCK=${IMPRINT_BUILD_LOCK:-/tmp/imprint-heavy-build.lock}
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOTOOLCHAIN=local
+export GOFLAGS="-buildvcs=false -trimpath"
+mkdir -p "$GOMODCACHE" "$GOCACHE"
+
+log() { printf '[build] %s\n' "$*" >&2; }
+heavy() { flock "$LOCK" nice -n 10 "$@"; }
+
+# run_build NAME VERSION FUNCTION: build into $CACHE/NAME-VERSION unless done.
+run_build() {
+  local name=$1 version=$2 fn=$3 dir=$CACHE/$1-$2
+  if [[ -f $dir/.done ]]; then log "$name $version: cached"; return 0; fi
+  rm -rf "$dir"; mkdir -p "$dir/bin"
+  log "$name $version: building"
+  local t0=$SECONDS
+  "$fn" "$dir" "$version"
+  echo $((SECONDS - t0)) > "$dir/build-seconds"
+  touch "$dir/.done"
+  log "$name $version: built in $((SECONDS - t0)) s"
+}
+
+build_kubernetes() {
+  local dir=$1 v=$2 src=$1/src minor
+  minor=${v#v1.}; minor=${minor%%.*}
+  mkdir -p "$src"
+  # k8s.io/kubernetes replaces its staging modules with local paths, so it
+  # cannot be built with `go install pkg@version`. A small module requires it
+  # and points every staging module at its published v0.X.Y twin instead.
+  local gomod
+  gomod=$(cd "$src" && "$GO" mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+  {
+    echo "module imprint.dev/e2e/kubernetes-build"
+    echo
+    echo "go 1.26"
+    echo
+    echo "require k8s.io/kubernetes $v"
+    echo
+    echo "replace ("
+    sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 v0.'"${v#v1.}"'#p' "$gomod"
+    echo ")"
+  } > "$src/go.mod"
+  local ver_pkgs=(k8s.io/component-base/version k8s.io/client-go/pkg/version)
+  local ldflags="-s -w" p
+  for p in "${ver_pkgs[@]}"; do
+    ldflags+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+    ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+  local pkgs=()
+  for p in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$p"); done
+  (cd "$src" && GOFLAGS="$GOFLAGS -mod=mod" "$GO" mod download && \
+    CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" heavy "$GO" build -ldflags "$ldflags" -o "$dir/bin/" "${pkgs[@]}")
+}
+
+build_etcd() {
+  local dir=$1 v=$2 src=$1/src
+  mkdir -p "$src"
+  # The etcd binary's main package lives in the repository root module, which
+  # uses local replaces; its body is one call into the server module.
+  cat > "$src/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  printf 'module imprint.dev/e2e/etcd-build\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$v" > "$src/go.mod"
+  (cd "$src" && GOFLAGS="$GOFLAGS -mod=mod" "$GO" mod tidy && \
+    CGO_ENABLED=0 heavy "$GO" build -ldflags "-s -w" -o "$dir/bin/etcd" .)
+}
+
+build_containerd() {
+  local dir=$1 v=$2 m=github.com/containerd/containerd/v2
+  local ld="-s -w -X $m/version.Version=$v -X $m/version.Revision=release"
+  CGO_ENABLED=0 GOBIN=$dir/bin heavy "$GO" install -tags "no_btrfs,no_devmapper,no_zfs" \
+    -ldflags "$ld" "$m/cmd/containerd@$v" "$m/cmd/ctr@$v" "$m/cmd/containerd-shim-runc-v2@$v"
+}
+
+build_runc() {
+  local dir=$1 v=$2
+  # cgo for libseccomp (Debian libseccomp-dev).
+  CGO_ENABLED=1 GOBIN=$dir/bin heavy "$GO" install -tags seccomp \
+    -ldflags "-s -w -X main.version=${v#v}" "github.com/opencontainers/runc@$v"
+}
+
+build_cni_plugins() {
+  local dir=$1 v=$2 m=github.com/containernetworking/plugins
+  CGO_ENABLED=0 GOBIN=$dir/bin heavy "$GO" install -ldflags "-s -w" \
+    "$m/plugins/main/bridge@$v" "$m/plugins/main/loopback@$v" \
+    "$m/plugins/ipam/host-local@$v" "$m/plugins/meta/portmap@$v"
+}
+
+build_helm() {
+  local dir=$1 v=$2
+  CGO_ENABLED=0 GOBIN=$dir/bin heavy "$GO" install \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v" "helm.sh/helm/v3/cmd/helm@$v"
+}
+
+all=(etcd runc cni-plugins containerd helm kubernetes)
+want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${all[@]}")
+for c in "${want[@]}"; do
+  case $c in
+    kubernetes) run_build kubernetes "$KUBERNETES_VERSION" build_kubernetes ;;
+    etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;
+    containerd) run_build containerd "$CONTAINERD_VERSION" build_containerd ;;
+    runc) run_build runc "$RUNC_VERSION" build_runc ;;
+    cni-plugins) run_build cni-plugins "$CNI_PLUGINS_VERSION" build_cni_plugins ;;
+    helm) run_build helm "$HELM_VERSION" build_helm ;;
+    *) echo "unknown component: $c" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,64 @@
+# shellcheck shell=bash
+# Settings shared by up, down and env. Everything the cluster creates lives in
+# the paths and names below, so `down` knows exactly what to remove.
+# shellcheck disable=SC2034 # sourced by the other scripts
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.sh
+. "$here/versions.sh"
+
+CACHE=${IMPRINT_E2E_CACHE:-/var/cache/imprint/e2e}
+STATE=${IMPRINT_E2E_STATE:-/var/lib/imprint-e2e}   # data, certificates, logs
+RUN=${IMPRINT_E2E_RUN:-/run/imprint-e2e}           # sockets, runtime state, pid files
+PIDS=$RUN/pids
+
+K8S_BIN=$CACHE/kubernetes-$KUBERNETES_VERSION/bin
+ETCD_BIN=$CACHE/etcd-$ETCD_VERSION/bin
+CONTAINERD_BIN=$CACHE/containerd-$CONTAINERD_VERSION/bin
+RUNC_BIN=$CACHE/runc-$RUNC_VERSION/bin
+CNI_BIN=$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/bin
+HELM_BIN=$CACHE/helm-$HELM_VERSION/bin
+
+NODE_NAME=imprint-e2e
+BRIDGE=imprint-e2e0
+# The node's address and the pod gateway both sit on the bridge this cluster
+# creates; pods and services use ranges of their own.
+NODE_IP=10.243.0.1
+NODE_PREFIX=24
+POD_CIDR=10.244.0.0/16
+NODE_POD_CIDR=10.244.0.0/24
+POD_GATEWAY=10.244.0.1
+SERVICE_CIDR=10.96.0.0/16
+KUBERNETES_SERVICE_IP=10.96.0.1
+API_PORT=6443
+API_SERVER=https://$NODE_IP:$API_PORT
+CGROUP_ROOT=imprint-e2e                  # kubelet cgroupRoot (/imprint-e2e)
+CONTAINERD_SOCK=$RUN/containerd/containerd.sock
+KUBECONFIG_ADMIN=$STATE/kubeconfig
+
+# nftables tables created by kube-proxy (nftables mode) and the CNI plugins.
+NFT_TABLES=("ip kube-proxy" "ip6 kube-proxy" "inet cni_plugins_masquerade" "ip cni_plugins_masquerade"
+  "inet cni_hostport" "ip cni_hostport" "ip6 cni_hostport")
+# Sysctls the kubelet, kube-proxy or the bridge plugin may set; up saves them, down restores them.
+SYSCTLS=(net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.bridge.bridge-nf-call-iptables
+  net.bridge.bridge-nf-call-ip6tables vm.overcommit_memory vm.panic_on_oom kernel.panic
+  kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes
+  net.ipv4.conf.all.route_localnet net.netfilter.nf_conntrack_max
+  net.netfilter.nf_conntrack_tcp_timeout_established net.netfilter.nf_conntrack_tcp_timeout_close_wait)
+# Host paths components may create on their own (shim sockets, CNI caches,
+# container log links); down removes those that did not exist before up.
+HOST_PATHS=(/run/containerd /var/lib/cni /var/log/containers /var/log/pods /run/netns /var/run/netns
+  /etc/cni /opt/cni /var/lib/kubelet /etc/kubernetes /run/nri /var/run/nri /opt/containerd
+  /var/lib/containerd /run/runc /var/lib/dockershim /run/flannel /etc/containerd)
+
+# The v1 hierarchies (and the v2 one) in which the cluster's cgroups live.
+cgroup_dirs() {
+  local m
+  for m in /sys/fs/cgroup/*; do
+    [[ -d $m/$CGROUP_ROOT ]] && echo "$m/$CGROUP_ROOT"
+  done
+  [[ -d /sys/fs/cgroup/$CGROUP_ROOT ]] && [[ $(stat -f -c %T /sys/fs/cgroup) == cgroup2fs ]] && echo "/sys/fs/cgroup/$CGROUP_ROOT"
+  return 0
+}
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }

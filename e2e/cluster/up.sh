@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Bring up a real single-node Kubernetes cluster from upstream components
+# built by build.sh (cached outside the repository, keyed by version):
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+# kube-proxy (nftables mode), containerd 2 with runc and the CNI plugins
+# bridge, host-local, loopback and portmap. TLS everywhere with a local CA,
+# RBAC + Node authorization, the default admission plugins plus
+# NodeRestriction, ServiceAccount tokens signed by the API server.
+#
+# Pods live on the bridge this script creates, in the cluster's own pod and
+# service ranges (common.sh); forwarding out of that bridge is dropped, so
+# pod traffic never leaves what the run created. Every process started here
+# has a pid file; `down.sh` stops them by PID and removes all that up added.
+#
+# Usage: e2e/cluster/up.sh            (as root)
+# Then:  eval "$(e2e/cluster/env.sh)"  # KUBECONFIG, kubectl and helm on PATH
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=pki.sh
+. "$here/pki.sh"
+
+[[ $(id -u) == 0 ]] || die "run as root"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+t_start=$SECONDS
+
+if [[ -e $RUN || -e $STATE ]]; then
+  die "a cluster (or its leftovers) exists at $STATE / $RUN: run $here/down.sh first"
+fi
+# If anything below fails, leave nothing half-started behind.
+on_exit() {
+  local rc=$?
+  [[ $rc == 0 ]] && return 0
+  local keep=${IMPRINT_E2E_FAILED_LOGS:-/tmp/imprint-e2e-failed-logs}
+  log "up failed (exit $rc); component logs copied to $keep; tearing down"
+  rm -rf "$keep"; cp -r "$STATE/logs" "$keep" 2>/dev/null || true
+  "$here/down.sh" || true
+}
+trap on_exit EXIT
+
+"$here/build.sh"
+mkdir -p "$CACHE"
+images=$CACHE/images-busybox-$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null | tr ':~+' '___')
+if [[ ! -f $images/images.env ]]; then "$here/../images/build.sh" "$images"; fi
+# shellcheck disable=SC1091
+. "$images/images.env"
+
+mkdir -p "$RUN" "$PIDS" "$STATE"/{logs,pki,etcd,kubelet,pod-logs,cni/net.d,cni/ipam,config}
+mkdir -p "$RUN/snapshot"
+
+# --- snapshot of host state that components may change ----------------------
+for s in "${SYSCTLS[@]}"; do
+  v=$(sysctl -n "$s" 2>/dev/null) && printf '%s=%s\n' "$s" "$v"
+done > "$RUN/snapshot/sysctl"
+for p in "${HOST_PATHS[@]}"; do [[ -e $p || -L $p ]] && echo "$p"; done > "$RUN/snapshot/paths" || true
+nft list tables > "$RUN/snapshot/nft-tables" 2>/dev/null || true
+
+# --- network: the cluster's bridge, node address and a fence -----------------
+log "network: bridge $BRIDGE ($NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR)"
+ip link add "$BRIDGE" type bridge
+echo "$BRIDGE" > "$RUN/snapshot/bridge"
+ip addr add "$NODE_IP/$NODE_PREFIX" dev "$BRIDGE"
+ip addr add "$POD_GATEWAY/${NODE_POD_CIDR#*/}" dev "$BRIDGE"
+ip link set "$BRIDGE" up
+# Pods may talk to each other, to the node and to services; nothing they send
+# is forwarded anywhere else.
+nft -f - <<NFT
+table inet imprint_e2e {
+  chain forward {
+    type filter hook forward priority -10; policy accept;
+    iifname "$BRIDGE" oifname != "$BRIDGE" drop
+  }
+}
+NFT
+
+# --- cgroups of our own -------------------------------------------------------
+for m in /sys/fs/cgroup/*; do
+  [[ -d $m ]] || continue
+  [[ $(stat -f -c %T "$m") == cgroup* ]] || continue
+  mkdir -p "$m/$CGROUP_ROOT"
+  if [[ -f $m/cpuset.cpus && -f $m/$CGROUP_ROOT/cpuset.cpus ]]; then
+    cat "$m/cpuset.cpus" > "$m/$CGROUP_ROOT/cpuset.cpus"
+    cat "$m/cpuset.mems" > "$m/$CGROUP_ROOT/cpuset.mems"
+  fi
+done
+
+# --- certificates, kubeconfigs, configuration files ---------------------------
+log "certificates"
+make_pki "$STATE/pki"
+make_kubeconfig "$KUBECONFIG_ADMIN" admin imprint-e2e-admin
+make_kubeconfig "$STATE/config/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
+make_kubeconfig "$STATE/config/scheduler.kubeconfig" scheduler system:kube-scheduler
+make_kubeconfig "$STATE/config/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
+make_kubeconfig "$STATE/config/kubelet.kubeconfig" kubelet-client "system:node:$NODE_NAME"
+pki=$STATE/pki
+
+cat > "$STATE/config/containerd.toml" <<TOML
+version = 3
+root = '$STATE/containerd/root'
+state = '$RUN/containerd/state'
+disabled_plugins = ['io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri',
+  'io.containerd.snapshotter.v1.btrfs', 'io.containerd.snapshotter.v1.zfs',
+  'io.containerd.snapshotter.v1.devmapper', 'io.containerd.snapshotter.v1.blockfile',
+  'io.containerd.snapshotter.v1.erofs', 'io.containerd.differ.v1.erofs']
+
+[grpc]
+  address = '$CONTAINERD_SOCK'
+[ttrpc]
+  address = '$CONTAINERD_SOCK.ttrpc'
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = '$PAUSE_IMAGE'
+  [plugins.'io.containerd.cri.v1.runtime']
+    # Needed where root lacks CAP_SYS_RESOURCE: runc must not lower oom_score_adj.
+    restrict_oom_score_adj = true
+    netns_mounts_under_state_dir = true
+    enable_cdi = false
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = '$RUNC_BIN/runc'
+          Root = '$RUN/runc'
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['$CNI_BIN']
+      conf_dir = '$STATE/cni/net.d'
+      max_conf_num = 1
+  [plugins.'io.containerd.grpc.v1.cri']
+    disable_tcp_service = true
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+TOML
+
+cat > "$STATE/cni/net.d/10-imprint-e2e.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "imprint-e2e",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$STATE/cni/ipam",
+        "ranges": [[{"subnet": "$NODE_POD_CIDR", "gateway": "$POD_GATEWAY"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "backend": "nftables", "capabilities": {"portMappings": true}}
+  ]
+}
+JSON
+
+cat > "$STATE/config/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# cgroup v1 (and v1-hybrid) hosts: Kubernetes >= 1.35 refuses them unless told.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: /$CGROUP_ROOT
+cgroupsPerQOS: true
+enforceNodeAllocatable: [pods]
+containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
+address: $NODE_IP
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+tlsCertFile: $pki/kubelet-server.crt
+tlsPrivateKeyFile: $pki/kubelet-server.key
+rotateCertificates: false
+serverTLSBootstrap: false
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $pki/ca.crt}
+authorization:
+  mode: Webhook
+clusterDomain: cluster.local
+# No cluster DNS and no host resolv.conf: pods resolve nothing outside.
+resolvConf: ""
+podLogsDir: $STATE/pod-logs
+failSwapOn: false
+# Thresholds low enough that a busy build machine does not evict test pods.
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 2%
+  imagefs.available: 2%
+  nodefs.inodesFree: 2%
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+YAML
+
+cat > "$STATE/config/kube-proxy.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+clusterCIDR: $POD_CIDR
+hostnameOverride: $NODE_NAME
+bindAddress: $NODE_IP
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: ["$NODE_IP/32"]
+oomScoreAdj: 0
+clientConnection:
+  kubeconfig: $STATE/config/kube-proxy.kubeconfig
+# Leave the host's conntrack settings alone.
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+YAML
+
+# --- processes ----------------------------------------------------------------
+# start NAME CMD...: run in its own session, log to $STATE/logs/NAME.log,
+# remember the PID in $PIDS/NAME.pid.
+start() {
+  local name=$1; shift
+  setsid "$@" > "$STATE/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$PIDS/$name.pid"
+}
+# wait_for WHAT SECONDS CMD...: poll until CMD succeeds.
+wait_for() {
+  local what=$1 limit=$2 t0=$SECONDS; shift 2
+  until "$@" > /dev/null 2>&1; do
+    if (( SECONDS - t0 > limit )); then die "timed out after ${limit}s waiting for $what"; fi
+    sleep 0.5
+  done
+  log "$what ready after $((SECONDS - t0))s"
+}
+curl_api() { curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$API_SERVER$1"; }
+curl_etcd() {
+  curl -fsS --cacert "$pki/ca.crt" --cert "$pki/apiserver-etcd-client.crt" \
+    --key "$pki/apiserver-etcd-client.key" https://127.0.0.1:2379/health
+}
+
+log "starting etcd and containerd"
+start etcd "$ETCD_BIN/etcd" --name "$NODE_NAME" --data-dir "$STATE/etcd" \
+  --listen-client-urls https://127.0.0.1:2379 --advertise-client-urls https://127.0.0.1:2379 \
+  --listen-peer-urls https://127.0.0.1:2380 --initial-advertise-peer-urls https://127.0.0.1:2380 \
+  --initial-cluster "$NODE_NAME=https://127.0.0.1:2380" --initial-cluster-state new \
+  --cert-file "$pki/etcd.crt" --key-file "$pki/etcd.key" --trusted-ca-file "$pki/ca.crt" --client-cert-auth \
+  --peer-cert-file "$pki/etcd.crt" --peer-key-file "$pki/etcd.key" --peer-trusted-ca-file "$pki/ca.crt" \
+  --peer-client-cert-auth --listen-metrics-urls http://127.0.0.1:2381 --log-level warn
+
+PATH=$CONTAINERD_BIN:$RUNC_BIN:$PATH start containerd "$CONTAINERD_BIN/containerd" \
+  --config "$STATE/config/containerd.toml"
+
+wait_for etcd 60 curl_etcd
+
+log "starting kube-apiserver"
+start kube-apiserver "$K8S_BIN/kube-apiserver" \
+  --advertise-address "$NODE_IP" --bind-address "$NODE_IP" --secure-port "$API_PORT" \
+  --etcd-servers https://127.0.0.1:2379 --etcd-cafile "$pki/ca.crt" \
+  --etcd-certfile "$pki/apiserver-etcd-client.crt" --etcd-keyfile "$pki/apiserver-etcd-client.key" \
+  --client-ca-file "$pki/ca.crt" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+  --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+  --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority "$pki/ca.crt" --kubelet-preferred-address-types InternalIP \
+  --service-account-issuer https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+  --service-cluster-ip-range "$SERVICE_CIDR" \
+  --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+  --allow-privileged=true --anonymous-auth=false --profiling=false
+
+wait_for containerd 60 test -S "$CONTAINERD_SOCK"
+log "importing images into containerd (k8s.io namespace)"
+for img in pause busybox; do
+  "$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" -n k8s.io images import \
+    --platform linux/amd64 "$images/$img.tar" > /dev/null
+done
+
+wait_for kube-apiserver 120 curl_api /readyz
+
+log "starting kube-controller-manager and kube-scheduler"
+start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+  --kubeconfig "$STATE/config/controller-manager.kubeconfig" \
+  --authentication-kubeconfig "$STATE/config/controller-manager.kubeconfig" \
+  --authorization-kubeconfig "$STATE/config/controller-manager.kubeconfig" \
+  --bind-address 127.0.0.1 --leader-elect=false --use-service-account-credentials=true \
+  --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+  --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
+  --allocate-node-cidrs=true --cluster-cidr "$POD_CIDR" --node-cidr-mask-size 24 \
+  --service-cluster-ip-range "$SERVICE_CIDR" --profiling=false
+start kube-scheduler "$K8S_BIN/kube-scheduler" \
+  --kubeconfig "$STATE/config/scheduler.kubeconfig" \
+  --authentication-kubeconfig "$STATE/config/scheduler.kubeconfig" \
+  --authorization-kubeconfig "$STATE/config/scheduler.kubeconfig" \
+  --bind-address 127.0.0.1 --leader-elect=false --profiling=false
+
+log "starting kubelet and kube-proxy"
+start kubelet "$K8S_BIN/kubelet" --config "$STATE/config/kubelet.yaml" \
+  --kubeconfig "$STATE/config/kubelet.kubeconfig" --root-dir "$STATE/kubelet" \
+  --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v 1
+start kube-proxy "$K8S_BIN/kube-proxy" --config "$STATE/config/kube-proxy.yaml"
+
+kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+wait_for "node registration" 120 kubectl get node "$NODE_NAME"
+kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s > /dev/null
+log "node $NODE_NAME Ready"
+wait_for "default ServiceAccount" 60 kubectl -n default get serviceaccount default
+wait_for "kubernetes Service" 60 kubectl -n default get endpointslices -l kubernetes.io/service-name=kubernetes
+
+cat > "$STATE/env" <<ENV
+export KUBECONFIG=$KUBECONFIG_ADMIN
+export PATH=$K8S_BIN:$HELM_BIN:\$PATH
+export IMPRINT_E2E_BUSYBOX_IMAGE=$BUSYBOX_IMAGE
+export IMPRINT_E2E_PAUSE_IMAGE=$PAUSE_IMAGE
+ENV
+trap - EXIT
+log "cluster up in $((SECONDS - t_start))s; use: eval \"\$($here/env.sh)\""
