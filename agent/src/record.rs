@@ -333,6 +333,10 @@ async fn record_host_in(
     let mut events = watch(probes.take_events()?)?;
     let mut aggregator = Aggregator::default();
     let started = Instant::now();
+    eprintln!(
+        "recording every cgroup for {} (Ctrl-C ends early)",
+        humantime::format_duration(duration)
+    );
     let deadline = tokio::time::sleep(duration);
     tokio::pin!(deadline);
     let mut progress = tokio::time::interval(Duration::from_secs(1));

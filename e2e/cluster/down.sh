@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Tear the e2e cluster down and remove everything up.sh added: processes (by
+# the PIDs up.sh recorded, then any container shim or container process left
+# in the cluster's own cgroups), mounts under the cluster's state
+# directories, its cgroups, network namespaces, bridge, nftables tables,
+# the sysctls it changed (restored) and its state directories. Safe to run
+# more than once and after a failed up. Exits non-zero if anything is left.
+#
+# Usage: e2e/cluster/down.sh          (as root)
+set -uo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+[[ $(id -u) == 0 ]] || die "run as root"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+# is_ours PID: the process runs one of the binaries built for this cluster.
+is_ours() {
+  local exe
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  [[ $exe == "$CACHE"/* ]]
+}
+# stop_pid NAME: SIGTERM the recorded process, SIGKILL after a grace period.
+stop_pid() {
+  local name=$1 f=$PIDS/$1.pid pid i
+  [[ -f $f ]] || return 0
+  pid=$(cat "$f")
+  if [[ -n $pid ]] && is_ours "$pid"; then
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do is_ours "$pid" || break; sleep 0.1; done
+    if is_ours "$pid"; then log "$name ($pid) did not stop: SIGKILL"; kill -KILL "$pid" 2>/dev/null; sleep 0.2; fi
+    log "stopped $name ($pid)"
+  fi
+  rm -f "$f"
+}
+
+# 1. The kubelet first, so it restarts nothing; then every pod container.
+stop_pid kubelet
+if [[ -S $CONTAINERD_SOCK ]] && [[ -f $PIDS/containerd.pid ]] && is_ours "$(cat "$PIDS/containerd.pid")"; then
+  ctr=("$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" -n k8s.io)
+  for id in $(timeout 20 "${ctr[@]}" tasks ls -q 2>/dev/null); do
+    timeout 20 "${ctr[@]}" tasks kill -s SIGKILL "$id" > /dev/null 2>&1
+  done
+  for id in $(timeout 20 "${ctr[@]}" tasks ls -q 2>/dev/null); do
+    timeout 20 "${ctr[@]}" tasks delete -f "$id" > /dev/null 2>&1
+  done
+  for id in $(timeout 20 "${ctr[@]}" containers ls -q 2>/dev/null); do
+    timeout 20 "${ctr[@]}" containers delete "$id" > /dev/null 2>&1
+  done
+fi
+
+# 2. The other components, in reverse start order.
+for name in kube-proxy kube-scheduler kube-controller-manager containerd kube-apiserver etcd; do
+  stop_pid "$name"
+done
+
+# 3. Container shims started by this cluster's containerd, found by their
+#    binary and socket, and whatever still runs in the cluster's cgroups.
+shim=$CONTAINERD_BIN/containerd-shim-runc-v2
+for p in /proc/[0-9]*; do
+  pid=${p#/proc/}
+  [[ $(readlink "$p/exe" 2>/dev/null) == "$shim" ]] || continue
+  tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$CONTAINERD_SOCK" || continue
+  log "killing container shim $pid"; kill -KILL "$pid" 2>/dev/null
+done
+for ((round = 0; round < 20; round++)); do
+  left=0
+  while read -r d; do
+    while read -r pid; do
+      [[ -n $pid ]] || continue
+      left=1; kill -KILL "$pid" 2>/dev/null
+    done < <(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null)
+  done < <(cgroup_dirs)
+  (( left )) || break
+  sleep 0.3
+done
+
+# 4. Mounts under the cluster's directories (pod volumes, rootfs overlays,
+#    shm, network namespaces, the kubelet's rshared bind), deepest first.
+for ((round = 0; round < 5; round++)); do
+  mapfile -t mounts < <(findmnt -rn -o TARGET | grep -E "^($STATE|$RUN)(/|$)" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-)
+  [[ ${#mounts[@]} -gt 0 ]] || break
+  for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
+done
+
+# 5. Cgroups of our own, deepest first.
+while read -r d; do
+  find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+  [[ -d $d ]] && log "cgroup $d still busy"
+done < <(cgroup_dirs)
+
+# 6. Network: bridge, fence, kube-proxy and CNI tables.
+ip link show "$BRIDGE" > /dev/null 2>&1 && ip link del "$BRIDGE"
+nft list table inet imprint_e2e > /dev/null 2>&1 && nft delete table inet imprint_e2e
+for t in "${NFT_TABLES[@]}"; do
+  if nft list table "$t" > /dev/null 2>&1 && ! grep -qx "table $t" "$RUN/snapshot/nft-tables" 2>/dev/null; then
+    # shellcheck disable=SC2086 # "family name"
+    nft delete table $t
+  fi
+done
+
+# 7. Sysctls back to what they were before up.
+if [[ -f $RUN/snapshot/sysctl ]]; then
+  while IFS='=' read -r k v; do
+    [[ $(sysctl -n "$k" 2>/dev/null) == "$v" ]] || sysctl -q -w "$k=$v" > /dev/null 2>&1 || log "could not restore $k"
+  done < "$RUN/snapshot/sysctl"
+fi
+
+# 8. Host paths created during the run, then the cluster's own directories.
+if [[ -f $RUN/snapshot/paths ]]; then
+  for p in "${HOST_PATHS[@]}"; do
+    if [[ -e $p || -L $p ]] && ! grep -qx "$p" "$RUN/snapshot/paths"; then
+      if findmnt -rn -o TARGET | grep -qE "^$p(/|$)"; then log "not removing $p: mounts below"; else rm -rf --one-file-system "$p"; fi
+    fi
+  done
+fi
+for d in "$STATE" "$RUN"; do
+  [[ -e $d ]] || continue
+  if findmnt -rn -o TARGET | grep -qE "^$d(/|$)"; then log "not removing $d: still mounted below"; else rm -rf --one-file-system "$d"; fi
+done
+
+# 9. Check that nothing is left.
+leftover=0
+for p in /proc/[0-9]*; do
+  if is_ours "${p#/proc/}"; then log "left: process ${p#/proc/} ($(readlink "$p/exe"))"; leftover=1; fi
+done
+if findmnt -rn -o TARGET | grep -qE "^($STATE|$RUN)(/|$)"; then log "left: mounts"; leftover=1; fi
+if [[ -n $(cgroup_dirs) ]]; then log "left: cgroups $(cgroup_dirs | tr '\n' ' ')"; leftover=1; fi
+if ip link show "$BRIDGE" > /dev/null 2>&1; then log "left: bridge $BRIDGE"; leftover=1; fi
+if [[ -e $STATE || -e $RUN ]]; then log "left: $STATE or $RUN"; leftover=1; fi
+for t in "inet imprint_e2e" "${NFT_TABLES[@]}"; do
+  # shellcheck disable=SC2086
+  if nft list table $t > /dev/null 2>&1; then log "left: nftables table $t"; leftover=1; fi
+done
+if (( leftover )); then log "down: something was left behind"; exit 1; fi
+log "down: clean"
