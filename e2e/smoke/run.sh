@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016 # the $ in single quotes expand inside the pods
 # Smoke suite: checks that the cluster behind $KUBECONFIG is a working
 # Kubernetes, with nothing mocked. Runs the same against the cluster of
 # e2e/cluster/up.sh and against kind.
