@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The e2e test command: runs the e2e suites against the cluster in
+# $KUBECONFIG (kubectl on PATH). Works against any cluster: the one of
+# e2e/cluster/up.sh here, kind (e2e/kind/run.sh), or another.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${KUBECONFIG:?set KUBECONFIG to the cluster under test}"
+kubectl version > /dev/null || { echo "cannot reach the cluster in $KUBECONFIG" >&2; exit 1; }
+"$here/smoke/run.sh"
