@@ -33,4 +33,13 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 
 echo "== tests"
-cargo test --workspace
+log="$(mktemp)"
+trap 'rm -rf "$crds" "$log"' EXIT
+set +e
+cargo test --workspace 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -16,4 +16,5 @@ pub mod probes;
 pub mod recommend;
 pub mod record;
 pub mod report;
+pub mod runtime;
 pub mod summary;

@@ -187,9 +187,9 @@ async fn record_command_in(
     let mut behaviour = Behaviour::default();
     for (cgroup_id, b) in &aggregator.cgroups {
         if *cgroup_id == id || descends_from(*cgroup_id, id, &aggregator.parents) {
-            merge_into(&mut behaviour, b);
+            behaviour.merge(b);
             if let Some(d) = drops.get(cgroup_id) {
-                add_drops(&mut behaviour, d);
+                behaviour.add_drops(d);
             }
         }
     }
@@ -247,50 +247,6 @@ fn descends_from(id: u64, ancestor: u64, parents: &HashMap<u64, u64>) -> bool {
         }
     }
     false
-}
-
-fn merge_into(target: &mut Behaviour, other: &Behaviour) {
-    if other.events == 0 {
-        return;
-    }
-    if target.events == 0 || other.first_seen_ns < target.first_seen_ns {
-        target.first_seen_ns = other.first_seen_ns;
-    }
-    target.last_seen_ns = target.last_seen_ns.max(other.last_seen_ns);
-    target.events += other.events;
-    target.syscalls.extend(other.syscalls.iter().copied());
-    for (key, stats) in &other.executables {
-        let entry = target
-            .executables
-            .entry(key.clone())
-            .or_insert_with(|| stats.clone());
-        if entry != stats {
-            entry.count += stats.count;
-        }
-    }
-    for (path, access) in &other.files {
-        target
-            .files
-            .entry(path.clone())
-            .or_default()
-            .extend(access.iter().copied());
-    }
-    target.network.extend(other.network.iter().cloned());
-    for (cap, stats) in &other.capabilities {
-        let entry = target.capabilities.entry(*cap).or_default();
-        entry.needed |= stats.needed;
-        entry.denied |= stats.denied;
-        entry.probed |= stats.probed;
-    }
-    target.truncated_paths += other.truncated_paths;
-    target.truncated.extend(other.truncated.iter().copied());
-}
-
-fn add_drops(target: &mut Behaviour, drops: &imprint_probes::events::DropCounts) {
-    target.drops.ringbuf += drops.ringbuf;
-    target.drops.map_full += drops.map_full;
-    target.drops.truncated += drops.truncated;
-    target.drops.read_fails += drops.read_fails;
 }
 
 async fn record_host(
@@ -383,7 +339,7 @@ async fn record_host_in(
     for id in ids {
         let mut behaviour = aggregator.cgroups.remove(&id).unwrap_or_default();
         if let Some(d) = drops.get(&id) {
-            add_drops(&mut behaviour, d);
+            behaviour.add_drops(d);
         }
         let path = known
             .get(&id)

@@ -168,6 +168,51 @@ impl Behaviour {
         }
     }
 
+    /// Folds another cgroup's behaviour in (a cgroup made below this one).
+    pub fn merge(&mut self, other: &Behaviour) {
+        if other.events == 0 {
+            return;
+        }
+        if self.events == 0 || other.first_seen_ns < self.first_seen_ns {
+            self.first_seen_ns = other.first_seen_ns;
+        }
+        self.last_seen_ns = self.last_seen_ns.max(other.last_seen_ns);
+        self.events += other.events;
+        self.syscalls.extend(other.syscalls.iter().copied());
+        for (key, stats) in &other.executables {
+            match self.executables.get_mut(key) {
+                Some(entry) => entry.count += stats.count,
+                None => {
+                    self.executables.insert(key.clone(), stats.clone());
+                }
+            }
+        }
+        for (path, access) in &other.files {
+            self.files
+                .entry(path.clone())
+                .or_default()
+                .extend(access.iter().copied());
+        }
+        self.network.extend(other.network.iter().cloned());
+        for (cap, stats) in &other.capabilities {
+            let entry = self.capabilities.entry(*cap).or_default();
+            entry.needed |= stats.needed;
+            entry.denied |= stats.denied;
+            entry.probed |= stats.probed;
+        }
+        self.truncated_paths += other.truncated_paths;
+        self.truncated.extend(other.truncated.iter().copied());
+        self.add_drops(&other.drops);
+    }
+
+    /// Adds losses counted in the kernel.
+    pub fn add_drops(&mut self, drops: &DropCounts) {
+        self.drops.ringbuf += drops.ringbuf;
+        self.drops.map_full += drops.map_full;
+        self.drops.truncated += drops.truncated;
+        self.drops.read_fails += drops.read_fails;
+    }
+
     fn add_file(&mut self, path: &str, accesses: impl Iterator<Item = Access>, limits: &Limits) {
         let mut path = normalize_path(path);
         if !self.files.contains_key(&path) && self.files.len() >= limits.files {
@@ -392,6 +437,47 @@ mod tests {
                 probed: false
             }
         );
+    }
+
+    #[test]
+    fn merging_adds_counts_and_unions_the_rest() {
+        let limits = Limits::default();
+        let exec = |ts| Event::Exec {
+            header: h(kind::EXEC, ts),
+            path: "/bin/true".into(),
+            args: vec!["true".into()],
+            euid: 0,
+            file_mode: 0o755,
+            truncated: false,
+        };
+        let mut a = Behaviour::default();
+        a.add(&exec(5), &limits);
+        a.add(
+            &Event::Syscall {
+                header: h(kind::SYSCALL, 6),
+                nr: 1,
+            },
+            &limits,
+        );
+        let mut b = Behaviour::default();
+        b.add(&exec(2), &limits);
+        b.add(
+            &Event::Cap {
+                header: h(kind::CAP, 9),
+                cap: 0,
+                granted: true,
+                audit: cap_audit::AUDITED,
+            },
+            &limits,
+        );
+        b.drops.ringbuf = 3;
+        a.merge(&b);
+        let key = ("/bin/true".to_string(), vec!["true".to_string()]);
+        assert_eq!(a.executables[&key].count, 2, "equal entries still add up");
+        assert_eq!((a.first_seen_ns, a.last_seen_ns, a.events), (2, 9, 4));
+        assert_eq!(a.syscalls, BTreeSet::from([1]));
+        assert!(a.capabilities[&0].needed);
+        assert_eq!(a.drops.ringbuf, 3);
     }
 
     #[test]

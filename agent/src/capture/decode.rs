@@ -124,7 +124,7 @@ impl Event {
 
 /// Copies a `T` out of the front of `bytes` after checking the length.
 fn read<T: Copy>(bytes: &[u8], kind: u32, needed: usize) -> Result<T, DecodeError> {
-    if bytes.len() < needed || needed > size_of::<T>() + usize::MAX / 2 {
+    if bytes.len() < needed {
         return Err(DecodeError::Short {
             kind,
             len: bytes.len(),

@@ -1,0 +1,3 @@
+//! Resolving a cgroup to the container and pod in it.
+
+pub mod cgroup_path;
