@@ -3,10 +3,11 @@
 # skipping what is already there. Needs root. Rust (cargo 1.95+) must be on PATH.
 #   clang-19, llvm-19, libbpf-dev, bpftool: rebuild and check the BPF object
 #   libseccomp-dev, pkg-config:              `imprint run` (libseccomp)
+#   protobuf-compiler:                       containerd's API client (generated at build)
 #   strace:                                  the test that compares with strace
 set -euo pipefail
 
-packages=(clang-19 llvm-19 libbpf-dev bpftool libseccomp-dev pkg-config strace ca-certificates)
+packages=(clang-19 llvm-19 libbpf-dev bpftool libseccomp-dev pkg-config protobuf-compiler strace ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

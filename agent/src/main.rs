@@ -43,6 +43,21 @@ enum Command {
         /// (kernels with BPF trampolines), or auto (the first that loads).
         #[arg(long, value_enum, default_value_t = CapabilityHook::Auto)]
         capability_hook: CapabilityHook,
+        /// containerd socket used to name containers and pods (default: the
+        /// first of /run/containerd/containerd.sock and k3s's that exists).
+        /// Unreachable: cgroups are reported by path, and resolution resumes
+        /// when it answers.
+        #[arg(long)]
+        runtime_socket: Option<PathBuf>,
+        /// Only pods of this namespace (repeatable).
+        #[arg(long = "namespace")]
+        namespaces: Vec<String>,
+        /// Never pods of this namespace (repeatable).
+        #[arg(long = "exclude-namespace")]
+        exclude_namespaces: Vec<String>,
+        /// No reports for host cgroups (those without a container).
+        #[arg(long)]
+        no_host: bool,
         /// The command to run in a fresh cgroup and record until it exits.
         #[arg(last = true)]
         command: Vec<String>,
@@ -113,6 +128,10 @@ fn run(cli: Cli) -> Result<u8> {
             format,
             duration,
             capability_hook,
+            runtime_socket,
+            namespaces,
+            exclude_namespaces,
+            no_host,
             command,
         } => {
             record::require_root()?;
@@ -125,6 +144,12 @@ fn run(cli: Cli) -> Result<u8> {
                 duration,
                 command,
                 capability_hook,
+                runtime_socket,
+                filter: imprint::runtime::Filter {
+                    namespaces,
+                    exclude_namespaces,
+                    no_host,
+                },
             };
             let code = runtime.block_on(record::record(options))?;
             Ok(u8::try_from(code).unwrap_or(1))

@@ -15,11 +15,13 @@ use tracing::{info, warn};
 
 use crate::capture::aggregate::{Aggregator, Behaviour};
 use crate::capture::decode::decode;
-use crate::cgroups::{Hierarchy, file_stem};
+use crate::cgroups::Hierarchy;
 use crate::names::Arch;
 use crate::probes::{CapabilityHook, ProbeConfig, Probes};
 use crate::recommend::sanitize_name;
 use crate::report::{self, Clock, Format};
+use crate::runtime::containerd::{self, Containers};
+use crate::runtime::{self as runtime_resolver, Filter};
 use crate::summary;
 
 /// What to record and where the reports go.
@@ -35,6 +37,11 @@ pub struct RecordOptions {
     pub command: Vec<String>,
     /// Which hook sees capability checks.
     pub capability_hook: CapabilityHook,
+    /// containerd socket for resolving containers to pods (`None`: the
+    /// first default socket that exists, if any).
+    pub runtime_socket: Option<PathBuf>,
+    /// Which cgroups get a report.
+    pub filter: Filter,
 }
 
 /// Records and writes the reports; returns the exit code to leave with
@@ -50,6 +57,15 @@ pub async fn record(options: RecordOptions) -> Result<i32> {
         Ok(0)
     } else {
         record_command(&hierarchy, &options, &mut stop).await
+    }
+}
+
+/// Ends a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -286,6 +302,13 @@ async fn record_host_in(
         hierarchy.root(),
     )?;
     let mut known = hierarchy.scan(100_000);
+    let containers = Containers::default();
+    let socket = options
+        .runtime_socket
+        .clone()
+        .or_else(containerd::default_socket);
+    let _watcher = socket
+        .map(|socket| AbortOnDrop(tokio::spawn(containerd::watch(socket, containers.clone()))));
     let mut events = watch(probes.take_events()?)?;
     let mut aggregator = Aggregator::default();
     let started = Instant::now();
@@ -345,15 +368,15 @@ async fn record_host_in(
             .get(&id)
             .cloned()
             .unwrap_or_else(|| format!("cgroup-{id}"));
-        let mut stem = file_stem(&path);
+        let holder = runtime_resolver::classify(&path, &containers);
+        if !options.filter.keeps(&holder) {
+            continue;
+        }
+        let subject = runtime_resolver::subject(&path, &holder, hostname());
+        let mut stem = runtime_resolver::report_stem(&path, &subject);
         if used_stems.insert(stem.clone(), id).is_some() {
             stem = format!("{stem}-{id}");
         }
-        let subject = Subject {
-            node: hostname(),
-            cgroup: Some(path),
-            ..Subject::default()
-        };
         let report = report::build(&sanitize_name(&stem), subject, &behaviour, arch, &clock);
         let written = report::write(&options.output, &stem, &report, options.format)?;
         eprintln!("{}", summary::line(&report, &written));

@@ -11,7 +11,7 @@
 #   components: kubernetes etcd containerd runc cni-plugins helm (default: all)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.sh
+# shellcheck source=SCRIPTDIR/versions.sh
 . "$here/versions.sh"
 
 CACHE=${IMPRINT_E2E_CACHE:-/var/cache/imprint/e2e}

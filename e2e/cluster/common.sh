@@ -3,7 +3,7 @@
 # the paths and names below, so `down` knows exactly what to remove.
 # shellcheck disable=SC2034 # sourced by the other scripts
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=versions.sh
+# shellcheck source=SCRIPTDIR/versions.sh
 . "$here/versions.sh"
 
 CACHE=${IMPRINT_E2E_CACHE:-/var/cache/imprint/e2e}

@@ -10,9 +10,10 @@ make_pki() {
     -addext "basicConstraints=critical,CA:TRUE" \
     -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
 
-  # cert NAME SUBJECT USAGE [SAN]   USAGE: server, client or both
+  # cert NAME SUBJECT USAGE [SAN] [KEY]   USAGE: server, client or both;
+  # KEY: ec (default) or rsa
   cert() {
-    local name=$1 subj=$2 usage=$3 san=${4:-} eku ext
+    local name=$1 subj=$2 usage=$3 san=${4:-} key=${5:-ec} eku ext keyopts
     case $usage in
       server) eku=serverAuth ;; client) eku=clientAuth ;; both) eku=serverAuth,clientAuth ;;
     esac
@@ -23,7 +24,11 @@ make_pki() {
       echo "extendedKeyUsage=$eku"
       [[ -n $san ]] && echo "subjectAltName=$san"
     } > "$ext"
-    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    case $key in
+      ec) keyopts=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+      rsa) keyopts=(-newkey rsa:2048) ;;
+    esac
+    openssl req -new -nodes "${keyopts[@]}" \
       -keyout "$d/$name.key" -out "$d/$name.csr" -subj "$subj" 2>/dev/null
     openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
       -days "$days" -extfile "$ext" -out "$d/$name.crt" 2>/dev/null
@@ -31,8 +36,10 @@ make_pki() {
   }
   cert etcd "/CN=etcd" both "IP:127.0.0.1,DNS:localhost"
   cert apiserver-etcd-client "/CN=kube-apiserver-etcd-client" client
+  # RSA for the API server: small TLS clients in pods (busybox wget) offer
+  # no ECDSA suites.
   cert apiserver "/CN=kube-apiserver" server \
-    "IP:$NODE_IP,IP:$KUBERNETES_SERVICE_IP,IP:127.0.0.1,DNS:localhost,DNS:$NODE_NAME,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:$NODE_IP,IP:$KUBERNETES_SERVICE_IP,IP:127.0.0.1,DNS:localhost,DNS:$NODE_NAME,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" rsa
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" client
   cert admin "/O=system:masters/CN=imprint-e2e-admin" client
   cert controller-manager "/CN=system:kube-controller-manager" client

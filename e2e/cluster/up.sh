@@ -17,7 +17,7 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-# shellcheck source=pki.sh
+# shellcheck source=SCRIPTDIR/pki.sh
 . "$here/pki.sh"
 
 [[ $(id -u) == 0 ]] || die "run as root"
@@ -135,6 +135,9 @@ disabled_plugins = ['io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri',
     stream_server_port = '0'
 TOML
 
+# The bridge and its addresses (node and pod gateway) belong to this script,
+# so the bridge plugin only attaches pods (isGateway: false) and IPAM hands
+# out the gateway route.
 cat > "$STATE/cni/net.d/10-imprint-e2e.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
@@ -143,14 +146,14 @@ cat > "$STATE/cni/net.d/10-imprint-e2e.conflist" <<JSON
     {
       "type": "bridge",
       "bridge": "$BRIDGE",
-      "isGateway": true,
+      "isGateway": false,
       "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
         "dataDir": "$STATE/cni/ipam",
         "ranges": [[{"subnet": "$NODE_POD_CIDR", "gateway": "$POD_GATEWAY"}]],
-        "routes": [{"dst": "0.0.0.0/0"}]
+        "routes": [{"dst": "0.0.0.0/0", "gw": "$POD_GATEWAY"}]
       }
     },
     {"type": "portmap", "backend": "nftables", "capabilities": {"portMappings": true}}

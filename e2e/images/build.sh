@@ -8,7 +8,7 @@
 # image names). Reproducible: fixed mtimes and owners, sorted tar entries.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=oci-image.sh
+# shellcheck source=SCRIPTDIR/oci-image.sh
 . "$here/oci-image.sh"
 out=${1:?usage: build.sh OUT_DIR}
 mkdir -p "$out"

@@ -163,7 +163,8 @@ pod_to_pod() {
   read -r from _ < <(web_pods | sed -n 1p)
   read -r to to_ip < <(web_pods | sed -n 2p)
   [[ -n $to_ip ]] || { echo "no second pod IP"; return 1; }
-  out=$(k -n "$NS" exec "$from" -- wget -q -T 10 -O - "http://$to_ip:8080/")
+  # (busybox 1.35's wget -T crashes; the timeout applet bounds it instead)
+  out=$(k -n "$NS" exec "$from" -- timeout 10 wget -q -O - "http://$to_ip:8080/")
   echo "$from -> $to ($to_ip): $out"
   [[ $out == "hello from $to" ]]
 }

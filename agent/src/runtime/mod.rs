@@ -1,3 +1,183 @@
 //! Resolving a cgroup to the container and pod in it.
 
 pub mod cgroup_path;
+pub mod containerd;
+pub mod identity;
+
+use imprint_crd::report::Subject;
+
+use self::cgroup_path::PathIdentity;
+use self::containerd::Containers;
+use self::identity::ContainerInfo;
+
+/// What a recorded cgroup holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// A container: what its cgroup path says, and what the runtime told
+    /// (`None` when the runtime did not know it, or was unreachable).
+    Container(PathIdentity, Option<ContainerInfo>),
+    /// Host processes (a cgroup path with no container id in it).
+    Host,
+}
+
+/// Classifies the cgroup at `path`.
+pub fn classify(path: &str, containers: &Containers) -> Holder {
+    match cgroup_path::parse(path) {
+        Some(identity) => {
+            let info = containers.get(&identity.container_id);
+            Holder::Container(identity, info)
+        }
+        None => Holder::Host,
+    }
+}
+
+/// Which cgroups get a report.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only pods of these namespaces (all when empty).
+    pub namespaces: Vec<String>,
+    /// Never pods of these namespaces.
+    pub exclude_namespaces: Vec<String>,
+    /// Leave out host cgroups (no container in them).
+    pub no_host: bool,
+}
+
+impl Filter {
+    /// Whether a cgroup with this holder gets a report. Pod sandboxes
+    /// (pause) never do: their behaviour is the runtime's, not the workload's.
+    pub fn keeps(&self, holder: &Holder) -> bool {
+        match holder {
+            Holder::Host => !self.no_host,
+            Holder::Container(_, Some(info)) if info.sandbox => false,
+            Holder::Container(_, info) => {
+                let namespace = info.as_ref().and_then(|i| i.pod_namespace.as_deref());
+                let included = self.namespaces.is_empty()
+                    || namespace.is_some_and(|n| self.namespaces.iter().any(|x| x == n));
+                let excluded =
+                    namespace.is_some_and(|n| self.exclude_namespaces.iter().any(|x| x == n));
+                included && !excluded
+            }
+        }
+    }
+}
+
+/// The report subject of a cgroup.
+pub fn subject(path: &str, holder: &Holder, node: Option<String>) -> Subject {
+    let mut subject = Subject {
+        node,
+        cgroup: Some(path.to_string()),
+        ..Subject::default()
+    };
+    if let Holder::Container(identity, info) = holder {
+        subject.container_id = Some(identity.container_id.clone());
+        subject.pod_uid = identity.pod_uid.clone();
+        if let Some(info) = info {
+            subject.namespace = info.pod_namespace.clone();
+            subject.pod = info.pod.clone();
+            subject.pod_uid = info.pod_uid.clone().or(subject.pod_uid.take());
+            subject.container = info.container.clone();
+            subject.image = info.image.clone();
+            subject.image_digest = info.image_digest.clone();
+        }
+    }
+    subject
+}
+
+/// File stem of a report: `<namespace>_<pod>_<container>` for a resolved
+/// pod container, else the cgroup path made file-name safe.
+pub fn report_stem(path: &str, subject: &Subject) -> String {
+    match (&subject.namespace, &subject.pod, &subject.container) {
+        (Some(ns), Some(pod), Some(container)) => {
+            crate::cgroups::file_stem(&format!("{ns}_{pod}_{container}"))
+        }
+        _ => crate::cgroups::file_stem(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f4e1c2b8a9d0e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f";
+
+    fn pod_info(namespace: &str, sandbox: bool) -> ContainerInfo {
+        ContainerInfo {
+            id: ID.into(),
+            runtime_namespace: "k8s.io".into(),
+            pod: Some("web-1".into()),
+            pod_namespace: Some(namespace.into()),
+            pod_uid: Some("uid-1".into()),
+            container: Some("nginx".into()),
+            image: Some("nginx:1.27".into()),
+            image_digest: Some("sha256:ab".into()),
+            sandbox,
+            cgroups_path: None,
+        }
+    }
+
+    #[test]
+    fn resolved_containers_get_pod_identity_and_names() {
+        let path = format!("/kubepods/besteffort/poduid/{ID}");
+        let identity = cgroup_path::parse(&path).unwrap();
+        let holder = Holder::Container(identity, Some(pod_info("shop", false)));
+        let s = subject(&path, &holder, Some("node-1".into()));
+        assert_eq!(
+            (
+                s.namespace.as_deref(),
+                s.pod.as_deref(),
+                s.container.as_deref()
+            ),
+            (Some("shop"), Some("web-1"), Some("nginx"))
+        );
+        assert_eq!(
+            (s.container_id.as_deref(), s.image_digest.as_deref()),
+            (Some(ID), Some("sha256:ab"))
+        );
+        assert_eq!(report_stem(&path, &s), "shop_web-1_nginx");
+    }
+
+    #[test]
+    fn unresolved_containers_keep_their_path_and_id() {
+        let path = format!("/kubepods/besteffort/pod8a7c4a3e-1b2c-4d5e-9f00-112233445566/{ID}");
+        let holder = Holder::Container(cgroup_path::parse(&path).unwrap(), None);
+        let s = subject(&path, &holder, None);
+        assert_eq!(s.container_id.as_deref(), Some(ID));
+        assert_eq!(
+            s.pod_uid.as_deref(),
+            Some("8a7c4a3e-1b2c-4d5e-9f00-112233445566")
+        );
+        assert_eq!(s.pod, None);
+        assert!(report_stem(&path, &s).starts_with("kubepods_besteffort_pod"));
+    }
+
+    #[test]
+    fn filters() {
+        let identity = cgroup_path::parse(&format!("/x/{ID}")).unwrap();
+        let shop = Holder::Container(identity.clone(), Some(pod_info("shop", false)));
+        let system = Holder::Container(identity.clone(), Some(pod_info("kube-system", false)));
+        let sandbox = Holder::Container(identity.clone(), Some(pod_info("shop", true)));
+        let unknown = Holder::Container(identity, None);
+        let all = Filter::default();
+        assert!(all.keeps(&shop) && all.keeps(&unknown) && all.keeps(&Holder::Host));
+        assert!(!all.keeps(&sandbox), "pause containers get no report");
+        let only_shop = Filter {
+            namespaces: vec!["shop".into()],
+            no_host: true,
+            ..Filter::default()
+        };
+        assert!(
+            only_shop.keeps(&shop) && !only_shop.keeps(&system) && !only_shop.keeps(&Holder::Host)
+        );
+        assert!(
+            !only_shop.keeps(&unknown),
+            "an unresolved container has no namespace to match"
+        );
+        let not_system = Filter {
+            exclude_namespaces: vec!["kube-system".into()],
+            ..Filter::default()
+        };
+        assert!(
+            not_system.keeps(&shop) && !not_system.keeps(&system) && not_system.keeps(&unknown)
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! containerd's API: the containers of every namespace imprint looks at,
+//! kept current from containerd's event stream, with reconnects. When the
+//! socket is missing or dead, recording goes on and cgroups are reported
+//! under their paths; resolution resumes when the socket returns.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::events_client::EventsClient;
+use containerd_client::services::v1::images_client::ImagesClient;
+use containerd_client::services::v1::{GetImageRequest, ListContainersRequest, SubscribeRequest};
+use containerd_client::with_namespace;
+use tonic::Request;
+use tonic::transport::Channel;
+use tracing::{debug, info, warn};
+
+use super::identity::{ContainerInfo, identify, spec_fields};
+
+/// containerd namespaces looked at: Kubernetes (CRI), Docker, `ctr`.
+pub const NAMESPACES: [&str; 3] = ["k8s.io", "moby", "default"];
+
+/// Default sockets, in the order they are tried: containerd, k3s.
+pub const DEFAULT_SOCKETS: [&str; 2] = [
+    "/run/containerd/containerd.sock",
+    "/run/k3s/containerd/containerd.sock",
+];
+
+/// The first default socket that exists.
+pub fn default_socket() -> Option<PathBuf> {
+    DEFAULT_SOCKETS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Bound on containers remembered (exited ones are kept for late events).
+const MAX_CONTAINERS: usize = 16_384;
+
+/// Containers by id, shared between the watcher task and the recorder.
+#[derive(Clone, Debug, Default)]
+pub struct Containers {
+    inner: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    by_id: HashMap<String, ContainerInfo>,
+    connected: bool,
+    failures: u64,
+}
+
+impl Containers {
+    /// The container with this id, if the runtime told about it.
+    pub fn get(&self, id: &str) -> Option<ContainerInfo> {
+        self.inner.lock().ok()?.by_id.get(id).cloned()
+    }
+
+    /// Containers known.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|s| s.by_id.len()).unwrap_or(0)
+    }
+
+    /// Whether no container is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the socket answered last time it was tried.
+    pub fn connected(&self) -> bool {
+        self.inner.lock().map(|s| s.connected).unwrap_or(false)
+    }
+
+    /// Failed connections or calls so far.
+    pub fn failures(&self) -> u64 {
+        self.inner.lock().map(|s| s.failures).unwrap_or(0)
+    }
+
+    fn insert(&self, info: ContainerInfo) {
+        if let Ok(mut state) = self.inner.lock()
+            && (state.by_id.len() < MAX_CONTAINERS || state.by_id.contains_key(&info.id))
+        {
+            state.by_id.insert(info.id.clone(), info);
+        }
+    }
+
+    fn set_connected(&self, connected: bool) {
+        if let Ok(mut state) = self.inner.lock() {
+            if !connected {
+                state.failures += 1;
+            }
+            state.connected = connected;
+        }
+    }
+}
+
+/// Lists the containers of every namespace into `containers`.
+async fn list_all(channel: &Channel, containers: &Containers) -> Result<usize, tonic::Status> {
+    let mut client = ContainersClient::new(channel.clone());
+    let mut images = ImagesClient::new(channel.clone());
+    let mut digests: HashMap<(String, String), Option<String>> = HashMap::new();
+    let mut n = 0;
+    for namespace in NAMESPACES {
+        let request = with_namespace!(
+            ListContainersRequest {
+                filters: Vec::new()
+            },
+            namespace
+        );
+        let listed = client.list(request).await?.into_inner().containers;
+        for c in listed {
+            let (annotations, cgroups_path) = c
+                .spec
+                .as_ref()
+                .map(|s| spec_fields(&s.value))
+                .unwrap_or_default();
+            let mut info = identify(
+                &c.id,
+                namespace,
+                &c.image,
+                &c.labels,
+                &annotations,
+                cgroups_path,
+            );
+            let key = (namespace.to_string(), c.image.clone());
+            if !c.image.is_empty() && !digests.contains_key(&key) {
+                let request = with_namespace!(
+                    GetImageRequest {
+                        name: c.image.clone()
+                    },
+                    namespace
+                );
+                let digest = images
+                    .get(request)
+                    .await
+                    .ok()
+                    .and_then(|r| r.into_inner().image)
+                    .and_then(|i| i.target)
+                    .map(|t| t.digest);
+                digests.insert(key.clone(), digest);
+            }
+            info.image_digest = digests.get(&key).cloned().flatten();
+            containers.insert(info);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Follows containerd: lists everything, then re-lists on each container
+/// or task event; reconnects with a back-off when the socket goes away.
+/// Runs until the task is dropped.
+pub async fn watch(socket: PathBuf, containers: Containers) {
+    let mut delay = Duration::from_millis(200);
+    let mut warned = false;
+    loop {
+        match follow(&socket, &containers).await {
+            Ok(()) => delay = Duration::from_millis(200),
+            Err(error) => {
+                containers.set_connected(false);
+                if !warned {
+                    warn!(
+                        socket = %socket.display(),
+                        %error,
+                        "container runtime unreachable: cgroups are reported by path until it answers"
+                    );
+                    warned = true;
+                } else {
+                    debug!(%error, "container runtime still unreachable");
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn follow(socket: &Path, containers: &Containers) -> Result<(), String> {
+    let channel = containerd_client::connect(socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Subscribe first, so nothing created between the list and the stream is missed.
+    let mut events = EventsClient::new(channel.clone())
+        .subscribe(SubscribeRequest {
+            filters: vec![r#"topic~="^/(containers|tasks)/""#.to_string()],
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    let n = list_all(&channel, containers)
+        .await
+        .map_err(|e| e.to_string())?;
+    containers.set_connected(true);
+    info!(socket = %socket.display(), containers = n, "following the container runtime");
+    loop {
+        match events.message().await {
+            Ok(Some(envelope)) => {
+                debug!(topic = %envelope.topic, namespace = %envelope.namespace, "runtime event");
+                if envelope.topic.starts_with("/containers/create")
+                    || envelope.topic.starts_with("/tasks/start")
+                {
+                    list_all(&channel, containers)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(None) => return Err("event stream closed".into()),
+            Err(status) => return Err(status.to_string()),
+        }
+    }
+}
