@@ -15,7 +15,7 @@ use self::identity::ContainerInfo;
 pub enum Holder {
     /// A container: what its cgroup path says, and what the runtime told
     /// (`None` when the runtime did not know it, or was unreachable).
-    Container(PathIdentity, Option<ContainerInfo>),
+    Container(PathIdentity, Option<Box<ContainerInfo>>),
     /// Host processes (a cgroup path with no container id in it).
     Host,
 }
@@ -24,7 +24,7 @@ pub enum Holder {
 pub fn classify(path: &str, containers: &Containers) -> Holder {
     match cgroup_path::parse(path) {
         Some(identity) => {
-            let info = containers.get(&identity.container_id);
+            let info = containers.get(&identity.container_id).map(Box::new);
             Holder::Container(identity, info)
         }
         None => Holder::Host,
@@ -119,7 +119,7 @@ mod tests {
     fn resolved_containers_get_pod_identity_and_names() {
         let path = format!("/kubepods/besteffort/poduid/{ID}");
         let identity = cgroup_path::parse(&path).unwrap();
-        let holder = Holder::Container(identity, Some(pod_info("shop", false)));
+        let holder = Holder::Container(identity, Some(Box::new(pod_info("shop", false))));
         let s = subject(&path, &holder, Some("node-1".into()));
         assert_eq!(
             (
@@ -153,9 +153,12 @@ mod tests {
     #[test]
     fn filters() {
         let identity = cgroup_path::parse(&format!("/x/{ID}")).unwrap();
-        let shop = Holder::Container(identity.clone(), Some(pod_info("shop", false)));
-        let system = Holder::Container(identity.clone(), Some(pod_info("kube-system", false)));
-        let sandbox = Holder::Container(identity.clone(), Some(pod_info("shop", true)));
+        let shop = Holder::Container(identity.clone(), Some(Box::new(pod_info("shop", false))));
+        let system = Holder::Container(
+            identity.clone(),
+            Some(Box::new(pod_info("kube-system", false))),
+        );
+        let sandbox = Holder::Container(identity.clone(), Some(Box::new(pod_info("shop", true))));
         let unknown = Holder::Container(identity, None);
         let all = Filter::default();
         assert!(all.keeps(&shop) && all.keeps(&unknown) && all.keeps(&Holder::Host));
