@@ -40,7 +40,10 @@ trap on_exit EXIT
 
 "$here/build.sh"
 mkdir -p "$CACHE"
-images=$CACHE/images-busybox-$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null | tr ':~+' '___')
+# Images are keyed by the busybox package and the image sources.
+images_key=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null | tr ':~+' '___')-$(cat "$here"/../images/*.sh \
+  "$here"/../images/*.c "$here"/../images/kube-api-get/* | sha256sum | cut -c1-12)
+images=$CACHE/images-$images_key
 if [[ ! -f $images/images.env ]]; then "$here/../images/build.sh" "$images"; fi
 # shellcheck disable=SC1091
 . "$images/images.env"
@@ -276,7 +279,7 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
 
 wait_for containerd 60 test -S "$CONTAINERD_SOCK"
 log "importing images into containerd (k8s.io namespace)"
-for img in pause busybox; do
+for img in pause busybox apiclient; do
   "$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" -n k8s.io images import \
     --platform linux/amd64 "$images/$img.tar" > /dev/null
 done
@@ -317,6 +320,7 @@ export KUBECONFIG=$KUBECONFIG_ADMIN
 export PATH=$K8S_BIN:$HELM_BIN:\$PATH
 export IMPRINT_E2E_BUSYBOX_IMAGE=$BUSYBOX_IMAGE
 export IMPRINT_E2E_PAUSE_IMAGE=$PAUSE_IMAGE
+export IMPRINT_E2E_APICLIENT_IMAGE=$APICLIENT_IMAGE
 ENV
 trap - EXIT
 log "cluster up in $((SECONDS - t_start))s; use: eval \"\$($here/env.sh)\""

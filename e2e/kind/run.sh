@@ -17,9 +17,10 @@ docker build -t imprint:e2e -f "$here/Dockerfile" "$root"
 kind load docker-image --name "$name" imprint:e2e
 "$root/e2e/images/build.sh" "$images"
 kind load image-archive --name "$name" "$images/busybox.tar"
+kind load image-archive --name "$name" "$images/apiclient.tar"
 # shellcheck disable=SC1091
 . "$images/images.env"
-export IMPRINT_E2E_BUSYBOX_IMAGE=$BUSYBOX_IMAGE
+export IMPRINT_E2E_BUSYBOX_IMAGE=$BUSYBOX_IMAGE IMPRINT_E2E_APICLIENT_IMAGE=$APICLIENT_IMAGE
 
 if [[ -d $root/charts/imprint ]]; then
   helm install imprint "$root/charts/imprint" --namespace imprint-system --create-namespace \

@@ -12,10 +12,12 @@
 #     unauthenticated call is refused)
 #   - a pod reaches another pod's IP
 # Needs: kubectl on PATH, KUBECONFIG, and the busybox image already in the
-# cluster (IMPRINT_E2E_BUSYBOX_IMAGE; e2e/images/build.sh makes it).
+# cluster (IMPRINT_E2E_BUSYBOX_IMAGE, IMPRINT_E2E_APICLIENT_IMAGE;
+# e2e/images/build.sh makes them).
 # Prints one line per test and closes with "N passed, N failed".
 set -uo pipefail
 IMAGE=${IMPRINT_E2E_BUSYBOX_IMAGE:-localhost/imprint-e2e/busybox:1.35.0}
+APICLIENT_IMAGE=${IMPRINT_E2E_APICLIENT_IMAGE:-localhost/imprint-e2e/apiclient:1.0}
 NS=imprint-smoke-$(date +%s)-$$
 TIMEOUT=${IMPRINT_E2E_TIMEOUT:-120s}
 passed=0 failed=0
@@ -138,24 +140,42 @@ daemonset_one_per_node() {
 }
 
 api_via_service_ip() {
-  local pod svc_ip
-  pod=$(web_pods | head -1 | cut -d' ' -f1)
+  local svc_ip
   svc_ip=$(k -n default get service kubernetes -o jsonpath='{.spec.clusterIP}')
-  # The pod sees the same address in KUBERNETES_SERVICE_HOST.
-  k -n "$NS" exec "$pod" -- sh -c '[ "$KUBERNETES_SERVICE_HOST" = "'"$svc_ip"'" ]' || { echo "KUBERNETES_SERVICE_HOST is not $svc_ip"; return 1; }
-  # With the mounted token: the pod reads itself (allowed by the Role above).
+  # kube-api-get reads the mounted token and CA and calls
+  # https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, verifying the
+  # server certificate. First without the token (refused: 401), then with it
+  # (the pod reads itself, allowed by the Role above).
+  k -n "$NS" apply -f - <<YAML || return 1
+apiVersion: v1
+kind: Pod
+metadata: {name: api-client}
+spec:
+  serviceAccountName: smoke
+  restartPolicy: Never
+  initContainers:
+  - name: anonymous
+    image: $APICLIENT_IMAGE
+    imagePullPolicy: Never
+    args: [-anonymous, -expect, "401", /api/v1/namespaces/default/pods]
+  containers:
+  - name: with-token
+    image: $APICLIENT_IMAGE
+    imagePullPolicy: Never
+    env:
+    - name: POD_NAMESPACE
+      valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+    args: [/api/v1/namespaces/\$(POD_NAMESPACE)/pods/api-client]
+YAML
+  k -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded pod/api-client --timeout="$TIMEOUT"
+  local rc=$?
+  k -n "$NS" logs api-client -c anonymous | head -c 300; echo
   local out
-  out=$(k -n "$NS" exec "$pod" -- sh -c '
-    sa=/var/run/secrets/kubernetes.io/serviceaccount
-    wget -q -O - --no-check-certificate --header "Authorization: Bearer $(cat $sa/token)" \
-      "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/$(cat $sa/namespace)/pods/$(hostname)"')
+  out=$(k -n "$NS" logs api-client -c with-token)
   echo "$out" | head -c 300; echo
-  echo "$out" | grep -q '"kind": *"Pod"' && echo "$out" | grep -q "\"name\": *\"$pod\"" || return 1
-  # Without a token the same request is refused (401/403): the answer above was authorised.
-  if k -n "$NS" exec "$pod" -- sh -c \
-    'wget -q -O - --no-check-certificate "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/default/pods"' > /dev/null 2>&1; then
-    echo "an anonymous request was answered"; return 1
-  fi
+  [[ $rc == 0 ]] || return 1
+  echo "$out" | head -1 | grep -q "^GET https://$svc_ip:[0-9]*/.* (token: true): 200$" &&
+    echo "$out" | grep -q '"name": *"api-client"'
 }
 
 pod_to_pod() {

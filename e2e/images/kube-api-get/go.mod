@@ -1,0 +1,3 @@
+module imprint.dev/e2e/kube-api-get
+
+go 1.26
