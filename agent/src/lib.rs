@@ -9,6 +9,7 @@
 
 pub mod capture;
 pub mod cgroups;
+pub mod controller;
 pub mod enforce;
 pub mod names;
 pub mod normalize;

@@ -7,6 +7,7 @@
 //!   generated profiles meet.
 //! - [`yaml`]: the one place that chooses the YAML crate.
 
+pub mod profile;
 pub mod report;
 pub mod spo;
 pub mod yaml;

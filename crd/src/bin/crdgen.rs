@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use imprint_crd::profile::BehaviorProfile;
 use imprint_crd::report::ContainerBehaviorReport;
 use imprint_crd::yaml;
 use kube::CustomResourceExt;
@@ -14,10 +15,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| "manifests/crds".into()),
     );
     std::fs::create_dir_all(&dir)?;
-    let crds = [(
-        "containerbehaviorreports.imprint.dev.yaml",
-        ContainerBehaviorReport::crd(),
-    )];
+    let crds = [
+        (
+            "containerbehaviorreports.imprint.dev.yaml",
+            ContainerBehaviorReport::crd(),
+        ),
+        ("behaviorprofiles.imprint.dev.yaml", BehaviorProfile::crd()),
+    ];
     for (file, crd) in crds {
         let path = dir.join(file);
         std::fs::write(&path, yaml::to_string(&crd)?)?;

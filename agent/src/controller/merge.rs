@@ -1,0 +1,393 @@
+//! Merging every report of one workload (replicas, nodes, restarts) into
+//! per-container profiles, the securityContext recommendation, and the
+//! Learning -> Stable phase. Pure functions: reports in, status out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use imprint_crd::profile::{
+    ContainerProfile, Overrides, Phase, ProfileCondition, RecommendedSecurityContext,
+};
+use imprint_crd::report::ContainerBehaviorReportSpec;
+
+use crate::recommend;
+
+/// Paths writable in every container even with a read-only root
+/// filesystem (runtime-provided mounts).
+pub const ALWAYS_WRITABLE: [&str; 3] = ["/dev", "/proc", "/sys"];
+
+/// The merged view of a workload.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MergedWorkload {
+    /// Per container, sorted by name.
+    pub containers: Vec<ContainerProfile>,
+    /// Reports merged.
+    pub reports: u64,
+    /// Distinct pods seen.
+    pub replicas: u64,
+    /// Distinct nodes seen.
+    pub nodes: u64,
+    /// Events lost in any report.
+    pub drops: u64,
+    /// Problems to show as conditions.
+    pub conditions: Vec<ProfileCondition>,
+}
+
+/// Merges reports of one workload. `writable` gives, per container name,
+/// the mount paths that are writable (volumes, emptyDirs, tmpfs).
+pub fn merge_workload(
+    reports: &[&ContainerBehaviorReportSpec],
+    overrides: &Overrides,
+    writable: &BTreeMap<String, Vec<String>>,
+) -> MergedWorkload {
+    let mut by_container: BTreeMap<String, Vec<&ContainerBehaviorReportSpec>> = BTreeMap::new();
+    let mut pods = BTreeSet::new();
+    let mut nodes = BTreeSet::new();
+    let mut drops = 0;
+    for report in reports {
+        let name = report.subject.container.clone().unwrap_or_default();
+        by_container.entry(name).or_default().push(report);
+        if let Some(pod) = report
+            .subject
+            .pod_uid
+            .as_ref()
+            .or(report.subject.pod.as_ref())
+        {
+            pods.insert(pod.clone());
+        }
+        if let Some(node) = &report.subject.node {
+            nodes.insert(node.clone());
+        }
+        drops += report.stats.drops.total;
+    }
+    let mut skipped = Vec::new();
+    let containers = by_container
+        .into_iter()
+        .map(|(name, reports)| {
+            let mounts = writable.get(&name).cloned().unwrap_or_default();
+            let (profile, mut skip) = merge_container(&name, &reports, overrides, &mounts);
+            skipped.append(&mut skip);
+            profile
+        })
+        .collect();
+    let mut conditions = Vec::new();
+    if !skipped.is_empty() {
+        conditions.push(ProfileCondition {
+            type_: "SkippedEntries".into(),
+            status: "True".into(),
+            reason: "UnknownNames".into(),
+            message: format!("skipped {}: {}", skipped.len(), skipped.join("; ")),
+        });
+    }
+    if drops > 0 {
+        conditions.push(ProfileCondition {
+            type_: "Drops".into(),
+            status: "True".into(),
+            reason: "EventsLost".into(),
+            message: format!("{drops} events were lost in the kernel; the profile stays Learning"),
+        });
+    }
+    MergedWorkload {
+        containers,
+        reports: reports.len() as u64,
+        replicas: pods.len() as u64,
+        nodes: nodes.len() as u64,
+        drops,
+        conditions,
+    }
+}
+
+fn merge_container(
+    name: &str,
+    reports: &[&ContainerBehaviorReportSpec],
+    overrides: &Overrides,
+    writable: &[String],
+) -> (ContainerProfile, Vec<String>) {
+    let merged = recommend::merge(reports.iter().copied());
+    let mut skipped = merged.skipped.clone();
+    let mut syscalls: BTreeSet<String> = recommend::allowed_syscalls(&merged).into_iter().collect();
+    for extra in &overrides.syscalls {
+        if merged.syscalls.keys().any(|arch| arch.has_syscall(extra)) || merged.syscalls.is_empty()
+        {
+            syscalls.insert(extra.clone());
+        } else {
+            skipped.push(format!("override syscall {extra:?}"));
+        }
+    }
+    let mut capabilities = merged.capabilities.clone();
+    for extra in &overrides.capabilities {
+        match crate::names::capability_from_name(extra) {
+            Some(cap) => {
+                capabilities.insert(cap.to_string());
+            }
+            None => skipped.push(format!("override capability {extra:?}")),
+        }
+    }
+    let ignored = |path: &str| overrides.ignore_paths.iter().any(|p| under(path, p));
+    let mut executables = BTreeSet::new();
+    let mut escalates = false;
+    let mut all_non_root = true;
+    let mut root_writes = BTreeSet::new();
+    let mut network = BTreeSet::new();
+    for report in reports {
+        for exec in &report.executables {
+            executables.insert(exec.path.clone());
+            escalates |= exec.setuid || exec.setgid;
+            all_non_root &= exec.euid != 0;
+        }
+        for file in &report.files {
+            let writes = file.access.iter().any(|a| a.is_write());
+            let on_root = !ALWAYS_WRITABLE
+                .iter()
+                .copied()
+                .chain(writable.iter().map(String::as_str))
+                .any(|m| under(&file.path, m));
+            if writes && on_root && !ignored(&file.path) {
+                root_writes.insert(file.path.clone());
+            }
+        }
+        network.extend(report.network.iter().cloned());
+    }
+    let security_context = RecommendedSecurityContext {
+        capabilities_add: capabilities
+            .iter()
+            .map(|c| c.trim_start_matches("CAP_").to_string())
+            .collect(),
+        allow_privilege_escalation: escalates,
+        read_only_root_filesystem: root_writes.is_empty(),
+        run_as_non_root: !executables.is_empty() && all_non_root && capabilities.is_empty(),
+    };
+    let profile = ContainerProfile {
+        name: name.to_string(),
+        architectures: merged
+            .syscalls
+            .keys()
+            .map(|a| a.kernel_name().to_string())
+            .collect(),
+        syscalls: syscalls.into_iter().collect(),
+        capabilities: capabilities.into_iter().collect(),
+        executables: executables.into_iter().collect(),
+        root_writes: root_writes.into_iter().collect(),
+        network: network.into_iter().collect(),
+        seccomp_profile: None,
+        security_context,
+        difference: Vec::new(),
+    };
+    (profile, skipped)
+}
+
+/// Whether `path` is `prefix` or below it.
+fn under(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Whether the behaviour in two sets of container profiles differs (what
+/// resets the stability clock).
+pub fn behaviour_changed(before: &[ContainerProfile], after: &[ContainerProfile]) -> bool {
+    let key = |c: &ContainerProfile| {
+        (
+            c.name.clone(),
+            c.syscalls.clone(),
+            c.capabilities.clone(),
+            c.executables.clone(),
+            c.root_writes.clone(),
+            c.network.clone(),
+        )
+    };
+    before.iter().map(key).collect::<Vec<_>>() != after.iter().map(key).collect::<Vec<_>>()
+}
+
+/// The next phase and time of last change (seconds since the epoch):
+/// a change starts learning again; Stable needs the whole window without
+/// change and no dropped events.
+pub fn next_phase(
+    changed: bool,
+    drops: bool,
+    last_change: Option<i64>,
+    now: i64,
+    window_secs: i64,
+) -> (Phase, i64) {
+    let last = match (changed, last_change) {
+        (true, _) | (false, None) => now,
+        (false, Some(t)) => t,
+    };
+    let phase = if !changed && !drops && now - last >= window_secs {
+        Phase::Stable
+    } else {
+        Phase::Learning
+    };
+    (phase, last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imprint_crd::report::{Access, CapabilityUse, Executable, FileAccess, Subject, SyscallSet};
+
+    fn report(pod: &str, node: &str, arch: &str, syscalls: &[&str]) -> ContainerBehaviorReportSpec {
+        ContainerBehaviorReportSpec {
+            subject: Subject {
+                pod: Some(pod.into()),
+                pod_uid: Some(format!("uid-{pod}")),
+                node: Some(node.into()),
+                container: Some("app".into()),
+                ..Subject::default()
+            },
+            syscalls: SyscallSet {
+                arch: arch.into(),
+                names: syscalls.iter().map(|s| s.to_string()).collect(),
+                unknown_numbers: vec![],
+            },
+            ..Default::default()
+        }
+    }
+
+    fn exec(path: &str, euid: u32, setuid: bool) -> Executable {
+        Executable {
+            path: path.into(),
+            args: vec![],
+            count: 1,
+            setuid,
+            setgid: false,
+            euid,
+        }
+    }
+
+    fn file(path: &str, access: &[Access]) -> FileAccess {
+        FileAccess {
+            path: path.into(),
+            access: access.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn replicas_on_nodes_and_architectures_merge_into_the_union() {
+        let a = report("web-a", "n1", "x86_64", &["read", "write"]);
+        let b = report("web-b", "n2", "x86_64", &["read", "openat"]);
+        let c = report("web-c", "n3", "aarch64", &["read", "openat"]);
+        let m = merge_workload(&[&a, &b, &c], &Overrides::default(), &BTreeMap::new());
+        assert_eq!((m.reports, m.replicas, m.nodes), (3, 3, 3));
+        let app = &m.containers[0];
+        assert_eq!(app.syscalls, ["openat", "read", "write"]);
+        assert_eq!(app.architectures, ["x86_64", "aarch64"]);
+        assert!(m.conditions.is_empty());
+    }
+
+    #[test]
+    fn overrides_add_and_bad_entries_become_a_condition() {
+        let mut a = report("web-a", "n1", "x86_64", &["read", "frobnicate"]);
+        a.capabilities.push(CapabilityUse {
+            name: "CAP_MAGIC".into(),
+            needed: true,
+            ..Default::default()
+        });
+        let overrides = Overrides {
+            syscalls: vec!["ptrace".into(), "nonsense".into()],
+            capabilities: vec!["NET_ADMIN".into()],
+            ignore_paths: vec![],
+        };
+        let m = merge_workload(&[&a], &overrides, &BTreeMap::new());
+        let app = &m.containers[0];
+        assert_eq!(app.syscalls, ["ptrace", "read"]);
+        assert_eq!(app.capabilities, ["CAP_NET_ADMIN"]);
+        assert_eq!(m.conditions.len(), 1);
+        let message = &m.conditions[0].message;
+        assert!(
+            message.contains("frobnicate")
+                && message.contains("CAP_MAGIC")
+                && message.contains("nonsense"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn security_context_rules() {
+        let mut a = report("web-a", "n1", "x86_64", &["read"]);
+        a.executables = vec![exec("/app", 1000, false)];
+        a.files = vec![
+            file("/data/db", &[Access::Write]),
+            file("/tmp/x", &[Access::Create]),
+            file("/etc/passwd", &[Access::Read]),
+            file("/dev/null", &[Access::Write]),
+        ];
+        let writable = BTreeMap::from([("app".to_string(), vec!["/data".to_string()])]);
+        let m = merge_workload(&[&a], &Overrides::default(), &writable);
+        let sc = &m.containers[0].security_context;
+        assert!(!sc.allow_privilege_escalation);
+        assert!(
+            !sc.read_only_root_filesystem,
+            "/tmp is on the root filesystem here"
+        );
+        assert_eq!(m.containers[0].root_writes, ["/tmp/x"]);
+        assert!(sc.run_as_non_root);
+        assert!(sc.capabilities_add.is_empty());
+
+        let ignore_tmp = Overrides {
+            ignore_paths: vec!["/tmp".into()],
+            ..Overrides::default()
+        };
+        let m = merge_workload(&[&a], &ignore_tmp, &writable);
+        assert!(m.containers[0].security_context.read_only_root_filesystem);
+
+        a.executables.push(exec("/usr/bin/sudo", 0, true));
+        a.capabilities.push(CapabilityUse {
+            name: "CAP_NET_BIND_SERVICE".into(),
+            needed: true,
+            ..Default::default()
+        });
+        let m = merge_workload(&[&a], &Overrides::default(), &writable);
+        let sc = &m.containers[0].security_context;
+        assert!(sc.allow_privilege_escalation, "a setuid exec was seen");
+        assert!(!sc.run_as_non_root, "uid 0 and a capability were needed");
+        assert_eq!(sc.capabilities_add, ["NET_BIND_SERVICE"]);
+    }
+
+    #[test]
+    fn phase_moves_with_a_fake_clock() {
+        let window = 600;
+        // First sight: learning, clock starts.
+        assert_eq!(
+            next_phase(true, false, None, 1000, window),
+            (Phase::Learning, 1000)
+        );
+        // Nothing new, window not over.
+        assert_eq!(
+            next_phase(false, false, Some(1000), 1500, window),
+            (Phase::Learning, 1000)
+        );
+        // Window over: stable.
+        assert_eq!(
+            next_phase(false, false, Some(1000), 1600, window),
+            (Phase::Stable, 1000)
+        );
+        // Drops keep it learning.
+        assert_eq!(
+            next_phase(false, true, Some(1000), 5000, window),
+            (Phase::Learning, 1000)
+        );
+        // Something new: back to learning, clock restarts.
+        assert_eq!(
+            next_phase(true, false, Some(1000), 5000, window),
+            (Phase::Learning, 5000)
+        );
+    }
+
+    #[test]
+    fn changes_are_detected_on_behaviour_not_on_counts() {
+        let a = report("web-a", "n1", "x86_64", &["read"]);
+        let b = report("web-b", "n1", "x86_64", &["read"]);
+        let one = merge_workload(&[&a], &Overrides::default(), &BTreeMap::new()).containers;
+        let two = merge_workload(&[&a, &b], &Overrides::default(), &BTreeMap::new()).containers;
+        assert!(
+            !behaviour_changed(&one, &two),
+            "another replica doing the same is no change"
+        );
+        let c = report("web-c", "n1", "x86_64", &["read", "mmap"]);
+        let three = merge_workload(&[&a, &c], &Overrides::default(), &BTreeMap::new()).containers;
+        assert!(behaviour_changed(&two, &three));
+    }
+}

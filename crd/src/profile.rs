@@ -1,0 +1,151 @@
+//! `BehaviorProfile`: one per workload, made by the controller. `spec` is
+//! the user's (overrides, stability window); `status` is the controller's:
+//! the merged behaviour of each container, the phase, and the recommendation.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::report::{NetworkEndpoint, WorkloadRef};
+
+/// Learnt least privilege of one workload.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "imprint.dev",
+    version = "v1alpha1",
+    kind = "BehaviorProfile",
+    plural = "behaviorprofiles",
+    shortname = "bp",
+    category = "imprint",
+    namespaced,
+    status = "BehaviorProfileStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Kind","type":"string","jsonPath":".spec.workload.kind"}"#,
+    printcolumn = r#"{"name":"Workload","type":"string","jsonPath":".spec.workload.name"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Reports","type":"integer","jsonPath":".status.reports"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.replicas"}"#,
+    printcolumn = r#"{"name":"Nodes","type":"integer","jsonPath":".status.nodes"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BehaviorProfileSpec {
+    /// The workload profiled.
+    pub workload: WorkloadRef,
+    /// What to allow or ignore beyond what was observed.
+    #[serde(default)]
+    pub overrides: Overrides,
+    /// How long nothing new must be seen before the profile is Stable
+    /// (`10m`, `1h`); the controller's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stability_window: Option<String>,
+}
+
+/// The user's additions and exclusions.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Overrides {
+    /// Syscalls to allow although not observed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syscalls: Vec<String>,
+    /// Capabilities to add although not observed as needed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// Path prefixes whose accesses are ignored (for the read-only root
+    /// filesystem rule, for example a volume the controller cannot see).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_paths: Vec<String>,
+}
+
+/// Learning until nothing new was seen for the stability window.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// New behaviour was seen recently, or a report had drops.
+    #[default]
+    Learning,
+    /// Nothing new for the stability window, and no drops.
+    Stable,
+}
+
+/// What the controller observed and recommends.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BehaviorProfileStatus {
+    /// Learning or Stable.
+    pub phase: Phase,
+    /// Reports merged.
+    pub reports: u64,
+    /// Distinct pods (replicas, over time) seen.
+    pub replicas: u64,
+    /// Distinct nodes seen.
+    pub nodes: u64,
+    /// When the merged behaviour last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<String>,
+    /// Per container.
+    #[serde(default)]
+    pub containers: Vec<ContainerProfile>,
+    /// Problems met while merging (skipped entries, drops).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<ProfileCondition>,
+}
+
+/// The merged behaviour of one container of the workload.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerProfile {
+    /// Container name.
+    pub name: String,
+    /// Kernel architectures of the nodes seen.
+    pub architectures: Vec<String>,
+    /// Syscalls allowed: observed on any replica, plus overrides.
+    pub syscalls: Vec<String>,
+    /// Capabilities needed (`CAP_*`), plus overrides.
+    pub capabilities: Vec<String>,
+    /// Programs executed.
+    #[serde(default)]
+    pub executables: Vec<String>,
+    /// Paths written outside writable mounts (why the root filesystem must stay writable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root_writes: Vec<String>,
+    /// Network endpoints.
+    #[serde(default)]
+    pub network: Vec<NetworkEndpoint>,
+    /// Name of the generated SeccompProfile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<String>,
+    /// The recommended securityContext.
+    pub security_context: RecommendedSecurityContext,
+    /// How the recommendation differs from the workload's current securityContext.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub difference: Vec<String>,
+}
+
+/// The securityContext fields imprint recommends.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendedSecurityContext {
+    /// Capabilities to add after dropping ALL (names without `CAP_`).
+    pub capabilities_add: Vec<String>,
+    /// `allowPrivilegeEscalation`.
+    pub allow_privilege_escalation: bool,
+    /// `readOnlyRootFilesystem`.
+    pub read_only_root_filesystem: bool,
+    /// `runAsNonRoot`.
+    pub run_as_non_root: bool,
+}
+
+/// A problem met while building the profile.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileCondition {
+    /// `SkippedEntries`, `Drops`, ...
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True` or `False`.
+    pub status: String,
+    /// One CamelCase word.
+    pub reason: String,
+    /// What, in words.
+    pub message: String,
+}
