@@ -9,6 +9,8 @@
 #
 # Usage: e2e/cluster/build.sh [component...]
 #   components: kubernetes etcd containerd runc cni-plugins helm (default: all)
+# After a build the Go module and build caches (several GB) are removed; only
+# the binaries are kept. IMPRINT_E2E_KEEP_GO_CACHES=1 keeps them.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/versions.sh
@@ -34,8 +36,10 @@ run_build() {
   "$fn" "$dir" "$version"
   echo $((SECONDS - t0)) > "$dir/build-seconds"
   touch "$dir/.done"
+  built=1
   log "$name $version: built in $((SECONDS - t0)) s"
 }
+built=0
 
 build_kubernetes() {
   local dir=$1 v=$2 src=$1/src minor
@@ -131,3 +135,8 @@ for c in "${want[@]}"; do
     *) echo "unknown component: $c" >&2; exit 2 ;;
   esac
 done
+if [[ $built == 1 && ${IMPRINT_E2E_KEEP_GO_CACHES:-0} != 1 ]]; then
+  log "removing the Go caches of the build ($(du -sh "$CACHE/go" | cut -f1))"
+  "$GO" clean -cache -modcache
+  rm -rf "$CACHE/go"
+fi

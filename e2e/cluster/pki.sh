@@ -30,7 +30,7 @@ make_pki() {
     esac
     openssl req -new -nodes "${keyopts[@]}" \
       -keyout "$d/$name.key" -out "$d/$name.csr" -subj "$subj" 2>/dev/null
-    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/${cert_ca:-ca}.crt" -CAkey "$d/${cert_ca:-ca}.key" -set_serial "0x$(openssl rand -hex 16)" \
       -days "$days" -extfile "$ext" -out "$d/$name.crt" 2>/dev/null
     rm -f "$ext" "$d/$name.csr"
   }
@@ -47,6 +47,12 @@ make_pki() {
   cert kube-proxy "/CN=system:kube-proxy" client
   cert kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" client
   cert kubelet-server "/CN=$NODE_NAME" server "IP:$NODE_IP,DNS:$NODE_NAME"
+  # Aggregation layer: its own CA and the API server's proxy client certificate.
+  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -keyout "$d/front-proxy-ca.key" -out "$d/front-proxy-ca.crt" -days "$days" -subj "/CN=imprint-e2e-front-proxy-ca" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+  cert_ca=front-proxy-ca cert front-proxy-client "/CN=front-proxy-client" client
   # ServiceAccount token signing key pair.
   openssl ecparam -name prime256v1 -genkey -noout -out "$d/sa.key" 2>/dev/null
   openssl ec -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null

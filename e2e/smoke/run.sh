@@ -11,6 +11,7 @@
 #     mounted ServiceAccount token and gets an authorised answer (and an
 #     unauthenticated call is refused)
 #   - a pod reaches another pod's IP
+#   - helm installs a chart (when helm is on PATH)
 # Needs: kubectl on PATH, KUBECONFIG, and the busybox image already in the
 # cluster (IMPRINT_E2E_BUSYBOX_IMAGE, IMPRINT_E2E_APICLIENT_IMAGE;
 # e2e/images/build.sh makes them).
@@ -189,6 +190,19 @@ pod_to_pod() {
   [[ $out == "hello from $to" ]]
 }
 
+helm_install() {
+  local chart
+  chart=$(mktemp -d)
+  mkdir -p "$chart/templates"
+  printf 'apiVersion: v2\nname: smoke\nversion: 0.1.0\n' > "$chart/Chart.yaml"
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  from: helm\n' \
+    > "$chart/templates/configmap.yaml"
+  helm install smoke-release "$chart" -n "$NS" --wait --timeout "$TIMEOUT"
+  local rc=$?
+  rm -rf "$chart"
+  [[ $rc == 0 ]] && [[ $(k -n "$NS" get configmap smoke-release -o jsonpath='{.data.from}') == helm ]]
+}
+
 check "nodes are Ready" nodes_ready
 check "test namespace and workloads created" setup
 check "Deployment of 2 busybox replicas becomes Available" deployment_available
@@ -197,6 +211,7 @@ check "kubectl logs" logs_work
 check "DaemonSet runs one pod on each node" daemonset_one_per_node
 check "pod calls the API via the kubernetes Service ClusterIP with its token" api_via_service_ip
 check "pod reaches another pod's IP" pod_to_pod
+if command -v helm > /dev/null; then check "helm installs a chart" helm_install; fi
 
 echo "smoke: $passed passed, $failed failed"
 [[ $failed == 0 ]]
