@@ -216,3 +216,51 @@ fn malformed_or_truncated_reports_get_a_one_line_error() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
 }
+
+#[test]
+fn spo_profiles_validate_against_the_operators_crd_schema() {
+    require_root();
+    let crd_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/security-profiles-operator/seccompprofile.crd.yaml"
+    );
+    let crd: serde_json::Value =
+        imprint_crd::yaml::from_str(&std::fs::read_to_string(crd_path).unwrap()).unwrap();
+    let schema = crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v1")
+        .map(|v| v["schema"]["openAPIV3Schema"].clone())
+        .expect("the v1 schema");
+    let validator = jsonschema::validator_for(&schema).unwrap();
+
+    let (_work, dir) = workdir();
+    let (output, _) = record(&dir.join("r"), &[fixture().to_str().unwrap(), "rare"]);
+    assert!(output.status.success());
+    let report = std::fs::read_dir(dir.join("r"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let output = imprint()
+        .args(["recommend", "--format", "spo", "--name", "fixture"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let profile: serde_json::Value =
+        imprint_crd::yaml::from_str(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&profile)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    // The schema is strict enough to catch a broken profile.
+    let mut broken = profile.clone();
+    broken["spec"]["defaultAction"] = "SCMP_ACT_MAYBE".into();
+    broken["spec"]["architectures"] = serde_json::json!(["SCMP_ARCH_Z80"]);
+    assert!(!validator.is_valid(&broken));
+}

@@ -26,6 +26,13 @@ fn records_what_a_process_tree_does_and_nothing_else() {
     });
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let udp_port = udp.local_addr().unwrap().port();
+    let tcp6 = TcpListener::bind("[::1]:0").unwrap();
+    let tcp6_port = tcp6.local_addr().unwrap().port();
+    let accepter6 = std::thread::spawn(move || {
+        let (mut conn, _) = tcp6.accept().unwrap();
+        let mut byte = [0u8; 1];
+        let _ = conn.read(&mut byte);
+    });
 
     // While the command sleeps, a process outside its cgroup opens a file.
     let marker = outside_marker.clone();
@@ -45,6 +52,7 @@ fn records_what_a_process_tree_does_and_nothing_else() {
         "exec:/bin/sh:-c:sh -c 'cat /etc/hostname' > /dev/null".to_string(),
         format!("tcp:127.0.0.1:{tcp_port}"),
         format!("udp:127.0.0.1:{udp_port}"),
+        format!("tcp:::1:{tcp6_port}"),
         "serve".to_string(),
         format!("chown:{}/w.txt:1234", dir.display()),
         "deny-time".to_string(),
@@ -54,6 +62,7 @@ fn records_what_a_process_tree_does_and_nothing_else() {
     command.extend(steps.iter().map(String::as_str));
     let (output, report) = record(&reports, &command);
     accepter.join().unwrap();
+    accepter6.join().unwrap();
     outsider.join().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "imprint record failed: {output:?}");

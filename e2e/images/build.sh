@@ -46,8 +46,9 @@ oci_image "$root" "$PAUSE_IMAGE" '{"Entrypoint":["/pause"],"User":"65535:65535"}
 # apiclient
 root=$work/apiclient
 mkdir -p "$root"
+GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 (cd "$here/kube-api-get" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local \
-  go build -trimpath -ldflags "-s -w" -o "$root/kube-api-get" .)
+  "$GO" build -trimpath -ldflags "-s -w" -o "$root/kube-api-get" .)
 oci_image "$root" "$APICLIENT_IMAGE" '{"Entrypoint":["/kube-api-get"],"User":"65534:65534"}' "$out/apiclient.tar"
 
 printf 'BUSYBOX_IMAGE=%s\nPAUSE_IMAGE=%s\nAPICLIENT_IMAGE=%s\n' \
