@@ -319,6 +319,10 @@ log "node $NODE_NAME Ready"
 wait_for "default ServiceAccount" 60 kubectl -n default get serviceaccount default
 wait_for "kubernetes Service" 60 kubectl -n default get endpointslices -l kubernetes.io/service-name=kubernetes
 
+for f in "$PIDS"/*.pid; do
+  kill -0 "$(cat "$f")" 2>/dev/null || die "$(basename "$f" .pid) is not running (see $STATE/logs)"
+done
+
 cat > "$STATE/env" <<ENV
 export KUBECONFIG=$KUBECONFIG_ADMIN
 export PATH=$K8S_BIN:$HELM_BIN:\$PATH
