@@ -102,12 +102,10 @@ fn records_every_cgroup_into_its_own_report() {
         file_access(&report, "/etc/hostname"),
         Some(vec!["read".to_string()])
     );
-    let execs = report["spec"]["executables"].as_array().unwrap();
     assert!(
-        execs
-            .iter()
-            .any(|e| strings(&e["args"]) == ["cat", "/etc/hostname"]),
-        "{execs:?}"
+        has_exec(&report, &["cat", "/etc/hostname"]),
+        "{}",
+        report["spec"]["executables"]
     );
     assert!(
         stderr.contains(&format!("/{}:", cgroup.name)),

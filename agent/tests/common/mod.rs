@@ -108,6 +108,13 @@ pub fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether the report has an executable run with exactly these arguments.
+pub fn has_exec(report: &Value, args: &[&str]) -> bool {
+    report["spec"]["executables"]
+        .as_array()
+        .is_some_and(|execs| execs.iter().any(|e| strings(&e["args"]) == args))
+}
+
 /// The capability entry named `name`.
 pub fn capability<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
     report["spec"]["capabilities"]
