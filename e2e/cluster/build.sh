@@ -21,7 +21,6 @@ LOCK=${IMPRINT_BUILD_LOCK:-/tmp/imprint-heavy-build.lock}
 GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOTOOLCHAIN=local
 export GOFLAGS="-buildvcs=false -trimpath"
-mkdir -p "$GOMODCACHE" "$GOCACHE"
 
 log() { printf '[build] %s\n' "$*" >&2; }
 heavy() { flock "$LOCK" nice -n 10 "$@"; }
@@ -30,7 +29,7 @@ heavy() { flock "$LOCK" nice -n 10 "$@"; }
 run_build() {
   local name=$1 version=$2 fn=$3 dir=$CACHE/$1-$2
   if [[ -f $dir/.done ]]; then log "$name $version: cached"; return 0; fi
-  rm -rf "$dir"; mkdir -p "$dir/bin"
+  rm -rf "$dir"; mkdir -p "$dir/bin" "$GOMODCACHE" "$GOCACHE"
   log "$name $version: building"
   local t0=$SECONDS
   "$fn" "$dir" "$version"

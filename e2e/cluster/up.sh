@@ -44,7 +44,10 @@ mkdir -p "$CACHE"
 images_key=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null | tr ':~+' '___')-$(cat "$here"/../images/*.sh \
   "$here"/../images/*.c "$here"/../images/kube-api-get/* | sha256sum | cut -c1-12)
 images=$CACHE/images-$images_key
-if [[ ! -f $images/images.env ]]; then "$here/../images/build.sh" "$images"; fi
+if [[ ! -f $images/images.env ]]; then
+  find "$CACHE" -maxdepth 1 -name 'images-*' -exec rm -rf {} +
+  "$here/../images/build.sh" "$images"
+fi
 # shellcheck disable=SC1091
 . "$images/images.env"
 
