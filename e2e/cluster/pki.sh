@@ -36,10 +36,8 @@ make_pki() {
   }
   cert etcd "/CN=etcd" both "IP:127.0.0.1,DNS:localhost"
   cert apiserver-etcd-client "/CN=kube-apiserver-etcd-client" client
-  # RSA for the API server: small TLS clients in pods (busybox wget) offer
-  # no ECDSA suites.
   cert apiserver "/CN=kube-apiserver" server \
-    "IP:$NODE_IP,IP:$KUBERNETES_SERVICE_IP,IP:127.0.0.1,DNS:localhost,DNS:$NODE_NAME,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" rsa
+    "IP:$NODE_IP,IP:$KUBERNETES_SERVICE_IP,IP:127.0.0.1,DNS:localhost,DNS:$NODE_NAME,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" client
   cert admin "/O=system:masters/CN=imprint-e2e-admin" client
   cert controller-manager "/CN=system:kube-controller-manager" client
