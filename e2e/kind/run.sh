@@ -2,7 +2,8 @@
 # The e2e flow on kind, for users with Docker: create the cluster, build the
 # imprint image, load it and the test images without a registry, install the
 # chart with helm, run the same e2e suite as e2e/cluster, delete the cluster.
-# Needs: docker, kind, kubectl, helm.   Usage: e2e/kind/run.sh
+# Needs: docker, kind, kubectl, helm (and go, gcc, busybox-static for the
+# test images).   Usage: e2e/kind/run.sh
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
