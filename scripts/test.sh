@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as root: installs what it needs, checks that the
-# committed BPF object and CRDs match their sources, lints, then runs every
-# test (unit tests and the integration tests that load the real probes).
+# committed BPF object and CRDs match their sources, lints, runs every test
+# (unit tests and the integration tests that load the real probes), then the
+# e2e suite on a real single-node cluster (e2e/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +40,20 @@ set +e
 cargo test --workspace 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# One closing line for the whole suite (cargo prints one per test binary).
+
+echo "== e2e: single-node cluster from upstream components, smoke suite"
+# Builds the cluster's components once (cached outside the repository),
+# brings the cluster up, runs the e2e command and always tears it down.
+set +e
+e2e/local.sh 2>&1 | tee -a "$log"
+e2e_status=${PIPESTATUS[0]}
+set -e
+
+# One closing line for the whole suite: cargo prints one line per test
+# binary, the e2e suite one of its own.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+     /^smoke: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     END { printf "all: %d passed, %d failed\n", p, f }' "$log"
+if [[ $status -ne 0 || $e2e_status -ne 0 ]]; then
+    exit 1
+fi

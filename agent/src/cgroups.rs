@@ -153,6 +153,17 @@ impl Hierarchy {
     }
 }
 
+/// The cgroup below which imprint makes its own (`/imprint/record-<pid>`,
+/// `/imprint/self-<pid>`).
+pub const IMPRINT_PARENT: &str = "/imprint";
+
+impl Hierarchy {
+    /// Removes imprint's parent cgroup when no recording uses it any more.
+    pub fn remove_parent_if_unused(&self) {
+        let _ = fs::remove_dir(self.dir(IMPRINT_PARENT));
+    }
+}
+
 fn remove_dir_tree(dir: &Path, left: &mut Vec<PathBuf>) {
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::capture::aggregate::{Aggregator, Behaviour};
 use crate::capture::decode::decode;
-use crate::cgroups::Hierarchy;
+use crate::cgroups::{Hierarchy, IMPRINT_PARENT};
 use crate::names::Arch;
 use crate::probes::{CapabilityHook, ProbeConfig, Probes};
 use crate::recommend::sanitize_name;
@@ -133,12 +133,13 @@ async fn record_command(
     options: &RecordOptions,
     stop: &mut Stop,
 ) -> Result<i32> {
-    let cgroup = format!("/imprint/record-{}", std::process::id());
+    let cgroup = format!("{IMPRINT_PARENT}/record-{}", std::process::id());
     let dir = hierarchy.create(&cgroup)?;
     let result = record_command_in(hierarchy, options, &cgroup, &dir, stop).await;
     for left in hierarchy.remove_tree(&cgroup) {
         warn!(cgroup = %left.display(), "cgroup still holds processes the command left behind; not removed");
     }
+    hierarchy.remove_parent_if_unused();
     result
 }
 
@@ -274,7 +275,7 @@ async fn record_host(
     // imprint moves into a cgroup of its own, which the probes ignore, so
     // its own syscalls do not land in the report of the cgroup it came from.
     let home = Hierarchy::path_of_process("self")?;
-    let own = format!("/imprint/self-{}", std::process::id());
+    let own = format!("{IMPRINT_PARENT}/self-{}", std::process::id());
     let own_dir = hierarchy.create(&own)?;
     hierarchy.join(&own, 0)?;
     let result = record_host_in(hierarchy, options, duration, &own, &own_dir, stop).await;
@@ -282,6 +283,7 @@ async fn record_host(
         warn!(%error, "could not move back to the original cgroup");
     }
     hierarchy.remove_tree(&own);
+    hierarchy.remove_parent_if_unused();
     result
 }
 
