@@ -162,6 +162,25 @@ impl Hierarchy {
     pub fn remove_parent_if_unused(&self) {
         let _ = fs::remove_dir(self.dir(IMPRINT_PARENT));
     }
+
+    /// Removes cgroups left by imprint processes that are gone (killed
+    /// before they could clean up), keeping any that still hold processes.
+    pub fn remove_stale(&self) {
+        let Ok(entries) = fs::read_dir(self.dir(IMPRINT_PARENT)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let owner = name
+                .rsplit_once('-')
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if let Some(pid) = owner
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                self.remove_tree(&format!("{IMPRINT_PARENT}/{name}"));
+            }
+        }
+    }
 }
 
 fn remove_dir_tree(dir: &Path, left: &mut Vec<PathBuf>) {

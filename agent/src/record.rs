@@ -49,6 +49,7 @@ pub struct RecordOptions {
 pub async fn record(options: RecordOptions) -> Result<i32> {
     let mut stop = Stop::listen()?;
     let hierarchy = Hierarchy::detect()?;
+    hierarchy.remove_stale();
     if options.command.is_empty() {
         let duration = options
             .duration
