@@ -30,6 +30,7 @@ cargo run -q -p imprint-crd --bin crdgen -- "$crds" >/dev/null
 diff -r manifests/crds "$crds" || { echo "manifests/crds is stale: run cargo run -p imprint-crd --bin crdgen" >&2; exit 1; }
 
 echo "== format and lints"
+shellcheck -x scripts/*.sh probes/build.sh .ci/run examples/demo/*.sh e2e/*.sh e2e/*/*.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 
