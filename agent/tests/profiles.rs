@@ -225,7 +225,10 @@ fn spo_profiles_validate_against_the_operators_crd_schema() {
         "/../../shared/fixtures/security-profiles-operator/seccompprofile.crd.yaml"
     );
     let crd: serde_json::Value =
-        imprint_crd::yaml::from_str(&std::fs::read_to_string(crd_path).unwrap()).unwrap();
+        imprint_crd::yaml::from_str(&std::fs::read_to_string(crd_path).unwrap_or_else(|e| {
+            panic!("{crd_path}: {e} (the shared fixtures are expected beside the repository)")
+        }))
+        .unwrap();
     let schema = crd["spec"]["versions"]
         .as_array()
         .unwrap()
