@@ -34,10 +34,19 @@ fn records_what_a_process_tree_does_and_nothing_else() {
         let _ = conn.read(&mut byte);
     });
 
-    // While the command sleeps, a process outside its cgroup opens a file.
+    // While the command runs (it has written w.txt and sleeps at the end),
+    // a process outside its cgroup opens a file.
     let marker = outside_marker.clone();
+    let started = dir.join("w.txt");
     let outsider = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(150));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !started.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the command never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         std::fs::write(&marker, "outside").unwrap();
     });
 
