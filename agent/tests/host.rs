@@ -144,3 +144,32 @@ fn ctrl_c_ends_the_recording_and_writes_every_report() {
         Some(vec!["read".to_string()])
     );
 }
+
+#[test]
+fn a_missing_runtime_socket_is_named_and_recording_goes_on() {
+    require_root();
+    let (_work, dir) = workdir();
+    let cgroup = TestCgroup::new("nosocket");
+    let reports = dir.join("reports");
+    let socket = dir.join("no-such-containerd.sock");
+    let socket_arg = socket.to_str().unwrap().to_string();
+    let (mut recorder, stderr) = start_recorder(
+        &["--duration", "2s", "--runtime-socket", &socket_arg],
+        &reports,
+    );
+    let mut worker = cgroup.spawn("cat /etc/hostname > /dev/null");
+    assert!(worker.wait().unwrap().success());
+    let status = recorder.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("container runtime unreachable")
+            && stderr.contains("no-such-containerd.sock"),
+        "no warning about the socket: {stderr}"
+    );
+    let report = read_json(&reports.join(format!("{}.json", cgroup.name)));
+    assert_eq!(
+        file_access(&report, "/etc/hostname"),
+        Some(vec!["read".to_string()])
+    );
+}
