@@ -6,4 +6,12 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${KUBECONFIG:?set KUBECONFIG to the cluster under test}"
 kubectl version > /dev/null || { echo "cannot reach the cluster in $KUBECONFIG" >&2; exit 1; }
-"$here/smoke/run.sh"
+status=0
+"$here/smoke/run.sh" || status=1
+# The SeccompProfile suite needs the imprint binary (IMPRINT_BIN or PATH).
+if [[ -n "${IMPRINT_BIN:-}" ]] || command -v imprint > /dev/null; then
+  "$here/spo/run.sh" || status=1
+else
+  echo "spo: skipped (no imprint binary: set IMPRINT_BIN)"
+fi
+exit "$status"

@@ -45,6 +45,7 @@ set -e
 echo "== e2e: single-node cluster from upstream components, smoke suite"
 # Builds the cluster's components once (cached outside the repository),
 # brings the cluster up, runs the e2e command and always tears it down.
+export IMPRINT_BIN="$CARGO_TARGET_DIR/debug/imprint"
 set +e
 e2e/local.sh 2>&1 | tee -a "$log"
 e2e_status=${PIPESTATUS[0]}
@@ -53,7 +54,7 @@ set -e
 # One closing line for the whole suite: cargo prints one line per test
 # binary, the e2e suite one of its own.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^smoke: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(smoke|spo): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      END { printf "all: %d passed, %d failed\n", p, f }' "$log"
 if [[ $status -ne 0 || $e2e_status -ne 0 ]]; then
     exit 1
