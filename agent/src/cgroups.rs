@@ -41,6 +41,10 @@ fn io_error<'a>(
     }
 }
 
+/// The cgroup below which imprint makes its own (`/imprint/record-<pid>`,
+/// `/imprint/self-<pid>`).
+pub const IMPRINT_PARENT: &str = "/imprint";
+
 /// The mounted unified hierarchy.
 #[derive(Clone, Debug)]
 pub struct Hierarchy {
@@ -151,13 +155,7 @@ impl Hierarchy {
         remove_dir_tree(&self.dir(path), &mut left);
         left
     }
-}
 
-/// The cgroup below which imprint makes its own (`/imprint/record-<pid>`,
-/// `/imprint/self-<pid>`).
-pub const IMPRINT_PARENT: &str = "/imprint";
-
-impl Hierarchy {
     /// Removes imprint's parent cgroup when no recording uses it any more.
     pub fn remove_parent_if_unused(&self) {
         let _ = fs::remove_dir(self.dir(IMPRINT_PARENT));

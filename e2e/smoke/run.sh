@@ -17,25 +17,16 @@
 # e2e/images/build.sh makes them).
 # Prints one line per test and closes with "N passed, N failed".
 set -uo pipefail
+# shellcheck source=e2e/suite.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../suite.sh"
 IMAGE=${IMPRINT_E2E_BUSYBOX_IMAGE:-localhost/imprint-e2e/busybox:1.35.0}
 APICLIENT_IMAGE=${IMPRINT_E2E_APICLIENT_IMAGE:-localhost/imprint-e2e/apiclient:1.0}
 NS=imprint-smoke-$(date +%s)-$$
 TIMEOUT=${IMPRINT_E2E_TIMEOUT:-120s}
-passed=0 failed=0
 k() { kubectl "$@"; }
 
 cleanup() { k delete namespace "$NS" --wait=false > /dev/null 2>&1 || true; }
 trap cleanup EXIT
-
-# check NAME CMD...: run one test, report, count.
-check() {
-  local name=$1 out; shift
-  if out=$("$@" 2>&1); then
-    echo "ok - $name"; passed=$((passed + 1))
-  else
-    echo "not ok - $name"; printf '%s\n' "$out" | tail -20 | sed 's/^/    /'; failed=$((failed + 1))
-  fi
-}
 
 nodes_ready() {
   k wait --for=condition=Ready node --all --timeout="$TIMEOUT"
@@ -213,5 +204,4 @@ check "pod calls the API via the kubernetes Service ClusterIP with its token" ap
 check "pod reaches another pod's IP" pod_to_pod
 if command -v helm > /dev/null; then check "helm installs a chart" helm_install; fi
 
-echo "smoke: $passed passed, $failed failed"
-[[ $failed == 0 ]]
+finish smoke

@@ -10,26 +10,18 @@
 # Prints one line per test and closes with "spo: N passed, N failed".
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=e2e/suite.sh
+. "$here/../suite.sh"
 IMPRINT=${IMPRINT_BIN:-imprint}
 CRDS=${IMPRINT_SPO_CRDS:-$here/../../../shared/fixtures/security-profiles-operator}
 NAME=imprint-e2e-$(date +%s)-$$
 work=$(mktemp -d)
-passed=0 failed=0
 
 cleanup() {
   kubectl delete seccompprofiles.security-profiles-operator.x-k8s.io "$NAME" --ignore-not-found > /dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-check() {
-  local name=$1 out; shift
-  if out=$("$@" 2>&1); then
-    echo "ok - $name"; passed=$((passed + 1))
-  else
-    echo "not ok - $name"; printf '%s\n' "$out" | tail -20 | sed 's/^/    /'; failed=$((failed + 1))
-  fi
-}
 
 spo_crds_installed() {
   kubectl apply --server-side -f "$CRDS/seccompprofile.crd.yaml" -f "$CRDS/profilebinding.crd.yaml" \
@@ -60,5 +52,4 @@ check "security-profiles-operator CRDs installed from the shared fixtures" spo_c
 check "a generated SeccompProfile is accepted by the API server" generated_profile_accepted
 check "a broken SeccompProfile is refused by SPO's schema" broken_profile_refused
 
-echo "spo: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish spo

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Shared by the e2e suites (sourced): run tests one by one, count them, and
+# close with one "NAME: N passed, N failed" line.
+passed=0 failed=0
+
+# check NAME CMD...: run one test, report, count.
+check() {
+  local name=$1 out; shift
+  if out=$("$@" 2>&1); then
+    echo "ok - $name"; passed=$((passed + 1))
+  else
+    echo "not ok - $name"; printf '%s\n' "$out" | tail -20 | sed 's/^/    /'; failed=$((failed + 1))
+  fi
+}
+
+# finish NAME: the closing line; fails when any test failed.
+finish() {
+  echo "$1: $passed passed, $failed failed"
+  [[ $failed -eq 0 ]]
+}
