@@ -8,7 +8,7 @@
 # builds never run at once.
 #
 # Usage: e2e/cluster/build.sh [component...]
-#   components: kubernetes etcd containerd runc cni-plugins helm (default: all)
+#   components: kubernetes etcd containerd runc cni-plugins helm cri-tools (default: all)
 # After a build the Go module and build caches (several GB) are removed; only
 # the binaries are kept. IMPRINT_E2E_KEEP_GO_CACHES=1 keeps them.
 set -euo pipefail
@@ -121,7 +121,13 @@ build_helm() {
     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$v" "helm.sh/helm/v3/cmd/helm@$v"
 }
 
-all=(etcd runc cni-plugins containerd helm kubernetes)
+build_cri_tools() {
+  local dir=$1 v=$2
+  CGO_ENABLED=0 GOBIN=$dir/bin heavy "$GO" install \
+    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=${v#v}" "sigs.k8s.io/cri-tools/cmd/crictl@$v"
+}
+
+all=(etcd runc cni-plugins containerd helm kubernetes cri-tools)
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${all[@]}")
 for c in "${want[@]}"; do
   case $c in
@@ -131,6 +137,7 @@ for c in "${want[@]}"; do
     runc) run_build runc "$RUNC_VERSION" build_runc ;;
     cni-plugins) run_build cni-plugins "$CNI_PLUGINS_VERSION" build_cni_plugins ;;
     helm) run_build helm "$HELM_VERSION" build_helm ;;
+    cri-tools) run_build cri-tools "$CRI_TOOLS_VERSION" build_cri_tools ;;
     *) echo "unknown component: $c" >&2; exit 2 ;;
   esac
 done

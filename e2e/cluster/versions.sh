@@ -22,3 +22,7 @@ CONTAINERD_VERSION=v2.4.2
 RUNC_VERSION=v1.5.3
 CNI_PLUGINS_VERSION=v1.10.0
 HELM_VERSION=v3.22.0
+# crictl (cri-tools): the CRI client of the runtime suite (e2e/runtime), which
+# starts pods through containerd's CRI plugin the way the kubelet does. Same
+# minor as Kubernetes; built from the Go module proxy like the rest.
+CRI_TOOLS_VERSION=v1.37.0
