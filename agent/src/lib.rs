@@ -5,15 +5,20 @@
 //! [`probes`] loads and attaches the kernel side, [`capture`] decodes and
 //! aggregates its events, [`report`] builds `ContainerBehaviorReport`s,
 //! [`recommend`] turns reports into profiles (pure), [`record`] and
-//! [`enforce`] are the `record` and `run` commands.
+//! [`enforce`] are the `record` and `run` commands; [`node`] is the
+//! cluster's node agent (writing through [`publish`]) and [`controller`]
+//! merges reports into profiles; both serve [`metrics`].
 
 pub mod capture;
 pub mod cgroups;
 pub mod controller;
 pub mod enforce;
+pub mod metrics;
 pub mod names;
+pub mod node;
 pub mod normalize;
 pub mod probes;
+pub mod publish;
 pub mod recommend;
 pub mod record;
 pub mod report;

@@ -62,6 +62,67 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Node agent (DaemonSet): record every pod container of this node and
+    /// keep one ContainerBehaviorReport per container up to date.
+    Agent {
+        /// This node's name (the downward API's spec.nodeName).
+        #[arg(long, env = "NODE_NAME")]
+        node_name: String,
+        /// How often changed reports are written.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+        interval: Duration,
+        /// containerd socket (default: containerd's, then k3s's).
+        #[arg(long)]
+        runtime_socket: Option<PathBuf>,
+        /// Only pods of this namespace (repeatable).
+        #[arg(long = "namespace")]
+        namespaces: Vec<String>,
+        /// Never pods of this namespace (repeatable).
+        #[arg(long = "exclude-namespace")]
+        exclude_namespaces: Vec<String>,
+        /// Address serving /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:9090")]
+        listen: std::net::SocketAddr,
+        /// Hook for capability checks.
+        #[arg(long, value_enum, default_value_t = CapabilityHook::Auto)]
+        capability_hook: CapabilityHook,
+        /// The agent's own pod name (downward API), never reported.
+        #[arg(long, env = "POD_NAME")]
+        pod_name: Option<String>,
+        /// The agent's own namespace (downward API).
+        #[arg(long, env = "POD_NAMESPACE")]
+        pod_namespace: Option<String>,
+    },
+    /// Controller (Deployment): merge every workload's reports into a
+    /// BehaviorProfile and write one SeccompProfile per container.
+    Controller {
+        /// Time without anything new before a profile is Stable (a
+        /// BehaviorProfile's spec.stabilityWindow overrides it).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+        stability_window: Duration,
+        /// security-profiles-operator API for the SeccompProfiles: v1
+        /// (cluster-scoped) or v1beta1 (namespaced, SPO <= 0.10).
+        #[arg(long, value_enum, default_value_t = imprint::controller::run::SeccompApi::V1)]
+        seccomp_api: imprint::controller::run::SeccompApi,
+        /// Address serving /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "0.0.0.0:9091")]
+        listen: std::net::SocketAddr,
+        /// Namespace of the leader-election Lease (default: POD_NAMESPACE).
+        #[arg(long, env = "POD_NAMESPACE")]
+        lease_namespace: Option<String>,
+        /// Name of the leader-election Lease.
+        #[arg(long, default_value = "imprint-controller")]
+        lease_name: String,
+        /// Run without leader election (a single replica).
+        #[arg(long)]
+        no_leader_election: bool,
+        /// This replica's identity (default: POD_NAME, else host name and pid).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// How often every profile is looked at again.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+        resync: Duration,
+    },
     /// Turn reports into a seccomp profile or a capability set. Several
     /// reports merge into one profile.
     Recommend {
@@ -153,6 +214,77 @@ fn run(cli: Cli) -> Result<u8> {
             };
             let code = runtime.block_on(record::record(options))?;
             Ok(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Agent {
+            node_name,
+            interval,
+            runtime_socket,
+            namespaces,
+            exclude_namespaces,
+            listen,
+            capability_hook,
+            pod_name,
+            pod_namespace,
+        } => {
+            record::require_root()?;
+            let options = imprint::node::AgentOptions {
+                node: node_name,
+                interval,
+                runtime_socket,
+                filter: imprint::runtime::Filter {
+                    namespaces,
+                    exclude_namespaces,
+                    no_host: true,
+                },
+                listen,
+                capability_hook,
+                own_pod: pod_namespace.zip(pod_name),
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(imprint::node::run(options))?;
+            Ok(0)
+        }
+        Command::Controller {
+            stability_window,
+            seccomp_api,
+            listen,
+            lease_namespace,
+            lease_name,
+            no_leader_election,
+            identity,
+            resync,
+        } => {
+            let lease = if no_leader_election {
+                None
+            } else {
+                let namespace = lease_namespace
+                    .context("leader election needs --lease-namespace (or POD_NAMESPACE); or pass --no-leader-election")?;
+                Some((namespace, lease_name))
+            };
+            let identity = identity.unwrap_or_else(|| {
+                format!(
+                    "{}-{}",
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .unwrap_or_default()
+                        .trim(),
+                    std::process::id()
+                )
+            });
+            let options = imprint::controller::run::ControllerOptions {
+                stability_window,
+                seccomp_api,
+                listen,
+                lease,
+                identity,
+                resync,
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(imprint::controller::run::run(options))?;
+            Ok(0)
         }
         Command::Recommend {
             reports,

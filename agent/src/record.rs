@@ -62,7 +62,7 @@ pub async fn record(options: RecordOptions) -> Result<i32> {
 }
 
 /// Ends a background task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -78,7 +78,7 @@ pub struct Stop {
 }
 
 impl Stop {
-    fn listen() -> Result<Self> {
+    pub(crate) fn listen() -> Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Stop {
             interrupt: signal(SignalKind::interrupt())?,
@@ -87,7 +87,7 @@ impl Stop {
     }
 
     /// Resolves when a stop signal arrives.
-    async fn requested(&mut self) {
+    pub(crate) async fn requested(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
@@ -96,7 +96,7 @@ impl Stop {
 }
 
 /// Registers the ring buffer with the runtime, to wake when events arrive.
-fn watch(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
+pub(crate) fn watch(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
     // SAFETY: the ring buffer owns its map fd, which stays open and the same
     // for as long as the RingBuf (and so the AsyncFd) lives.
     unsafe { AsyncFd::register(ring) }.map_err(|e| anyhow::anyhow!("watching the ring buffer: {e}"))
@@ -388,7 +388,7 @@ async fn record_host_in(
     Ok(())
 }
 
-fn report_degradation(probes: &Probes, decode_errors: u64) {
+pub(crate) fn report_degradation(probes: &Probes, decode_errors: u64) {
     use imprint_probes::events::counter;
     let counters = probes.counters();
     let c = |i: usize| counters.values[i];
@@ -416,7 +416,7 @@ fn report_degradation(probes: &Probes, decode_errors: u64) {
     }
 }
 
-fn hostname() -> Option<String> {
+pub(crate) fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())

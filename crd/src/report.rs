@@ -92,11 +92,46 @@ pub struct Subject {
     /// Command line of a recorded command (`imprint record -- CMD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// Mount paths the container may write (volumes not mounted read-only),
+    /// from the pod spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writable_mounts: Vec<String>,
+    /// The container's securityContext as the pod spec sets it (pod-level
+    /// fields folded in), to compare with the recommendation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<CurrentSecurityContext>,
+}
+
+/// The securityContext a container runs with, as far as imprint compares it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentSecurityContext {
+    /// `privileged`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    /// `allowPrivilegeEscalation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_privilege_escalation: Option<bool>,
+    /// `readOnlyRootFilesystem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_root_filesystem: Option<bool>,
+    /// `runAsNonRoot` (container or pod level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_non_root: Option<bool>,
+    /// `capabilities.add`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities_add: Vec<String>,
+    /// `capabilities.drop`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities_drop: Vec<String>,
+    /// `seccompProfile` as `Type` or `Localhost/<path>` (container or pod level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<String>,
 }
 
 /// The workload owning a pod.
 #[derive(
-    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadRef {
@@ -217,6 +252,28 @@ pub struct NetworkEndpoint {
     pub address: String,
     /// Peer port (outbound), local port (inbound, listening).
     pub port: u16,
+    /// The pod or Service behind the peer address, when the node agent
+    /// could resolve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<Peer>,
+}
+
+/// The Kubernetes object behind a network address.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Peer {
+    /// `Pod` or `Service`.
+    pub kind: String,
+    /// Namespace of the object.
+    pub namespace: String,
+    /// Name of the object.
+    pub name: String,
+    /// The workload owning the pod (for a Service: the workload of the pods
+    /// it selects, when they have one owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadRef>,
 }
 
 /// Direction of a network endpoint.
@@ -313,11 +370,121 @@ pub struct Drops {
     pub read_failures: u64,
 }
 
+/// The earlier of two RFC 3339 times (same format, so they sort as text).
+fn earliest(a: &Option<String>, b: &Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b).clone()),
+        (a, b) => a.clone().or(b.clone()),
+    }
+}
+
+/// The later of two RFC 3339 times.
+fn latest(a: &Option<String>, b: &Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b).clone()),
+        (a, b) => a.clone().or(b.clone()),
+    }
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
 
 impl ContainerBehaviorReportSpec {
+    /// Adds everything `other` saw to this report (a union: same subject,
+    /// another observation period, such as before an agent restart).
+    /// Counts and drops add up; the window widens.
+    pub fn absorb(&mut self, other: &ContainerBehaviorReportSpec) {
+        let mut names: BTreeSet<String> = self.syscalls.names.drain(..).collect();
+        names.extend(other.syscalls.names.iter().cloned());
+        self.syscalls.names = names.into_iter().collect();
+        let mut unknown: BTreeSet<u32> = self.syscalls.unknown_numbers.drain(..).collect();
+        unknown.extend(other.syscalls.unknown_numbers.iter().copied());
+        self.syscalls.unknown_numbers = unknown.into_iter().collect();
+        if self.syscalls.arch.is_empty() {
+            self.syscalls.arch = other.syscalls.arch.clone();
+        }
+
+        for exec in &other.executables {
+            match self
+                .executables
+                .iter_mut()
+                .find(|e| e.path == exec.path && e.args == exec.args)
+            {
+                Some(known) => {
+                    known.count = known.count.saturating_add(exec.count);
+                    known.setuid |= exec.setuid;
+                    known.setgid |= exec.setgid;
+                }
+                None => self.executables.push(exec.clone()),
+            }
+        }
+        self.executables
+            .sort_by(|a, b| (&a.path, &a.args).cmp(&(&b.path, &b.args)));
+
+        let mut files: std::collections::BTreeMap<String, BTreeSet<Access>> =
+            self.files.drain(..).map(|f| (f.path, f.access)).collect();
+        for file in &other.files {
+            files
+                .entry(file.path.clone())
+                .or_default()
+                .extend(file.access.iter().copied());
+        }
+        self.files = files
+            .into_iter()
+            .map(|(path, access)| FileAccess { path, access })
+            .collect();
+
+        let mut network: BTreeSet<NetworkEndpoint> = self.network.drain(..).collect();
+        for endpoint in &other.network {
+            // An endpoint learnt again with a resolved peer replaces the
+            // unresolved one.
+            if endpoint.peer.is_some() {
+                network.remove(&NetworkEndpoint {
+                    peer: None,
+                    ..endpoint.clone()
+                });
+            } else if network.iter().any(|e| {
+                e.peer.is_some()
+                    && NetworkEndpoint {
+                        peer: None,
+                        ..e.clone()
+                    } == *endpoint
+            }) {
+                continue;
+            }
+            network.insert(endpoint.clone());
+        }
+        self.network = network.into_iter().collect();
+
+        for cap in &other.capabilities {
+            match self.capabilities.iter_mut().find(|c| c.name == cap.name) {
+                Some(known) => {
+                    known.needed |= cap.needed;
+                    known.denied |= cap.denied;
+                    known.probed |= cap.probed;
+                }
+                None => self.capabilities.push(cap.clone()),
+            }
+        }
+        self.capabilities.sort_by(|a, b| a.name.cmp(&b.name));
+
+        self.window.first_seen = earliest(&self.window.first_seen, &other.window.first_seen);
+        self.window.last_seen = latest(&self.window.last_seen, &other.window.last_seen);
+        self.stats.events = self.stats.events.saturating_add(other.stats.events);
+        let (d, o) = (&mut self.stats.drops, &other.stats.drops);
+        d.ring_buffer = d.ring_buffer.saturating_add(o.ring_buffer);
+        d.map_full = d.map_full.saturating_add(o.map_full);
+        d.path_truncated = d.path_truncated.saturating_add(o.path_truncated);
+        d.read_failures = d.read_failures.saturating_add(o.read_failures);
+        for note in &other.stats.truncated {
+            if !self.stats.truncated.contains(note) {
+                self.stats.truncated.push(note.clone());
+            }
+        }
+        self.update_counts();
+    }
+
     /// Recomputes the counts in `stats` from the lists.
     pub fn update_counts(&mut self) {
         self.stats.syscalls = self.syscalls.names.len() as u64;
@@ -327,5 +494,111 @@ impl ContainerBehaviorReportSpec {
         self.stats.capabilities = self.capabilities.len() as u64;
         let d = &mut self.stats.drops;
         d.total = d.ring_buffer + d.map_full + d.path_truncated + d.read_failures;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(
+        syscalls: &[&str],
+        file: &str,
+        access: Access,
+        first: &str,
+    ) -> ContainerBehaviorReportSpec {
+        let mut spec = ContainerBehaviorReportSpec {
+            syscalls: SyscallSet {
+                arch: "x86_64".into(),
+                names: syscalls.iter().map(|s| s.to_string()).collect(),
+                unknown_numbers: Vec::new(),
+            },
+            files: vec![FileAccess {
+                path: file.into(),
+                access: [access].into(),
+            }],
+            executables: vec![Executable {
+                path: "/bin/sh".into(),
+                args: vec!["sh".into()],
+                count: 2,
+                ..Executable::default()
+            }],
+            window: Window {
+                first_seen: Some(first.into()),
+                last_seen: Some(first.into()),
+            },
+            ..ContainerBehaviorReportSpec::default()
+        };
+        spec.stats.events = 10;
+        spec.stats.drops.ring_buffer = 1;
+        spec.update_counts();
+        spec
+    }
+
+    #[test]
+    fn absorb_is_a_union_that_adds_counts() {
+        let mut a = spec(
+            &["read", "write"],
+            "/etc/passwd",
+            Access::Read,
+            "2026-01-02T00:00:00.000Z",
+        );
+        let b = spec(
+            &["openat", "read"],
+            "/etc/passwd",
+            Access::Write,
+            "2026-01-01T00:00:00.000Z",
+        );
+        a.absorb(&b);
+        assert_eq!(a.syscalls.names, ["openat", "read", "write"]);
+        assert_eq!(a.files.len(), 1);
+        assert_eq!(a.files[0].access, [Access::Read, Access::Write].into());
+        assert_eq!(a.executables.len(), 1);
+        assert_eq!(a.executables[0].count, 4);
+        assert_eq!(a.stats.events, 20);
+        assert_eq!(a.stats.drops.total, 2);
+        assert_eq!(a.stats.syscalls, 3);
+        assert_eq!(
+            a.window.first_seen.as_deref(),
+            Some("2026-01-01T00:00:00.000Z")
+        );
+        assert_eq!(
+            a.window.last_seen.as_deref(),
+            Some("2026-01-02T00:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn a_resolved_peer_replaces_the_bare_address() {
+        let bare = NetworkEndpoint {
+            direction: Direction::Outbound,
+            protocol: Protocol::Tcp,
+            address: "10.96.0.10".into(),
+            port: 80,
+            peer: None,
+        };
+        let resolved = NetworkEndpoint {
+            peer: Some(Peer {
+                kind: "Service".into(),
+                namespace: "web".into(),
+                name: "nginx".into(),
+                workload: None,
+            }),
+            ..bare.clone()
+        };
+        let mut a = ContainerBehaviorReportSpec {
+            network: vec![bare.clone()],
+            ..ContainerBehaviorReportSpec::default()
+        };
+        a.absorb(&ContainerBehaviorReportSpec {
+            network: vec![resolved.clone()],
+            ..ContainerBehaviorReportSpec::default()
+        });
+        assert_eq!(a.network, std::slice::from_ref(&resolved));
+        a.absorb(&ContainerBehaviorReportSpec {
+            network: vec![bare],
+            ..ContainerBehaviorReportSpec::default()
+        });
+        assert_eq!(a.network, [resolved]);
     }
 }

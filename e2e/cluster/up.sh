@@ -68,6 +68,8 @@ echo "$BRIDGE" > "$RUN/snapshot/bridge"
 ip addr add "$NODE_IP/$NODE_PREFIX" dev "$BRIDGE"
 ip addr add "$POD_GATEWAY/${NODE_POD_CIDR#*/}" dev "$BRIDGE"
 ip link set "$BRIDGE" up
+# Pod -> Service -> pod on the same bridge is routed (DNAT) by the host.
+sysctl -qw net.ipv4.ip_forward=1
 # Pods may talk to each other, to the node and to services; nothing they send
 # is forwarded anywhere else.
 nft -f - <<NFT

@@ -282,6 +282,7 @@ pub fn endpoint(
         _ => return None,
     };
     Some(NetworkEndpoint {
+        peer: None,
         direction,
         protocol,
         address: address.to_string(),

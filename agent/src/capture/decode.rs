@@ -120,6 +120,19 @@ impl Event {
             | Event::CgroupRemoved { header, .. } => header,
         }
     }
+
+    /// Short name of the event's kind, as metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Syscall { .. } => "syscall",
+            Event::Exec { .. } => "exec",
+            Event::File { .. } => "file",
+            Event::Net { .. } => "network",
+            Event::Cap { .. } => "capability",
+            Event::CgroupMade { .. } => "cgroup_made",
+            Event::CgroupRemoved { .. } => "cgroup_removed",
+        }
+    }
 }
 
 /// Copies a `T` out of the front of `bytes` after checking the length.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use imprint_crd::profile::{
     ContainerProfile, Overrides, Phase, ProfileCondition, RecommendedSecurityContext,
 };
-use imprint_crd::report::ContainerBehaviorReportSpec;
+use imprint_crd::report::{ContainerBehaviorReportSpec, CurrentSecurityContext};
 
 use crate::recommend;
 
@@ -30,6 +30,27 @@ pub struct MergedWorkload {
     pub drops: u64,
     /// Problems to show as conditions.
     pub conditions: Vec<ProfileCondition>,
+    /// Report entries skipped as invalid.
+    pub skipped: usize,
+}
+
+/// The first few skipped entries, and how many more there were.
+fn skipped_message(skipped: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut message = format!(
+        "skipped {} invalid entries: {}",
+        skipped.len(),
+        skipped
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if skipped.len() > SHOWN {
+        message.push_str(&format!("; and {} more", skipped.len() - SHOWN));
+    }
+    message
 }
 
 /// Merges reports of one workload. `writable` gives, per container name,
@@ -75,7 +96,7 @@ pub fn merge_workload(
             type_: "SkippedEntries".into(),
             status: "True".into(),
             reason: "UnknownNames".into(),
-            message: format!("skipped {}: {}", skipped.len(), skipped.join("; ")),
+            message: skipped_message(&skipped),
         });
     }
     if drops > 0 {
@@ -92,6 +113,7 @@ pub fn merge_workload(
         replicas: pods.len() as u64,
         nodes: nodes.len() as u64,
         drops,
+        skipped: skipped.len(),
         conditions,
     }
 }
@@ -130,11 +152,19 @@ fn merge_container(
     let mut network = BTreeSet::new();
     for report in reports {
         for exec in &report.executables {
+            if !plausible_path(&exec.path) {
+                skipped.push(format!("executable path {:?}", truncated(&exec.path)));
+                continue;
+            }
             executables.insert(exec.path.clone());
             escalates |= exec.setuid || exec.setgid;
             all_non_root &= exec.euid != 0;
         }
         for file in &report.files {
+            if !plausible_path(&file.path) {
+                skipped.push(format!("file path {:?}", truncated(&file.path)));
+                continue;
+            }
             let writes = file.access.iter().any(|a| a.is_write());
             let on_root = !ALWAYS_WRITABLE
                 .iter()
@@ -175,6 +205,90 @@ fn merge_container(
     (profile, skipped)
 }
 
+/// Whether a path from a report is one a kernel could have given: absolute,
+/// no NUL or control characters, no `.`/`..` components, at most 4096 bytes.
+pub fn plausible_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() <= 4096
+        && !path.chars().any(|c| c.is_control())
+        && !path.split('/').any(|part| part == "." || part == "..")
+}
+
+/// Mount paths each container may write, from the reports' subjects.
+pub fn writable_mounts(reports: &[&ContainerBehaviorReportSpec]) -> BTreeMap<String, Vec<String>> {
+    let mut by_container: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for report in reports {
+        let name = report.subject.container.clone().unwrap_or_default();
+        by_container
+            .entry(name)
+            .or_default()
+            .extend(report.subject.writable_mounts.iter().cloned());
+    }
+    by_container
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect()
+}
+
+/// How the recommendation differs from the securityContext the workload
+/// runs with now, one line per field that would change.
+pub fn difference(
+    recommended: &RecommendedSecurityContext,
+    current: Option<&CurrentSecurityContext>,
+    seccomp_profile: Option<&str>,
+) -> Vec<String> {
+    let current = current.cloned().unwrap_or_default();
+    let shown = |v: Option<bool>| v.map_or("unset".to_string(), |b| b.to_string());
+    let mut lines = Vec::new();
+    if current.privileged == Some(true) {
+        lines.push("privileged: false (now: true)".to_string());
+    }
+    let drops_all = current
+        .capabilities_drop
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case("ALL"));
+    let mut now_add: Vec<String> = current
+        .capabilities_add
+        .iter()
+        .map(|c| c.trim_start_matches("CAP_").to_ascii_uppercase())
+        .collect();
+    now_add.sort();
+    if !drops_all || now_add != recommended.capabilities_add {
+        lines.push(format!(
+            "capabilities: drop [ALL], add [{}] (now: drop [{}], add [{}])",
+            recommended.capabilities_add.join(", "),
+            current.capabilities_drop.join(", "),
+            now_add.join(", ")
+        ));
+    }
+    if current.allow_privilege_escalation != Some(recommended.allow_privilege_escalation) {
+        lines.push(format!(
+            "allowPrivilegeEscalation: {} (now: {})",
+            recommended.allow_privilege_escalation,
+            shown(current.allow_privilege_escalation)
+        ));
+    }
+    if recommended.read_only_root_filesystem && current.read_only_root_filesystem != Some(true) {
+        lines.push(format!(
+            "readOnlyRootFilesystem: true (now: {})",
+            shown(current.read_only_root_filesystem)
+        ));
+    }
+    if recommended.run_as_non_root && current.run_as_non_root != Some(true) {
+        lines.push(format!(
+            "runAsNonRoot: true (now: {})",
+            shown(current.run_as_non_root)
+        ));
+    }
+    if let Some(name) = seccomp_profile {
+        let now = current.seccomp_profile.as_deref().unwrap_or("unset");
+        if !now.ends_with(&format!("{name}.json")) {
+            lines.push(format!("seccompProfile: the generated {name} (now: {now})"));
+        }
+    }
+    lines
+}
+
 /// Whether `path` is `prefix` or below it.
 fn under(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
@@ -183,6 +297,11 @@ fn under(path: &str, prefix: &str) -> bool {
         || path
             .strip_prefix(prefix)
             .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// At most 80 characters of `text`, for messages.
+fn truncated(text: &str) -> String {
+    text.chars().take(80).collect()
 }
 
 /// Whether the behaviour in two sets of container profiles differs (what

@@ -1,4 +1,8 @@
-//! The cluster controller's pure core: merging a workload's reports into a
-//! profile, and its phase (see [`merge`]).
+//! The cluster controller: [`merge`] is its pure core (a workload's reports
+//! in, profile and phase out), [`run`] the loop that watches reports and
+//! writes BehaviorProfiles and SeccompProfiles, [`leader`] the Lease that
+//! lets one replica act.
 
+pub mod leader;
 pub mod merge;
+pub mod run;

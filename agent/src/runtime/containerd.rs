@@ -177,25 +177,60 @@ pub async fn watch(socket: PathBuf, containers: Containers) {
     }
 }
 
+/// A safety net: containers are listed again this often even without
+/// events (an event missed while the subscription was being set up).
+const RELIST_EVERY: Duration = Duration::from_secs(10);
+
 async fn follow(socket: &Path, containers: &Containers) -> Result<(), String> {
     let channel = containerd_client::connect(socket)
         .await
         .map_err(|e| e.to_string())?;
-    // Subscribe first, so nothing created between the list and the stream is missed.
-    let mut events = EventsClient::new(channel.clone())
-        .subscribe(SubscribeRequest {
-            filters: vec![r#"topic~="^/(containers|tasks)/""#.to_string()],
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .into_inner();
+    // Subscribe first, so nothing created between the list and the stream
+    // is missed. containerd answers a subscription only with its first
+    // event, so the call runs beside the list instead of before it.
+    let mut client = EventsClient::new(channel.clone());
+    let subscription = tokio::spawn(async move {
+        client
+            .subscribe(SubscribeRequest {
+                filters: vec![r#"topic~="^/(containers|tasks)/""#.to_string()],
+            })
+            .await
+    });
+    tokio::task::yield_now().await;
     let n = list_all(&channel, containers)
         .await
         .map_err(|e| e.to_string())?;
     containers.set_connected(true);
     info!(socket = %socket.display(), containers = n, "following the container runtime");
+    let mut relist = tokio::time::interval(RELIST_EVERY);
+    relist.tick().await;
+    let mut subscription = subscription;
+    let mut events = loop {
+        tokio::select! {
+            subscribed = &mut subscription => {
+                break subscribed
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+                    .into_inner();
+            }
+            _ = relist.tick() => {
+                list_all(&channel, containers).await.map_err(|e| e.to_string())?;
+            }
+        }
+    };
+    // The event that answered the subscription is the first message.
+    list_all(&channel, containers)
+        .await
+        .map_err(|e| e.to_string())?;
     loop {
-        match events.message().await {
+        let message = tokio::select! {
+            message = events.message() => message,
+            _ = relist.tick() => {
+                list_all(&channel, containers).await.map_err(|e| e.to_string())?;
+                continue;
+            }
+        };
+        match message {
             Ok(Some(envelope)) => {
                 debug!(topic = %envelope.topic, namespace = %envelope.namespace, "runtime event");
                 if envelope.topic.starts_with("/containers/create")

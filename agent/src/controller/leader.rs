@@ -1,0 +1,177 @@
+//! Leader election on a coordination.k8s.io Lease: one controller replica
+//! acts, the others wait to take over when the holder stops renewing.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::PostParams;
+use kube::{Api, Client};
+use tracing::{debug, info};
+
+/// Who holds a Lease, and until when it counts as held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holding {
+    /// `holderIdentity`.
+    pub holder: Option<String>,
+    /// `renewTime` in seconds since the epoch.
+    pub renewed: Option<i64>,
+    /// `leaseDurationSeconds`.
+    pub duration: i64,
+}
+
+impl Holding {
+    fn of(lease: &Lease) -> Self {
+        let spec = lease.spec.clone().unwrap_or_default();
+        Holding {
+            holder: spec.holder_identity,
+            renewed: spec.renew_time.map(|t| t.0.as_second()),
+            duration: i64::from(spec.lease_duration_seconds.unwrap_or(15)),
+        }
+    }
+
+    /// Whether `identity` may take the lease at `now`: it holds it already,
+    /// nobody does, or the holder stopped renewing.
+    pub fn free_for(&self, identity: &str, now: i64) -> bool {
+        match (&self.holder, self.renewed) {
+            (Some(holder), _) if holder == identity => true,
+            (None, _) | (_, None) => true,
+            (Some(_), Some(renewed)) => now > renewed + self.duration,
+        }
+    }
+}
+
+/// A Lease this process competes for.
+pub struct LeaderLease {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    duration: Duration,
+}
+
+impl LeaderLease {
+    /// The Lease `name` in `namespace`, held as `identity` for `duration`.
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> Self {
+        LeaderLease {
+            api: Api::namespaced(client, namespace),
+            name: name.into(),
+            identity: identity.into(),
+            duration,
+        }
+    }
+
+    /// Waits until this process holds the lease.
+    pub async fn acquire(&self) -> Result<(), kube::Error> {
+        let mut waiting_logged = false;
+        loop {
+            match self.try_hold().await {
+                Ok(true) => {
+                    info!(lease = %self.name, identity = %self.identity, "leading");
+                    return Ok(());
+                }
+                Ok(false) => {
+                    if !waiting_logged {
+                        info!(lease = %self.name, "another replica leads; waiting");
+                        waiting_logged = true;
+                    }
+                }
+                Err(error) => debug!(%error, "lease not taken (retrying)"),
+            }
+            tokio::time::sleep(self.duration / 3).await;
+        }
+    }
+
+    /// Renews the lease; `Ok(false)` when another replica took it over.
+    pub async fn renew(&self) -> Result<bool, kube::Error> {
+        self.try_hold().await
+    }
+
+    /// How often a holder renews.
+    pub fn renew_every(&self) -> Duration {
+        self.duration / 3
+    }
+
+    /// Takes or renews the lease when it is free for us. Conflicting writes
+    /// fail on the resourceVersion, so two replicas never both win.
+    async fn try_hold(&self) -> Result<bool, kube::Error> {
+        let now = Timestamp::now();
+        let seconds = i32::try_from(self.duration.as_secs()).unwrap_or(15);
+        match self.api.get_opt(&self.name).await? {
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(LeaseSpec {
+                        holder_identity: Some(self.identity.clone()),
+                        lease_duration_seconds: Some(seconds),
+                        acquire_time: Some(MicroTime(now)),
+                        renew_time: Some(MicroTime(now)),
+                        lease_transitions: Some(0),
+                        ..LeaseSpec::default()
+                    }),
+                };
+                match self.api.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+                    Err(error) => Err(error),
+                }
+            }
+            Some(mut lease) => {
+                let holding = Holding::of(&lease);
+                if !holding.free_for(&self.identity, now.as_second()) {
+                    return Ok(false);
+                }
+                let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+                if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+                    spec.acquire_time = Some(MicroTime(now));
+                    spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+                    spec.holder_identity = Some(self.identity.clone());
+                }
+                spec.renew_time = Some(MicroTime(now));
+                spec.lease_duration_seconds = Some(seconds);
+                match self
+                    .api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+                    Err(error) => Err(error),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_free_when_unheld_ours_or_expired() {
+        let held = |holder: &str, renewed| Holding {
+            holder: Some(holder.into()),
+            renewed: Some(renewed),
+            duration: 15,
+        };
+        assert!(held("me", 100).free_for("me", 101));
+        assert!(!held("other", 100).free_for("me", 110));
+        assert!(!held("other", 100).free_for("me", 115));
+        assert!(held("other", 100).free_for("me", 116));
+        let unheld = Holding {
+            holder: None,
+            renewed: None,
+            duration: 15,
+        };
+        assert!(unheld.free_for("me", 0));
+    }
+}

@@ -1,0 +1,212 @@
+//! Prometheus metrics of the node agent and the controller, and the small
+//! HTTP server that serves them with `/healthz` and `/readyz`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label of a counter split by kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// Event kind, outcome or phase.
+    pub kind: String,
+}
+
+impl KindLabel {
+    fn of(kind: &str) -> Self {
+        KindLabel { kind: kind.into() }
+    }
+}
+
+/// The node agent's metrics.
+#[derive(Clone, Default)]
+pub struct AgentMetrics {
+    /// Kernel events received, by kind.
+    pub events: Family<KindLabel, Counter>,
+    /// Events lost in the kernel (ring buffer full, map full, cut paths).
+    pub drops: Gauge,
+    /// Pod containers with a report in progress.
+    pub containers: Gauge,
+    /// Report writes, by outcome (`created_or_updated`, `unchanged`, `failed`).
+    pub report_writes: Family<KindLabel, Counter>,
+    /// Failed calls to the API server.
+    pub api_errors: Counter,
+    /// Cgroups of containers the runtime could not name (reported late or
+    /// under their cgroup path).
+    pub resolution_failures: Counter,
+}
+
+impl AgentMetrics {
+    /// Registers every metric under `imprint_agent_`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("imprint_agent");
+        r.register(
+            "events",
+            "Kernel events received, by kind",
+            self.events.clone(),
+        );
+        r.register("drops", "Events lost in the kernel", self.drops.clone());
+        r.register(
+            "containers_tracked",
+            "Pod containers with a report in progress",
+            self.containers.clone(),
+        );
+        r.register(
+            "report_writes",
+            "ContainerBehaviorReport writes, by outcome",
+            self.report_writes.clone(),
+        );
+        r.register(
+            "api_errors",
+            "Failed calls to the API server",
+            self.api_errors.clone(),
+        );
+        r.register(
+            "resolution_failures",
+            "Container cgroups the runtime could not name",
+            self.resolution_failures.clone(),
+        );
+    }
+
+    /// Counts one event of `kind`.
+    pub fn event(&self, kind: &str) {
+        self.events.get_or_create(&KindLabel::of(kind)).inc();
+    }
+
+    /// Counts one report write with its outcome.
+    pub fn write(&self, outcome: &str) {
+        self.report_writes
+            .get_or_create(&KindLabel::of(outcome))
+            .inc();
+    }
+}
+
+/// The controller's metrics.
+#[derive(Clone)]
+pub struct ControllerMetrics {
+    /// BehaviorProfiles by phase.
+    pub profiles: Family<KindLabel, Gauge>,
+    /// Workload merges done.
+    pub merges: Counter,
+    /// Reconciles that failed.
+    pub reconcile_errors: Counter,
+    /// Reconcile durations, seconds.
+    pub reconcile_duration: Histogram,
+    /// Report entries skipped as invalid (unknown syscall names, garbage paths).
+    pub skipped_entries: Counter,
+    /// Reports of deleted pods folded into their workload's archive.
+    pub folded_reports: Counter,
+}
+
+impl Default for ControllerMetrics {
+    fn default() -> Self {
+        ControllerMetrics {
+            profiles: Family::default(),
+            merges: Counter::default(),
+            reconcile_errors: Counter::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            skipped_entries: Counter::default(),
+            folded_reports: Counter::default(),
+        }
+    }
+}
+
+impl ControllerMetrics {
+    /// Registers every metric under `imprint_controller_`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("imprint_controller");
+        r.register(
+            "profiles",
+            "BehaviorProfiles by phase",
+            self.profiles.clone(),
+        );
+        r.register("merges", "Workload merges done", self.merges.clone());
+        r.register(
+            "reconcile_errors",
+            "Reconciles that failed",
+            self.reconcile_errors.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile",
+            self.reconcile_duration.clone(),
+        );
+        r.register(
+            "skipped_entries",
+            "Report entries skipped as invalid",
+            self.skipped_entries.clone(),
+        );
+        r.register(
+            "folded_reports",
+            "Reports of deleted pods folded into their workload's archive",
+            self.folded_reports.clone(),
+        );
+    }
+
+    /// Sets the number of profiles in `phase`.
+    pub fn set_profiles(&self, phase: &str, count: i64) {
+        self.profiles
+            .get_or_create(&KindLabel::of(phase))
+            .set(count);
+    }
+}
+
+/// Serves `/metrics` (OpenMetrics text), `/healthz` (the process runs) and
+/// `/readyz` (`ready` is set) on `address` until the task is dropped.
+pub async fn serve(
+    address: SocketAddr,
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut text = String::new();
+                    match prometheus_client::encoding::text::encode(&mut text, &registry) {
+                        Ok(()) => (
+                            StatusCode::OK,
+                            [(
+                                header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            text,
+                        )
+                            .into_response(),
+                        Err(error) => {
+                            (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+                        }
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Relaxed);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    axum::serve(listener, app).await
+}

@@ -1,0 +1,256 @@
+//! Writing ContainerBehaviorReports to the API server: names, labels,
+//! size bound, owner and finalizer, server-side apply.
+
+pub mod peers;
+pub mod workload;
+
+use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+/// Field manager of the node agent's server-side applies.
+pub const FIELD_MANAGER: &str = "imprint-agent";
+
+/// Finalizer the agent puts on each report: the controller folds the
+/// report into its workload's archive before the report may go.
+pub const FOLD_FINALIZER: &str = "imprint.dev/fold";
+
+/// Largest report the agent writes (the API server takes up to 1.5 MiB;
+/// etcd and watchers are happier with less).
+pub const MAX_REPORT_BYTES: usize = 512 * 1024;
+
+/// Label keys put on reports and profiles.
+pub mod labels {
+    /// Node that wrote the report.
+    pub const NODE: &str = "imprint.dev/node";
+    /// Kind of the owning workload.
+    pub const WORKLOAD_KIND: &str = "imprint.dev/workload-kind";
+    /// Name of the owning workload.
+    pub const WORKLOAD_NAME: &str = "imprint.dev/workload-name";
+    /// Container name.
+    pub const CONTAINER: &str = "imprint.dev/container";
+    /// Marks an archive report (folded reports of deleted pods).
+    pub const ARCHIVE: &str = "imprint.dev/archive";
+}
+
+/// FNV-1a, 64 bit: a stable short hash for name suffixes.
+pub fn short_hash(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", hash as u32 ^ (hash >> 32) as u32)
+}
+
+/// A DNS-1123 subdomain of at most `max` characters made from `text`:
+/// lower case, `[a-z0-9-.]`, with a hash of the full text appended when it
+/// had to be cut (so distinct long names stay distinct).
+pub fn object_name(text: &str, max: usize) -> String {
+    let clean: String = text
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let clean = clean.trim_matches(|c| c == '-' || c == '.').to_string();
+    if clean.len() <= max && !clean.is_empty() {
+        return clean;
+    }
+    let hash = short_hash(text);
+    let keep = max.saturating_sub(hash.len() + 1);
+    let head = clean[..clean.len().min(keep)].trim_end_matches(['-', '.']);
+    if head.is_empty() {
+        hash
+    } else {
+        format!("{head}-{hash}")
+    }
+}
+
+/// A label value (at most 63 characters, alphanumeric at both ends).
+pub fn label_value(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = clean.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if trimmed.len() <= 63 && trimmed.len() == clean.len() {
+        return trimmed.to_string();
+    }
+    let hash = short_hash(text);
+    let head = &trimmed[..trimmed.len().min(63 - hash.len() - 1)];
+    let head = head.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    if head.is_empty() {
+        hash
+    } else {
+        format!("{head}-{hash}")
+    }
+}
+
+/// Name of the report of one container of one pod (at most 253 characters).
+pub fn report_name(pod: &str, container: &str) -> String {
+    object_name(&format!("{pod}-{container}"), 253)
+}
+
+/// Keeps the serialized report under `max` bytes by leaving out entries
+/// of its longest lists (files, then executables, then network), noting
+/// in `stats.truncated` how many were left out. Returns whether it cut.
+pub fn bound(spec: &mut ContainerBehaviorReportSpec, max: usize) -> bool {
+    let size = |spec: &ContainerBehaviorReportSpec| serde_json::to_vec(spec).map_or(0, |v| v.len());
+    let mut cut = [0usize; 3];
+    let mut rounds = 0;
+    while size(spec) > max && rounds < 64 {
+        rounds += 1;
+        let lengths = [spec.files.len(), spec.executables.len(), spec.network.len()];
+        let longest = (0..3).max_by_key(|i| lengths[*i]).unwrap_or(0);
+        let keep = lengths[longest] * 3 / 4;
+        cut[longest] += lengths[longest] - keep;
+        match longest {
+            0 => spec.files.truncate(keep),
+            1 => spec.executables.truncate(keep),
+            _ => spec.network.truncate(keep),
+        }
+        if lengths.iter().all(|l| *l == 0) {
+            break;
+        }
+    }
+    for (what, n) in ["files", "executables", "network"].iter().zip(cut) {
+        if n > 0 {
+            spec.stats.truncated.push(format!(
+                "{what}: {n} entries left out to keep the report under {} KiB",
+                max / 1024
+            ));
+        }
+    }
+    spec.update_counts();
+    cut.iter().any(|n| *n > 0)
+}
+
+/// The report object to apply: name, namespace, labels, the pod as owner
+/// (so the report goes with the pod) and the fold finalizer.
+pub fn report_object(
+    name: &str,
+    spec: ContainerBehaviorReportSpec,
+    owner_pod_uid: Option<&str>,
+) -> ContainerBehaviorReport {
+    let subject = &spec.subject;
+    let mut labels = std::collections::BTreeMap::new();
+    if let Some(node) = &subject.node {
+        labels.insert(labels::NODE.to_string(), label_value(node));
+    }
+    if let Some(workload) = &subject.workload {
+        labels.insert(
+            labels::WORKLOAD_KIND.to_string(),
+            label_value(&workload.kind),
+        );
+        labels.insert(
+            labels::WORKLOAD_NAME.to_string(),
+            label_value(&workload.name),
+        );
+    }
+    if let Some(container) = &subject.container {
+        labels.insert(labels::CONTAINER.to_string(), label_value(container));
+    }
+    let owner = match (owner_pod_uid, &subject.pod) {
+        (Some(uid), Some(pod)) => Some(vec![OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: pod.clone(),
+            uid: uid.into(),
+            controller: Some(false),
+            block_owner_deletion: Some(false),
+        }]),
+        _ => None,
+    };
+    let mut report = ContainerBehaviorReport::new(name, spec);
+    report.metadata = ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: report.spec.subject.namespace.clone(),
+        labels: Some(labels),
+        owner_references: owner,
+        finalizers: Some(vec![FOLD_FINALIZER.to_string()]),
+        ..ObjectMeta::default()
+    };
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imprint_crd::report::{Access, FileAccess};
+
+    #[test]
+    fn names_are_valid_bounded_and_distinct() {
+        assert_eq!(report_name("web-7d9-abc", "nginx"), "web-7d9-abc-nginx");
+        assert_eq!(object_name("Web_Server", 253), "web-server");
+        let long_a = "a".repeat(300);
+        let long_b = format!("{}b", "a".repeat(299));
+        let (a, b) = (report_name(&long_a, "c"), report_name(&long_b, "c"));
+        assert!(a.len() <= 253 && b.len() <= 253, "{} {}", a.len(), b.len());
+        assert_ne!(a, b);
+        assert_eq!(a, report_name(&long_a, "c"), "deterministic");
+    }
+
+    #[test]
+    fn label_values_fit() {
+        assert_eq!(label_value("node-1"), "node-1");
+        let long = label_value(&"x".repeat(100));
+        assert!(long.len() <= 63);
+        assert!(long.chars().next().unwrap().is_ascii_alphanumeric());
+        assert_eq!(label_value("-a b-"), label_value("-a b-"));
+        assert!(!label_value("-a b-").starts_with('-'));
+    }
+
+    #[test]
+    fn big_reports_are_cut_and_say_so() {
+        let mut spec = ContainerBehaviorReportSpec {
+            files: (0..20_000)
+                .map(|i| FileAccess {
+                    path: format!("/var/lib/data/some/long/directory/name/file-{i:06}"),
+                    access: [Access::Read].into(),
+                })
+                .collect(),
+            ..ContainerBehaviorReportSpec::default()
+        };
+        assert!(bound(&mut spec, MAX_REPORT_BYTES));
+        let size = serde_json::to_vec(&spec).unwrap().len();
+        assert!(size <= MAX_REPORT_BYTES, "{size}");
+        assert!(
+            spec.files.len() > 1000,
+            "keeps as much as fits: {}",
+            spec.files.len()
+        );
+        assert_eq!(spec.stats.files, spec.files.len() as u64);
+        assert!(spec.stats.truncated[0].starts_with("files: "));
+        let mut small = ContainerBehaviorReportSpec::default();
+        assert!(!bound(&mut small, MAX_REPORT_BYTES));
+        assert!(small.stats.truncated.is_empty());
+    }
+
+    #[test]
+    fn the_object_is_owned_by_its_pod_and_held_for_folding() {
+        let mut spec = ContainerBehaviorReportSpec::default();
+        spec.subject.namespace = Some("shop".into());
+        spec.subject.pod = Some("web-1".into());
+        spec.subject.node = Some("node-a".into());
+        let report = report_object("web-1-nginx", spec, Some("uid-1"));
+        assert_eq!(report.metadata.namespace.as_deref(), Some("shop"));
+        let owner = &report.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Pod", "uid-1"));
+        assert_eq!(
+            report.metadata.finalizers.as_deref(),
+            Some(&[FOLD_FINALIZER.to_string()][..])
+        );
+        assert_eq!(report.metadata.labels.unwrap()[labels::NODE], "node-a");
+    }
+}
