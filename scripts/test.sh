@@ -51,11 +51,18 @@ e2e/local.sh 2>&1 | tee -a "$log"
 e2e_status=${PIPESTATUS[0]}
 set -e
 
+echo "== e2e: real container runtime (containerd, runc, CNI; pods through CRI), runtime suite"
+# Its own containerd, bridge and cgroups (e2e/runtime/up.sh), always torn down.
+set +e
+e2e/runtime/local.sh 2>&1 | tee -a "$log"
+runtime_status=${PIPESTATUS[0]}
+set -e
+
 # One closing line for the whole suite: cargo prints one line per test
 # binary, the e2e suite one of its own.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^(smoke|spo): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(smoke|spo|runtime): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      END { printf "all: %d passed, %d failed\n", p, f }' "$log"
-if [[ $status -ne 0 || $e2e_status -ne 0 ]]; then
+if [[ $status -ne 0 || $e2e_status -ne 0 || $runtime_status -ne 0 ]]; then
     exit 1
 fi

@@ -1,0 +1,662 @@
+#!/usr/bin/env bash
+# The runtime suite: imprint against a real container runtime (the one of
+# e2e/runtime/up.sh: containerd 2 + runc + CNI, pods started through CRI with
+# crictl, kubelet-style labels and cgroup parents). What it checks:
+#   identity    one report per container of a two-container pod, each with its
+#               pod/namespace/uid/container/id/image and only its own behaviour
+#   short-lived a container that exits within 100 ms still gets a complete
+#               report, runc init's syscalls inside its cgroup included
+#   restart     containerd killed and restarted while recording: containers
+#               started before, while down and after are all attributed
+#   bad socket  runtime socket missing: warned, reports under cgroup paths;
+#               socket appearing late: resolution resumes
+#   fidelity    nginx and redis recorded under load; the recommended OCI
+#               seccomp profile and capability set, applied through CRI, serve
+#               the same load with zero errors; one needed syscall removed,
+#               they fail
+# Needs: the runtime up (up.sh), the imprint binary (IMPRINT_BIN or on PATH),
+# curl, wrk, redis-benchmark/redis-cli, jq. Sends traffic only to the pods it
+# starts on the runtime's own bridge.
+# Prints one line per test and closes with "runtime: N passed, N failed".
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=SCRIPTDIR/../suite.sh
+. "$rt_here/../suite.sh"
+eval "suite_$(declare -f check)"
+[[ $(id -u) == 0 ]] || die "run as root"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+IMPRINT=${IMPRINT_BIN:-$(command -v imprint || true)}
+if [[ -z $IMPRINT || ! -x $IMPRINT ]]; then
+  echo "runtime: skipped (no imprint binary: set IMPRINT_BIN)"
+  exit 0
+fi
+[[ -f $STATE/up ]] || die "the runtime is not up: run $rt_here/up.sh first"
+# shellcheck disable=SC1091
+. "$STATE/env"
+SOCK=$IMPRINT_RT_SOCK
+BUSYBOX=$IMPRINT_RT_BUSYBOX_IMAGE
+NGINX=$IMPRINT_RT_NGINX_IMAGE
+REDIS=$IMPRINT_RT_REDIS_IMAGE
+# containers-common's default seccomp profile (the one podman/CRI-O apply) allows 410 syscalls.
+DEFAULT_PROFILE_SYSCALLS=410
+
+work=$(mktemp -d /tmp/imprint-runtime-suite.XXXXXX)
+cleanup() {
+  local rc=$? d
+  set +e
+  stop_recorders
+  # containerd may have been stopped by a test that failed half-way.
+  containerd_pid > /dev/null || (start_containerd) > /dev/null 2>&1
+  for d in "$work"/pods/*/; do
+    if [[ -f $d/id ]] && ! crictl rmp -f "$(cat "$d/id")" > /dev/null 2>&1; then
+      echo "could not remove pod $(basename "$d") ($(cat "$d/id")): down.sh will" >&2
+    fi
+    [[ -f $d/logdir ]] && rm -rf "$(cat "$d/logdir")"
+  done
+  if [[ ${IMPRINT_RT_KEEP:-0} == 1 || $rc != 0 ]]; then echo "runtime suite files kept in $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+mkdir -p "$work/pods" "$work/rec"
+# note TEXT: a figure worth showing after the results (tests run in subshells).
+note() { echo "$*" >> "$work/notes"; }
+
+# --- CRI helpers ------------------------------------------------------------------
+
+# pod NS NAME: run a pod sandbox through CRI the way the kubelet does
+# (metadata, io.kubernetes.pod.* labels, the cgroupfs driver's cgroup parent
+# /imprint-rt/kubepods/besteffort/pod<uid>); prints its id.
+pod() {
+  local ns=$1 name=$2 dir=$work/pods/$1_$2 uid
+  uid=$(cat /proc/sys/kernel/random/uuid)
+  mkdir -p "$dir"
+  echo "$uid" > "$dir/uid"
+  echo "$STATE/pod-logs/${ns}_${name}_$uid" > "$dir/logdir"
+  jq -n --arg ns "$ns" --arg name "$name" --arg uid "$uid" --arg logs "$(cat "$dir/logdir")" \
+    --arg parent "/$CGROUP_ROOT/kubepods/besteffort/pod$uid" '{
+      metadata: {name: $name, namespace: $ns, uid: $uid, attempt: 0},
+      hostname: $name,
+      labels: {"io.kubernetes.pod.name": $name, "io.kubernetes.pod.namespace": $ns, "io.kubernetes.pod.uid": $uid},
+      annotations: {"kubernetes.io/config.source": "api"},
+      log_directory: $logs,
+      linux: {cgroup_parent: $parent}
+    }' > "$dir/pod.json"
+  crictl runp "$dir/pod.json" > "$dir/id" || return 1
+  cat "$dir/id"
+}
+
+# container NS POD NAME IMAGE [JSON]: create and start a container in the pod,
+# with the kubelet's labels; JSON is merged into the container config
+# (command, mounts, linux.security_context, ...). Prints its id.
+container() {
+  local ns=$1 pod=$2 name=$3 image=$4 extra=${5:-'{}'} dir=$work/pods/$1_$2 id
+  jq -n --arg ns "$ns" --arg pod "$pod" --arg uid "$(cat "$dir/uid")" --arg name "$name" \
+    --arg image "$image" --argjson extra "$extra" '{
+      metadata: {name: $name, attempt: 0},
+      image: {image: $image},
+      labels: {"io.kubernetes.container.name": $name, "io.kubernetes.pod.name": $pod,
+               "io.kubernetes.pod.namespace": $ns, "io.kubernetes.pod.uid": $uid},
+      annotations: {"io.kubernetes.container.restartCount": "0"},
+      log_path: ($name + ".log")
+    } * $extra' > "$dir/$name.json"
+  id=$(crictl create "$(cat "$dir/id")" "$dir/$name.json" "$dir/pod.json") || return 1
+  echo "$id" > "$dir/$name.id"
+  crictl start "$id" > /dev/null || return 1
+  echo "$id"
+}
+
+# wait_log NS POD NAME TEXT [SECONDS]: until the container's log has TEXT.
+wait_log() {
+  local dir=$work/pods/$1_$2 name=$3 text=$4 limit=${5:-20} t0=$SECONDS
+  until grep -q -- "$text" "$(cat "$dir/logdir")/$name.log" 2>/dev/null; do
+    if (( SECONDS - t0 > limit )); then echo "container $1/$2/$name: no \"$text\" in its log after ${limit}s"; return 1; fi
+    sleep 0.2
+  done
+}
+
+# pod_ip NS POD
+pod_ip() { crictl inspectp "$(cat "$work/pods/$1_$2/id")" | jq -r .status.network.ip; }
+# container_pid ID: the container's first process on the host.
+container_pid() { crictl inspect "$1" | jq -r .info.pid; }
+
+# --- recording helpers --------------------------------------------------------------
+
+# record_start NAME ARGS...: `imprint record --duration 10m` of every cgroup in
+# the background (info logs on, ARGS added), until record_stop NAME; waits
+# until its probes are attached.
+record_start() {
+  local name=$1 dir=$work/rec/$1 t0=$SECONDS; shift
+  mkdir -p "$dir"
+  IMPRINT_LOG=imprint=info "$IMPRINT" record --duration 10m --output "$dir/reports" "$@" \
+    > "$dir/stdout" 2> "$dir/stderr" &
+  echo $! > "$dir/pid"
+  until grep -q "recording every cgroup" "$dir/stderr"; do
+    if ! kill -0 "$(cat "$dir/pid")" 2>/dev/null; then echo "imprint record exited early:"; cat "$dir/stderr"; return 1; fi
+    if (( SECONDS - t0 > 60 )); then echo "imprint record not recording after 60s"; return 1; fi
+    sleep 0.2
+  done
+}
+
+# stop_recorders: Ctrl-C to every recorder a failed test left running.
+stop_recorders() {
+  local f pid i
+  for f in "$work"/rec/*/pid; do
+    [[ -f $f ]] || continue
+    pid=$(cat "$f")
+    # Ours: its command line names this run's report folder.
+    if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$work/rec/"; then
+      kill -INT "$pid" 2>/dev/null
+      for ((i = 0; i < 100; i++)); do [[ -e /proc/$pid ]] || break; sleep 0.1; done
+    fi
+    rm -f "$f"
+  done
+}
+
+# record_stop NAME: Ctrl-C, wait for the reports; fails if imprint failed.
+record_stop() {
+  local dir=$work/rec/$1 pid rc=0
+  pid=$(cat "$dir/pid")
+  kill -INT "$pid"
+  wait "$pid" || rc=$?
+  rm -f "$dir/pid"
+  echo "$rc" > "$dir/rc"
+  if [[ $rc != 0 ]]; then echo "imprint record exited with $rc:"; tail -20 "$dir/stderr"; return 1; fi
+}
+
+# wait_stderr NAME TEXT SECONDS: until the recorder's stderr has TEXT (COUNT times).
+wait_stderr() {
+  local dir=$work/rec/$1 text=$2 limit=$3 count=${4:-1} t0=$SECONDS
+  until (( $(grep -c -- "$text" "$dir/stderr") >= count )); do
+    if (( SECONDS - t0 > limit )); then echo "no \"$text\" (x$count) from imprint after ${limit}s"; return 1; fi
+    sleep 0.2
+  done
+}
+
+# report REC NS POD CONTAINER: path of the container's report, named
+# <namespace>_<pod>_<container>.json.
+report() {
+  local f=$work/rec/$1/reports/$2_$3_$4.json
+  [[ -f $f ]] || { echo "no report $2_$3_$4.json; reports: $(reports_in "$1")" >&2; return 1; }
+  echo "$f"
+}
+
+# reports_in REC: the report files' names, on one line.
+reports_in() { find "$work/rec/$1/reports" -name '*.json' -printf '%f ' 2>/dev/null; }
+
+# expect FILE JQ-FILTER WHAT: the filter holds on the report.
+expect() {
+  if ! jq -e "$2" "$1" > /dev/null; then
+    echo "$(basename "$1"): expected $3"
+    return 1
+  fi
+}
+
+# identity FILE NS POD UID CONTAINER ID IMAGE: the report's subject names them all.
+identity() {
+  local f=$1 got
+  got=$(jq -c '.spec.subject | {namespace, pod, podUid, container, containerId, image}' "$f")
+  local want
+  want=$(jq -cn --arg ns "$2" --arg pod "$3" --arg uid "$4" --arg c "$5" --arg id "$6" --arg image "$7" \
+    '{namespace: $ns, pod: $pod, podUid: $uid, container: $c, containerId: $id, image: $image}')
+  [[ $got == "$want" ]] || { echo "$(basename "$f"): subject $got, expected $want"; return 1; }
+  expect "$f" '.spec.subject.imageDigest | test("^sha256:[0-9a-f]{64}$")' "an image digest"
+}
+
+# execs FILE: executed paths; files FILE: file paths; listens FILE: listening TCP ports.
+execs() { jq -r '.spec.executables[]?.path' "$1"; }
+files() { jq -r '.spec.files[]?.path' "$1"; }
+listens() { jq -r '.spec.network[]? | select(.direction == "listening" and .protocol == "tcp") | .port' "$1"; }
+has_line() { grep -qxF -- "$2" <<< "$1"; }
+
+# A busybox shell command that does something only this container does: runs
+# a copy of busybox at a path of its own (named after an applet, so busybox
+# runs it as `true`) and writes a file of its own.
+unique_act() { echo "mkdir -p /var/www/$1-bin && cp /bin/busybox /var/www/$1-bin/true && /var/www/$1-bin/true && echo $1 > /var/www/$1-file"; }
+# did_act FILE TAG: the report has TAG's program and file; didnt_act: has neither.
+did_act() {
+  has_line "$(execs "$1")" "/var/www/$2-bin/true" || { echo "$(basename "$1"): no exec of /var/www/$2-bin/true: $(execs "$1" | tr '\n' ' ')"; return 1; }
+  has_line "$(files "$1")" "/var/www/$2-file" || { echo "$(basename "$1"): no file /var/www/$2-file"; return 1; }
+}
+didnt_act() {
+  if grep -q -- "/var/www/$2-" <<< "$(execs "$1"; files "$1")"; then
+    echo "$(basename "$1"): has $2's behaviour (another container's)"; return 1
+  fi
+}
+
+# --- a. identity ----------------------------------------------------------------------
+
+test_identity() {
+  local ns=rt-identity p uid writer listener fw fl
+  record_start identity --runtime-socket "$SOCK" || return 1
+  p=twins
+  pod "$ns" "$p" > /dev/null || return 1
+  uid=$(cat "$work/pods/${ns}_$p/uid")
+  writer=$(container "$ns" "$p" writer "$BUSYBOX" \
+    "$(jq -cn --arg c "$(unique_act writer) && echo ready && exec sleep 3600" '{command: ["/bin/sh", "-c", $c]}')") || return 1
+  listener=$(container "$ns" "$p" listener "$BUSYBOX" \
+    '{"command": ["/bin/sh", "-c", "nc -l -p 7071 & sleep 1; echo ready; wait"]}') || return 1
+  wait_log "$ns" "$p" writer ready && wait_log "$ns" "$p" listener ready || return 1
+  sleep 1
+  record_stop identity || return 1
+  fw=$(report identity "$ns" "$p" writer) && fl=$(report identity "$ns" "$p" listener) || return 1
+  identity "$fw" "$ns" "$p" "$uid" writer "$writer" "$BUSYBOX" || return 1
+  identity "$fl" "$ns" "$p" "$uid" listener "$listener" "$BUSYBOX" || return 1
+  did_act "$fw" writer || return 1
+  expect "$fw" '.spec.files[] | select(.path == "/var/www/writer-file") | .access | index("create") != null' \
+    "/var/www/writer-file created" || return 1
+  has_line "$(listens "$fl")" 7071 || { echo "listener: no TCP listen on 7071: $(jq -c .spec.network "$fl")"; return 1; }
+  didnt_act "$fl" writer || return 1
+  if has_line "$(listens "$fw")" 7071; then echo "writer: has the listener's port 7071"; return 1; fi
+  # The pod sandbox (pause) gets no report: exactly the two containers.
+  local n
+  n=$(jq -s --arg uid "$uid" '[.[] | select(.spec.subject.podUid == $uid)] | length' "$work"/rec/identity/reports/*.json)
+  [[ $n == 2 ]] || { echo "$n reports for pod $uid, expected 2 (the sandbox gets none)"; return 1; }
+}
+
+# A container already running when the recording starts, with no runtime
+# event at all during the recording (no container created, started or
+# stopped anywhere), is still named after its pod.
+test_quiet() {
+  local ns=rt-quiet p=steady uid id f
+  pod "$ns" "$p" > /dev/null || return 1
+  uid=$(cat "$work/pods/${ns}_$p/uid")
+  id=$(container "$ns" "$p" loop "$BUSYBOX" \
+    "$(jq -cn --arg c "echo ready; while :; do $(unique_act steady); sleep 0.3; done" '{command: ["/bin/sh", "-c", $c]}')") || return 1
+  wait_log "$ns" "$p" loop ready || return 1
+  sleep 1
+  record_start quiet --runtime-socket "$SOCK" || return 1
+  sleep 4
+  record_stop quiet || return 1
+  f=$(report quiet "$ns" "$p" loop) || return 1
+  identity "$f" "$ns" "$p" "$uid" loop "$id" "$BUSYBOX" || return 1
+  did_act "$f" steady
+}
+
+# --- b. a container that exits within 100 ms -------------------------------------------
+
+# exited_within ID MS: the container exited 0, at most MS after it started.
+exited_within() {
+  local id=$1 ms=$2 name=$3 t0=$SECONDS st started finished
+  while :; do
+    st=$(crictl inspect "$id" | jq -c '.status | {state, exitCode, startedAt, finishedAt}')
+    [[ $(jq -r .state <<< "$st") == CONTAINER_EXITED ]] && break
+    (( SECONDS - t0 < 20 )) || { echo "container $id did not exit: $st"; return 1; }
+    sleep 0.1
+  done
+  [[ $(jq -r .exitCode <<< "$st") == 0 ]] || { echo "container $id: $st"; return 1; }
+  started=$(date -d "$(jq -r .startedAt <<< "$st")" +%s%N)
+  finished=$(date -d "$(jq -r .finishedAt <<< "$st")" +%s%N)
+  note "short-lived: container $3 ran $(( (finished - started) / 1000000 )) ms (CRI startedAt..finishedAt)"
+  (( (finished - started) / 1000000 <= ms )) || { echo "container $id ran longer than $ms ms: $st"; return 1; }
+}
+
+# What runc init does in the container's cgroup before it executes the
+# container's program (it sets the credentials and capabilities, then execve),
+# and what the program itself does.
+RUNC_INIT_SYSCALLS=(capset prctl setgroups setuid setgid execve)
+
+test_short_lived() {
+  local ns=rt-short p=quick uid kept gone f name s
+  record_start short --runtime-socket "$SOCK" || return 1
+  pod "$ns" "$p" > /dev/null || return 1
+  uid=$(cat "$work/pods/${ns}_$p/uid")
+  kept=$(container "$ns" "$p" kept "$BUSYBOX" '{"command": ["/bin/true"]}') || return 1
+  exited_within "$kept" 100 kept || return 1
+  # The second one is removed from containerd as soon as it has exited.
+  gone=$(container "$ns" "$p" gone "$BUSYBOX" '{"command": ["/bin/true"]}') || return 1
+  exited_within "$gone" 100 gone || return 1
+  crictl rm "$gone" > /dev/null || return 1
+  sleep 1
+  record_stop short || return 1
+  for name in kept gone; do
+    f=$(report short "$ns" "$p" "$name") || return 1
+    if [[ $name == kept ]]; then identity "$f" "$ns" "$p" "$uid" kept "$kept" "$BUSYBOX" || return 1
+    else identity "$f" "$ns" "$p" "$uid" gone "$gone" "$BUSYBOX" || return 1; fi
+    for s in "${RUNC_INIT_SYSCALLS[@]}" exit_group; do
+      expect "$f" ".spec.syscalls.names | index(\"$s\") != null" "syscall $s (runc init or the program)" || return 1
+    done
+    expect "$f" '.spec.executables | any(.path == "/bin/busybox" and .args == ["/bin/true"])' \
+      "the exec of /bin/true (busybox)" || return 1
+    expect "$f" '.spec.stats.drops.total == 0' "no drops" || return 1
+  done
+}
+
+# runc 1.2+ reads /proc/<pid>/... through a procfs instance of its own that it
+# never attaches to the tree (fsopen/fsmount): the kernel path of such a file
+# starts at that detached mount's root. Reports must still name it as procfs
+# (/proc/*/...), not as /<pid>/..., a path that exists nowhere and differs
+# per container.
+test_detached_proc_paths() {
+  local f bad
+  f=$(report short rt-short quick kept) || { echo "no report from the short-lived test"; return 1; }
+  bad=$(files "$f" | grep -E '^/[0-9]+(/|$)' || true)
+  [[ -z $bad ]] || { echo "$(basename "$f"): paths of a detached procfs: $(echo "$bad" | tr '\n' ' ')"; return 1; }
+}
+
+# --- c. containerd restarted while recording ---------------------------------------------
+
+# A container that waits for /trigger/TAG (a host directory mounted
+# read-only) before doing what only it does, then says so in /signal/TAG (a
+# host directory): its log cannot say it while containerd, which writes the
+# logs, is down.
+triggered() {
+  jq -cn --arg c "until [ -e /trigger/$1 ]; do sleep 0.1; done; $(unique_act "$1") && touch /signal/$1 && exec sleep 3600" \
+    --arg t "$work/trigger" --arg s "$work/signal" '{command: ["/bin/sh", "-c", $c],
+      mounts: [{container_path: "/trigger", host_path: $t, readonly: true}, {container_path: "/signal", host_path: $s}]}'
+}
+# wait_signal TAG: until the triggered container TAG has acted.
+wait_signal() {
+  local t0=$SECONDS
+  until [[ -e $work/signal/$1 ]]; do
+    (( SECONDS - t0 < 20 )) || { echo "container $1 did not act within 20 s"; return 1; }
+    sleep 0.1
+  done
+}
+
+test_restart() {
+  local ns=rt-restart p=survivor uid tag f other
+  mkdir -p "$work/trigger" "$work/signal"
+  pod "$ns" "$p" > /dev/null || return 1
+  uid=$(cat "$work/pods/${ns}_$p/uid")
+  container "$ns" "$p" before "$BUSYBOX" "$(triggered before)" > /dev/null || return 1
+  record_start restart --runtime-socket "$SOCK" || return 1
+  wait_stderr restart "following the container runtime" 20 || return 1
+  touch "$work/trigger/before"
+  container "$ns" "$p" during "$BUSYBOX" "$(triggered during)" > /dev/null || return 1
+  wait_signal before || return 1
+  # containerd crashes (SIGKILL): the containers and their shims live on.
+  stop_containerd KILL
+  touch "$work/trigger/during"
+  wait_signal during || return 1
+  start_containerd
+  container "$ns" "$p" after "$BUSYBOX" "$(triggered after)" > /dev/null || return 1
+  touch "$work/trigger/after"
+  wait_signal after || return 1
+  wait_stderr restart "following the container runtime" 20 2 || return 1
+  sleep 1
+  record_stop restart || return 1
+  grep -q "container runtime unreachable" "$work/rec/restart/stderr" ||
+    { echo "imprint did not notice containerd went away"; return 1; }
+  for tag in before during after; do
+    f=$(report restart "$ns" "$p" "$tag") || return 1
+    identity "$f" "$ns" "$p" "$uid" "$tag" "$(cat "$work/pods/${ns}_$p/$tag.id")" "$BUSYBOX" || return 1
+    did_act "$f" "$tag" || return 1
+    for other in before during after; do
+      [[ $other == "$tag" ]] || didnt_act "$f" "$other" || return 1
+    done
+  done
+}
+
+# --- d. bad input: the runtime socket -------------------------------------------------------
+
+test_socket_missing() {
+  local ns=rt-nosocket p=orphan uid id f missing=$work/no-such-dir/containerd.sock
+  record_start nosocket --runtime-socket "$missing" || return 1
+  pod "$ns" "$p" > /dev/null || return 1
+  uid=$(cat "$work/pods/${ns}_$p/uid")
+  id=$(container "$ns" "$p" worker "$BUSYBOX" \
+    "$(jq -cn --arg c "$(unique_act orphan) && echo ready && exec sleep 3600" '{command: ["/bin/sh", "-c", $c]}')") || return 1
+  wait_log "$ns" "$p" worker ready || return 1
+  sleep 1
+  record_stop nosocket || return 1
+  # A clear warning on stderr, naming the socket.
+  grep -E "WARN|warn" "$work/rec/nosocket/stderr" | grep -qF "$missing" ||
+    { echo "no warning naming $missing on stderr:"; head -5 "$work/rec/nosocket/stderr"; return 1; }
+  # The container is reported under its cgroup path, with what the path says.
+  f=$(jq -r --arg id "$id" 'select(.spec.subject.containerId == $id) | input_filename' "$work"/rec/nosocket/reports/*.json | head -1)
+  [[ -n $f ]] || { echo "no report with containerId $id; reports: $(reports_in nosocket)"; return 1; }
+  expect "$f" ".spec.subject.cgroup == \"/$CGROUP_ROOT/kubepods/besteffort/pod$uid/$id\"" "the container's cgroup path" || return 1
+  expect "$f" ".spec.subject.podUid == \"$uid\"" "the pod UID read from the cgroup path" || return 1
+  did_act "$f" orphan
+}
+
+test_socket_late() {
+  local ns=rt-latesocket p=late uid id f
+  # containerd stops cleanly: its socket file goes away.
+  stop_containerd TERM
+  [[ ! -e $SOCK ]] || { echo "$SOCK still exists after containerd stopped"; return 1; }
+  record_start latesocket --runtime-socket "$SOCK" || { start_containerd; return 1; }
+  wait_stderr latesocket "container runtime unreachable" 10 || { start_containerd; return 1; }
+  sleep 2
+  start_containerd
+  pod "$ns" "$p" > /dev/null || return 1
+  uid=$(cat "$work/pods/${ns}_$p/uid")
+  id=$(container "$ns" "$p" worker "$BUSYBOX" \
+    "$(jq -cn --arg c "$(unique_act late) && echo ready && exec sleep 3600" '{command: ["/bin/sh", "-c", $c]}')") || return 1
+  wait_log "$ns" "$p" worker ready || return 1
+  wait_stderr latesocket "following the container runtime" 20 || return 1
+  sleep 1
+  record_stop latesocket || return 1
+  f=$(report latesocket "$ns" "$p" worker) || return 1
+  identity "$f" "$ns" "$p" "$uid" worker "$id" "$BUSYBOX" || return 1
+  did_act "$f" late
+}
+
+# --- e. profile fidelity on real servers ----------------------------------------------------
+
+# nginx_load IP: HTTP load (wrk) and checked requests (curl); zero errors.
+nginx_load() {
+  local ip=$1 out i want got errors=0
+  out=$(wrk -t2 -c16 -d4s --timeout 2s "http://$ip/index.html" 2>&1) || { echo "wrk failed: $out"; return 1; }
+  if grep -qE "Socket errors|Non-2xx" <<< "$out" || ! grep -q "requests in" <<< "$out"; then echo "wrk: $out"; return 1; fi
+  note "nginx ($2): wrk $(grep -o '[0-9]* requests in [^,]*' <<< "$out") (index.html)"
+  out=$(wrk -t2 -c8 -d3s --timeout 2s "http://$ip/big.txt" 2>&1) || { echo "wrk failed: $out"; return 1; }
+  if grep -qE "Socket errors|Non-2xx" <<< "$out" || ! grep -q "requests in" <<< "$out"; then echo "wrk: $out"; return 1; fi
+  note "nginx ($2): wrk $(grep -o '[0-9]* requests in [^,]*' <<< "$out") (big.txt, 256 KiB), 150 checked curl requests"
+  want=$(head -c 262144 /dev/zero | tr '\0' x | sha256sum)
+  for ((i = 0; i < 50; i++)); do
+    got=$(curl -fsS --max-time 3 "http://$ip/big.txt" | sha256sum) || { errors=$((errors + 1)); continue; }
+    [[ $got == "$want" ]] || errors=$((errors + 1))
+    curl -fsS --max-time 3 -o /dev/null "http://$ip/" || errors=$((errors + 1))
+    curl -sS --max-time 3 -o /dev/null -w '%{http_code}' "http://$ip/missing" | grep -qx 404 || errors=$((errors + 1))
+  done
+  [[ $errors == 0 ]] || { echo "nginx: $errors of 150 checked requests failed"; return 1; }
+}
+
+# redis_load IP: redis-benchmark and checked commands (redis-cli); zero errors.
+redis_load() {
+  local ip=$1 out
+  out=$(timeout 60 redis-benchmark -h "$ip" -p 6379 -n 20000 -c 16 -P 4 -t set,get,incr,lpush,lpop,sadd,hset,lrange_100 --csv 2>&1) ||
+    { echo "redis-benchmark failed: $out"; return 1; }
+  if grep -qiE "error|could not" <<< "$out"; then echo "redis-benchmark: $out"; return 1; fi
+  note "redis ($2): redis-benchmark $(grep -c '^"' <<< "$out") tests x 20000 requests, 0 errors"
+  out=$(timeout 10 redis-cli -h "$ip" set imprint-key imprint-value 2>&1)
+  [[ $out == OK ]] || { echo "redis SET: $out"; return 1; }
+  out=$(timeout 10 redis-cli -h "$ip" get imprint-key 2>&1)
+  [[ $out == imprint-value ]] || { echo "redis GET: $out"; return 1; }
+  out=$(timeout 10 redis-cli -h "$ip" dbsize 2>&1)
+  [[ $out =~ ^[1-9][0-9]*$ ]] || { echo "redis DBSIZE: $out"; return 1; }
+}
+
+# wait_http IP / wait_redis IP: until the server answers (at most 20 s).
+wait_http() {
+  local t0=$SECONDS
+  until curl -fsS --max-time 1 -o /dev/null "http://$1/"; do (( SECONDS - t0 < 20 )) || return 1; sleep 0.2; done
+}
+wait_redis() {
+  local t0=$SECONDS
+  until [[ $(timeout 2 redis-cli -h "$1" ping 2>/dev/null) == PONG ]]; do (( SECONDS - t0 < 20 )) || return 1; sleep 0.2; done
+}
+
+# caps_add FILE: the capabilities imprint's caps YAML adds (drop: [ALL], add: [...]).
+caps_add() { awk '/^add:/ { f = 1; next } /^[a-z]/ { f = 0 } f && /^- / { print $2 }' "$1"; }
+
+# security JSON for a container: the localhost seccomp profile PROFILE and
+# only the capabilities in CAPS (imprint's caps YAML: drop ALL, add ...).
+security() {
+  local add
+  add=$(caps_add "$2" | jq -R . | jq -cs .)
+  jq -cn --arg p "$1" --argjson add "$add" \
+    '{linux: {security_context: {seccomp: {profile_type: 2, localhost_ref: $p},
+      capabilities: {drop_capabilities: ["ALL"], add_capabilities: $add}}}}'
+}
+
+# enforced ID PROFILE CAPS: the container's process runs under a seccomp
+# filter and with exactly the capabilities given.
+CAP_NAMES=(CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE
+  NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT
+  SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
+  AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ
+  PERFMON BPF CHECKPOINT_RESTORE)
+# cap_names HEX: the names of the bits set in a /proc/PID/status capability mask.
+cap_names() {
+  local mask=$((16#$1)) i
+  for ((i = 0; i < ${#CAP_NAMES[@]}; i++)); do (( mask >> i & 1 )) && echo "${CAP_NAMES[i]}"; done
+  return 0
+}
+enforced() {
+  local pid status want got
+  pid=$(container_pid "$1")
+  status=$(cat "/proc/$pid/status") || return 1
+  [[ $(awk '/^Seccomp:/ { print $2 }' <<< "$status") == 2 ]] || { echo "process $pid runs without a seccomp filter"; return 1; }
+  want=$(caps_add "$2" | sort)
+  got=$(cap_names "$(awk '/^CapBnd:/ { print $2 }' <<< "$status")" | sort)
+  [[ $got == "$want" ]] || { echo "bounding set of $pid: $(echo "$got" | tr '\n' ' '), expected $(echo "$want" | tr '\n' ' ')"; return 1; }
+}
+
+fidelity_dir=$work/fidelity
+test_record_servers() {
+  local ns=rt-servers nginx redis ip_web ip_cache
+  mkdir -p "$fidelity_dir"
+  record_start servers --runtime-socket "$SOCK" || return 1
+  pod "$ns" web > /dev/null && pod "$ns" cache > /dev/null || return 1
+  nginx=$(container "$ns" web nginx "$NGINX") && redis=$(container "$ns" cache redis "$REDIS") || return 1
+  ip_web=$(pod_ip "$ns" web) && ip_cache=$(pod_ip "$ns" cache) || return 1
+  wait_http "$ip_web" || { echo "nginx at $ip_web does not answer"; return 1; }
+  wait_redis "$ip_cache" || { echo "redis at $ip_cache does not answer"; return 1; }
+  # What the containers may use at all (their bounding sets), for the capability check.
+  cap_names "$(awk '/^CapBnd:/ { print $2 }' "/proc/$(container_pid "$nginx")/status")" > "$fidelity_dir/nginx.bounding"
+  cap_names "$(awk '/^CapBnd:/ { print $2 }' "/proc/$(container_pid "$redis")/status")" > "$fidelity_dir/redis.bounding"
+  nginx_load "$ip_web" recorded || return 1
+  redis_load "$ip_cache" recorded || return 1
+  # A graceful stop belongs to the workload too.
+  crictl stop -t 10 "$nginx" > /dev/null && crictl stop -t 10 "$redis" > /dev/null || return 1
+  sleep 1
+  record_stop servers || return 1
+  local server f n
+  for server in nginx redis; do
+    if [[ $server == nginx ]]; then f=$(report servers "$ns" web nginx) || return 1
+    else f=$(report servers "$ns" cache redis) || return 1; fi
+    "$IMPRINT" recommend --format oci "$f" > "$STATE/profiles/$server.json" || return 1
+    "$IMPRINT" recommend --format caps "$f" > "$fidelity_dir/$server.caps" || return 1
+    n=$(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | length' "$STATE/profiles/$server.json")
+    echo "$server: the profile allows $n syscalls (containers-common's default: $DEFAULT_PROFILE_SYSCALLS);" \
+      "capabilities: $(caps_add "$fidelity_dir/$server.caps" | tr '\n' ' ')" | while read -r line; do note "$line"; done
+  done
+}
+
+test_nginx_enforced() {
+  local ns=rt-enforced id ip
+  [[ -f $STATE/profiles/nginx.json ]] || { echo "no nginx profile (recording failed)"; return 1; }
+  pod "$ns" web > /dev/null || return 1
+  id=$(container "$ns" web nginx "$NGINX" "$(security "$STATE/profiles/nginx.json" "$fidelity_dir/nginx.caps")") || return 1
+  ip=$(pod_ip "$ns" web)
+  wait_http "$ip" || { echo "nginx under its profile does not answer; log:"; tail -5 "$(cat "$work/pods/${ns}_web/logdir")/nginx.log"; return 1; }
+  enforced "$id" "$fidelity_dir/nginx.caps" || return 1
+  nginx_load "$ip" enforced
+}
+
+test_redis_enforced() {
+  local ns=rt-enforced id ip
+  [[ -f $STATE/profiles/redis.json ]] || { echo "no redis profile (recording failed)"; return 1; }
+  pod "$ns" cache > /dev/null || return 1
+  id=$(container "$ns" cache redis "$REDIS" "$(security "$STATE/profiles/redis.json" "$fidelity_dir/redis.caps")") || return 1
+  ip=$(pod_ip "$ns" cache)
+  wait_redis "$ip" || { echo "redis under its profile does not answer; log:"; tail -5 "$(cat "$work/pods/${ns}_cache/logdir")/redis.log"; return 1; }
+  enforced "$id" "$fidelity_dir/redis.caps" || return 1
+  redis_load "$ip" enforced
+}
+
+# without SERVER: the server's profile minus the first syscall of a list it
+# certainly makes while serving (its event loop, accepting connections).
+without() {
+  local server=$1 s
+  for s in epoll_wait accept4 epoll_pwait accept; do
+    if jq -e --arg s "$s" '[.syscalls[].names[]] | index($s) != null' "$STATE/profiles/$server.json" > /dev/null; then
+      jq --arg s "$s" '.syscalls |= map(.names -= [$s])' "$STATE/profiles/$server.json" > "$STATE/profiles/$server-without-$s.json"
+      echo "$s"; return 0
+    fi
+  done
+  echo "the $server profile has none of epoll_wait, accept4, epoll_pwait, accept" >&2
+  return 1
+}
+
+# broken NS POD ID CHECK IP: the container died, or CHECK fails against it.
+broken() {
+  local id=$3 check=$4 ip=$5 state
+  sleep 2
+  state=$(crictl inspect "$id" 2>/dev/null | jq -r .status.state)
+  if [[ $state != CONTAINER_RUNNING ]]; then note "  -> container $state"; return 0; fi
+  if [[ -z $ip || $ip == null ]]; then return 0; fi
+  if "$check" "$ip" > /dev/null 2>&1; then echo "it still serves"; return 1; fi
+  note "  -> requests fail"
+}
+
+nginx_answers() { local i; for ((i = 0; i < 3; i++)); do curl -fsS --max-time 2 -o /dev/null "http://$1/" || return 1; done; }
+redis_answers() { [[ $(timeout 3 redis-cli -h "$1" set k v 2>/dev/null) == OK ]] && [[ $(timeout 3 redis-cli -h "$1" get k 2>/dev/null) == v ]]; }
+
+test_nginx_without() {
+  local ns=rt-broken s id
+  [[ -f $STATE/profiles/nginx.json ]] || { echo "no nginx profile (recording failed)"; return 1; }
+  s=$(without nginx) || return 1
+  note "nginx: profile without $s"
+  pod "$ns" web > /dev/null || return 1
+  # Creating or starting may already fail: that is the expected outcome too.
+  id=$(container "$ns" web nginx "$NGINX" "$(security "$STATE/profiles/nginx-without-$s.json" "$fidelity_dir/nginx.caps")") ||
+    { note "nginx without $s: the container did not start"; return 0; }
+  broken "$ns" web "$id" nginx_answers "$(pod_ip "$ns" web)"
+}
+
+test_redis_without() {
+  local ns=rt-broken s id
+  [[ -f $STATE/profiles/redis.json ]] || { echo "no redis profile (recording failed)"; return 1; }
+  s=$(without redis) || return 1
+  note "redis: profile without $s"
+  pod "$ns" cache > /dev/null || return 1
+  id=$(container "$ns" cache redis "$REDIS" "$(security "$STATE/profiles/redis-without-$s.json" "$fidelity_dir/redis.caps")") ||
+    { note "redis without $s: the container did not start"; return 0; }
+  broken "$ns" cache "$id" redis_answers "$(pod_ip "$ns" cache)"
+}
+
+# The recommended capabilities must be ones the container could use: runc
+# init's own checks (mounts, devices, before it drops to the container's
+# set) must not turn into capabilities the workload is given.
+test_caps_within_bounding() {
+  local server extra ok=0
+  for server in nginx redis; do
+    [[ -f $fidelity_dir/$server.caps ]] || { echo "no $server capability set (recording failed)"; return 1; }
+    extra=$(comm -23 <(caps_add "$fidelity_dir/$server.caps" | sort) <(sort "$fidelity_dir/$server.bounding"))
+    if [[ -n $extra ]]; then
+      echo "$server: recommended capabilities it never had (not in its bounding set while recorded): $(echo "$extra" | tr '\n' ' ')"
+      ok=1
+    fi
+  done
+  return "$ok"
+}
+
+# IMPRINT_RT_ONLY=REGEX runs only the tests whose description matches.
+# After each test containerd runs again, whatever the test did to it.
+check() {
+  [[ -z ${IMPRINT_RT_ONLY:-} || $1 =~ $IMPRINT_RT_ONLY ]] || return 0
+  suite_check "$@"
+  stop_recorders
+  containerd_pid > /dev/null || start_containerd
+}
+t0=$SECONDS
+check "identity: two containers of one CRI pod, one report each, with pod, namespace, uid, container, id and image, only their own behaviour" test_identity
+check "quiet runtime: a container running before the recording, with no runtime event during it, is reported with its pod" test_quiet
+check "short-lived: containers exiting within 100 ms (one removed at once) get complete reports, runc init's syscalls included" test_short_lived
+check "short-lived: runc init's files in its private procfs are reported as /proc/*/..., not /<pid>/..." test_detached_proc_paths
+check "restart: containerd killed and restarted while recording: containers started before, while down and after all attributed" test_restart
+check "socket missing: a warning naming it, recording goes on, the container reported under its cgroup path" test_socket_missing
+check "socket appears late: resolution resumes, the container is reported with its pod" test_socket_late
+check "fidelity: nginx and redis recorded under load through CRI, OCI profile and capabilities recommended" test_record_servers
+check "fidelity: nginx under its recommended profile and capabilities serves the same load, zero errors" test_nginx_enforced
+check "fidelity: redis under its recommended profile and capabilities serves the same load, zero errors" test_redis_enforced
+check "fidelity: nginx fails with one syscall it needs removed from its profile" test_nginx_without
+check "fidelity: redis fails with one syscall it needs removed from its profile" test_redis_without
+check "fidelity: recommended capabilities stay within what the containers had (no runtime-only capabilities)" test_caps_within_bounding
+[[ -f $work/notes ]] && sed 's/^/# /' "$work/notes"
+echo "# runtime suite took $((SECONDS - t0)) s"
+finish runtime
