@@ -287,7 +287,7 @@ exited_within() {
   [[ $(jq -r .exitCode <<< "$st") == 0 ]] || { echo "container $id: $st"; return 1; }
   started=$(date -d "$(jq -r .startedAt <<< "$st")" +%s%N)
   finished=$(date -d "$(jq -r .finishedAt <<< "$st")" +%s%N)
-  note "short-lived: container $3 ran $(( (finished - started) / 1000000 )) ms (CRI startedAt..finishedAt)"
+  note "short-lived: container $name ran $(( (finished - started) / 1000000 )) ms (CRI startedAt..finishedAt; the exit can be stamped before the start)"
   (( (finished - started) / 1000000 <= ms )) || { echo "container $id ran longer than $ms ms: $st"; return 1; }
 }
 
@@ -554,7 +554,8 @@ test_nginx_enforced() {
   ip=$(pod_ip "$ns" web)
   wait_http "$ip" || { echo "nginx under its profile does not answer; log:"; tail -5 "$(cat "$work/pods/${ns}_web/logdir")/nginx.log"; return 1; }
   enforced "$id" "$fidelity_dir/nginx.caps" || return 1
-  nginx_load "$ip" enforced
+  nginx_load "$ip" enforced || return 1
+  graceful_stop "$id"
 }
 
 test_redis_enforced() {
@@ -565,7 +566,20 @@ test_redis_enforced() {
   ip=$(pod_ip "$ns" cache)
   wait_redis "$ip" || { echo "redis under its profile does not answer; log:"; tail -5 "$(cat "$work/pods/${ns}_cache/logdir")/redis.log"; return 1; }
   enforced "$id" "$fidelity_dir/redis.caps" || return 1
-  redis_load "$ip" enforced
+  redis_load "$ip" enforced || return 1
+  graceful_stop "$id"
+}
+
+# graceful_stop ID: stopped through CRI (the image's stop signal), the server
+# shuts down by itself with status 0 (its shutdown is in the profile too),
+# well before the kill timeout.
+graceful_stop() {
+  local t0=$SECONDS st
+  crictl stop -t 20 "$1" > /dev/null || return 1
+  st=$(crictl inspect "$1" | jq -c '.status | {state, exitCode, reason}')
+  if [[ $(jq -r .exitCode <<< "$st") != 0 ]] || (( SECONDS - t0 >= 15 )); then
+    echo "stop under the profile: $st after $((SECONDS - t0)) s"; return 1
+  fi
 }
 
 # without SERVER: the server's profile minus the first syscall of a list it

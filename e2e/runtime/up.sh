@@ -169,7 +169,8 @@ log "starting containerd ($CONTAINERD_SOCK)"
 start_containerd
 log "importing images"
 for tar in "$images/pause.tar" "$images/busybox.tar" "$servers/nginx.tar" "$servers/redis.tar"; do
-  ctr images import --platform linux/amd64 "$tar" > /dev/null
+  # (ctr's cgroup v1 deprecation notice is only shown when the import fails)
+  out=$(ctr images import --platform linux/amd64 "$tar" 2>&1) || die "importing $tar: $out"
 done
 
 cat > "$STATE/env" <<ENV
