@@ -237,6 +237,8 @@ test_identity() {
   listener=$(container "$ns" "$p" listener "$BUSYBOX" \
     '{"command": ["/bin/sh", "-c", "nc -l -p 7071 & sleep 1; echo ready; wait"]}') || return 1
   wait_log "$ns" "$p" writer ready && wait_log "$ns" "$p" listener ready || return 1
+  # A process started in the listener through CRI's exec belongs to it too.
+  crictl exec -s "$listener" /bin/sh -c "$(unique_act exec)" > /dev/null || return 1
   sleep 1
   record_stop identity || return 1
   fw=$(report identity "$ns" "$p" writer) && fl=$(report identity "$ns" "$p" listener) || return 1
@@ -247,11 +249,44 @@ test_identity() {
     "/var/www/writer-file created" || return 1
   has_line "$(listens "$fl")" 7071 || { echo "listener: no TCP listen on 7071: $(jq -c .spec.network "$fl")"; return 1; }
   didnt_act "$fl" writer || return 1
+  did_act "$fl" exec || return 1
+  didnt_act "$fw" exec || return 1
   if has_line "$(listens "$fw")" 7071; then echo "writer: has the listener's port 7071"; return 1; fi
   # The pod sandbox (pause) gets no report: exactly the two containers.
   local n
   n=$(jq -s --arg uid "$uid" '[.[] | select(.spec.subject.podUid == $uid)] | length' "$work"/rec/identity/reports/*.json)
   [[ $n == 2 ]] || { echo "$n reports for pod $uid, expected 2 (the sandbox gets none)"; return 1; }
+}
+
+# Only cgroups in which something ran get a report: the pod's own cgroup
+# (kubepods/besteffort/pod<uid>, which holds only its containers' cgroups)
+# and the QoS cgroups runc makes do not, nor any other empty cgroup.
+test_no_empty_reports() {
+  local empty
+  [[ -d $work/rec/identity/reports ]] || { echo "no reports from the identity test"; return 1; }
+  empty=$(jq -r 'select((.spec.syscalls.names | length) == 0) | .spec.subject.cgroup' "$work"/rec/identity/reports/*.json)
+  [[ -z $empty ]] || { echo "reports with no syscall at all: $(echo "$empty" | tr '\n' ' ')"; return 1; }
+}
+
+# --namespace and --no-host choose what is reported: only containers of the
+# pods in that namespace, no host cgroup; --exclude-namespace leaves one out.
+test_filters() {
+  local id_in id_out names
+  pod rt-filter-in p > /dev/null && pod rt-filter-out p > /dev/null || return 1
+  record_start only --runtime-socket "$SOCK" --namespace rt-filter-in --no-host || return 1
+  record_start except --runtime-socket "$SOCK" --exclude-namespace rt-filter-in || return 1
+  id_in=$(container rt-filter-in p c "$BUSYBOX" '{"command": ["/bin/sh", "-c", "echo ready; exec sleep 3600"]}') || return 1
+  id_out=$(container rt-filter-out p c "$BUSYBOX" '{"command": ["/bin/sh", "-c", "echo ready; exec sleep 3600"]}') || return 1
+  wait_log rt-filter-in p c ready && wait_log rt-filter-out p c ready || return 1
+  sleep 1
+  record_stop only && record_stop except || return 1
+  names=$(reports_in only)
+  [[ $names == "rt-filter-in_p_c.json " ]] || { echo "--namespace rt-filter-in --no-host wrote: $names"; return 1; }
+  jq -e --arg id "$id_in" '.spec.subject.containerId == $id' "$work/rec/only/reports/rt-filter-in_p_c.json" > /dev/null || return 1
+  names=$(reports_in except)
+  [[ $names != *rt-filter-in_* && $names == *rt-filter-out_p_c.json* ]] ||
+    { echo "--exclude-namespace rt-filter-in wrote: $names"; return 1; }
+  jq -e --arg id "$id_out" '.spec.subject.containerId == $id' "$work/rec/except/reports/rt-filter-out_p_c.json" > /dev/null
 }
 
 # A container already running when the recording starts, with no runtime
@@ -658,7 +693,9 @@ check() {
   containerd_pid > /dev/null || start_containerd
 }
 t0=$SECONDS
-check "identity: two containers of one CRI pod, one report each, with pod, namespace, uid, container, id and image, only their own behaviour" test_identity
+check "identity: two containers of one CRI pod (one also exec'd into), one report each, with pod, namespace, uid, container, id and image, only their own behaviour" test_identity
+check "identity: no report for cgroups in which nothing ran (the pod's own cgroup)" test_no_empty_reports
+check "filters: --namespace with --no-host, and --exclude-namespace, choose the reported containers" test_filters
 check "quiet runtime: a container running before the recording, with no runtime event during it, is reported with its pod" test_quiet
 check "short-lived: containers exiting within 100 ms (one removed at once) get complete reports, runc init's syscalls included" test_short_lived
 check "short-lived: runc init's files in its private procfs are reported as /proc/*/..., not /<pid>/..." test_detached_proc_paths
