@@ -357,6 +357,39 @@ test_short_lived() {
   done
 }
 
+# The profile and capabilities recommended from the short-lived container's
+# own report are enough to run it again: runc init's work after it loads the
+# filter (it loads it before dropping privileges) was recorded too.
+test_short_lived_enforced() {
+  local f id
+  f=$(report short rt-short quick kept) || { echo "no report from the short-lived test"; return 1; }
+  "$IMPRINT" recommend --format oci "$f" > "$STATE/profiles/true.json" || return 1
+  "$IMPRINT" recommend --format caps "$f" > "$work/true.caps" || return 1
+  pod rt-short-enforced quick > /dev/null || return 1
+  id=$(container rt-short-enforced quick kept "$BUSYBOX" \
+    "$(security "$STATE/profiles/true.json" "$work/true.caps" | jq -c '. * {command: ["/bin/true"]}')") ||
+    { echo "the container did not start under its own profile"; return 1; }
+  exited_within "$id" 1000 enforced
+}
+
+# And they are needed: without one of runc init's syscalls (capset,
+# setgroups: made after runc loads the filter, before the program runs) the
+# container does not start.
+test_short_lived_needs_runc_init() {
+  local s id st
+  [[ -f $STATE/profiles/true.json ]] || { echo "no profile from the short-lived test"; return 1; }
+  pod rt-short-broken quick > /dev/null || return 1
+  for s in capset setgroups; do
+    jq --arg s "$s" '.syscalls |= map(.names -= [$s])' "$STATE/profiles/true.json" > "$STATE/profiles/true-without-$s.json"
+    if id=$(container rt-short-broken quick "without-$s" "$BUSYBOX" \
+      "$(security "$STATE/profiles/true-without-$s.json" "$work/true.caps" | jq -c '. * {command: ["/bin/true"]}')" 2> /dev/null); then
+      sleep 0.5
+      st=$(crictl inspect "$id" | jq -c '.status | {state, exitCode, reason}')
+      [[ $(jq -r .exitCode <<< "$st") != 0 ]] || { echo "without $s: the container ran and exited 0: $st"; return 1; }
+    fi
+  done
+}
+
 # runc 1.2+ reads /proc/<pid>/... through a procfs instance of its own that it
 # never attaches to the tree (fsopen/fsmount): the kernel path of such a file
 # starts at that detached mount's root. Reports must still name it as procfs
@@ -698,6 +731,8 @@ check "identity: no report for cgroups in which nothing ran (the pod's own cgrou
 check "filters: --namespace with --no-host, and --exclude-namespace, choose the reported containers" test_filters
 check "quiet runtime: a container running before the recording, with no runtime event during it, is reported with its pod" test_quiet
 check "short-lived: containers exiting within 100 ms (one removed at once) get complete reports, runc init's syscalls included" test_short_lived
+check "short-lived: the container runs again under the profile and capabilities recommended from its report" test_short_lived_enforced
+check "short-lived: without runc init's capset or setgroups in that profile, the container does not start" test_short_lived_needs_runc_init
 check "short-lived: runc init's files in its private procfs are reported as /proc/*/..., not /<pid>/..." test_detached_proc_paths
 check "restart: containerd killed and restarted while recording: containers started before, while down and after all attributed" test_restart
 check "socket missing: a warning naming it, recording goes on, the container reported under its cgroup path" test_socket_missing
