@@ -2,10 +2,17 @@
 # The runtime suite: imprint against a real container runtime (the one of
 # e2e/runtime/up.sh: containerd 2 + runc + CNI, pods started through CRI with
 # crictl, kubelet-style labels and cgroup parents). What it checks:
-#   identity    one report per container of a two-container pod, each with its
-#               pod/namespace/uid/container/id/image and only its own behaviour
+#   identity    one report per container of a two-container pod (one also
+#               exec'd into), each with its pod/namespace/uid/container/id/
+#               image and only its own behaviour; also without the kubelet's
+#               labels (containerd's CRI annotations); no report for empty
+#               cgroups; --namespace/--exclude-namespace/--no-host
+#   quiet       a container running before the recording, with no runtime
+#               event during it, is named
 #   short-lived a container that exits within 100 ms still gets a complete
-#               report, runc init's syscalls inside its cgroup included
+#               report, runc init's syscalls inside its cgroup included; it
+#               runs again under its own recommended profile, not without
+#               runc init's syscalls
 #   restart     containerd killed and restarted while recording: containers
 #               started before, while down and after are all attributed
 #   bad socket  runtime socket missing: warned, reports under cgroup paths;
@@ -23,6 +30,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # shellcheck source=SCRIPTDIR/../suite.sh
 . "$rt_here/../suite.sh"
+# suite.sh's check, renamed, so that check below can wrap it.
 eval "suite_$(declare -f check)"
 [[ $(id -u) == 0 ]] || die "run as root"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -64,13 +72,15 @@ note() { echo "$*" >> "$work/notes"; }
 
 # --- CRI helpers ------------------------------------------------------------------
 
-# pod NS NAME: run a pod sandbox through CRI the way the kubelet does
+# pod NS NAME [bare]: run a pod sandbox through CRI the way the kubelet does
 # (metadata, io.kubernetes.pod.* labels, the cgroupfs driver's cgroup parent
-# /imprint-rt/kubepods/besteffort/pod<uid>); prints its id.
+# /imprint-rt/kubepods/besteffort/pod<uid>); prints its id. bare: without
+# any label, for the pod and its containers (as other CRI clients do).
 pod() {
   local ns=$1 name=$2 dir=$work/pods/$1_$2 uid
   uid=$(cat /proc/sys/kernel/random/uuid)
   mkdir -p "$dir"
+  if [[ ${3:-} == bare ]]; then touch "$dir/bare"; else rm -f "$dir/bare"; fi
   echo "$uid" > "$dir/uid"
   echo "$STATE/pod-logs/${ns}_${name}_$uid" > "$dir/logdir"
   jq -n --arg ns "$ns" --arg name "$name" --arg uid "$uid" --arg logs "$(cat "$dir/logdir")" \
@@ -81,7 +91,7 @@ pod() {
       annotations: {"kubernetes.io/config.source": "api"},
       log_directory: $logs,
       linux: {cgroup_parent: $parent}
-    }' > "$dir/pod.json"
+    } | if $bare then del(.labels, .annotations) else . end' --argjson bare "$([[ -f $dir/bare ]] && echo true || echo false)" > "$dir/pod.json"
   crictl runp "$dir/pod.json" > "$dir/id" || return 1
   cat "$dir/id"
 }
@@ -99,7 +109,8 @@ container() {
                "io.kubernetes.pod.namespace": $ns, "io.kubernetes.pod.uid": $uid},
       annotations: {"io.kubernetes.container.restartCount": "0"},
       log_path: ($name + ".log")
-    } * $extra' > "$dir/$name.json"
+    } | (if $bare then del(.labels, .annotations) else . end) * $extra' \
+    --argjson bare "$([[ -f $dir/bare ]] && echo true || echo false)" > "$dir/$name.json"
   id=$(crictl create "$(cat "$dir/id")" "$dir/$name.json" "$dir/pod.json") || return 1
   echo "$id" > "$dir/$name.id"
   crictl start "$id" > /dev/null || return 1
@@ -268,6 +279,24 @@ test_identity() {
   local n
   n=$(jq -s --arg uid "$uid" '[.[] | select(.spec.subject.podUid == $uid)] | length' "$work"/rec/identity/reports/*.json)
   [[ $n == 2 ]] || { echo "$n reports for pod $uid, expected 2 (the sandbox gets none)"; return 1; }
+}
+
+# Without the kubelet's labels (another CRI client), the identity comes from
+# the annotations containerd's CRI plugin always writes.
+test_identity_bare() {
+  local ns=rt-bare p=unlabelled uid id f
+  record_start bare --runtime-socket "$SOCK" || return 1
+  pod "$ns" "$p" bare > /dev/null || return 1
+  uid=$(cat "$work/pods/${ns}_$p/uid")
+  id=$(container "$ns" "$p" solo "$BUSYBOX" \
+    "$(jq -cn --arg c "$(unique_act bare) && echo ready && exec sleep 3600" '{command: ["/bin/sh", "-c", $c]}')") || return 1
+  jq -e '.labels == null' "$work/pods/${ns}_$p/solo.json" > /dev/null || { echo "the container config has labels"; return 1; }
+  wait_log "$ns" "$p" solo ready || return 1
+  sleep 1
+  record_stop bare || return 1
+  f=$(report bare "$ns" "$p" solo) || return 1
+  identity "$f" "$ns" "$p" "$uid" solo "$id" "$BUSYBOX" || return 1
+  did_act "$f" bare
 }
 
 # Only cgroups in which something ran get a report: the pod's own cgroup
@@ -745,6 +774,7 @@ check() {
 }
 t0=$SECONDS
 check "identity: two containers of one CRI pod (one also exec'd into), one report each, with pod, namespace, uid, container, id and image, only their own behaviour" test_identity
+check "identity: a pod and container without the kubelet's labels are named from containerd's CRI annotations" test_identity_bare
 check "identity: no report for cgroups in which nothing ran (the pod's own cgroup)" test_no_empty_reports
 check "filters: --namespace with --no-host, and --exclude-namespace, choose the reported containers" test_filters
 check "quiet runtime: a container running before the recording, with no runtime event during it, is reported with its pod" test_quiet
