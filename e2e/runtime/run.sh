@@ -255,10 +255,14 @@ test_identity() {
   p=twins
   pod "$ns" "$p" > /dev/null || return 1
   uid=$(cat "$work/pods/${ns}_$p/uid")
-  writer=$(container "$ns" "$p" writer "$BUSYBOX" \
-    "$(jq -cn --arg c "$(unique_act writer) && echo ready && exec sleep 3600" '{command: ["/bin/sh", "-c", $c]}')") || return 1
+  # The writer also connects to the listener through the pod's shared
+  # loopback: the connection is the writer's (outbound), the accepted end the
+  # listener's (inbound), though both live in one network namespace.
   listener=$(container "$ns" "$p" listener "$BUSYBOX" \
-    '{"command": ["/bin/sh", "-c", "nc -l -p 7071 & sleep 1; echo ready; wait"]}') || return 1
+    '{"command": ["/bin/sh", "-c", "nc -l -p 7071 > /dev/null & sleep 1; echo ready; wait; exec sleep 3600"]}') || return 1
+  wait_log "$ns" "$p" listener ready || return 1
+  writer=$(container "$ns" "$p" writer "$BUSYBOX" \
+    "$(jq -cn --arg c "$(unique_act writer) && echo hello | nc -w 2 127.0.0.1 7071; echo ready; exec sleep 3600" '{command: ["/bin/sh", "-c", $c]}')") || return 1
   wait_log "$ns" "$p" writer ready && wait_log "$ns" "$p" listener ready || return 1
   # A process started in the listener through CRI's exec belongs to it too.
   crictl exec -s "$listener" /bin/sh -c "$(unique_act exec)" > /dev/null || return 1
@@ -275,6 +279,12 @@ test_identity() {
   did_act "$fl" exec || return 1
   didnt_act "$fw" exec || return 1
   if has_line "$(listens "$fw")" 7071; then echo "writer: has the listener's port 7071"; return 1; fi
+  expect "$fw" '.spec.network | any(.direction == "outbound" and .protocol == "tcp" and .address == "127.0.0.1" and .port == 7071)' \
+    "an outbound TCP connection to 127.0.0.1:7071" || return 1
+  expect "$fw" '.spec.network | all(.direction != "inbound")' "no inbound connection (the listener accepted it)" || return 1
+  expect "$fl" '.spec.network | any(.direction == "inbound" and .protocol == "tcp" and .address == "127.0.0.1" and .port == 7071)' \
+    "an inbound TCP connection on 7071 from 127.0.0.1" || return 1
+  expect "$fl" '.spec.network | all(.direction != "outbound")' "no outbound connection (the writer made it)" || return 1
   # The pod sandbox (pause) gets no report: exactly the two containers.
   local n
   n=$(jq -s --arg uid "$uid" '[.[] | select(.spec.subject.podUid == $uid)] | length' "$work"/rec/identity/reports/*.json)
