@@ -11,6 +11,13 @@ status=0
 # The SeccompProfile suite needs the imprint binary (IMPRINT_BIN or PATH).
 if [[ -n "${IMPRINT_BIN:-}" ]] || command -v imprint > /dev/null; then
   "$here/spo/run.sh" || status=1
+  # Cluster mode with the agent on the node's host: needs the local
+  # cluster's runtime socket, kubelet root and API server pid file.
+  if [[ -n "${IMPRINT_E2E_RUNTIME_SOCKET:-}" ]]; then
+    "$here/profiles/run.sh" || status=1
+  else
+    echo "profiles: skipped (not the local cluster: eval \"\$(e2e/cluster/env.sh)\")"
+  fi
 else
   echo "spo: skipped (no imprint binary: set IMPRINT_BIN)"
 fi

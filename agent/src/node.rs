@@ -60,6 +60,9 @@ type Key = (String, String);
 /// A container that exited is written once more this long after its
 /// cgroup went (late events drained first).
 const EXIT_GRACE: Duration = Duration::from_millis(500);
+/// Longest wait for one API call: a hung API server must not stall the
+/// draining of kernel events for long.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
 /// An exited container the runtime never named is given up after this.
 const UNRESOLVED_GIVE_UP: Duration = Duration::from_secs(120);
 
@@ -182,6 +185,7 @@ async fn run_in(
         base: None,
         pod_workloads: HashMap::new(),
         unresolved_warned: HashSet::new(),
+        api_ok: true,
         arch: Arch::native().context("unsupported architecture")?,
     };
     ready.store(true, Ordering::Relaxed);
@@ -198,7 +202,7 @@ async fn run_in(
             }
             _ = publish_tick.tick() => node.publish(&probes, hierarchy, false).await,
             _ = exit_tick.tick() => {
-                if node.exited.values().any(|at| at.elapsed() >= EXIT_GRACE) {
+                if node.api_ok && node.exited.values().any(|at| at.elapsed() >= EXIT_GRACE) {
                     node.publish(&probes, hierarchy, true).await;
                 }
             }
@@ -274,6 +278,9 @@ struct NodeState {
     pod_workloads: HashMap<String, WorkloadRef>,
     /// Unresolved cgroups already warned about.
     unresolved_warned: HashSet<u64>,
+    /// The last write went through (exits are written early only then;
+    /// otherwise at the regular interval, not in a tight retry loop).
+    api_ok: bool,
     arch: Arch,
 }
 
@@ -317,7 +324,13 @@ impl NodeState {
             labels::NODE,
             publish::label_value(&self.options.node)
         );
-        match api.list(&ListParams::default().labels(&selector)).await {
+        let listed = tokio::time::timeout(
+            API_TIMEOUT,
+            api.list(&ListParams::default().labels(&selector)),
+        )
+        .await
+        .unwrap_or_else(|_| Err(kube::Error::Service("timed out".into())));
+        match listed {
             Ok(list) => {
                 let base: HashMap<Key, ContainerBehaviorReportSpec> = list
                     .items
@@ -356,6 +369,7 @@ impl NodeState {
                 .sum::<i64>(),
         );
         if !self.load_base().await {
+            self.api_ok = false;
             return;
         }
         let candidates: Vec<u64> = if exits_only {
@@ -400,9 +414,16 @@ impl NodeState {
                         self.forget(id);
                     }
                 }
-                Outcome::Failed => {}
+                Outcome::Failed => {
+                    // The API server is unreachable or refusing: try the
+                    // rest at the next tick rather than time out on each.
+                    self.api_ok = false;
+                    self.metrics.containers.set(self.reports.len() as i64);
+                    return;
+                }
             }
         }
+        self.api_ok = true;
         self.metrics.containers.set(self.reports.len() as i64);
     }
 
@@ -468,7 +489,9 @@ impl NodeState {
         let pod_uid = info.pod_uid.clone();
         let workload = match (&pod, &pod_uid) {
             (Some(pod), uid) => {
-                let workload = self.workloads.of_pod(pod).await;
+                let Some(workload) = self.workloads.of_pod(pod).await else {
+                    return Outcome::Failed;
+                };
                 if let Some(uid) = uid {
                     self.pod_workloads.insert(uid.clone(), workload.clone());
                 }
@@ -485,6 +508,9 @@ impl NodeState {
         let Some(behaviour) = self.aggregator.cgroups.get(&id) else {
             return Outcome::Unchanged;
         };
+        if behaviour.is_empty() {
+            return Outcome::Unchanged;
+        }
         let mut behaviour = behaviour.clone();
         if let Some(d) = drops.get(&id) {
             behaviour.add_drops(d);

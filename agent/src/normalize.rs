@@ -5,6 +5,10 @@
 //! - `/proc/<pid>/...` and `/proc/<pid>/task/<tid>/...` become `/proc/*/...`
 //!   and `/proc/*/task/*/...` (`/proc/self` reaches the probes already
 //!   resolved to a pid);
+//! - a path whose first component is a number (`/<pid>/...`) comes from a
+//!   procfs mount that is not attached to the file system (runc reads
+//!   `/proc` through such a detached mount while it sets a container up), so
+//!   the walk stops at that mount's root: it becomes `/proc/*/...` too;
 //! - `/dev/pts/<n>` becomes `/dev/pts/*`;
 //! - below `/tmp`, `/var/tmp`, `/dev/shm` and `/run/user/<uid>`, every run of
 //!   four or more digits becomes `*`, and a random-looking suffix after the
@@ -16,6 +20,17 @@
 
 /// Normalises one absolute path.
 pub fn normalize_path(path: &str) -> String {
+    let detached_proc = path
+        .split('/')
+        .nth(1)
+        .is_some_and(|first| !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()));
+    let rooted;
+    let path = if detached_proc {
+        rooted = format!("/proc{path}");
+        rooted.as_str()
+    } else {
+        path
+    };
     let parts: Vec<&str> = path.split('/').collect();
     let mut out: Vec<String> = Vec::with_capacity(parts.len());
     let temp = is_temp_dir(path);
@@ -105,6 +120,10 @@ mod tests {
             "/proc/sys/kernel/ngroups_max"
         );
         assert_eq!(n("/proc/1234"), "/proc/*");
+        // runc's detached procfs mount: the walk stops at its root.
+        assert_eq!(n("/7/setgroups"), "/proc/*/setgroups");
+        assert_eq!(n("/7/task/7/fd/13"), "/proc/*/task/*/fd/13");
+        assert_eq!(n("/etc/7/x"), "/etc/7/x");
     }
 
     #[test]

@@ -364,13 +364,20 @@ async fn record_host_in(
     ids.sort_unstable();
     for id in ids {
         let mut behaviour = aggregator.cgroups.remove(&id).unwrap_or_default();
-        if let Some(d) = drops.get(&id) {
+        let drops = drops.get(&id);
+        if let Some(d) = drops {
             behaviour.add_drops(d);
         }
         let path = known
             .get(&id)
             .cloned()
             .unwrap_or_else(|| format!("cgroup-{id}"));
+        // Cgroups in which nothing ran (a pod's, a QoS class's) and other
+        // imprint instances' own cgroups get no report.
+        let lost = drops.is_some_and(|d| d.ringbuf + d.map_full + d.truncated + d.read_fails > 0);
+        if (behaviour.is_empty() && !lost) || is_imprints_own(&path) {
+            continue;
+        }
         let holder = runtime_resolver::classify(&path, &containers);
         if !options.filter.keeps(&holder) {
             continue;
@@ -386,6 +393,14 @@ async fn record_host_in(
     }
     report_degradation(&probes, aggregator.decode_errors);
     Ok(())
+}
+
+/// Whether `path` is a cgroup imprint made for itself (`/imprint/...`).
+pub(crate) fn is_imprints_own(path: &str) -> bool {
+    path == IMPRINT_PARENT
+        || path
+            .strip_prefix(IMPRINT_PARENT)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 pub(crate) fn report_degradation(probes: &Probes, decode_errors: u64) {

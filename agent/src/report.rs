@@ -136,6 +136,7 @@ pub fn build(
             needed: stats.needed,
             denied: stats.denied,
             probed: stats.probed,
+            runtime: stats.runtime,
         })
         .collect();
     let d = behaviour.drops;

@@ -318,6 +318,11 @@ pub struct CapabilityUse {
     /// No-audit probes were made (the kernel asked without requiring it).
     #[serde(default, skip_serializing_if = "is_false")]
     pub probed: bool,
+    /// Granted checks made only by the container runtime while it set the
+    /// container up (before the container's program started): not needed
+    /// by the workload.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub runtime: bool,
 }
 
 /// Counts, losses and truncation of a report.
@@ -463,6 +468,7 @@ impl ContainerBehaviorReportSpec {
                     known.needed |= cap.needed;
                     known.denied |= cap.denied;
                     known.probed |= cap.probed;
+                    known.runtime |= cap.runtime;
                 }
                 None => self.capabilities.push(cap.clone()),
             }

@@ -19,7 +19,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 struct cap_key {
 	__u64 cgroup_id;
 	__s32 cap;
-	__u16 granted;
+	__u8 granted;
+	__u8 executed;
 	__u16 audit;
 };
 
@@ -30,13 +31,18 @@ struct {
 	__type(value, __u8);
 } caps_seen SEC(".maps");
 
-static __always_inline int record_cap(int cap, int ret, __u32 audit)
+/* De-duplicated per cgroup, separately before and after the cgroup's first
+ * exec: a container runtime checks capabilities in the container's cgroup
+ * before it executes the container's program, and user space tells the
+ * two apart by the order of events. */
+static __always_inline int record_cap(struct cgroup_state *state, int cap, int ret, __u32 audit)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct cap_key key = {
 		.cgroup_id = cgroup_id,
 		.cap = cap,
 		.granted = ret == 0,
+		.executed = (state->flags & CGROUP_EXECUTED) ? 1 : 0,
 		.audit = audit,
 	};
 	if (bpf_map_lookup_elem(&caps_seen, &key))
@@ -57,7 +63,8 @@ SEC("tp_btf/cap_capable")
 int BPF_PROG(imprint_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
-	if (!current_state())
+	struct cgroup_state *state = current_state();
+	if (!state)
 		return 0;
 	__u32 audit = CAP_AUDIT_UNKNOWN;
 	__u32 ranges = noaudit_count;
@@ -76,14 +83,15 @@ int BPF_PROG(imprint_cap_capable, const struct cred *cred, struct user_namespace
 			}
 		}
 	}
-	return record_cap(cap, ret, audit);
+	return record_cap(state, cap, ret, audit);
 }
 
 SEC("fexit/cap_capable")
 int BPF_PROG(imprint_cap_capable_exit, const struct cred *cred, struct user_namespace *target_ns,
 	     int cap, unsigned int opts, int ret)
 {
-	if (!current_state())
+	struct cgroup_state *state = current_state();
+	if (!state)
 		return 0;
-	return record_cap(cap, ret, (opts & CAP_OPT_NOAUDIT) ? CAP_NOAUDIT : CAP_AUDITED);
+	return record_cap(state, cap, ret, (opts & CAP_OPT_NOAUDIT) ? CAP_NOAUDIT : CAP_AUDITED);
 }

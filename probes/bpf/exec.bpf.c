@@ -11,8 +11,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
-	if (!current_state())
+	struct cgroup_state *state = current_state();
+	if (!state)
 		return 0;
+	/* Capability checks before this are the runtime's (runc init); after
+	 * it, the workload's: the capability probe de-duplicates them apart. */
+	state->flags |= CGROUP_EXECUTED;
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	union scratch *space = scratch_space();
 	if (!space)
@@ -24,6 +28,7 @@ int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux
 	e->euid = BPF_CORE_READ(task, cred, euid.val);
 	e->gid = BPF_CORE_READ(task, cred, gid.val);
 	e->egid = BPF_CORE_READ(task, cred, egid.val);
+	e->cap_bset = BPF_CORE_READ(task, cred, cap_bset.val);
 
 	struct file *file = BPF_CORE_READ(bprm, file);
 	e->file_mode = BPF_CORE_READ(file, f_inode, i_mode);

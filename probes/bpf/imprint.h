@@ -92,6 +92,8 @@ enum net_kind {
 /* Flags of a recorded cgroup (value of `cgroup_ids`, field of the state). */
 #define CGROUP_RECORDED 1
 #define CGROUP_IGNORED 2
+/* A program was executed in the cgroup (set by the exec probe). */
+#define CGROUP_EXECUTED 4
 
 /* Indexes of the global per-CPU counters in `counters`. */
 enum counter {
@@ -123,6 +125,8 @@ struct syscall_event {
 /* A program executed. `path` is leaf-first components; `args` NUL separated. */
 struct exec_event {
 	struct event_header header;
+	/* Capability bounding set after the exec (bit n: capability n). */
+	__u64 cap_bset;
 	__u32 ppid;
 	__u32 uid;
 	__u32 euid;

@@ -125,6 +125,8 @@ pub mod cgroup_flags {
     pub const RECORDED: u32 = 1;
     /// Never record this cgroup (imprint's own).
     pub const IGNORED: u32 = 2;
+    /// A program was executed in the cgroup (set in the kernel).
+    pub const EXECUTED: u32 = 4;
 }
 
 /// Indexes of the global counters.
@@ -179,6 +181,8 @@ pub struct SyscallEvent {
 pub struct ExecEvent {
     /// Common header.
     pub header: EventHeader,
+    /// Capability bounding set after the exec (bit n: capability n).
+    pub cap_bset: u64,
     /// Parent's process id.
     pub ppid: u32,
     /// Real uid after the exec.

@@ -54,6 +54,10 @@ pub struct CapStats {
     pub denied: bool,
     /// Checked without audit.
     pub probed: bool,
+    /// Checked (granted, audited) before the cgroup's first exec, in a
+    /// cgroup born during the recording: the container runtime setting the
+    /// container up (runc init), not the workload.
+    pub runtime: bool,
 }
 
 /// What one cgroup did.
@@ -83,6 +87,12 @@ pub struct Behaviour {
     pub drops: DropCounts,
     /// The cgroup was removed.
     pub removed: bool,
+    /// The cgroup was made during the recording (its whole life is seen).
+    pub born: bool,
+    /// A program was executed in the cgroup.
+    pub exec_seen: bool,
+    /// Union of the capability bounding sets programs were executed with.
+    pub exec_bset: u64,
 }
 
 impl Behaviour {
@@ -103,12 +113,15 @@ impl Behaviour {
                 args,
                 euid,
                 file_mode,
+                cap_bset,
                 truncated,
                 ..
             } => {
                 if *truncated {
                     self.truncated_paths += 1;
                 }
+                self.exec_seen = true;
+                self.exec_bset |= cap_bset;
                 let key = (path.clone(), args.clone());
                 if self.executables.len() < limits.executables
                     || self.executables.contains_key(&key)
@@ -159,13 +172,35 @@ impl Behaviour {
                 ..
             } => {
                 let stats = self.capabilities.entry(*cap).or_default();
-                stats.needed |= counts_as_needed(*granted, *audit);
+                let needed = counts_as_needed(*granted, *audit);
+                // A container's runtime (runc init) runs in the container's
+                // cgroup with full capabilities until it executes the
+                // container's program: its checks are not the workload's.
+                // After the exec, a check of a capability outside every
+                // executed program's bounding set is a runtime process
+                // (with the runtime's full set) acting in the cgroup.
+                let outside = self.exec_seen && (*cap >= 64 || self.exec_bset & (1u64 << cap) == 0);
+                if (self.born && !self.exec_seen) || outside {
+                    stats.runtime |= needed;
+                } else {
+                    stats.needed |= needed;
+                }
                 stats.denied |= !granted && *audit != cap_audit::NOAUDIT;
                 stats.probed |= *audit == cap_audit::NOAUDIT;
             }
-            Event::CgroupMade { .. } => {}
+            Event::CgroupMade { .. } => self.born = true,
             Event::CgroupRemoved { .. } => self.removed = true,
         }
+    }
+
+    /// Whether nothing was seen but the cgroup's own making or removal
+    /// (a pod's or QoS class's cgroup, in which no process ran).
+    pub fn is_empty(&self) -> bool {
+        self.syscalls.is_empty()
+            && self.executables.is_empty()
+            && self.files.is_empty()
+            && self.network.is_empty()
+            && self.capabilities.is_empty()
     }
 
     /// Folds another cgroup's behaviour in (a cgroup made below this one).
@@ -199,6 +234,7 @@ impl Behaviour {
             entry.needed |= stats.needed;
             entry.denied |= stats.denied;
             entry.probed |= stats.probed;
+            entry.runtime |= stats.runtime;
         }
         self.truncated_paths += other.truncated_paths;
         self.truncated.extend(other.truncated.iter().copied());
@@ -341,6 +377,65 @@ mod tests {
     }
 
     #[test]
+    fn runtime_checks_before_the_first_exec_of_a_new_cgroup_are_not_needed() {
+        let limits = Limits::default();
+        let cap = |ts, cap| Event::Cap {
+            header: h(kind::CAP, ts),
+            cap,
+            granted: true,
+            audit: cap_audit::AUDITED,
+        };
+        let exec = Event::Exec {
+            header: h(kind::EXEC, 20),
+            path: "/usr/sbin/nginx".into(),
+            args: vec!["nginx".into()],
+            euid: 0,
+            file_mode: 0o100755,
+            cap_bset: u64::MAX,
+            truncated: false,
+        };
+        let made = Event::CgroupMade {
+            header: h(kind::CGROUP_MKDIR, 1),
+            parent_id: 1,
+            path: "/kubepods/pod1/abc".into(),
+        };
+        // Born during the recording: runc init's checks (SYS_ADMIN = 21)
+        // before the exec are the runtime's; CHOWN (0) after it is needed.
+        let mut born = Behaviour::default();
+        for event in [&made, &cap(10, 21), &exec, &cap(30, 0)] {
+            born.add(event, &limits);
+        }
+        assert!(born.capabilities[&21].runtime && !born.capabilities[&21].needed);
+        assert!(born.capabilities[&0].needed && !born.capabilities[&0].runtime);
+        // A capability outside the executed program's bounding set cannot
+        // be the program's: runtime again.
+        let mut bounded = Behaviour::default();
+        let narrow = Event::Exec {
+            header: h(kind::EXEC, 20),
+            path: "/usr/sbin/nginx".into(),
+            args: vec!["nginx".into()],
+            euid: 0,
+            file_mode: 0o100755,
+            cap_bset: 1 << 0,
+            truncated: false,
+        };
+        for event in [&made, &narrow, &cap(30, 21), &cap(31, 0)] {
+            bounded.add(event, &limits);
+        }
+        assert!(bounded.capabilities[&21].runtime && !bounded.capabilities[&21].needed);
+        assert!(bounded.capabilities[&0].needed);
+        // Already running when the recording began: nothing is known of
+        // its start, so every granted check counts.
+        let mut running = Behaviour::default();
+        running.add(&cap(10, 21), &limits);
+        assert!(running.capabilities[&21].needed);
+        // Only the making of the cgroup: nothing to report.
+        let mut empty = Behaviour::default();
+        empty.add(&made, &limits);
+        assert!(empty.is_empty() && !born.is_empty());
+    }
+
+    #[test]
     fn folds_events_of_each_kind() {
         let mut b = Behaviour::default();
         let limits = Limits::default();
@@ -375,6 +470,7 @@ mod tests {
                 args: vec!["passwd".into()],
                 euid: 0,
                 file_mode: 0o104755,
+                cap_bset: u64::MAX,
                 truncated: false,
             },
             &limits,
@@ -419,7 +515,8 @@ mod tests {
             CapStats {
                 needed: false,
                 denied: false,
-                probed: true
+                probed: true,
+                runtime: false,
             }
         );
         assert_eq!(
@@ -427,7 +524,8 @@ mod tests {
             CapStats {
                 needed: true,
                 denied: false,
-                probed: false
+                probed: false,
+                runtime: false,
             }
         );
         assert_eq!(
@@ -435,7 +533,8 @@ mod tests {
             CapStats {
                 needed: false,
                 denied: true,
-                probed: false
+                probed: false,
+                runtime: false,
             }
         );
     }
@@ -449,6 +548,7 @@ mod tests {
             args: vec!["true".into()],
             euid: 0,
             file_mode: 0o755,
+            cap_bset: u64::MAX,
             truncated: false,
         };
         let mut a = Behaviour::default();

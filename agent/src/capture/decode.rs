@@ -49,6 +49,8 @@ pub enum Event {
         euid: u32,
         /// File mode bits.
         file_mode: u32,
+        /// Capability bounding set after the exec.
+        cap_bset: u64,
         /// Path or args were cut.
         truncated: bool,
     },
@@ -176,6 +178,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 args,
                 euid: e.euid,
                 file_mode: e.file_mode,
+                cap_bset: e.cap_bset,
                 truncated: e.path_flags & path_flags::TRUNCATED != 0 || e.args_truncated != 0,
             })
         }

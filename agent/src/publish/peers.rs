@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use imprint_crd::report::{Direction, NetworkEndpoint, Peer};
+use imprint_crd::report::{Direction, NetworkEndpoint, Peer, WorkloadRef};
 use k8s_openapi::api::core::v1::{Pod, Service};
 
 use super::workload::Workloads;
@@ -91,7 +91,7 @@ impl PeerIndex {
                 kind: "Pod".into(),
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 name: pod.metadata.name.clone().unwrap_or_default(),
-                workload: Some(workloads.of_pod(pod).await),
+                workload: workloads.of_pod(pod).await,
             }),
             Target::Service(service) => {
                 let namespace = service.metadata.namespace.clone().unwrap_or_default();
@@ -102,6 +102,11 @@ impl PeerIndex {
                         owners.push(workload);
                     }
                 }
+                let mut owners: Vec<WorkloadRef> = if owners.iter().all(Option::is_some) {
+                    owners.into_iter().flatten().collect()
+                } else {
+                    Vec::new()
+                };
                 Some(Peer {
                     kind: "Service".into(),
                     namespace,

@@ -62,38 +62,48 @@ impl Workloads {
         }
     }
 
-    /// The workload owning `pod`. A failed lookup (owner already deleted,
-    /// API unreachable) falls back to the direct owner.
-    pub async fn of_pod(&self, pod: &Pod) -> WorkloadRef {
+    /// The workload owning `pod`; `None` while an owner cannot be looked
+    /// up (API unreachable). An owner that is gone counts as the workload.
+    pub async fn of_pod(&self, pod: &Pod) -> Option<WorkloadRef> {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let owner = controller_of(pod.metadata.owner_references.as_deref().unwrap_or_default());
         let parent = match owner {
             Some(owner) if needs_lookup(&owner.kind) => {
-                self.parent(&namespace, &owner.kind, &owner.name).await
+                self.parent(&namespace, &owner.kind, &owner.name).await?
             }
             _ => None,
         };
-        workload_from(&name, owner, parent.as_ref())
+        Some(workload_from(&name, owner, parent.as_ref()))
     }
 
-    async fn parent(&self, namespace: &str, kind: &str, name: &str) -> Option<OwnerReference> {
+    /// The controlling owner of an owner: `Some(None)` when it has none or
+    /// is gone, `None` when the lookup failed.
+    async fn parent(
+        &self,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+    ) -> Option<Option<OwnerReference>> {
         let key = (namespace.to_string(), kind.to_string(), name.to_string());
         if let Some(known) = self.parents.lock().ok()?.get(&key) {
-            return known.clone();
+            return Some(known.clone());
         }
-        let owners = match kind {
-            "ReplicaSet" => Api::<ReplicaSet>::namespaced(self.client.clone(), namespace)
-                .get(name)
-                .await
-                .map(|o| o.metadata.owner_references),
-            _ => Api::<Job>::namespaced(self.client.clone(), namespace)
-                .get(name)
-                .await
-                .map(|o| o.metadata.owner_references),
+        let lookup = async {
+            match kind {
+                "ReplicaSet" => Api::<ReplicaSet>::namespaced(self.client.clone(), namespace)
+                    .get(name)
+                    .await
+                    .map(|o| o.metadata.owner_references),
+                _ => Api::<Job>::namespaced(self.client.clone(), namespace)
+                    .get(name)
+                    .await
+                    .map(|o| o.metadata.owner_references),
+            }
         };
+        let owners = tokio::time::timeout(std::time::Duration::from_secs(5), lookup).await;
         match owners {
-            Ok(owners) => {
+            Ok(Ok(owners)) => {
                 let parent = controller_of(owners.as_deref().unwrap_or_default()).cloned();
                 if let Ok(mut cache) = self.parents.lock() {
                     if cache.len() > 10_000 {
@@ -101,10 +111,15 @@ impl Workloads {
                     }
                     cache.insert(key, parent.clone());
                 }
-                parent
+                Some(parent)
             }
-            Err(error) => {
+            Ok(Err(kube::Error::Api(status))) if status.code == 404 => Some(None),
+            Ok(Err(error)) => {
                 tracing::debug!(%error, kind, name, "owner lookup failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(kind, name, "owner lookup timed out");
                 None
             }
         }

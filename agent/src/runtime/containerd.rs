@@ -161,6 +161,11 @@ pub async fn watch(socket: PathBuf, containers: Containers) {
             Err(error) => {
                 containers.set_connected(false);
                 if !warned {
+                    let error = if socket.exists() {
+                        error
+                    } else {
+                        format!("{error} (no such socket file)")
+                    };
                     warn!(
                         socket = %socket.display(),
                         %error,

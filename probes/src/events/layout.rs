@@ -97,6 +97,7 @@ fn rust_mirrors_match_the_c_structs() {
         ExecEvent,
         [
             header,
+            cap_bset,
             ppid,
             uid,
             euid,

@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016 # the $ in single quotes expand inside the pods
+# Cluster-mode suite: `imprint agent` and `imprint controller` against the
+# real API server, kubelet and containerd of the local e2e cluster.
+#   - one ContainerBehaviorReport per pod container, with the right pod,
+#     container, node and owning workload
+#   - a Deployment of 2 replicas, each doing something of its own, merges
+#     into one BehaviorProfile holding the union
+#   - traffic from one workload to another's Service names the peer (the
+#     Service and its workload, the client pod and its workload) in both
+#   - SeccompProfiles are accepted by SPO's CRD; the profile reaches Stable,
+#     and new behaviour sends it back to Learning with an Event
+#   - enforcement: the generated profile as a kubelet localhost profile with
+#     the recommended securityContext serves with zero errors; a copy
+#     without one needed syscall fails
+#   - a deleted pod's report is folded into the workload's archive
+#   - the agent restarted reads its reports back: nothing lost
+#   - a hand-edited report with unknown names, garbage paths and a huge
+#     list: entries skipped, a condition and an Event, other workloads served
+#   - the API server stopped for 2 minutes: the agent keeps recording and
+#     publishes afterwards
+#   - /metrics, /healthz, /readyz of both
+# Needs: root, the local cluster (eval "$(e2e/cluster/env.sh)": it names the
+# runtime socket, the kubelet root and the API server's pid file), kubectl,
+# jq, curl, IMPRINT_BIN, SPO's CRDs (IMPRINT_SPO_CRDS).
+# Prints one line per test and closes with "profiles: N passed, N failed".
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=e2e/suite.sh
+. "$here/../suite.sh"
+IMPRINT=${IMPRINT_BIN:-imprint}
+CRDS=${IMPRINT_SPO_CRDS:-$here/../../../shared/fixtures/security-profiles-operator}
+IMAGE=${IMPRINT_E2E_BUSYBOX_IMAGE:-localhost/imprint-e2e/busybox:1.35.0}
+NODE=${IMPRINT_E2E_NODE_NAME:?run against the local cluster: eval \"\$(e2e/cluster/env.sh)\"}
+SOCKET=${IMPRINT_E2E_RUNTIME_SOCKET:?}
+KUBELET_ROOT=${IMPRINT_E2E_KUBELET_ROOT:?}
+PIDS=${IMPRINT_E2E_PIDS:?}
+API_DOWN=${IMPRINT_E2E_API_DOWN_SECONDS:-120}
+NS=imprint-profiles-$(date +%s)
+AGENT_PORT=19290
+CONTROLLER_PORT=19291
+work=$(mktemp -d)
+
+k() { kubectl -n "$NS" "$@"; }
+
+start_agent() {
+  IMPRINT_LOG=info "$IMPRINT" agent --node-name "$NODE" --runtime-socket "$SOCKET" \
+    --interval 3s --listen "127.0.0.1:$AGENT_PORT" >> "$work/agent.log" 2>&1 &
+  echo $! > "$work/agent.pid"
+}
+
+start_controller() {
+  IMPRINT_LOG=info "$IMPRINT" controller --lease-namespace "$NS" --stability-window 20s \
+    --resync 3s --listen "127.0.0.1:$CONTROLLER_PORT" >> "$work/controller.log" 2>&1 &
+  echo $! > "$work/controller.pid"
+}
+
+# The tests run in subshells (see suite.sh): PIDs are kept in files.
+stop() { # stop NAME: SIGTERM the process started as NAME, wait until it is gone
+  local pid
+  pid=$(cat "$work/$1.pid" 2> /dev/null) || return 0
+  kill -TERM "$pid" 2> /dev/null
+  while kill -0 "$pid" 2> /dev/null; do sleep 0.2; done
+  rm -f "$work/$1.pid"
+}
+
+cleanup() {
+  stop agent
+  stop controller
+  if [[ -n ${IMPRINT_E2E_KEEP_LOGS:-} ]]; then cp "$work"/*.log "$IMPRINT_E2E_KEEP_LOGS/" 2> /dev/null; fi
+  [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]] && { echo "kept namespace $NS"; rm -rf "$work"; return; }
+  k delete deployment --all --wait=false > /dev/null 2>&1
+  # Reports carry the fold finalizer the stopped controller would remove.
+  for r in $(k get cbr -o name 2> /dev/null); do
+    k patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' > /dev/null 2>&1
+  done
+  kubectl delete namespace "$NS" --wait=false > /dev/null 2>&1
+  kubectl delete seccompprofiles.security-profiles-operator.x-k8s.io \
+    -l "imprint.dev/profile-namespace=$NS" > /dev/null 2>&1
+  rm -rf "$KUBELET_ROOT/seccomp/operator/$NS-"*
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# eventually SECONDS CMD...: poll CMD until it succeeds.
+eventually() {
+  local limit=$1 t0=$SECONDS; shift
+  until "$@"; do
+    (( SECONDS - t0 > limit )) && { echo "still failing after ${limit}s: $*"; return 1; }
+    sleep 1
+  done
+}
+
+cbr() { k get containerbehaviorreports "$@"; }
+bp() { k get behaviorprofiles "$@"; }
+pods_of() { k get pods -l "app=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
+
+# --- workloads ---------------------------------------------------------------
+# mixed: each replica writes and executes a copy of busybox named after its
+# own pod, then serves HTTP. client: fetches from mixed's Service.
+deploy() {
+  local name=$1 script=$2 extra=${3:-}
+  k apply -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $name}
+spec:
+  replicas: ${REPLICAS:-1}
+  selector: {matchLabels: {app: $name}}
+  template:
+    metadata: {labels: {app: $name}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      enableServiceLinks: false
+      $extra
+      containers:
+      - name: web
+        image: $IMAGE
+        imagePullPolicy: Never
+        command: [/bin/sh, -c]
+        args: ['$script']
+        ${CONTAINER_EXTRA:-}
+YAML
+}
+
+MIXED='mkdir -p /tmp/www && echo hi > /tmp/www/index.html; cp /bin/busybox /tmp/x-$(hostname); /tmp/x-$(hostname) true; exec httpd -f -p 8080 -h /tmp/www'
+
+setup() {
+  kubectl apply --server-side -f "$here/../../manifests/crds/" &&
+    kubectl apply --server-side -f "$CRDS/seccompprofile.crd.yaml" &&
+    kubectl wait --for condition=Established --timeout=60s \
+      crd/containerbehaviorreports.imprint.dev crd/behaviorprofiles.imprint.dev \
+      crd/seccompprofiles.security-profiles-operator.x-k8s.io &&
+    kubectl create namespace "$NS" || return 1
+  start_agent
+  start_controller
+  # Workloads start once the probes are attached: a profile must hold
+  # everything from the first syscall.
+  eventually 60 curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" > /dev/null &&
+    eventually 60 curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/readyz" > /dev/null || return 1
+  REPLICAS=2 deploy mixed "$MIXED" || return 1
+  k expose deployment mixed --port 80 --target-port 8080 || return 1
+  local ip
+  ip=$(k get service mixed -o jsonpath='{.spec.clusterIP}')
+  deploy client "while true; do timeout 3 wget -q -O /dev/null http://$ip/; sleep 2; done" || return 1
+  k rollout status deployment/mixed --timeout=120s && k rollout status deployment/client --timeout=120s
+}
+
+reports_name_pod_container_node_and_workload() {
+  local pod
+  for pod in $(pods_of mixed); do
+    eventually 60 cbr "$pod-web" > /dev/null || return 1
+    cbr "$pod-web" -o json | jq -e --arg pod "$pod" --arg node "$NODE" '
+      .spec.subject.pod == $pod and .spec.subject.container == "web" and
+      .spec.subject.node == $node and .spec.subject.workload == {kind: "Deployment", name: "mixed"} and
+      .metadata.ownerReferences[0].kind == "Pod" and
+      .metadata.labels["imprint.dev/workload-name"] == "mixed" and
+      (.spec.syscalls.names | length) > 20' > /dev/null || { cbr "$pod-web" -o yaml; return 1; }
+  done
+  [[ $(pods_of mixed | wc -l) -eq 2 ]]
+}
+
+profile_has_executables() { # profile_has_executables PROFILE PATH...
+  local profile=$1 path json; shift
+  json=$(bp "$profile" -o json 2> /dev/null) || return 1
+  for path in "$@"; do
+    jq -e --arg p "$path" '.status.containers[] | select(.name == "web") | .executables | index($p)' \
+      <<< "$json" > /dev/null || return 1
+  done
+}
+
+replicas_merge_into_one_profile() {
+  local args=() pod
+  for pod in $(pods_of mixed); do args+=("/tmp/x-$pod"); done
+  eventually 60 profile_has_executables deployment-mixed "${args[@]}" || { bp deployment-mixed -o yaml; return 1; }
+  bp deployment-mixed -o json | jq -e '.status.replicas == 2 and .status.nodes == 1' > /dev/null
+}
+
+peer_named() { # peer_named REPORT DIRECTION KIND WORKLOAD
+  cbr "$1" -o json | jq -e --arg d "$2" --arg k "$3" --arg w "$4" \
+    '[.spec.network[] | select(.direction == $d and .peer.kind == $k and .peer.workload.name == $w)] | length > 0' > /dev/null
+}
+
+peers_are_named_in_both_reports() {
+  local client server
+  client=$(pods_of client | head -1)
+  server=$(pods_of mixed | head -1)
+  eventually 60 peer_named "$client-web" outbound Service mixed || { cbr "$client-web" -o jsonpath='{.spec.network}'; return 1; }
+  # Either replica may have served; at least one names the client pod.
+  local pod
+  eventually 60 bash -c "for pod in $(pods_of mixed | tr '\n' ' '); do
+      kubectl -n $NS get cbr \$pod-web -o json | jq -e '[.spec.network[] | select(.direction == \"inbound\" and .peer.kind == \"Pod\" and .peer.workload.name == \"client\")] | length > 0' > /dev/null && exit 0
+    done; exit 1" || { cbr "$server-web" -o jsonpath='{.spec.network}'; return 1; }
+}
+
+seccomp_profiles_are_accepted() {
+  local name=$NS-mixed-web
+  eventually 60 kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$name" > /dev/null || return 1
+  kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$name" -o json | jq -e --arg ns "$NS" '
+    .spec.defaultAction == "SCMP_ACT_ERRNO" and .spec.architectures == ["SCMP_ARCH_X86_64"] and
+    (.spec.syscalls[0].names | index("execve")) and .metadata.labels["imprint.dev/profile-namespace"] == $ns' > /dev/null &&
+    bp deployment-mixed -o json | jq -e --arg n "$name" '.status.containers[0].seccompProfile == $n' > /dev/null
+}
+
+phase_is() { [[ $(bp "$1" -o jsonpath='{.status.phase}' 2> /dev/null) == "$2" ]]; }
+has_event() { # has_event OBJECT-NAME REASON
+  kubectl get events.events.k8s.io -n "$NS" -o json |
+    jq -e --arg n "$1" --arg r "$2" '[.items[] | select(.regarding.name == $n and .reason == $r)] | length > 0' > /dev/null
+}
+
+profile_becomes_stable() {
+  eventually 120 phase_is deployment-mixed Stable || { bp deployment-mixed -o yaml | head -30; return 1; }
+  eventually 20 has_event deployment-mixed Stable
+}
+
+new_behaviour_means_learning_again() {
+  local pod
+  pod=$(pods_of mixed | head -1)
+  k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/brand-new; /tmp/brand-new; exit 0' || return 1
+  eventually 60 phase_is deployment-mixed Learning || return 1
+  eventually 20 has_event deployment-mixed BehaviourChanged &&
+    eventually 20 profile_has_executables deployment-mixed /tmp/brand-new
+}
+
+# --- enforcement ---------------------------------------------------------------
+# The SeccompProfile as an OCI profile where the kubelet reads localhost
+# profiles (what security-profiles-operator does on each node).
+install_profile() { # install_profile NAME [SYSCALL-TO-LEAVE-OUT]
+  mkdir -p "$KUBELET_ROOT/seccomp/operator"
+  kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$NS-mixed-web" -o json |
+    jq --arg drop "${2:-}" '{defaultAction: .spec.defaultAction, defaultErrnoRet: 1,
+      architectures: .spec.architectures,
+      syscalls: [.spec.syscalls[] | {action, names: (.names - [$drop])}]}' \
+      > "$KUBELET_ROOT/seccomp/operator/$1.json"
+}
+
+enforced_context() { # the recommended securityContext as a YAML flow map
+  bp deployment-mixed -o json | jq -c --arg profile "operator/$1.json" '
+    .status.containers[] | select(.name == "web") | .securityContext |
+    {capabilities: {drop: ["ALL"], add: .capabilitiesAdd},
+     allowPrivilegeEscalation: .allowPrivilegeEscalation,
+     readOnlyRootFilesystem: .readOnlyRootFilesystem,
+     seccompProfile: {type: "Localhost", localhostProfile: $profile}}'
+}
+
+serves() { # serves APP REQUESTS: every request to every pod of APP answers
+  local app=$1 n=$2 ip i
+  for ip in $(k get pods -l "app=$app" -o jsonpath='{.items[*].status.podIP}'); do
+    for ((i = 0; i < n; i++)); do
+      [[ $(curl -fsS --max-time 3 "http://$ip:8080/") == hi ]] || { echo "request $i to $ip failed"; return 1; }
+    done
+  done
+}
+
+enforced_profile_serves_without_errors() {
+  install_profile "$NS-mixed-web" &&
+    CONTAINER_EXTRA="securityContext: $(enforced_context "$NS-mixed-web")" deploy enforced "$MIXED" &&
+    k rollout status deployment/enforced --timeout=90s &&
+    serves enforced 50
+}
+
+profile_without_a_needed_syscall_fails() {
+  install_profile "$NS-broken" bind &&
+    CONTAINER_EXTRA="securityContext: $(enforced_context "$NS-broken")" deploy broken "$MIXED" || return 1
+  # httpd cannot bind its port: the pod never becomes Ready.
+  sleep 20
+  [[ $(k get pods -l app=broken -o jsonpath='{.items[0].status.containerStatuses[0].ready}') != true ]] &&
+    ! serves broken 1 > /dev/null 2>&1
+}
+
+# --- lifecycle -------------------------------------------------------------
+deleted_pod_is_folded_into_the_archive() {
+  local pod
+  pod=$(pods_of mixed | head -1)
+  k delete pod "$pod" --wait=true --timeout=60s || return 1
+  eventually 60 bash -c "! kubectl -n $NS get cbr $pod-web > /dev/null 2>&1" || { cbr "$pod-web" -o yaml | head -20; return 1; }
+  cbr deployment-mixed-web-archive -o json |
+    jq -e --arg p "/tmp/x-$pod" '[.spec.executables[].path] | index($p)' > /dev/null &&
+    profile_has_executables deployment-mixed "/tmp/x-$pod"
+}
+
+agent_restart_loses_nothing() {
+  local pod before after
+  pod=$(pods_of mixed | head -1)
+  before=$(cbr "$pod-web" -o jsonpath='{.spec.stats.syscalls}')
+  stop agent
+  start_agent
+  eventually 60 curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" > /dev/null || return 1
+  # New behaviour after the restart, so the restarted agent writes again.
+  k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/after-restart; /tmp/after-restart; exit 0' || return 1
+  eventually 60 bash -c "kubectl -n $NS get cbr $pod-web -o json | jq -e '[.spec.executables[].path] | index(\"/tmp/after-restart\")' > /dev/null" || return 1
+  after=$(cbr "$pod-web" -o jsonpath='{.spec.stats.syscalls}')
+  (( after >= before )) || { echo "syscalls before $before, after $after"; return 1; }
+  cbr "$pod-web" -o json | jq -e --arg p "/tmp/x-$pod" '[.spec.executables[].path] | index($p)' > /dev/null
+}
+
+bad_report_entries_are_skipped() {
+  local junk
+  junk=$(jq -nc '[range(0; 3000) | {path: ("garbage\u0001" + tostring), access: ["read"]}]')
+  k apply --server-side -f - <<YAML || return 1
+apiVersion: imprint.dev/v1alpha1
+kind: ContainerBehaviorReport
+metadata: {name: hand-edited}
+spec:
+  subject: {namespace: $NS, pod: hand-edited, container: app, node: $NODE, workload: {kind: Deployment, name: handmade}}
+  syscalls: {arch: x86_64, names: [read, write, not_a_syscall, "../../etc/passwd"]}
+  executables: [{path: "relative/path", args: [], count: 1}, {path: /bin/true, args: [], count: 1}]
+  files: $junk
+YAML
+  eventually 60 bash -c "kubectl -n $NS get bp deployment-handmade -o json | jq -e '
+      (.status.conditions[] | select(.type == \"SkippedEntries\")) and
+      (.status.containers[0].syscalls | index(\"read\")) and
+      ((.status.containers[0].syscalls | index(\"not_a_syscall\")) | not) and
+      (.status.containers[0].executables == [\"/bin/true\"])' > /dev/null" || { bp deployment-handmade -o yaml | head -40; return 1; }
+  eventually 20 has_event deployment-handmade SkippedEntries || return 1
+  # Other workloads are still served: a new one gets its profile.
+  deploy other 'cat /etc/hostname; exec sleep 3600' && eventually 60 bp deployment-other > /dev/null
+}
+
+api_server_down_loses_nothing() {
+  local pidfile=$PIDS/kube-apiserver.pid pid cmd=()
+  # A pod that does something new while the API server is away.
+  deploy late 'sleep 30; cp /bin/busybox /tmp/late-marker; /tmp/late-marker true; exec sleep 3600' &&
+    k rollout status deployment/late --timeout=60s || return 1
+  local pod
+  pod=$(pods_of late)
+  pid=$(cat "$pidfile")
+  mapfile -d '' cmd < "/proc/$pid/cmdline"
+  local log
+  log=$(readlink "/proc/$pid/fd/1")
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2> /dev/null; do sleep 0.2; done
+  echo "API server stopped for ${API_DOWN}s"
+  sleep "$API_DOWN"
+  setsid "${cmd[@]}" >> "$log" 2>&1 < /dev/null &
+  echo $! > "$pidfile"
+  eventually 120 kubectl get --raw /readyz > /dev/null || return 1
+  kill -0 "$(cat "$work/agent.pid")" || { echo "the agent died"; return 1; }
+  eventually 90 bash -c "kubectl -n $NS get cbr $pod-web -o json | jq -e '[.spec.executables[].path] | index(\"/tmp/late-marker\")' > /dev/null" || {
+    tail -20 "$work/agent.log"; return 1; }
+  grep -q "report not written\|cannot read" "$work/agent.log" || { echo "the outage was not noticed"; return 1; }
+}
+
+metrics_and_health_are_served() {
+  local a c
+  a=$(curl -fsS "http://127.0.0.1:$AGENT_PORT/metrics") &&
+    c=$(curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/metrics") &&
+    curl -fsS "http://127.0.0.1:$AGENT_PORT/healthz" > /dev/null &&
+    curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" > /dev/null &&
+    curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/readyz" > /dev/null || return 1
+  grep -E '^imprint_agent_report_writes_total\{kind="applied"\} [1-9]' <<< "$a" &&
+    grep -E '^imprint_agent_events_total\{kind="syscall"\} [1-9]' <<< "$a" &&
+    grep -E '^imprint_agent_api_errors_total [1-9]' <<< "$a" &&
+    grep -E '^imprint_controller_merges_total [1-9]' <<< "$c" &&
+    grep -E '^imprint_controller_folded_reports_total [1-9]' <<< "$c" &&
+    grep -E '^imprint_controller_profiles\{kind="Learning"\} [0-9]' <<< "$c" &&
+    grep -E '^imprint_controller_reconcile_duration_seconds_count [1-9]' <<< "$c"
+}
+
+check "setup: CRDs, agent, controller, workloads" setup
+check "one report per pod container: pod, container, node, workload" reports_name_pod_container_node_and_workload
+check "2 replicas doing different things merge into one profile" replicas_merge_into_one_profile
+check "peers are named in both reports (Service and client pod)" peers_are_named_in_both_reports
+check "SeccompProfiles accepted by SPO's CRD" seccomp_profiles_are_accepted
+check "the profile becomes Stable" profile_becomes_stable
+check "new behaviour: back to Learning, with an Event" new_behaviour_means_learning_again
+check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
+check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails
+check "a deleted pod's report is folded into the archive" deleted_pod_is_folded_into_the_archive
+check "the agent restarted reads its reports back" agent_restart_loses_nothing
+check "bad report entries: skipped, condition, Event; others served" bad_report_entries_are_skipped
+check "API server down ${API_DOWN}s: recording goes on, published after" api_server_down_loses_nothing
+check "metrics, health and readiness" metrics_and_health_are_served
+finish profiles
