@@ -18,6 +18,9 @@ pub enum CgroupError {
     /// No cgroup2 file system is mounted.
     #[error("no cgroup v2 (unified) hierarchy is mounted; imprint needs one (pure v2 or hybrid)")]
     NoUnifiedHierarchy,
+    /// The given directory is not the root of a cgroup v2 hierarchy.
+    #[error("{0} is not the root of a cgroup v2 hierarchy (no cgroup.controllers, or not the top)")]
+    NotAHierarchyRoot(PathBuf),
     /// A cgroup file system operation failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -57,6 +60,28 @@ impl Hierarchy {
         let mountinfo = fs::read_to_string("/proc/self/mountinfo")
             .map_err(io_error("read", Path::new("/proc/self/mountinfo")))?;
         Self::from_mountinfo(&mountinfo).ok_or(CgroupError::NoUnifiedHierarchy)
+    }
+
+    /// The hierarchy mounted at `root`, given explicitly (in a pod, the
+    /// host's hierarchy bind-mounted from the host: the pod's own
+    /// `/sys/fs/cgroup` shows only its cgroup namespace).
+    pub fn at(root: &Path) -> Result<Self, CgroupError> {
+        // The top of a hierarchy has cgroup.controllers but no cgroup.type.
+        if root.join("cgroup.controllers").exists() && !root.join("cgroup.type").exists() {
+            Ok(Hierarchy {
+                root: root.to_path_buf(),
+            })
+        } else {
+            Err(CgroupError::NotAHierarchyRoot(root.to_path_buf()))
+        }
+    }
+
+    /// The hierarchy at `root` when given, else the one mounted for us.
+    pub fn find(root: Option<&Path>) -> Result<Self, CgroupError> {
+        match root {
+            Some(root) => Self::at(root),
+            None => Self::detect(),
+        }
     }
 
     /// Picks the cgroup2 mount point from mountinfo text (the shortest path

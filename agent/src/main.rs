@@ -58,6 +58,10 @@ enum Command {
         /// No reports for host cgroups (those without a container).
         #[arg(long)]
         no_host: bool,
+        /// Root of the cgroup v2 hierarchy (default: the cgroup2 mount in
+        /// /proc/self/mountinfo).
+        #[arg(long, env = "IMPRINT_CGROUP_ROOT")]
+        cgroup_root: Option<PathBuf>,
         /// The command to run in a fresh cgroup and record until it exits.
         #[arg(last = true)]
         command: Vec<String>,
@@ -92,6 +96,12 @@ enum Command {
         /// The agent's own namespace (downward API).
         #[arg(long, env = "POD_NAMESPACE")]
         pod_namespace: Option<String>,
+        /// Root of the host's cgroup v2 hierarchy. In a pod, mount the host's
+        /// (for example /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
+        /// hybrid host) and name it here: the pod's own /sys/fs/cgroup
+        /// shows only its cgroup namespace.
+        #[arg(long, env = "IMPRINT_CGROUP_ROOT")]
+        cgroup_root: Option<PathBuf>,
     },
     /// Controller (Deployment): merge every workload's reports into a
     /// BehaviorProfile and write one SeccompProfile per container.
@@ -193,6 +203,7 @@ fn run(cli: Cli) -> Result<u8> {
             namespaces,
             exclude_namespaces,
             no_host,
+            cgroup_root,
             command,
         } => {
             record::require_root()?;
@@ -211,6 +222,7 @@ fn run(cli: Cli) -> Result<u8> {
                     exclude_namespaces,
                     no_host,
                 },
+                cgroup_root,
             };
             let code = runtime.block_on(record::record(options))?;
             Ok(u8::try_from(code).unwrap_or(1))
@@ -225,6 +237,7 @@ fn run(cli: Cli) -> Result<u8> {
             capability_hook,
             pod_name,
             pod_namespace,
+            cgroup_root,
         } => {
             record::require_root()?;
             let options = imprint::node::AgentOptions {
@@ -239,6 +252,7 @@ fn run(cli: Cli) -> Result<u8> {
                 listen,
                 capability_hook,
                 own_pod: pod_namespace.zip(pod_name),
+                cgroup_root,
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -52,6 +52,8 @@ pub struct AgentOptions {
     pub capability_hook: CapabilityHook,
     /// The agent's own pod (namespace, name), never reported.
     pub own_pod: Option<(String, String)>,
+    /// Root of the host's cgroup v2 hierarchy (`None`: the mounted one).
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// Namespace and name of a report.
@@ -89,7 +91,7 @@ pub async fn run(options: AgentOptions) -> Result<()> {
         }
     }));
 
-    let hierarchy = Hierarchy::detect()?;
+    let hierarchy = Hierarchy::find(options.cgroup_root.as_deref())?;
     hierarchy.remove_stale();
     // Like `record --duration`: the agent's own syscalls land in a cgroup
     // the probes ignore. In a pod without write access to the host's

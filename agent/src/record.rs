@@ -42,13 +42,15 @@ pub struct RecordOptions {
     pub runtime_socket: Option<PathBuf>,
     /// Which cgroups get a report.
     pub filter: Filter,
+    /// Root of the cgroup v2 hierarchy (`None`: the mounted one).
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// Records and writes the reports; returns the exit code to leave with
 /// (the command's, for `record -- CMD`).
 pub async fn record(options: RecordOptions) -> Result<i32> {
     let mut stop = Stop::listen()?;
-    let hierarchy = Hierarchy::detect()?;
+    let hierarchy = Hierarchy::find(options.cgroup_root.as_deref())?;
     hierarchy.remove_stale();
     if options.command.is_empty() {
         let duration = options
