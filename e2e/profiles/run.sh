@@ -49,10 +49,14 @@ start_agent() {
   echo $! > "$work/agent.pid"
 }
 
+# start_controller [NAME PORT [ARGS...]]: a controller replica (default:
+# "controller" on $CONTROLLER_PORT), with its own log and pid file.
 start_controller() {
+  local name=${1:-controller} port=${2:-$CONTROLLER_PORT}
+  shift 2 2> /dev/null || shift $#
   IMPRINT_LOG=info "$IMPRINT" controller --lease-namespace "$NS" --stability-window 20s \
-    --resync 3s --listen "127.0.0.1:$CONTROLLER_PORT" >> "$work/controller.log" 2>&1 &
-  echo $! > "$work/controller.pid"
+    --resync 3s --listen "127.0.0.1:$port" --identity "$name" "$@" >> "$work/$name.log" 2>&1 &
+  echo $! > "$work/$name.pid"
 }
 
 # The tests run in subshells (see suite.sh): PIDs are kept in files.
@@ -67,6 +71,8 @@ stop() { # stop NAME: SIGTERM the process started as NAME, wait until it is gone
 cleanup() {
   stop agent
   stop controller
+  stop standby
+  stop v1beta1
   if [[ -n ${IMPRINT_E2E_KEEP_LOGS:-} ]]; then cp "$work"/*.log "$IMPRINT_E2E_KEEP_LOGS/" 2> /dev/null; fi
   [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]] && { echo "kept namespace $NS"; rm -rf "$work"; return; }
   k delete deployment --all --wait=false > /dev/null 2>&1
@@ -357,6 +363,49 @@ metrics_and_health_are_served() {
     grep -E '^imprint_controller_reconcile_duration_seconds_count [1-9]' <<< "$c"
 }
 
+# --- leader election and the v1beta1 API ----------------------------------------
+standby_takes_over() {
+  local standby_port=19292
+  start_controller standby "$standby_port"
+  sleep 8
+  # The standby is not ready and does not act while the leader holds the Lease.
+  ! curl -fsS "http://127.0.0.1:$standby_port/readyz" > /dev/null 2>&1 || { echo "the standby is ready while another leads"; return 1; }
+  grep -q "another replica leads" "$work/standby.log" || return 1
+  [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == controller ]] || return 1
+  # The leader stops cleanly and gives the Lease up: the standby leads.
+  stop controller
+  eventually 30 curl -fsS "http://127.0.0.1:$standby_port/readyz" > /dev/null || return 1
+  [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == standby ]] || return 1
+  deploy after-handover 'cat /etc/hostname; exec sleep 3600' &&
+    eventually 60 bp deployment-after-handover > /dev/null || return 1
+  stop standby
+  start_controller
+  eventually 30 curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/readyz" > /dev/null
+}
+
+# security-profiles-operator <= 0.10 served SeccompProfile v1beta1 only, and
+# namespaced: its CRD is SPO's with that one version and that scope.
+seccomp_v1beta1_when_selected() {
+  local crd=seccompprofiles.security-profiles-operator.x-k8s.io
+  stop controller
+  kubectl delete crd "$crd" --wait=true --timeout=60s || return 1
+  kubectl create --dry-run=client -o json -f "$CRDS/seccompprofile.crd.yaml" |
+    jq '.spec.scope = "Namespaced" | .spec.versions |= map(select(.name == "v1beta1") | .storage = true)' |
+    kubectl apply --server-side -f - || return 1
+  kubectl wait --for condition=Established --timeout=60s "crd/$crd" || return 1
+  start_controller v1beta1 "$CONTROLLER_PORT" --seccomp-api v1beta1
+  eventually 60 k get "$crd" "$NS-mixed-web" > /dev/null || { tail -5 "$work/v1beta1.log"; return 1; }
+  k get "$crd" "$NS-mixed-web" -o json | jq -e '
+    .apiVersion == "security-profiles-operator.x-k8s.io/v1beta1" and
+    .metadata.ownerReferences[0].kind == "BehaviorProfile" and .spec.defaultAction == "SCMP_ACT_ERRNO" and
+    (.spec.syscalls[0].names | length) > 20' > /dev/null || return 1
+  # Back to the current CRD (v1, cluster-scoped) for whatever runs next.
+  stop v1beta1
+  kubectl delete crd "$crd" --wait=true --timeout=60s &&
+    kubectl apply --server-side -f "$CRDS/seccompprofile.crd.yaml" &&
+    kubectl wait --for condition=Established --timeout=60s "crd/$crd"
+}
+
 check "setup: CRDs, agent, controller, workloads" setup
 check "one report per pod container: pod, container, node, workload" reports_name_pod_container_node_and_workload
 check "2 replicas doing different things merge into one profile" replicas_merge_into_one_profile
@@ -371,4 +420,6 @@ check "the agent restarted reads its reports back" agent_restart_loses_nothing
 check "bad report entries: skipped, condition, Event; others served" bad_report_entries_are_skipped
 check "API server down ${API_DOWN}s: recording goes on, published after" api_server_down_loses_nothing
 check "metrics, health and readiness" metrics_and_health_are_served
+check "leader election: a standby replica waits, then takes over" standby_takes_over
+check "SeccompProfile v1beta1 (namespaced, SPO <= 0.10) when selected" seccomp_v1beta1_when_selected
 finish profiles

@@ -93,6 +93,24 @@ impl LeaderLease {
         self.try_hold().await
     }
 
+    /// Gives the lease up (on a clean stop), so a standby replica takes
+    /// over at once instead of after the lease expires.
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        self.api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+            .map(|_| ())
+    }
+
     /// How often a holder renews.
     pub fn renew_every(&self) -> Duration {
         self.duration / 3

@@ -12,10 +12,14 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use imprint_crd::profile::{BehaviorProfile, BehaviorProfileSpec, BehaviorProfileStatus, Phase};
 use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec, WorkloadRef};
-use imprint_crd::spo::{self, SeccompProfile, SeccompProfileSpec, SyscallRule};
+use imprint_crd::spo::{self, SeccompProfileSpec, SyscallRule};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
+};
+use kube::discovery::Scope;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -115,19 +119,22 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
     }));
 
     let (lost_tx, mut lost) = mpsc::channel::<()>(1);
-    let _renewer = match &options.lease {
-        Some((namespace, name)) => {
-            let lease = LeaderLease::new(
-                client.clone(),
-                namespace,
-                name,
-                &options.identity,
-                Duration::from_secs(15),
-            );
+    let lease = options.lease.as_ref().map(|(namespace, name)| {
+        Arc::new(LeaderLease::new(
+            client.clone(),
+            namespace,
+            name,
+            &options.identity,
+            Duration::from_secs(15),
+        ))
+    });
+    let _renewer = match &lease {
+        Some(lease) => {
             tokio::select! {
                 acquired = lease.acquire() => acquired?,
                 _ = stop.requested() => return Ok(()),
             }
+            let lease = lease.clone();
             Some(AbortOnDrop(tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(lease.renew_every()).await;
@@ -169,6 +176,7 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
             },
         ),
         applied_seccomp: HashMap::new(),
+        seccomp_resource: None,
     };
     ready.store(true, Ordering::Relaxed);
     info!("controller running");
@@ -196,6 +204,12 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
         }
     }
     ready.store(false, Ordering::Relaxed);
+    drop(_renewer);
+    if let Some(lease) = lease
+        && let Err(error) = lease.release().await
+    {
+        warn!(%error, "lease not released (another replica takes over when it expires)");
+    }
     Ok(())
 }
 
@@ -245,6 +259,8 @@ struct Controller {
     recorder: Recorder,
     /// SeccompProfile specs last applied, by name.
     applied_seccomp: HashMap<String, SeccompProfileSpec>,
+    /// The SeccompProfile resource of the selected version, once discovered.
+    seccomp_resource: Option<(ApiResource, Scope)>,
 }
 
 impl Controller {
@@ -559,6 +575,31 @@ impl Controller {
         }
     }
 
+    /// Where SeccompProfiles of the selected version live: discovered once
+    /// (SPO's v1 is cluster-scoped; its v1beta1 is namespaced in SPO <= 0.10
+    /// and cluster-scoped in later releases, which still serve it).
+    async fn seccomp_api(&mut self) -> Result<(ApiResource, Scope), String> {
+        if let Some(found) = &self.seccomp_resource {
+            return Ok(found.clone());
+        }
+        let version = match self.options.seccomp_api {
+            SeccompApi::V1 => "v1",
+            SeccompApi::V1beta1 => "v1beta1",
+        };
+        let gvk = GroupVersionKind::gvk(spo::GROUP, version, "SeccompProfile");
+        match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((resource, capabilities)) => {
+                info!(version, scope = ?capabilities.scope, "writing security-profiles-operator SeccompProfiles");
+                let found = (resource, capabilities.scope);
+                self.seccomp_resource = Some(found.clone());
+                Ok(found)
+            }
+            Err(error) => Err(format!(
+                "SeccompProfile {version} is not served ({error}): is security-profiles-operator's CRD installed?"
+            )),
+        }
+    }
+
     /// Applies one SeccompProfile per container; the error text when any failed.
     async fn apply_seccomp_profiles(
         &mut self,
@@ -567,6 +608,13 @@ impl Controller {
         profile: &BehaviorProfile,
         status: &BehaviorProfileStatus,
     ) -> Option<String> {
+        let (resource, scope) = match self.seccomp_api().await {
+            Ok(found) => found,
+            Err(error) => {
+                warn!(%error, "SeccompProfiles not written");
+                return Some(error);
+            }
+        };
         let mut failure = None;
         for container in &status.containers {
             let Some(name) = &container.seccomp_profile else {
@@ -576,7 +624,7 @@ impl Controller {
             if self.applied_seccomp.get(name) == Some(&spec) {
                 continue;
             }
-            let mut labels: BTreeMap<String, String> = [
+            let labels: BTreeMap<String, String> = [
                 (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
                 (PROFILE_NAMESPACE.to_string(), label_value(namespace)),
                 (PROFILE_NAME.to_string(), label_value(&profile.name_any())),
@@ -591,48 +639,35 @@ impl Controller {
                 (labels::CONTAINER.to_string(), label_value(&container.name)),
             ]
             .into();
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            let result = match self.options.seccomp_api {
-                SeccompApi::V1 => {
-                    let object = SeccompProfile {
-                        metadata: ObjectMeta {
-                            name: Some(name.clone()),
-                            labels: Some(std::mem::take(&mut labels)),
-                            ..ObjectMeta::default()
-                        },
-                        spec: spec.clone(),
-                    };
-                    Api::<SeccompProfile>::all(self.client.clone())
-                        .patch(name, &params, &Patch::Apply(&object))
-                        .await
-                        .map(|_| ())
-                }
-                SeccompApi::V1beta1 => {
-                    let object = spo::v1beta1::SeccompProfile {
-                        metadata: ObjectMeta {
-                            name: Some(name.clone()),
-                            namespace: Some(namespace.to_string()),
-                            labels: Some(std::mem::take(&mut labels)),
-                            owner_references: Some(vec![owner(profile)]),
-                            ..ObjectMeta::default()
-                        },
-                        spec: spo::v1beta1::SeccompProfileSpec {
-                            profile: spec.clone(),
-                        },
-                    };
-                    Api::<spo::v1beta1::SeccompProfile>::namespaced(self.client.clone(), namespace)
-                        .patch(name, &params, &Patch::Apply(&object))
-                        .await
-                        .map(|_| ())
+            let mut metadata = serde_json::json!({ "name": name, "labels": labels });
+            let api: Api<DynamicObject> = match scope {
+                Scope::Cluster => Api::all_with(self.client.clone(), &resource),
+                Scope::Namespaced => {
+                    metadata["namespace"] = namespace.into();
+                    metadata["ownerReferences"] = serde_json::json!([owner(profile)]);
+                    Api::namespaced_with(self.client.clone(), namespace, &resource)
                 }
             };
+            let object = serde_json::json!({
+                "apiVersion": resource.api_version,
+                "kind": resource.kind,
+                "metadata": metadata,
+                "spec": spec,
+            });
+            let result = api
+                .patch(
+                    name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&object),
+                )
+                .await;
             match result {
-                Ok(()) => {
+                Ok(_) => {
                     debug!(name, "SeccompProfile written");
                     self.applied_seccomp.insert(name.clone(), spec);
                 }
                 Err(error) => {
-                    warn!(%error, name, "SeccompProfile not written (is security-profiles-operator's CRD installed?)");
+                    warn!(%error, name, "SeccompProfile not written");
                     failure = Some(format!("SeccompProfile {name}: {error}"));
                 }
             }
@@ -718,10 +753,10 @@ impl Controller {
     /// Deletes SeccompProfiles (v1, cluster-scoped) whose BehaviorProfile
     /// is gone: a cluster-scoped object cannot be owned by a namespaced one.
     async fn collect_orphans(&mut self) {
-        if self.options.seccomp_api != SeccompApi::V1 {
+        let Some((resource, Scope::Cluster)) = self.seccomp_resource.clone() else {
             return;
-        }
-        let api = Api::<SeccompProfile>::all(self.client.clone());
+        };
+        let api = Api::<DynamicObject>::all_with(self.client.clone(), &resource);
         let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
         let Ok(list) = api
             .list_metadata(&ListParams::default().labels(&selector))
