@@ -2,14 +2,18 @@
 //! the user's (overrides, stability window); `status` is the controller's:
 //! the merged behaviour of each container, the phase, and the recommendation.
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::report::{NetworkEndpoint, WorkloadRef};
 
 /// Learnt least privilege of one workload.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+///
+/// The API server checks (CEL) that the workload never changes (the
+/// controller keys everything on it) and that the stability window is a
+/// duration it can read.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "imprint.dev",
     version = "v1alpha1",
@@ -31,6 +35,7 @@ use crate::report::{NetworkEndpoint, WorkloadRef};
 #[serde(rename_all = "camelCase")]
 pub struct BehaviorProfileSpec {
     /// The workload profiled.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("the workload of a BehaviorProfile cannot change"))]
     pub workload: WorkloadRef,
     /// What to allow or ignore beyond what was observed.
     #[serde(default)]
@@ -38,6 +43,8 @@ pub struct BehaviorProfileSpec {
     /// How long nothing new must be seen before the profile is Stable
     /// (`10m`, `1h`); the controller's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]+(s|m|h)$')").message("a duration in seconds, minutes or hours, such as 90s, 10m or 1h"))]
     pub stability_window: Option<String>,
 }
 

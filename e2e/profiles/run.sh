@@ -363,6 +363,18 @@ metrics_and_health_are_served() {
     grep -E '^imprint_controller_reconcile_duration_seconds_count [1-9]' <<< "$c"
 }
 
+# The API server itself keeps a BehaviorProfile readable for the controller.
+cel_rules_guard_the_profile() {
+  local out
+  out=$(k patch bp deployment-mixed --type merge -p '{"spec":{"workload":{"name":"other"}}}' 2>&1) &&
+    { echo "a changed workload was accepted"; return 1; }
+  grep -q "cannot change" <<< "$out" || { echo "$out"; return 1; }
+  out=$(k patch bp deployment-mixed --type merge -p '{"spec":{"stabilityWindow":"ten minutes"}}' 2>&1) &&
+    { echo "an unreadable window was accepted"; return 1; }
+  grep -q "a duration" <<< "$out" || { echo "$out"; return 1; }
+  k patch bp deployment-mixed --type merge -p '{"spec":{"stabilityWindow":"25s"}}' > /dev/null
+}
+
 # --- leader election and the v1beta1 API ----------------------------------------
 standby_takes_over() {
   local standby_port=19292
@@ -411,6 +423,7 @@ check "one report per pod container: pod, container, node, workload" reports_nam
 check "2 replicas doing different things merge into one profile" replicas_merge_into_one_profile
 check "peers are named in both reports (Service and client pod)" peers_are_named_in_both_reports
 check "SeccompProfiles accepted by SPO's CRD" seccomp_profiles_are_accepted
+check "CEL: a profile's workload cannot change, its window must be a duration" cel_rules_guard_the_profile
 check "the profile becomes Stable" profile_becomes_stable
 check "new behaviour: back to Learning, with an Event" new_behaviour_means_learning_again
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
