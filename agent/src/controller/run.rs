@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::leader::LeaderLease;
 use super::merge::{self, MergedWorkload};
+use super::store::{ReportStore, StoredReport, WorkloadKey};
 use crate::metrics::{self, ControllerMetrics};
 use crate::names::Arch;
 use crate::publish::{FOLD_FINALIZER, label_value, labels, object_name};
@@ -71,9 +72,6 @@ pub struct ControllerOptions {
     pub resync: Duration,
 }
 
-/// One workload: namespace and owning workload.
-type WorkloadKey = (String, WorkloadRef);
-
 /// Name of the BehaviorProfile of a workload.
 pub fn profile_name(workload: &WorkloadRef) -> String {
     object_name(
@@ -90,11 +88,6 @@ pub fn seccomp_name(namespace: &str, workload: &WorkloadRef, container: &str) ->
 /// Name of the report that keeps the folded reports of deleted pods.
 pub fn archive_name(profile: &str, container: &str) -> String {
     object_name(&format!("{profile}-{container}-archive"), 253)
-}
-
-/// The workload a report belongs to.
-fn key_of(report: &ContainerBehaviorReport) -> Option<WorkloadKey> {
-    Some((report.namespace()?, report.spec.subject.workload.clone()?))
 }
 
 /// Runs the controller until SIGINT/SIGTERM or until it loses the lease.
@@ -153,13 +146,34 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
     };
 
     let (keys_tx, mut keys) = mpsc::unbounded_channel::<WorkloadKey>();
-    let (reports, _report_watch) =
-        reflect::<ContainerBehaviorReport, _>(Api::all(client.clone()), keys_tx.clone(), key_of);
     let (profiles, _profile_watch) =
         reflect::<BehaviorProfile, _>(Api::all(client.clone()), keys_tx, |p: &BehaviorProfile| {
             Some((p.namespace()?, p.spec.workload.clone()))
         });
-    reports.wait_until_ready().await?;
+    // Reports are many: kept compact (see `store`), fed by a watcher.
+    let (report_events_tx, mut report_events) = mpsc::unbounded_channel();
+    let report_api = Api::<ContainerBehaviorReport>::all(client.clone());
+    let _report_watch = AbortOnDrop(tokio::spawn(async move {
+        let stream = watcher(report_api, watcher::Config::default()).default_backoff();
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    if report_events_tx.send(event).is_err() {
+                        return;
+                    }
+                }
+                Err(error) => debug!(%error, "report watch error (retrying)"),
+            }
+        }
+    }));
+    let mut reports = ReportStore::default();
+    while !reports.is_ready() {
+        tokio::select! {
+            Some(event) = report_events.recv() => { reports.apply(event); }
+            _ = stop.requested() => return Ok(()),
+        }
+    }
     profiles.wait_until_ready().await?;
 
     let mut controller = Controller {
@@ -187,6 +201,7 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
     loop {
         tokio::select! {
             Some(key) = keys.recv() => { dirty.insert(key); }
+            Some(event) = report_events.recv() => { dirty.extend(controller.reports.apply(event)); }
             _ = debounce.tick() => {
                 if !dirty.is_empty() {
                     let batch: Vec<_> = dirty.drain().collect();
@@ -253,7 +268,7 @@ where
 struct Controller {
     options: ControllerOptions,
     client: Client,
-    reports: Store<ContainerBehaviorReport>,
+    reports: ReportStore,
     profiles: Store<BehaviorProfile>,
     metrics: ControllerMetrics,
     recorder: Recorder,
@@ -267,9 +282,8 @@ impl Controller {
     fn all_keys(&self) -> HashSet<WorkloadKey> {
         let mut keys: HashSet<WorkloadKey> = self
             .reports
-            .state()
-            .iter()
-            .filter_map(|r| key_of(r))
+            .all()
+            .filter_map(|r| r.workload.clone())
             .collect();
         keys.extend(
             self.profiles
@@ -282,12 +296,12 @@ impl Controller {
 
     async fn reconcile_all(&mut self, batch: Vec<WorkloadKey>) {
         let wanted: HashSet<&WorkloadKey> = batch.iter().collect();
-        let mut grouped: HashMap<WorkloadKey, Vec<Arc<ContainerBehaviorReport>>> = HashMap::new();
-        for report in self.reports.state() {
-            if let Some(key) = key_of(&report)
-                && wanted.contains(&key)
+        let mut grouped: HashMap<WorkloadKey, Vec<Arc<StoredReport>>> = HashMap::new();
+        for report in self.reports.all() {
+            if let Some(key) = &report.workload
+                && wanted.contains(key)
             {
-                grouped.entry(key).or_default().push(report);
+                grouped.entry(key.clone()).or_default().push(report.clone());
             }
         }
         for key in batch {
@@ -318,7 +332,7 @@ impl Controller {
     async fn reconcile(
         &mut self,
         key: &WorkloadKey,
-        reports: Vec<Arc<ContainerBehaviorReport>>,
+        reports: Vec<Arc<StoredReport>>,
     ) -> Result<()> {
         let (namespace, workload) = key;
         let name = profile_name(workload);
@@ -376,33 +390,39 @@ impl Controller {
         let mut archives: BTreeMap<String, ContainerBehaviorReportSpec> = BTreeMap::new();
         let mut leaving = Vec::new();
         for report in &reports {
-            let container = report.spec.subject.container.clone().unwrap_or_default();
-            if is_archive(report) {
-                archives.insert(container, report.spec.clone());
-            } else if report.metadata.deletion_timestamp.is_some() {
-                leaving.push(report.clone());
+            let spec = match report.spec() {
+                Ok(spec) => spec,
+                Err(error) => {
+                    warn!(%error, report = %report.name, "report kept unreadable; skipped");
+                    continue;
+                }
+            };
+            if report.archive {
+                archives.insert(report.container.clone(), spec);
+            } else if report.deleting {
+                leaving.push((report.clone(), spec));
             } else {
-                live.push(report.spec.clone());
+                live.push(spec);
             }
         }
-        for report in leaving {
-            if !report.finalizers().iter().any(|f| f == FOLD_FINALIZER) {
+        for (report, folded) in leaving {
+            if !report.finalizers.iter().any(|f| f == FOLD_FINALIZER) {
                 continue;
             }
-            let container = report.spec.subject.container.clone().unwrap_or_default();
+            let container = report.container.clone();
             let archive = archives.entry(container.clone()).or_insert_with(|| {
                 let mut spec = ContainerBehaviorReportSpec::default();
                 spec.subject.namespace = Some(namespace.clone());
                 spec.subject.container = Some(container.clone());
                 spec.subject.workload = Some(workload.clone());
-                spec.syscalls.arch = report.spec.syscalls.arch.clone();
+                spec.syscalls.arch = folded.syscalls.arch.clone();
                 spec
             });
-            archive.absorb(&report.spec);
+            archive.absorb(&folded);
             self.apply_archive(&profile, &container, archive).await?;
             self.release(&report).await?;
             self.metrics.folded_reports.inc();
-            info!(namespace, report = %report.name_any(), "folded the report of a deleted pod into the archive");
+            info!(namespace, report = %report.name, "folded the report of a deleted pod into the archive");
         }
         live.extend(archives.into_values());
 
@@ -722,10 +742,10 @@ impl Controller {
     }
 
     /// Removes the fold finalizer from a report that was folded.
-    async fn release(&self, report: &ContainerBehaviorReport) -> Result<()> {
-        let namespace = report.namespace().unwrap_or_default();
+    async fn release(&self, report: &StoredReport) -> Result<()> {
+        let namespace = report.namespace.clone();
         let remaining: Vec<String> = report
-            .finalizers()
+            .finalizers
             .iter()
             .filter(|f| *f != FOLD_FINALIZER)
             .cloned()
@@ -733,15 +753,11 @@ impl Controller {
         let patch = serde_json::json!({
             "metadata": {
                 "finalizers": remaining,
-                "resourceVersion": report.resource_version(),
+                "resourceVersion": report.resource_version,
             }
         });
         match Api::<ContainerBehaviorReport>::namespaced(self.client.clone(), &namespace)
-            .patch(
-                &report.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+            .patch(&report.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => Ok(()),
@@ -792,14 +808,6 @@ impl Controller {
             }
         }
     }
-}
-
-/// Whether a report is an archive of folded reports.
-fn is_archive(report: &ContainerBehaviorReport) -> bool {
-    report
-        .labels()
-        .get(labels::ARCHIVE)
-        .is_some_and(|v| v == "true")
 }
 
 /// The BehaviorProfile as owner (archives and namespaced SeccompProfiles
