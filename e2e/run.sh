@@ -21,4 +21,13 @@ if [[ -n "${IMPRINT_BIN:-}" ]] || command -v imprint > /dev/null; then
 else
   echo "spo: skipped (no imprint binary: set IMPRINT_BIN)"
 fi
+# The chart installed in the cluster, from helm install to enforced profiles.
+# On the local cluster the suite builds the images (IMPRINT_BIN) and imports
+# them; elsewhere (kind) they are loaded first and named in the environment.
+if [[ -n "${IMPRINT_E2E_RUNTIME_SOCKET:-}" && ( -n "${IMPRINT_BIN:-}" || -n "$(command -v imprint)" ) ]] ||
+  [[ -n "${IMPRINT_IMAGE_REPOSITORY:-}" ]]; then
+  "$here/helm/run.sh" || status=1
+else
+  echo "helm: skipped (no imprint binary for the image, or no loaded image: IMPRINT_IMAGE_REPOSITORY)"
+fi
 exit "$status"

@@ -29,6 +29,15 @@ trap 'rm -rf "$crds"' EXIT
 cargo run -q -p imprint-crd --bin crdgen -- "$crds" >/dev/null
 diff -r manifests/crds "$crds" || { echo "manifests/crds is stale: run cargo run -p imprint-crd --bin crdgen" >&2; exit 1; }
 
+echo "== Helm chart: its CRDs are manifests/crds, install.yaml is rendered from it, helm lint"
+diff -r manifests/crds charts/imprint/crds ||
+    { echo "charts/imprint/crds differs from manifests/crds: cp manifests/crds/*.yaml charts/imprint/crds/" >&2; exit 1; }
+# helm is one of the e2e cluster's components (built once, cached).
+e2e/cluster/install-deps.sh
+e2e/cluster/build.sh helm
+e2e/helm/render.sh --check
+"$(e2e/helm/render.sh --helm)" lint --strict --kube-version 1.33.0 charts/imprint
+
 echo "== format and lints"
 shellcheck -x scripts/*.sh probes/build.sh .ci/run examples/demo/*.sh e2e/*.sh e2e/*/*.sh
 cargo fmt --all -- --check
@@ -61,7 +70,7 @@ set -e
 # One closing line for the whole suite: cargo prints one line per test
 # binary, the e2e suite one of its own.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^(smoke|spo|profiles|runtime): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(smoke|spo|profiles|helm|runtime): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      END { printf "all: %d passed, %d failed\n", p, f }' "$log"
 if [[ $status -ne 0 || $e2e_status -ne 0 || $runtime_status -ne 0 ]]; then
     exit 1

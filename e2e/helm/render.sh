@@ -4,6 +4,7 @@
 # Usage: e2e/helm/render.sh            write manifests/install.yaml
 #        e2e/helm/render.sh --check    fail when manifests/install.yaml is stale
 #        e2e/helm/render.sh --stdout   print it
+#        e2e/helm/render.sh --helm     print the helm binary it uses
 # helm: $HELM, else the e2e cache's (e2e/cluster/build.sh helm), else PATH.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,11 +37,12 @@ YAML
 
 case ${1:-} in
   --stdout) render ;;
+  --helm) echo "$HELM" ;;
   --check)
     if ! diff -u "$root/manifests/install.yaml" <(render); then
       echo "manifests/install.yaml is stale: run e2e/helm/render.sh" >&2
       exit 1
     fi ;;
   "") render > "$root/manifests/install.yaml.tmp" && mv "$root/manifests/install.yaml.tmp" "$root/manifests/install.yaml" ;;
-  *) echo "usage: render.sh [--check|--stdout]" >&2; exit 2 ;;
+  *) echo "usage: render.sh [--check|--stdout|--helm]" >&2; exit 2 ;;
 esac
