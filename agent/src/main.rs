@@ -49,6 +49,10 @@ enum Command {
         /// when it answers.
         #[arg(long)]
         runtime_socket: Option<PathBuf>,
+        /// API that names containers: containerd's, the CRI (CRI-O), or
+        /// auto (CRI for a CRI-O socket, else containerd's).
+        #[arg(long, value_enum, default_value_t = imprint::runtime::RuntimeApi::Auto)]
+        runtime_api: imprint::runtime::RuntimeApi,
         /// Only pods of this namespace (repeatable).
         #[arg(long = "namespace")]
         namespaces: Vec<String>,
@@ -78,6 +82,10 @@ enum Command {
         /// containerd socket (default: containerd's, then k3s's).
         #[arg(long)]
         runtime_socket: Option<PathBuf>,
+        /// API that names containers: containerd's, the CRI (CRI-O), or
+        /// auto (CRI for a CRI-O socket, else containerd's).
+        #[arg(long, value_enum, default_value_t = imprint::runtime::RuntimeApi::Auto)]
+        runtime_api: imprint::runtime::RuntimeApi,
         /// Only pods of this namespace (repeatable).
         #[arg(long = "namespace")]
         namespaces: Vec<String>,
@@ -200,6 +208,7 @@ fn run(cli: Cli) -> Result<u8> {
             duration,
             capability_hook,
             runtime_socket,
+            runtime_api,
             namespaces,
             exclude_namespaces,
             no_host,
@@ -223,6 +232,7 @@ fn run(cli: Cli) -> Result<u8> {
                     no_host,
                 },
                 cgroup_root,
+                runtime_api,
             };
             let code = runtime.block_on(record::record(options))?;
             Ok(u8::try_from(code).unwrap_or(1))
@@ -231,6 +241,7 @@ fn run(cli: Cli) -> Result<u8> {
             node_name,
             interval,
             runtime_socket,
+            runtime_api,
             namespaces,
             exclude_namespaces,
             listen,
@@ -253,6 +264,7 @@ fn run(cli: Cli) -> Result<u8> {
                 capability_hook,
                 own_pod: pod_namespace.zip(pod_name),
                 cgroup_root,
+                runtime_api,
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -54,6 +54,8 @@ pub struct AgentOptions {
     pub own_pod: Option<(String, String)>,
     /// Root of the host's cgroup v2 hierarchy (`None`: the mounted one).
     pub cgroup_root: Option<PathBuf>,
+    /// Which API names containers.
+    pub runtime_api: resolver::RuntimeApi,
 }
 
 /// Namespace and name of a report.
@@ -164,8 +166,13 @@ async fn run_in(
             "no containerd socket found: containers cannot be named, no reports will be written"
         ),
     }
-    let _watcher = socket
-        .map(|socket| AbortOnDrop(tokio::spawn(containerd::watch(socket, containers.clone()))));
+    let _watcher = socket.map(|socket| {
+        AbortOnDrop(tokio::spawn(resolver::follow(
+            socket,
+            options.runtime_api,
+            containers.clone(),
+        )))
+    });
     let (pods, _pod_watch) = reflect::<Pod>(client.clone());
     let (services, _service_watch) = reflect::<Service>(client.clone());
 

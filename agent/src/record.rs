@@ -44,6 +44,8 @@ pub struct RecordOptions {
     pub filter: Filter,
     /// Root of the cgroup v2 hierarchy (`None`: the mounted one).
     pub cgroup_root: Option<PathBuf>,
+    /// Which API names containers.
+    pub runtime_api: runtime_resolver::RuntimeApi,
 }
 
 /// Records and writes the reports; returns the exit code to leave with
@@ -312,8 +314,13 @@ async fn record_host_in(
         .runtime_socket
         .clone()
         .or_else(containerd::default_socket);
-    let _watcher = socket
-        .map(|socket| AbortOnDrop(tokio::spawn(containerd::watch(socket, containers.clone()))));
+    let _watcher = socket.map(|socket| {
+        AbortOnDrop(tokio::spawn(runtime_resolver::follow(
+            socket,
+            options.runtime_api,
+            containers.clone(),
+        )))
+    });
     let mut events = watch(probes.take_events()?)?;
     let mut aggregator = Aggregator::default();
     let started = Instant::now();

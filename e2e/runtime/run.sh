@@ -309,6 +309,26 @@ test_identity_bare() {
   did_act "$f" bare
 }
 
+# Through the Kubernetes CRI instead of containerd's API (what CRI-O
+# serves; containerd's CRI plugin serves the same on its socket): the pod
+# from its sandbox, the container from its metadata.
+test_identity_cri() {
+  local ns=rt-cri p=through-cri uid id f
+  record_start cri --runtime-socket "$SOCK" --runtime-api cri || return 1
+  grep -q "through CRI" "$work/rec/cri/stderr" || sleep 2
+  pod "$ns" "$p" > /dev/null || return 1
+  uid=$(cat "$work/pods/${ns}_$p/uid")
+  id=$(container "$ns" "$p" app "$BUSYBOX" \
+    "$(jq -cn --arg c "$(unique_act cri) && echo ready && exec sleep 3600" '{command: ["/bin/sh", "-c", $c]}')") || return 1
+  wait_log "$ns" "$p" app ready || return 1
+  sleep 2
+  record_stop cri || return 1
+  grep -q "following the container runtime through CRI" "$work/rec/cri/stderr" || { echo "not following through CRI"; return 1; }
+  f=$(report cri "$ns" "$p" app) || return 1
+  identity "$f" "$ns" "$p" "$uid" app "$id" "$BUSYBOX" || return 1
+  did_act "$f" cri
+}
+
 # Only cgroups in which something ran get a report: the pod's own cgroup
 # (kubepods/besteffort/pod<uid>, which holds only its containers' cgroups)
 # and the QoS cgroups runc makes do not, nor any other empty cgroup.
@@ -785,6 +805,7 @@ check() {
 t0=$SECONDS
 check "identity: two containers of one CRI pod (one also exec'd into), one report each, with pod, namespace, uid, container, id and image, only their own behaviour" test_identity
 check "identity: a pod and container without the kubelet's labels are named from containerd's CRI annotations" test_identity_bare
+check "identity through the CRI API (as on CRI-O): pod from its sandbox, container from its metadata" test_identity_cri
 check "identity: no report for cgroups in which nothing ran (the pod's own cgroup)" test_no_empty_reports
 check "filters: --namespace with --no-host, and --exclude-namespace, choose the reported containers" test_filters
 check "quiet runtime: a container running before the recording, with no runtime event during it, is reported with its pod" test_quiet

@@ -22,10 +22,11 @@ use super::identity::{ContainerInfo, identify, spec_fields};
 /// containerd namespaces looked at: Kubernetes (CRI), Docker, `ctr`.
 pub const NAMESPACES: [&str; 3] = ["k8s.io", "moby", "default"];
 
-/// Default sockets, in the order they are tried: containerd, k3s.
-pub const DEFAULT_SOCKETS: [&str; 2] = [
+/// Default sockets, in the order they are tried: containerd, k3s, CRI-O.
+pub const DEFAULT_SOCKETS: [&str; 3] = [
     "/run/containerd/containerd.sock",
     "/run/k3s/containerd/containerd.sock",
+    "/run/crio/crio.sock",
 ];
 
 /// The first default socket that exists.
@@ -78,7 +79,7 @@ impl Containers {
         self.inner.lock().map(|s| s.failures).unwrap_or(0)
     }
 
-    fn insert(&self, info: ContainerInfo) {
+    pub(crate) fn insert(&self, info: ContainerInfo) {
         if let Ok(mut state) = self.inner.lock()
             && (state.by_id.len() < MAX_CONTAINERS || state.by_id.contains_key(&info.id))
         {
@@ -86,7 +87,7 @@ impl Containers {
         }
     }
 
-    fn set_connected(&self, connected: bool) {
+    pub(crate) fn set_connected(&self, connected: bool) {
         if let Ok(mut state) = self.inner.lock() {
             if !connected {
                 state.failures += 1;

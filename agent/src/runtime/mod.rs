@@ -2,13 +2,47 @@
 
 pub mod cgroup_path;
 pub mod containerd;
+pub mod cri;
 pub mod identity;
+
+use std::path::{Path, PathBuf};
 
 use imprint_crd::report::Subject;
 
 use self::cgroup_path::PathIdentity;
 use self::containerd::Containers;
 use self::identity::ContainerInfo;
+
+/// Which API names containers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeApi {
+    /// containerd's own API for a containerd socket, CRI for CRI-O's.
+    #[default]
+    Auto,
+    /// containerd's API (namespaces k8s.io, moby, default; event stream).
+    Containerd,
+    /// The Kubernetes CRI (CRI-O; containerd serves it too).
+    Cri,
+}
+
+impl RuntimeApi {
+    /// The API to use on `socket`.
+    pub fn for_socket(self, socket: &Path) -> RuntimeApi {
+        match self {
+            RuntimeApi::Auto if socket.to_string_lossy().contains("crio") => RuntimeApi::Cri,
+            RuntimeApi::Auto => RuntimeApi::Containerd,
+            chosen => chosen,
+        }
+    }
+}
+
+/// Follows the runtime at `socket` into `containers` until dropped.
+pub async fn follow(socket: PathBuf, api: RuntimeApi, containers: Containers) {
+    match api.for_socket(&socket) {
+        RuntimeApi::Cri => cri::watch(socket, containers).await,
+        _ => containerd::watch(socket, containers).await,
+    }
+}
 
 /// What a recorded cgroup holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +147,20 @@ mod tests {
             sandbox,
             cgroups_path: None,
         }
+    }
+
+    #[test]
+    fn the_api_follows_the_socket() {
+        let api = |s: &str| RuntimeApi::Auto.for_socket(Path::new(s));
+        assert_eq!(api("/run/crio/crio.sock"), RuntimeApi::Cri);
+        assert_eq!(
+            api("/run/containerd/containerd.sock"),
+            RuntimeApi::Containerd
+        );
+        assert_eq!(
+            RuntimeApi::Cri.for_socket(Path::new("/run/containerd/containerd.sock")),
+            RuntimeApi::Cri
+        );
     }
 
     #[test]
