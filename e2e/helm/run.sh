@@ -150,6 +150,13 @@ lint_and_server_dry_run() {
   helm template "$RELEASE" "$root/charts/imprint" -n "$RELEASE_NS" --include-crds -f "$work/values.yaml" \
     --kube-version "$version" |
     kubectl apply --server-side --dry-run=server -f - > "$work/dry" 2>&1 || { cat "$work/dry"; return 1; }
+  # The other branches of the templates: privileged, no leader election, an
+  # existing priority class, pinned by digest.
+  helm template "$RELEASE" "$root/charts/imprint" -n "$RELEASE_NS" -f "$work/values.yaml" --kube-version "$version" \
+    --set agent.privileged=true --set controller.replicas=1 --set controller.leaderElection.enabled=false \
+    --set agent.priorityClassName=system-node-critical --set agent.hostPID=false \
+    --set image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000 |
+    kubectl apply --server-side --dry-run=server -f - > "$work/dry" 2>&1 || { cat "$work/dry"; return 1; }
   "$root/e2e/helm/render.sh" --check > "$work/stale" 2>&1 || { head -20 "$work/stale"; return 1; }
   sed "s/imprint-system/$RELEASE_NS/g" "$root/manifests/install.yaml" |
     kubectl apply --server-side --dry-run=server -f - > "$work/dry" 2>&1 || { cat "$work/dry"; return 1; }
@@ -332,7 +339,8 @@ profiles_become_stable() {
 }
 
 seccomp_profiles_exist() {
-  local c name
+  local c name line
+  load_image_names
   for c in nginx redis; do
     name=$NS-$c-$c
     kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$name" -o json > "$work/sp-$c.json" || return 1
@@ -342,6 +350,21 @@ seccomp_profiles_exist() {
       '.status.containers[] | select(.name == $c) | .seccompProfile == $n' > /dev/null || { echo "BehaviorProfile of $c does not name $name"; return 1; }
     note "SeccompProfile $name: $(jq '[.spec.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | length' "$work/sp-$c.json") syscalls allowed"
   done
+  # The README's ProfileBinding for it passes SPO's CRD.
+  kubectl apply --server-side -f "$CRDS/profilebinding.crd.yaml" > /dev/null &&
+    kubectl wait --for condition=Established --timeout=60s crd/profilebindings.security-profiles-operator.x-k8s.io > /dev/null || return 1
+  k apply --server-side --dry-run=server -f - > /dev/null <<YAML || { echo "ProfileBinding refused"; return 1; }
+apiVersion: security-profiles-operator.x-k8s.io/v1
+kind: ProfileBinding
+metadata: {name: nginx}
+spec:
+  profileRef: {kind: SeccompProfile, name: $NS-nginx-nginx}
+  image: $NGINX_IMAGE
+YAML
+  # What a user sees.
+  kubectl get seccompprofiles.security-profiles-operator.x-k8s.io -l "imprint.dev/profile-namespace=$NS" > "$work/sp.txt" &&
+    k get bp deployment-nginx -o jsonpath='{.status.containers[?(@.name=="nginx")].securityContext}{"\n"}' >> "$work/sp.txt" || return 1
+  while IFS= read -r line; do note "$line"; done < "$work/sp.txt"
 }
 
 # --- enforcement ---------------------------------------------------------------
@@ -457,6 +480,15 @@ metrics_are_served() {
     grep -E '^imprint_agent_containers_tracked [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_controller_profiles\{kind="(Stable|Learning)"\} [1-9]' <<< "$c" > /dev/null &&
     grep -E '^imprint_controller_merges_total [1-9]' <<< "$c" > /dev/null || { echo "$a"; echo "$c"; return 1; }
+  # Memory after the load (figures, not limits).
+  local uid pid rss=()
+  for uid in $(ks get pods -o jsonpath='{.items[*].metadata.uid}'); do
+    for pid in $(pids_of_pod "$uid"); do
+      [[ $(cat "/proc/$pid/comm" 2> /dev/null) == imprint ]] &&
+        rss+=("$(tr '\0' ' ' < "/proc/$pid/cmdline" | cut -d' ' -f2) $(awk '/^VmRSS:/ { printf "%d MiB", $2 / 1024 }' "/proc/$pid/status")")
+    done
+  done
+  note "resident memory: ${rss[*]}"
   # The dashboard's ConfigMap holds a dashboard whose queries name only served metrics.
   local names
   names=$( (echo "$a"; echo "$c") | awk '/^imprint_/ { sub(/[{ ].*/, ""); sub(/_(bucket|sum|count)$/, ""); print }' | sort -u)
@@ -486,7 +518,7 @@ held_by() {
 }
 
 no_bpf_left() {
-  local kind id pid new leaked=() others=()
+  local kind id pid new line leaked=() others=()
   # What the agent attached goes with its process: links and programs are
   # held by its file descriptors (no pins, no fd-less cgroup attachments).
   # New ones still held by a live process belong to someone else (an
@@ -496,8 +528,11 @@ no_bpf_left() {
       '.[] | select(.id as $i | $before | index($i) | not) | .id')
     for id in $new; do
       pid=$(held_by "$kind" "$id" | head -1)
-      if [[ -n $pid ]]; then others+=("$kind $id (pid $pid: $(tr '\0' ' ' < "/proc/$pid/cmdline" | cut -c1-60))")
-      else leaked+=("$kind $id: $(bpftool "$kind" show id "$id" 2> /dev/null | head -1)"); fi
+      if [[ -n $pid ]]; then others+=("$kind $id (pid $pid: $(tr '\0' ' ' < "/proc/$pid/cmdline" | cut -c1-60))"); continue; fi
+      # Gone meanwhile (another process's short-lived probe): not left.
+      sleep 0.2
+      line=$(bpftool "$kind" show id "$id" 2> /dev/null | head -1) || continue
+      [[ -z $(held_by "$kind" "$id") ]] && leaked+=("$kind $id: $line")
     done
   done
   [[ ${#others[@]} == 0 ]] || note "BPF objects of other processes, not the release's: ${#others[@]} (${others[0]}, ...)"
@@ -514,7 +549,7 @@ check "nginx (2 replicas) and redis deployed" deploy_workloads
 check "real load: wrk + curl against nginx, redis-benchmark against redis" workloads_serve_load
 check "one ContainerBehaviorReport per pod container: pod, container, node" reports_one_per_pod_container
 check "each workload's BehaviorProfile reaches Stable" profiles_become_stable
-check "SeccompProfiles exist, validated by SPO's CRD" seccomp_profiles_exist
+check "SeccompProfiles exist, validated by SPO's CRD (and a ProfileBinding for one)" seccomp_profiles_exist
 check "enforced: localhost profiles + recommended securityContext, same load, zero errors" enforced_workloads_serve_without_errors
 check "new behaviour after enforcement: denied, and the profile is Learning again" new_behaviour_is_denied_and_learnt
 check "no 403 in the agent's and controller's logs (the chart's RBAC suffices)" no_forbidden_in_logs
