@@ -136,6 +136,12 @@ controller:
 dashboard: {enabled: true}
 YAML
 }
+# -f arguments: the e2e's values, then IMPRINT_HELM_EXTRA_VALUES (a values
+# file for a variant run, e.g. agent: {runtimeApi: cri}).
+value_files() {
+  echo "-f"; echo "$work/values.yaml"
+  if [[ -n ${IMPRINT_HELM_EXTRA_VALUES:-} ]]; then echo "-f"; echo "$IMPRINT_HELM_EXTRA_VALUES"; fi
+}
 
 lint_and_server_dry_run() {
   load_image_names
@@ -145,14 +151,16 @@ lint_and_server_dry_run() {
   # The chart with the e2e's values and with its defaults, and install.yaml
   # (moved to the same namespace): the API server validates every object.
   values > "$work/values.yaml"
+  local vf
+  mapfile -t vf < <(value_files)
   local version
   version=$(kubectl version -o json | jq -r .serverVersion.gitVersion)
-  helm template "$RELEASE" "$root/charts/imprint" -n "$RELEASE_NS" --include-crds -f "$work/values.yaml" \
+  helm template "$RELEASE" "$root/charts/imprint" -n "$RELEASE_NS" --include-crds "${vf[@]}" \
     --kube-version "$version" |
     kubectl apply --server-side --dry-run=server -f - > "$work/dry" 2>&1 || { cat "$work/dry"; return 1; }
   # The other branches of the templates: privileged, no leader election, an
   # existing priority class, pinned by digest.
-  helm template "$RELEASE" "$root/charts/imprint" -n "$RELEASE_NS" -f "$work/values.yaml" --kube-version "$version" \
+  helm template "$RELEASE" "$root/charts/imprint" -n "$RELEASE_NS" "${vf[@]}" --kube-version "$version" \
     --set agent.privileged=true --set controller.replicas=1 --set controller.leaderElection.enabled=false \
     --set agent.priorityClassName=system-node-critical --set agent.hostPID=false \
     --set image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000 |
@@ -174,8 +182,9 @@ install() {
     kubectl wait --for condition=Established --timeout=60s crd/seccompprofiles.security-profiles-operator.x-k8s.io > /dev/null &&
     kubectl create namespace "$NS" > /dev/null || return 1
   snapshot_bpf || return 1
-  local t0=$SECONDS
-  helm install "$RELEASE" "$root/charts/imprint" -n "$RELEASE_NS" -f "$work/values.yaml" \
+  local t0=$SECONDS vf
+  mapfile -t vf < <(value_files)
+  helm install "$RELEASE" "$root/charts/imprint" -n "$RELEASE_NS" "${vf[@]}" \
     --wait --timeout 180s > "$work/install" 2>&1 || { cat "$work/install"; ks get pods; return 1; }
   note "helm install --wait: $((SECONDS - t0))s"
   ks rollout status daemonset/imprint-agent --timeout=60s &&
@@ -183,10 +192,12 @@ install() {
   [[ $(ks get daemonset imprint-agent -o jsonpath='{.status.numberReady}') -ge 1 ]] &&
     [[ $(ks get deployment imprint-controller -o jsonpath='{.status.readyReplicas}') == 2 ]] || return 1
   # One replica leads.
+  eventually 60 leader_is_a_replica || { ks get pods; ks get lease imprint-controller -o yaml; return 1; }
+}
+leader_is_a_replica() {
   local holder
-  eventually 60 bash -c "[[ -n \$(kubectl -n $RELEASE_NS get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') ]]" || return 1
   holder=$(ks get lease imprint-controller -o jsonpath='{.spec.holderIdentity}')
-  ks get pods -l app.kubernetes.io/component=controller -o name | grep -qx "pod/$holder" || { echo "lease held by $holder"; return 1; }
+  [[ -n $holder ]] && ks get pods -l app.kubernetes.io/component=controller -o name | grep -qx "pod/$holder"
 }
 
 # pids_of_pod UID: the host PIDs of a pod's processes (their cgroup paths
@@ -219,7 +230,7 @@ agent_runs_confined() {
   got=$(cap_names "$(awk '/^CapBnd:/ { print $2 }' <<< "$status")")
   [[ $got == "$want" ]] || { echo "bounding set: $(echo "$got" | tr '\n' ' ')"; return 1; }
   [[ $(awk '/^Seccomp:/ { print $2 }' <<< "$status") == 2 ]] || { echo "the agent runs without seccomp"; return 1; }
-  note "agent (pid $pid): capabilities $(echo "$want" | tr '\n' ' ')under the runtime's seccomp profile"
+  note "agent (pid $pid): capabilities $(echo "$want" | tr '\n' ' ')under the runtime's seccomp profile; $(tr '\0' ' ' < "/proc/$pid/cmdline" | cut -d' ' -f2-)"
 }
 
 # --- workloads -----------------------------------------------------------------
@@ -450,9 +461,11 @@ new_behaviour_is_denied_and_learnt() {
   [[ -n $cmd ]] || { echo "every candidate syscall is in nginx's profile"; return 1; }
   pod=$(k get pods -l app=nginx -o jsonpath='{.items[0].metadata.name}')
   # Without a filter the command works (a busybox pod with the same tools path).
-  k run outside-control --image="$BUSYBOX" --image-pull-policy=Never --restart=Never --rm -i --quiet -- \
-    /bin/sh -c "mkdir -p /tools && cp /bin/busybox /tools/busybox && $cmd && echo worked" 2>&1 | grep -q worked ||
-    { echo "'$cmd' fails even without a profile"; return 1; }
+  k run outside-control --image="$BUSYBOX" --image-pull-policy=Never --restart=Never -- \
+    /bin/sh -c "mkdir -p /tools && cp /bin/busybox /tools/busybox && $cmd && echo worked" > /dev/null &&
+    k wait --for=jsonpath='{.status.phase}'=Succeeded --timeout=60s pod/outside-control > /dev/null &&
+    k logs outside-control | grep -q worked || { echo "'$cmd' fails even without a profile:"; k logs outside-control; return 1; }
+  k delete pod outside-control --wait=false > /dev/null
   # Under nginx's profile the filter refuses the syscall.
   out=$(k exec "$pod" -c nginx -- /tools/busybox sh -c "$cmd" 2>&1) && { echo "'$cmd' succeeded under the profile: $out"; return 1; }
   grep -q "Operation not permitted" <<< "$out" || { echo "unexpected: $out"; return 1; }
