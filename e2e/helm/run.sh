@@ -178,6 +178,12 @@ snapshot_bpf() { # the kernel's BPF programs and links before the install
 
 install() {
   load_image_names
+  # SPO's CRD as SPO ships it (v1, cluster-scoped): a suite that tried the
+  # namespaced v1beta1 variant may have left that one behind.
+  local crd=seccompprofiles.security-profiles-operator.x-k8s.io
+  if [[ $(kubectl get crd "$crd" -o jsonpath='{.spec.scope}' 2> /dev/null) == Namespaced ]]; then
+    kubectl delete crd "$crd" --wait=true --timeout=60s > /dev/null || return 1
+  fi
   kubectl apply --server-side -f "$CRDS/seccompprofile.crd.yaml" > /dev/null &&
     kubectl wait --for condition=Established --timeout=60s crd/seccompprofiles.security-profiles-operator.x-k8s.io > /dev/null &&
     kubectl create namespace "$NS" > /dev/null || return 1
@@ -216,7 +222,7 @@ cap_names() { # cap_names HEX: the capability names of a /proc status mask, sort
 }
 
 agent_runs_confined() {
-  local uid pid status want got
+  local uid pid='' status want got
   uid=$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].metadata.uid}')
   for pid in $(pids_of_pod "$uid"); do
     [[ $(cat "/proc/$pid/comm" 2> /dev/null) == imprint ]] && break
