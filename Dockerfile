@@ -25,7 +25,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p imprint \
  && cp target/release/imprint /imprint \
  && mkdir -p /libs \
- && cp -L "$(ldconfig -p | awk '/libseccomp\.so\.2 .*x86-64|libseccomp\.so\.2 .*AArch64/ {print $NF; exit}')" /libs/
+ && cp -L /usr/lib/*-linux-gnu/libseccomp.so.2 /libs/
 
 # distroless/cc: glibc, libgcc_s and libm, no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
