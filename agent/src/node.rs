@@ -153,6 +153,7 @@ async fn run_in(
     for missing in &probes.unavailable {
         warn!(hook = missing.hook, lost = missing.lost, error = %missing.error, "hook unavailable");
     }
+    crate::probes::release_load_memory();
     let containers = Containers::default();
     let socket = options
         .runtime_socket
@@ -540,7 +541,14 @@ impl NodeState {
         }
         publish::bound(&mut spec, MAX_REPORT_BYTES);
         self.reports.insert(id, key.clone());
-        if self.published.get(&key) == Some(&spec) {
+        // Counts alone are written with the next real change, or at exit.
+        let exiting = self.exited.contains_key(&id);
+        let unchanged = match self.published.get(&key) {
+            Some(published) if exiting => *published == spec,
+            Some(published) => !publish::behaviour_differs(published, &spec),
+            None => false,
+        };
+        if unchanged {
             self.metrics.write("unchanged");
             return Outcome::Unchanged;
         }

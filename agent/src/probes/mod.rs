@@ -390,6 +390,16 @@ fn ensure_tracefs() {
     }
 }
 
+/// Gives the memory freed after loading (the kernel's parsed BTF, tens of
+/// MiB) back to the system: the allocator would otherwise keep it, and a
+/// node agent's resident memory is what a DaemonSet's limit counts.
+pub fn release_load_memory() {
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// An error with its sources, on one line; a verifier log is cut to its
 /// last line, which says why the program was rejected.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

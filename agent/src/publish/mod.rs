@@ -136,6 +136,22 @@ pub fn bound(spec: &mut ContainerBehaviorReportSpec, max: usize) -> bool {
     cut.iter().any(|n| *n > 0)
 }
 
+/// Whether two versions of a report differ in what they say the container
+/// does, not only in how often (exec counts, event counts, last seen):
+/// only such a change is worth a write before the container exits.
+pub fn behaviour_differs(a: &ContainerBehaviorReportSpec, b: &ContainerBehaviorReportSpec) -> bool {
+    fn material(spec: &ContainerBehaviorReportSpec) -> ContainerBehaviorReportSpec {
+        let mut spec = spec.clone();
+        spec.window.last_seen = None;
+        spec.stats.events = 0;
+        for exec in &mut spec.executables {
+            exec.count = 0;
+        }
+        spec
+    }
+    material(a) != material(b)
+}
+
 /// The report object to apply: name, namespace, labels, the pod as owner
 /// (so the report goes with the pod) and the fold finalizer.
 pub fn report_object(
@@ -188,6 +204,24 @@ pub fn report_object(
 mod tests {
     use super::*;
     use imprint_crd::report::{Access, FileAccess};
+
+    #[test]
+    fn counts_alone_are_no_change() {
+        use imprint_crd::report::Executable;
+        let mut a = ContainerBehaviorReportSpec::default();
+        a.executables.push(Executable {
+            path: "/bin/sleep".into(),
+            count: 1,
+            ..Executable::default()
+        });
+        let mut b = a.clone();
+        b.executables[0].count = 40;
+        b.stats.events = 99;
+        b.window.last_seen = Some("2026-11-28T00:00:00Z".into());
+        assert!(!behaviour_differs(&a, &b));
+        b.syscalls.names.push("nanosleep".into());
+        assert!(behaviour_differs(&a, &b));
+    }
 
     #[test]
     fn names_are_valid_bounded_and_distinct() {
