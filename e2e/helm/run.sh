@@ -18,6 +18,8 @@
 #   - a new behaviour after enforcement (a shell exec'd into nginx calling a
 #     syscall outside the profile) is denied; the profile goes back to Learning
 #   - no 403 in the logs (the chart's RBAC is enough); metrics are served
+#   - helm upgrade rolls the agent: the old one's BPF objects go, the Lease
+#     still elects
 #   - helm uninstall removes every object of the release but the CRDs, and
 #     no BPF program or link of the agent stays attached
 # Needs: root, kubectl, helm, jq, curl, wrk, redis-benchmark, bpftool
@@ -517,6 +519,43 @@ metrics_are_served() {
     done
 }
 
+# --- upgrade -------------------------------------------------------------------
+agent_pid() { # the host PID of the running agent's imprint process
+  local uid pid
+  uid=$(ks get pods -l app.kubernetes.io/component=agent --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.uid}') || return 1
+  for pid in $(pids_of_pod "$uid"); do
+    [[ $(cat "/proc/$pid/comm" 2> /dev/null) == imprint ]] && { echo "$pid"; return 0; }
+  done
+  return 1
+}
+
+upgrade_rolls_the_agent_and_keeps_the_lease() {
+  local old new vf reports id pid kind stale=()
+  old=$(agent_pid) || { echo "no agent process"; return 1; }
+  reports=$(k get cbr -o name | wc -l)
+  mapfile -t vf < <(value_files)
+  helm upgrade "$RELEASE" "$root/charts/imprint" -n "$RELEASE_NS" "${vf[@]}" --set agent.interval=4s \
+    --wait --timeout 120s > "$work/upgrade" 2>&1 || { cat "$work/upgrade"; return 1; }
+  ks rollout status daemonset/imprint-agent --timeout=60s > /dev/null || return 1
+  eventually 30 bash -c "! kill -0 $old 2> /dev/null" || { echo "the old agent ($old) still runs"; return 1; }
+  new=$(agent_pid) || { echo "no agent process after the upgrade"; return 1; }
+  # The Lease the chart made still elects (Helm's merge leaves its spec to the replicas).
+  eventually 60 leader_is_a_replica || { ks get lease imprint-controller -o yaml; return 1; }
+  # The old agent's programs and links went with it: every new one is the
+  # new agent's (or another process's, outside the release).
+  for kind in prog link; do
+    for id in $(bpftool "$kind" show -j | jq -r --argjson before "$(cat "$work/bpf-${kind}s-before")" \
+      '.[] | select(.id as $i | $before | index($i) | not) | .id'); do
+      pid=$(held_by "$kind" "$id" | head -1)
+      [[ -z $pid || $pid == "$old" ]] && bpftool "$kind" show id "$id" > /dev/null 2>&1 && stale+=("$kind $id (${pid:-no holder})")
+    done
+  done
+  [[ ${#stale[@]} == 0 ]] || { echo "left by the old agent: ${stale[*]}"; return 1; }
+  # The reports are still there, and the new agent writes (read back, merged).
+  [[ $(k get cbr -o name | wc -l) -ge $reports ]] || { echo "reports: $reports before, $(k get cbr -o name | wc -l) after"; return 1; }
+  note "helm upgrade: agent pid $old -> $new, Lease held, the old agent's BPF objects gone"
+}
+
 # --- uninstall -----------------------------------------------------------------
 uninstall_leaves_only_the_crds() {
   helm uninstall "$RELEASE" -n "$RELEASE_NS" --wait --timeout 120s > /dev/null || return 1
@@ -573,6 +612,7 @@ check "enforced: localhost profiles + recommended securityContext, same load, ze
 check "new behaviour after enforcement: denied, and the profile is Learning again" new_behaviour_is_denied_and_learnt
 check "no 403 in the agent's and controller's logs (the chart's RBAC suffices)" no_forbidden_in_logs
 check "metrics served; the dashboard queries only served metrics" metrics_are_served
+check "helm upgrade rolls the agent (its BPF objects go with it) and keeps the Lease" upgrade_rolls_the_agent_and_keeps_the_lease
 check "helm uninstall removes everything but the CRDs" uninstall_leaves_only_the_crds
 check "no BPF program or link left attached" no_bpf_left
 note "helm suite: $((SECONDS - t0))s"
