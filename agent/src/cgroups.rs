@@ -18,8 +18,8 @@ pub enum CgroupError {
     /// No cgroup2 file system is mounted.
     #[error("no cgroup v2 (unified) hierarchy is mounted; imprint needs one (pure v2 or hybrid)")]
     NoUnifiedHierarchy,
-    /// The given directory is not the root of a cgroup v2 hierarchy.
-    #[error("{0} is not the root of a cgroup v2 hierarchy (no cgroup.controllers, or not the top)")]
+    /// The given directory is not a cgroup v2 file system.
+    #[error("{0} is not a cgroup v2 file system (nor is its `unified` directory)")]
     NotAHierarchyRoot(PathBuf),
     /// A cgroup file system operation failed.
     #[error("{action} {path}: {source}")]
@@ -65,15 +65,15 @@ impl Hierarchy {
     /// The hierarchy mounted at `root`, given explicitly (in a pod, the
     /// host's hierarchy bind-mounted from the host: the pod's own
     /// `/sys/fs/cgroup` shows only its cgroup namespace).
+    /// On a hybrid host the cgroup v1 root may be given: its `unified`
+    /// directory is then used. Any cgroup2 mount counts, also one made in a
+    /// cgroup namespace (a node that is itself a container, as in kind).
     pub fn at(root: &Path) -> Result<Self, CgroupError> {
-        // The top of a hierarchy has cgroup.controllers but no cgroup.type.
-        if root.join("cgroup.controllers").exists() && !root.join("cgroup.type").exists() {
-            Ok(Hierarchy {
-                root: root.to_path_buf(),
-            })
-        } else {
-            Err(CgroupError::NotAHierarchyRoot(root.to_path_buf()))
-        }
+        [root.to_path_buf(), root.join("unified")]
+            .into_iter()
+            .find(|dir| is_cgroup2(dir))
+            .map(|root| Hierarchy { root })
+            .ok_or_else(|| CgroupError::NotAHierarchyRoot(root.to_path_buf()))
     }
 
     /// The hierarchy at `root` when given, else the one mounted for us.
@@ -235,6 +235,18 @@ pub fn file_stem(path: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Whether `dir` is on a cgroup v2 file system (statfs magic).
+fn is_cgroup2(dir: &Path) -> bool {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the zeroed struct we own.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(path.as_ptr(), &mut stat) };
+    rc == 0 && stat.f_type as i64 == CGROUP2_SUPER_MAGIC
 }
 
 #[cfg(test)]

@@ -107,6 +107,8 @@ pub struct ControllerMetrics {
     pub skipped_entries: Counter,
     /// Reports of deleted pods folded into their workload's archive.
     pub folded_reports: Counter,
+    /// 1 while this replica holds the leader Lease (or runs without one).
+    pub leader: Gauge,
 }
 
 impl Default for ControllerMetrics {
@@ -118,6 +120,7 @@ impl Default for ControllerMetrics {
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             skipped_entries: Counter::default(),
             folded_reports: Counter::default(),
+            leader: Gauge::default(),
         }
     }
 }
@@ -146,6 +149,11 @@ impl ControllerMetrics {
             "skipped_entries",
             "Report entries skipped as invalid",
             self.skipped_entries.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this replica leads (holds the Lease)",
+            self.leader.clone(),
         );
         r.register(
             "folded_reports",

@@ -95,19 +95,26 @@ pub async fn run(options: AgentOptions) -> Result<()> {
 
     let hierarchy = Hierarchy::find(options.cgroup_root.as_deref())?;
     hierarchy.remove_stale();
-    // Like `record --duration`: the agent's own syscalls land in a cgroup
-    // the probes ignore. In a pod without write access to the host's
-    // cgroups this fails, and the agent's own pod is filtered by name.
+    // Like `record --duration`: on a host, the agent's own syscalls land in
+    // a cgroup the probes ignore. In a pod (--cgroup-root given) it stays in
+    // the pod's cgroup, under the pod's limits; its pod is filtered by name.
     let own = format!("{IMPRINT_PARENT}/agent-{}", std::process::id());
     let home = Hierarchy::path_of_process("self").ok();
-    let ignore = match hierarchy.create(&own).and_then(|dir| {
-        hierarchy.join(&own, 0)?;
-        Ok((dir, hierarchy.id_of(&own)?))
-    }) {
-        Ok(ignored) => vec![ignored],
-        Err(error) => {
-            debug!(%error, "recording the agent's own cgroup too");
-            Vec::new()
+    // With --cgroup-root the agent runs in a pod: moving out of the pod's
+    // cgroup would take it out of its limits, so it stays (its own pod is
+    // filtered by name).
+    let ignore = if options.cgroup_root.is_some() {
+        Vec::new()
+    } else {
+        match hierarchy.create(&own).and_then(|dir| {
+            hierarchy.join(&own, 0)?;
+            Ok((dir, hierarchy.id_of(&own)?))
+        }) {
+            Ok(ignored) => vec![ignored],
+            Err(error) => {
+                debug!(%error, "recording the agent's own cgroup too");
+                Vec::new()
+            }
         }
     };
     let own_cgroup = !ignore.is_empty();

@@ -380,13 +380,14 @@ standby_takes_over() {
   local standby_port=19292
   start_controller standby "$standby_port"
   sleep 8
-  # The standby is not ready and does not act while the leader holds the Lease.
-  ! curl -fsS "http://127.0.0.1:$standby_port/readyz" > /dev/null 2>&1 || { echo "the standby is ready while another leads"; return 1; }
+  # The standby is ready (running) but does not lead while the leader holds the Lease.
+  curl -fsS "http://127.0.0.1:$standby_port/metrics" | grep -qx 'imprint_controller_leader 0' || { echo "the standby leads"; return 1; }
+  curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/metrics" | grep -qx 'imprint_controller_leader 1' || { echo "the leader does not say so"; return 1; }
   grep -q "another replica leads" "$work/standby.log" || return 1
   [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == controller ]] || return 1
   # The leader stops cleanly and gives the Lease up: the standby leads.
   stop controller
-  eventually 30 curl -fsS "http://127.0.0.1:$standby_port/readyz" > /dev/null || return 1
+  eventually 30 bash -c "curl -fsS http://127.0.0.1:$standby_port/metrics | grep -qx 'imprint_controller_leader 1'" || return 1
   [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == standby ]] || return 1
   deploy after-handover 'cat /etc/hostname; exec sleep 3600' &&
     eventually 60 bp deployment-after-handover > /dev/null || return 1

@@ -111,6 +111,10 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
         }
     }));
 
+    // Ready means running: a standby replica waiting for the Lease is
+    // ready too (a rollout of several replicas needs them all ready);
+    // `imprint_controller_leader` says which one acts.
+    ready.store(true, Ordering::Relaxed);
     let (lost_tx, mut lost) = mpsc::channel::<()>(1);
     let lease = options.lease.as_ref().map(|(namespace, name)| {
         Arc::new(LeaderLease::new(
@@ -192,7 +196,7 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
         applied_seccomp: HashMap::new(),
         seccomp_resource: None,
     };
-    ready.store(true, Ordering::Relaxed);
+    controller.metrics.leader.set(1);
     info!("controller running");
 
     let mut dirty: HashSet<WorkloadKey> = HashSet::new();
@@ -219,6 +223,7 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
         }
     }
     ready.store(false, Ordering::Relaxed);
+    controller.metrics.leader.set(0);
     drop(_renewer);
     if let Some(lease) = lease
         && let Err(error) = lease.release().await
