@@ -507,6 +507,14 @@ impl NodeState {
         let workload = match (&pod, &pod_uid) {
             (Some(pod), uid) => {
                 let Some(workload) = self.workloads.of_pod(pod).await else {
+                    // The owner could not be looked up: the API server is
+                    // unreachable. Written at a later tick.
+                    self.metrics.api_errors.inc();
+                    warn!(
+                        namespace,
+                        pod = pod_name,
+                        "owning workload not known yet (API server unreachable?); report kept, retried next interval"
+                    );
                     return Outcome::Failed;
                 };
                 if let Some(uid) = uid {

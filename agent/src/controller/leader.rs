@@ -117,8 +117,18 @@ impl LeaderLease {
     }
 
     /// Takes or renews the lease when it is free for us. Conflicting writes
-    /// fail on the resourceVersion, so two replicas never both win.
+    /// fail on the resourceVersion, so two replicas never both win; a
+    /// conflict is looked at again once (our own earlier renewal may have
+    /// gone through while its answer was lost, as when the API server
+    /// restarts), and only lost when someone else holds it.
     async fn try_hold(&self) -> Result<bool, kube::Error> {
+        match self.try_hold_once().await {
+            Ok(false) => self.try_hold_once().await,
+            other => other,
+        }
+    }
+
+    async fn try_hold_once(&self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();
         let seconds = i32::try_from(self.duration.as_secs()).unwrap_or(15);
         match self.api.get_opt(&self.name).await? {
