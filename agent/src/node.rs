@@ -496,7 +496,19 @@ impl NodeState {
         if self.options.own_pod.as_ref() == Some(&(namespace.clone(), pod_name.clone())) {
             return Outcome::NotAPod;
         }
-        let pod = self.pods.get(&ObjectRef::new(&pod_name).within(&namespace));
+        let mut pod = self.pods.get(&ObjectRef::new(&pod_name).within(&namespace));
+        if pod.is_none() {
+            // The store may lag (a watch re-established after the API server
+            // came back): ask for the pod before guessing its workload.
+            let api = Api::<Pod>::namespaced(self.api.clone(), &namespace);
+            match tokio::time::timeout(API_TIMEOUT, api.get_opt(&pod_name)).await {
+                Ok(Ok(found)) => pod = found.map(std::sync::Arc::new),
+                _ => {
+                    self.metrics.api_errors.inc();
+                    return Outcome::Failed;
+                }
+            }
+        }
         if let Some(pod) = &pod
             && let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
             && node != self.options.node

@@ -390,7 +390,7 @@ standby_takes_over() {
   eventually 30 bash -c "curl -fsS http://127.0.0.1:$standby_port/metrics | grep -qx 'imprint_controller_leader 1'" || return 1
   [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == standby ]] || return 1
   deploy after-handover 'cat /etc/hostname; exec sleep 3600' &&
-    eventually 60 bp deployment-after-handover > /dev/null || return 1
+    eventually 120 bp deployment-after-handover > /dev/null || { kubectl -n "$NS" get bp,cbr; return 1; }
   stop standby
   start_controller
   eventually 30 curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/readyz" > /dev/null
