@@ -389,8 +389,11 @@ standby_takes_over() {
   stop controller
   eventually 30 bash -c "curl -fsS http://127.0.0.1:$standby_port/metrics | grep -qx 'imprint_controller_leader 1'" || return 1
   [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == standby ]] || return 1
-  deploy after-handover 'cat /etc/hostname; exec sleep 3600' &&
-    eventually 120 bp deployment-after-handover > /dev/null || { kubectl -n "$NS" get bp,cbr; return 1; }
+  deploy after-handover 'cat /etc/hostname; exec sleep 3600' || return 1
+  if ! eventually 120 bp deployment-after-handover > /dev/null; then
+    kubectl -n "$NS" get bp,cbr
+    return 1
+  fi
   stop standby
   start_controller
   eventually 30 curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/readyz" > /dev/null
