@@ -100,9 +100,6 @@ pub async fn run(options: AgentOptions) -> Result<()> {
     // the pod's cgroup, under the pod's limits; its pod is filtered by name.
     let own = format!("{IMPRINT_PARENT}/agent-{}", std::process::id());
     let home = Hierarchy::path_of_process("self").ok();
-    // With --cgroup-root the agent runs in a pod: moving out of the pod's
-    // cgroup would take it out of its limits, so it stays (its own pod is
-    // filtered by name).
     let ignore = if options.cgroup_root.is_some() {
         Vec::new()
     } else {
