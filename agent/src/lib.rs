@@ -7,10 +7,12 @@
 //! [`recommend`] turns reports into profiles (pure), [`record`] and
 //! [`enforce`] are the `record` and `run` commands; [`node`] is the
 //! cluster's node agent (writing through [`publish`]) and [`controller`]
-//! merges reports into profiles; both serve [`metrics`].
+//! merges reports into profiles; both serve [`metrics`]. [`cleanup`]
+//! releases the reports after an uninstall.
 
 pub mod capture;
 pub mod cgroups;
+pub mod cleanup;
 pub mod controller;
 pub mod enforce;
 pub mod metrics;

@@ -141,6 +141,21 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
         resync: Duration,
     },
+    /// Release every ContainerBehaviorReport from the fold finalizer, for an
+    /// uninstall (the chart runs it after `helm uninstall`). Reports and
+    /// profiles stay; a pod deleted afterwards takes its report with it.
+    Cleanup {
+        /// First wait until no pod matches this label selector (the agents:
+        /// an agent's last write would put the finalizer back).
+        #[arg(long)]
+        wait_for_pods: Option<String>,
+        /// Namespace of those pods (default: POD_NAMESPACE).
+        #[arg(long, env = "POD_NAMESPACE", requires = "wait_for_pods")]
+        pods_namespace: Option<String>,
+        /// Longest wait for those pods.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "3m")]
+        timeout: Duration,
+    },
     /// Turn reports into a seccomp profile or a capability set. Several
     /// reports merge into one profile.
     Recommend {
@@ -310,6 +325,38 @@ fn run(cli: Cli) -> Result<u8> {
                 .enable_all()
                 .build()?
                 .block_on(imprint::controller::run::run(options))?;
+            Ok(0)
+        }
+        Command::Cleanup {
+            wait_for_pods,
+            pods_namespace,
+            timeout,
+        } => {
+            let wait_for_pods = match wait_for_pods {
+                Some(selector) => Some((
+                    pods_namespace
+                        .context("--wait-for-pods needs --pods-namespace (or POD_NAMESPACE)")?,
+                    selector,
+                )),
+                None => None,
+            };
+            let options = imprint::cleanup::CleanupOptions {
+                wait_for_pods,
+                timeout,
+            };
+            let summary = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(async {
+                    let client = kube::Client::try_default()
+                        .await
+                        .context("connecting to the API server")?;
+                    imprint::cleanup::run(client, &options).await
+                })?;
+            eprintln!(
+                "imprint cleanup: released {} report(s); {} had no fold finalizer",
+                summary.released, summary.untouched
+            );
             Ok(0)
         }
         Command::Recommend {

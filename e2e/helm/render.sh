@@ -31,8 +31,10 @@ metadata:
     # The node agent needs hostPID, host paths and capabilities.
     pod-security.kubernetes.io/enforce: privileged
 YAML
+  # No hooks: the post-uninstall cleanup Job is Helm's; kubectl users run
+  # `imprint cleanup` before deleting (README).
   "$HELM" template imprint "$root/charts/imprint" --namespace "$NAMESPACE" \
-    --kube-version "$KUBE_VERSION" --include-crds
+    --kube-version "$KUBE_VERSION" --include-crds --no-hooks
 }
 
 case ${1:-} in

@@ -20,8 +20,10 @@
 #   - no 403 in the logs (the chart's RBAC is enough); metrics are served
 #   - helm upgrade rolls the agent: the old one's BPF objects go, the Lease
 #     still elects
-#   - helm uninstall removes every object of the release but the CRDs, and
-#     no BPF program or link of the agent stays attached
+#   - a second release in the cluster is refused
+#   - helm uninstall removes every object of the release but the CRDs; its
+#     cleanup hook releases the reports (a pod deleted afterwards takes its
+#     report); no BPF program or link of the agent stays attached
 # Needs: root, kubectl, helm, jq, curl, wrk, redis-benchmark, bpftool
 # (e2e/runtime/install-deps.sh), SPO's CRDs (IMPRINT_SPO_CRDS).
 # Images: on the local cluster (IMPRINT_E2E_RUNTIME_SOCKET set) the imprint
@@ -558,16 +560,43 @@ upgrade_rolls_the_agent_and_keeps_the_lease() {
 
 # --- uninstall -----------------------------------------------------------------
 uninstall_leaves_only_the_crds() {
-  helm uninstall "$RELEASE" -n "$RELEASE_NS" --wait --timeout 120s > /dev/null || return 1
+  helm uninstall "$RELEASE" -n "$RELEASE_NS" --wait --timeout 180s > "$work/uninstall" 2>&1 || { cat "$work/uninstall"; return 1; }
   eventually 60 bash -c "[[ -z \$(kubectl -n $RELEASE_NS get pods -o name) ]]" || { ks get pods; return 1; }
   local left
-  left=$(kubectl get daemonsets,deployments,services,serviceaccounts,roles,rolebindings,configmaps,leases \
+  # The release's objects, and the cleanup hook's (removed once it succeeded).
+  left=$(kubectl get daemonsets,deployments,jobs,services,serviceaccounts,roles,rolebindings,configmaps,leases \
     -n "$RELEASE_NS" -l "app.kubernetes.io/instance=$RELEASE" -o name 2> /dev/null)
   left+=$(kubectl get clusterroles,clusterrolebindings,priorityclasses -l "app.kubernetes.io/instance=$RELEASE" -o name 2> /dev/null)
   [[ -z $left ]] || { echo "left: $left"; return 1; }
   kubectl get crd containerbehaviorreports.imprint.dev behaviorprofiles.imprint.dev > /dev/null || { echo "CRDs removed"; return 1; }
   # The reports and profiles (the release's results, not its objects) stay.
   [[ $(k get cbr -o name | wc -l) -ge 5 ]] && k get bp deployment-nginx > /dev/null
+}
+
+# After the uninstall nothing holds a report: the cleanup Job removed the
+# fold finalizer once the agents were gone, so a pod deleted now takes its
+# report with it (and its namespace could go).
+uninstall_releases_the_reports() {
+  local held
+  held=$(k get cbr -o json | jq -r '.items[] | select(.metadata.finalizers // [] | index("imprint.dev/fold")) | .metadata.name')
+  [[ -z $held ]] || { echo "still held by the fold finalizer: $held"; return 1; }
+  local pod report
+  pod=$(k get pods -l app=redis -o jsonpath='{.items[0].metadata.name}')
+  report=$(k get cbr -l imprint.dev/workload-name=redis -o json |
+    jq -r --arg pod "$pod" '.items[] | select(.spec.subject.pod == $pod) | .metadata.name' | head -1)
+  [[ -n $pod && -n $report ]] || { echo "no redis pod ($pod) or report ($report)"; k get cbr; return 1; }
+  k delete pod "$pod" --wait=true --timeout=60s > /dev/null || return 1
+  eventually 60 bash -c "! kubectl -n $NS get cbr $report > /dev/null 2>&1" || { k get cbr "$report" -o yaml | head -30; return 1; }
+  note "uninstall: $(k get cbr -o name | wc -l) reports kept, none held; the deleted pod's report went with it"
+}
+
+# One install per cluster: a second release is refused with a clear error.
+second_install_is_refused() {
+  local out
+  if out=$(helm install imprint-second "$root/charts/imprint" -n "$RELEASE_NS" --dry-run=server 2>&1); then
+    echo "a second release was accepted"; return 1
+  fi
+  grep -q "imprint is already installed in this cluster (release \"$RELEASE\"" <<< "$out" || { echo "$out"; return 1; }
 }
 
 # held_by prog|link ID: the PIDs whose file descriptors hold a BPF program or link.
@@ -602,6 +631,7 @@ t0=$SECONDS
 check "images: imprint from IMPRINT_BIN, nginx and redis, imported" images
 check "helm lint; chart and install.yaml accepted by a server-side dry run" lint_and_server_dry_run
 check "helm install: agent DaemonSet and controller (2 replicas, one leads) Ready" install
+check "a second install in the same cluster is refused, naming the first" second_install_is_refused
 check "the agent runs with exactly the chart's capabilities, under seccomp" agent_runs_confined
 check "nginx (2 replicas) and redis deployed" deploy_workloads
 check "real load: wrk + curl against nginx, redis-benchmark against redis" workloads_serve_load
@@ -613,7 +643,8 @@ check "new behaviour after enforcement: denied, and the profile is Learning agai
 check "no 403 in the agent's and controller's logs (the chart's RBAC suffices)" no_forbidden_in_logs
 check "metrics served; the dashboard queries only served metrics" metrics_are_served
 check "helm upgrade rolls the agent (its BPF objects go with it) and keeps the Lease" upgrade_rolls_the_agent_and_keeps_the_lease
-check "helm uninstall removes everything but the CRDs" uninstall_leaves_only_the_crds
+check "helm uninstall removes everything but the CRDs (and the cleanup hook's objects)" uninstall_leaves_only_the_crds
+check "after the uninstall no report is held: a pod deleted now takes its report" uninstall_releases_the_reports
 check "no BPF program or link left attached" no_bpf_left
 note "helm suite: $((SECONDS - t0))s"
 cat "$work/notes" 2> /dev/null

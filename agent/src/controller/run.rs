@@ -748,27 +748,16 @@ impl Controller {
 
     /// Removes the fold finalizer from a report that was folded.
     async fn release(&self, report: &StoredReport) -> Result<()> {
-        let namespace = report.namespace.clone();
-        let remaining: Vec<String> = report
-            .finalizers
-            .iter()
-            .filter(|f| *f != FOLD_FINALIZER)
-            .cloned()
-            .collect();
-        let patch = serde_json::json!({
-            "metadata": {
-                "finalizers": remaining,
-                "resourceVersion": report.resource_version,
-            }
-        });
-        match Api::<ContainerBehaviorReport>::namespaced(self.client.clone(), &namespace)
-            .patch(&report.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(error) => Err(error.into()),
-        }
+        let api =
+            Api::<ContainerBehaviorReport>::namespaced(self.client.clone(), &report.namespace);
+        crate::publish::release_fold(
+            &api,
+            &report.name,
+            &report.finalizers,
+            report.resource_version.as_deref(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Deletes SeccompProfiles (v1, cluster-scoped) whose BehaviorProfile

@@ -200,6 +200,38 @@ pub fn report_object(
     report
 }
 
+/// Removes the fold finalizer from a report, keeping any other finalizer.
+/// `resource_version` (when given) makes the patch fail with 409 if the
+/// report changed since `finalizers` were read. A report already gone is
+/// not an error: `Ok(false)`; `Ok(true)` when the finalizer was removed.
+pub async fn release_fold(
+    api: &kube::Api<ContainerBehaviorReport>,
+    name: &str,
+    finalizers: &[String],
+    resource_version: Option<&str>,
+) -> Result<bool, kube::Error> {
+    if !finalizers.iter().any(|f| f == FOLD_FINALIZER) {
+        return Ok(false);
+    }
+    let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FOLD_FINALIZER).collect();
+    let mut patch = serde_json::json!({ "metadata": { "finalizers": remaining } });
+    if let Some(version) = resource_version {
+        patch["metadata"]["resourceVersion"] = version.into();
+    }
+    match api
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
