@@ -294,3 +294,45 @@ fn a_hook_that_fails_to_load_is_named_and_the_rest_records() {
         );
     }
 }
+
+/// A node that is itself a container (kind) shows the agent a cgroup2 mount
+/// made in a cgroup namespace: not the top of the hierarchy. Recording with
+/// `--cgroup-root` at such a mount works like at the real root.
+#[test]
+fn records_under_a_cgroup_root_made_in_a_cgroup_namespace() {
+    require_root();
+    let (_work, dir) = workdir();
+    let mount = dir.join("cgroup");
+    let reports = dir.join("reports");
+    std::fs::create_dir(&mount).unwrap();
+    // The namespace's root: a cgroup of the test's own, entered before unshare.
+    let outer = unified_root().join(format!("imprint-test-nsroot-{}", std::process::id()));
+    std::fs::create_dir(&outer).unwrap();
+    let script = format!(
+        "echo $$ > {outer}/cgroup.procs && exec unshare --cgroup --mount --propagation private \
+         sh -c 'mount -t cgroup2 none {mount} && test -e {mount}/cgroup.type && \
+         exec {imprint} record --cgroup-root {mount} --output {reports} -- {fixture} read:/etc/hostname'",
+        outer = outer.display(),
+        mount = mount.display(),
+        imprint = env!("CARGO_BIN_EXE_imprint"),
+        reports = reports.display(),
+        fixture = fixture().display(),
+    );
+    let output = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    let _ = std::fs::remove_dir(&outer);
+    assert!(
+        output.status.success(),
+        "record in a cgroup namespace failed: {output:?}"
+    );
+    let report = only_report(&reports);
+    assert_eq!(
+        file_access(&report, "/etc/hostname"),
+        Some(vec!["read".to_string()]),
+        "{report:#}"
+    );
+    let fixture = fixture();
+    assert!(
+        has_exec(&report, &[fixture.to_str().unwrap(), "read:/etc/hostname"]),
+        "{report:#}"
+    );
+}
