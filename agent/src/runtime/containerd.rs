@@ -15,7 +15,7 @@ use containerd_client::services::v1::{GetImageRequest, ListContainersRequest, Su
 use containerd_client::with_namespace;
 use tonic::Request;
 use tonic::transport::Channel;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::identity::{ContainerInfo, identify, spec_fields};
 
@@ -150,44 +150,13 @@ async fn list_all(channel: &Channel, containers: &Containers) -> Result<usize, t
     Ok(n)
 }
 
-/// Follows containerd: lists everything, then re-lists on each container
-/// or task event; reconnects with a back-off when the socket goes away.
-/// Runs until the task is dropped.
-pub async fn watch(socket: PathBuf, containers: Containers) {
-    let mut delay = Duration::from_millis(200);
-    let mut warned = false;
-    loop {
-        match follow(&socket, &containers).await {
-            Ok(()) => delay = Duration::from_millis(200),
-            Err(error) => {
-                containers.set_connected(false);
-                if !warned {
-                    let error = if socket.exists() {
-                        error
-                    } else {
-                        format!("{error} (no such socket file)")
-                    };
-                    warn!(
-                        socket = %socket.display(),
-                        %error,
-                        "container runtime unreachable: cgroups are reported by path until it answers"
-                    );
-                    warned = true;
-                } else {
-                    debug!(%error, "container runtime still unreachable");
-                }
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-}
-
 /// A safety net: containers are listed again this often even without
 /// events (an event missed while the subscription was being set up).
 const RELIST_EVERY: Duration = Duration::from_secs(10);
 
-async fn follow(socket: &Path, containers: &Containers) -> Result<(), String> {
+/// Follows containerd once: lists everything, then re-lists on each
+/// container or task event, until the connection fails.
+pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(), String> {
     let channel = containerd_client::connect(socket)
         .await
         .map_err(|e| e.to_string())?;

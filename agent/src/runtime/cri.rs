@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{Container, ListContainersRequest, ListPodSandboxRequest, PodSandbox};
 use tonic::transport::Channel;
-use tracing::{debug, info, warn};
+use tracing::info;
 
 use super::containerd::Containers;
 use super::identity::ContainerInfo;
@@ -102,39 +102,9 @@ async fn list_all(channel: &Channel, containers: &Containers) -> Result<usize, t
     Ok(n)
 }
 
-/// Follows the runtime through CRI until the task is dropped; reconnects
-/// with a back-off when the socket goes away, warning once.
-pub async fn watch(socket: std::path::PathBuf, containers: Containers) {
-    let mut delay = Duration::from_millis(200);
-    let mut warned = false;
-    loop {
-        match follow(&socket, &containers).await {
-            Ok(()) => delay = Duration::from_millis(200),
-            Err(error) => {
-                containers.set_connected(false);
-                if !warned {
-                    let missing = if socket.exists() {
-                        ""
-                    } else {
-                        " (no such socket file)"
-                    };
-                    warn!(
-                        socket = %socket.display(),
-                        error = %format!("{error}{missing}"),
-                        "container runtime (CRI) unreachable: cgroups are reported by path until it answers"
-                    );
-                    warned = true;
-                } else {
-                    debug!(%error, "container runtime (CRI) still unreachable");
-                }
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-}
-
-async fn follow(socket: &Path, containers: &Containers) -> Result<(), String> {
+/// Follows the runtime through CRI once: lists every second until a
+/// listing fails.
+pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(), String> {
     let channel = containerd_client::connect(socket)
         .await
         .map_err(|e| e.to_string())?;

@@ -6,8 +6,10 @@ pub mod cri;
 pub mod identity;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use imprint_crd::report::Subject;
+use tracing::{debug, warn};
 
 use self::cgroup_path::PathIdentity;
 use self::containerd::Containers;
@@ -36,11 +38,54 @@ impl RuntimeApi {
     }
 }
 
-/// Follows the runtime at `socket` into `containers` until dropped.
+/// Follows the runtime at `socket` into `containers` until dropped:
+/// containerd's event stream, or CRI listings; reconnects with a back-off
+/// (200 ms doubling to 5 s) when the socket goes away.
 pub async fn follow(socket: PathBuf, api: RuntimeApi, containers: Containers) {
     match api.for_socket(&socket) {
-        RuntimeApi::Cri => cri::watch(socket, containers).await,
-        _ => containerd::watch(socket, containers).await,
+        RuntimeApi::Cri => keep_following(&socket, &containers, "CRI", cri::follow).await,
+        _ => keep_following(&socket, &containers, "containerd", containerd::follow).await,
+    }
+}
+
+/// Runs `follow` again and again; says once that the runtime is
+/// unreachable (and that cgroups are reported by path meanwhile).
+async fn keep_following<'a, F, Fut>(
+    socket: &'a Path,
+    containers: &'a Containers,
+    api: &str,
+    follow: F,
+) where
+    F: Fn(&'a Path, &'a Containers) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut warned = false;
+    loop {
+        match follow(socket, containers).await {
+            Ok(()) => delay = Duration::from_millis(200),
+            Err(error) => {
+                containers.set_connected(false);
+                if !warned {
+                    let missing = if socket.exists() {
+                        ""
+                    } else {
+                        " (no such socket file)"
+                    };
+                    warn!(
+                        socket = %socket.display(),
+                        api,
+                        error = %format!("{error}{missing}"),
+                        "container runtime unreachable: cgroups are reported by path until it answers"
+                    );
+                    warned = true;
+                } else {
+                    debug!(%error, api, "container runtime still unreachable");
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
