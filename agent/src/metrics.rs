@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::record::AbortOnDrop;
+
 /// Label of a counter split by kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -168,6 +170,20 @@ impl ControllerMetrics {
             .get_or_create(&KindLabel::of(phase))
             .set(count);
     }
+}
+
+/// Starts [`serve`] in the background: returns the readiness flag to set
+/// and a guard that stops the server when dropped. A server that stops
+/// (the address is taken, say) is logged, not fatal.
+pub(crate) fn start(address: SocketAddr, registry: Registry) -> (Arc<AtomicBool>, AbortOnDrop) {
+    let ready = Arc::new(AtomicBool::new(false));
+    let server = serve(address, Arc::new(registry), ready.clone());
+    let guard = AbortOnDrop(tokio::spawn(async move {
+        if let Err(error) = server.await {
+            tracing::warn!(%error, "metrics server stopped");
+        }
+    }));
+    (ready, guard)
 }
 
 /// Serves `/metrics` (OpenMetrics text), `/healthz` (the process runs) and

@@ -81,17 +81,7 @@ pub async fn run(options: AgentOptions) -> Result<()> {
     let agent_metrics = AgentMetrics::default();
     let mut registry = Registry::default();
     agent_metrics.register(&mut registry);
-    let ready = Arc::new(AtomicBool::new(false));
-    let server = tokio::spawn(metrics::serve(
-        options.listen,
-        Arc::new(registry),
-        ready.clone(),
-    ));
-    let _server = AbortOnDrop(tokio::spawn(async move {
-        if let Ok(Err(error)) = server.await {
-            warn!(%error, "metrics server stopped");
-        }
-    }));
+    let (ready, _server) = metrics::start(options.listen, registry);
 
     let hierarchy = Hierarchy::find(options.cgroup_root.as_deref())?;
     hierarchy.remove_stale();

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -99,17 +99,7 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
     let controller_metrics = ControllerMetrics::default();
     let mut registry = Registry::default();
     controller_metrics.register(&mut registry);
-    let ready = Arc::new(AtomicBool::new(false));
-    let server = tokio::spawn(metrics::serve(
-        options.listen,
-        Arc::new(registry),
-        ready.clone(),
-    ));
-    let _server = AbortOnDrop(tokio::spawn(async move {
-        if let Ok(Err(error)) = server.await {
-            warn!(%error, "metrics server stopped");
-        }
-    }));
+    let (ready, _server) = metrics::start(options.listen, registry);
 
     // Ready means running: a standby replica waiting for the Lease is
     // ready too (a rollout of several replicas needs them all ready);
