@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use imprint::probes::CapabilityHook;
@@ -39,33 +39,11 @@ enum Command {
         /// one report per cgroup. Ctrl-C ends early and still writes them.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
-        /// Hook for capability checks: the tracepoint (Linux >= 6.14), fexit
-        /// (kernels with BPF trampolines), or auto (the first that loads).
-        #[arg(long, value_enum, default_value_t = CapabilityHook::Auto)]
-        capability_hook: CapabilityHook,
-        /// containerd socket used to name containers and pods (default: the
-        /// first of /run/containerd/containerd.sock and k3s's that exists).
-        /// Unreachable: cgroups are reported by path, and resolution resumes
-        /// when it answers.
-        #[arg(long)]
-        runtime_socket: Option<PathBuf>,
-        /// API that names containers: containerd's, the CRI (CRI-O), or
-        /// auto (CRI for a CRI-O socket, else containerd's).
-        #[arg(long, value_enum, default_value_t = imprint::runtime::RuntimeApi::Auto)]
-        runtime_api: imprint::runtime::RuntimeApi,
-        /// Only pods of this namespace (repeatable).
-        #[arg(long = "namespace")]
-        namespaces: Vec<String>,
-        /// Never pods of this namespace (repeatable).
-        #[arg(long = "exclude-namespace")]
-        exclude_namespaces: Vec<String>,
+        #[command(flatten)]
+        recording: Recording,
         /// No reports for host cgroups (those without a container).
         #[arg(long)]
         no_host: bool,
-        /// Root of the cgroup v2 hierarchy (default: the cgroup2 mount in
-        /// /proc/self/mountinfo).
-        #[arg(long, env = "IMPRINT_CGROUP_ROOT")]
-        cgroup_root: Option<PathBuf>,
         /// The command to run in a fresh cgroup and record until it exits.
         #[arg(last = true)]
         command: Vec<String>,
@@ -79,37 +57,17 @@ enum Command {
         /// How often changed reports are written.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
         interval: Duration,
-        /// containerd socket (default: containerd's, then k3s's).
-        #[arg(long)]
-        runtime_socket: Option<PathBuf>,
-        /// API that names containers: containerd's, the CRI (CRI-O), or
-        /// auto (CRI for a CRI-O socket, else containerd's).
-        #[arg(long, value_enum, default_value_t = imprint::runtime::RuntimeApi::Auto)]
-        runtime_api: imprint::runtime::RuntimeApi,
-        /// Only pods of this namespace (repeatable).
-        #[arg(long = "namespace")]
-        namespaces: Vec<String>,
-        /// Never pods of this namespace (repeatable).
-        #[arg(long = "exclude-namespace")]
-        exclude_namespaces: Vec<String>,
+        #[command(flatten)]
+        recording: Recording,
         /// Address serving /metrics, /healthz and /readyz.
         #[arg(long, default_value = "0.0.0.0:9090")]
         listen: std::net::SocketAddr,
-        /// Hook for capability checks.
-        #[arg(long, value_enum, default_value_t = CapabilityHook::Auto)]
-        capability_hook: CapabilityHook,
         /// The agent's own pod name (downward API), never reported.
         #[arg(long, env = "POD_NAME")]
         pod_name: Option<String>,
         /// The agent's own namespace (downward API).
         #[arg(long, env = "POD_NAMESPACE")]
         pod_namespace: Option<String>,
-        /// Root of the host's cgroup v2 hierarchy. In a pod, mount the host's
-        /// (for example /sys/fs/cgroup, or /sys/fs/cgroup/unified on a
-        /// hybrid host) and name it here: the pod's own /sys/fs/cgroup
-        /// shows only its cgroup namespace.
-        #[arg(long, env = "IMPRINT_CGROUP_ROOT")]
-        cgroup_root: Option<PathBuf>,
     },
     /// Controller (Deployment): merge every workload's reports into a
     /// BehaviorProfile and write one SeccompProfile per container.
@@ -187,6 +145,37 @@ enum Command {
     },
 }
 
+/// What `record` and `agent` share: the hooks, the runtime, the filters.
+#[derive(Args, Debug)]
+struct Recording {
+    /// Hook for capability checks: the tracepoint (Linux >= 6.14), fexit
+    /// (kernels with BPF trampolines), or auto (the first that loads).
+    #[arg(long, value_enum, default_value_t = CapabilityHook::Auto)]
+    capability_hook: CapabilityHook,
+    /// Container runtime socket used to name containers and pods (default:
+    /// the first of containerd's, k3s's and CRI-O's that exists).
+    /// Unreachable: cgroups are reported by path, and resolution resumes
+    /// when it answers.
+    #[arg(long)]
+    runtime_socket: Option<PathBuf>,
+    /// API that names containers: containerd's, the CRI (CRI-O), or
+    /// auto (CRI for a CRI-O socket, else containerd's).
+    #[arg(long, value_enum, default_value_t = imprint::runtime::RuntimeApi::Auto)]
+    runtime_api: imprint::runtime::RuntimeApi,
+    /// Only pods of this namespace (repeatable).
+    #[arg(long = "namespace")]
+    namespaces: Vec<String>,
+    /// Never pods of this namespace (repeatable).
+    #[arg(long = "exclude-namespace")]
+    exclude_namespaces: Vec<String>,
+    /// Root of the cgroup v2 hierarchy (default: the cgroup2 mount in
+    /// /proc/self/mountinfo). In a pod, mount the host's (for example
+    /// /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host) and name
+    /// it here: the pod's own /sys/fs/cgroup shows only its cgroup namespace.
+    #[arg(long, env = "IMPRINT_CGROUP_ROOT")]
+    cgroup_root: Option<PathBuf>,
+}
+
 /// What `recommend` produces.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Output {
@@ -221,13 +210,8 @@ fn run(cli: Cli) -> Result<u8> {
             output,
             format,
             duration,
-            capability_hook,
-            runtime_socket,
-            runtime_api,
-            namespaces,
-            exclude_namespaces,
+            recording,
             no_host,
-            cgroup_root,
             command,
         } => {
             record::require_root()?;
@@ -239,15 +223,15 @@ fn run(cli: Cli) -> Result<u8> {
                 format,
                 duration,
                 command,
-                capability_hook,
-                runtime_socket,
+                capability_hook: recording.capability_hook,
+                runtime_socket: recording.runtime_socket,
                 filter: imprint::runtime::Filter {
-                    namespaces,
-                    exclude_namespaces,
+                    namespaces: recording.namespaces,
+                    exclude_namespaces: recording.exclude_namespaces,
                     no_host,
                 },
-                cgroup_root,
-                runtime_api,
+                cgroup_root: recording.cgroup_root,
+                runtime_api: recording.runtime_api,
             };
             let code = runtime.block_on(record::record(options))?;
             Ok(u8::try_from(code).unwrap_or(1))
@@ -255,31 +239,26 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Agent {
             node_name,
             interval,
-            runtime_socket,
-            runtime_api,
-            namespaces,
-            exclude_namespaces,
+            recording,
             listen,
-            capability_hook,
             pod_name,
             pod_namespace,
-            cgroup_root,
         } => {
             record::require_root()?;
             let options = imprint::node::AgentOptions {
                 node: node_name,
                 interval,
-                runtime_socket,
+                runtime_socket: recording.runtime_socket,
                 filter: imprint::runtime::Filter {
-                    namespaces,
-                    exclude_namespaces,
+                    namespaces: recording.namespaces,
+                    exclude_namespaces: recording.exclude_namespaces,
                     no_host: true,
                 },
                 listen,
-                capability_hook,
+                capability_hook: recording.capability_hook,
                 own_pod: pod_namespace.zip(pod_name),
-                cgroup_root,
-                runtime_api,
+                cgroup_root: recording.cgroup_root,
+                runtime_api: recording.runtime_api,
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
