@@ -62,3 +62,80 @@ cgroup_dirs() {
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# containerd_config: containerd's configuration (CRI, runc, CNI) for the
+# paths above ($STATE, $RUN, $CONTAINERD_SOCK) and $PAUSE_IMAGE; shared by
+# the cluster and the runtime suite (e2e/runtime), each with its own paths.
+containerd_config() {
+  cat <<TOML
+version = 3
+root = '$STATE/containerd/root'
+state = '$RUN/containerd/state'
+disabled_plugins = ['io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri',
+  'io.containerd.snapshotter.v1.btrfs', 'io.containerd.snapshotter.v1.zfs',
+  'io.containerd.snapshotter.v1.devmapper', 'io.containerd.snapshotter.v1.blockfile',
+  'io.containerd.snapshotter.v1.erofs', 'io.containerd.differ.v1.erofs']
+
+[grpc]
+  address = '$CONTAINERD_SOCK'
+[ttrpc]
+  address = '$CONTAINERD_SOCK.ttrpc'
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = '$PAUSE_IMAGE'
+  [plugins.'io.containerd.cri.v1.runtime']
+    # Needed where root lacks CAP_SYS_RESOURCE: runc must not lower oom_score_adj.
+    restrict_oom_score_adj = true
+    netns_mounts_under_state_dir = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = '$RUNC_BIN/runc'
+          Root = '$RUN/runc'
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['$CNI_BIN']
+      conf_dir = '$STATE/cni/net.d'
+      max_conf_num = 1
+  [plugins.'io.containerd.grpc.v1.cri']
+    disable_tcp_service = true
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+TOML
+}
+
+# restore_sysctls: the sysctls up saved ($RUN/snapshot/sysctl), back.
+restore_sysctls() {
+  [[ -f $RUN/snapshot/sysctl ]] || return 0
+  local k v
+  while IFS='=' read -r k v; do
+    [[ $(sysctl -n "$k" 2>/dev/null) == "$v" ]] || sysctl -q -w "$k=$v" > /dev/null 2>&1 || log "could not restore $k"
+  done < "$RUN/snapshot/sysctl"
+}
+
+# remove_created_host_paths: the HOST_PATHS that did not exist before up
+# ($RUN/snapshot/paths), unless something is mounted below them.
+remove_created_host_paths() {
+  [[ -f $RUN/snapshot/paths ]] || return 0
+  local p
+  for p in "${HOST_PATHS[@]}"; do
+    if [[ -e $p || -L $p ]] && ! grep -qx "$p" "$RUN/snapshot/paths"; then
+      if findmnt -rn -o TARGET | grep -qE "^$p(/|$)"; then log "not removing $p: mounts below"; else rm -rf --one-file-system "$p"; fi
+    fi
+  done
+}
+
+# remove_own_dirs: $STATE and $RUN, unless something is still mounted below.
+remove_own_dirs() {
+  local d
+  for d in "$STATE" "$RUN"; do
+    [[ -e $d ]] || continue
+    if findmnt -rn -o TARGET | grep -qE "^$d(/|$)"; then log "not removing $d: still mounted below"; else rm -rf --one-file-system "$d"; fi
+  done
+}
+

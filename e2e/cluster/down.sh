@@ -99,24 +99,11 @@ for t in "${NFT_TABLES[@]}"; do
 done
 
 # 7. Sysctls back to what they were before up.
-if [[ -f $RUN/snapshot/sysctl ]]; then
-  while IFS='=' read -r k v; do
-    [[ $(sysctl -n "$k" 2>/dev/null) == "$v" ]] || sysctl -q -w "$k=$v" > /dev/null 2>&1 || log "could not restore $k"
-  done < "$RUN/snapshot/sysctl"
-fi
+restore_sysctls
 
 # 8. Host paths created during the run, then the cluster's own directories.
-if [[ -f $RUN/snapshot/paths ]]; then
-  for p in "${HOST_PATHS[@]}"; do
-    if [[ -e $p || -L $p ]] && ! grep -qx "$p" "$RUN/snapshot/paths"; then
-      if findmnt -rn -o TARGET | grep -qE "^$p(/|$)"; then log "not removing $p: mounts below"; else rm -rf --one-file-system "$p"; fi
-    fi
-  done
-fi
-for d in "$STATE" "$RUN"; do
-  [[ -e $d ]] || continue
-  if findmnt -rn -o TARGET | grep -qE "^$d(/|$)"; then log "not removing $d: still mounted below"; else rm -rf --one-file-system "$d"; fi
-done
+remove_created_host_paths
+remove_own_dirs
 
 # 9. Check that nothing is left.
 leftover=0

@@ -79,23 +79,10 @@ nft list table inet "$NFT_TABLE" > /dev/null 2>&1 && nft delete table inet "$NFT
 if [[ -e $CLUSTER_RUN ]]; then
   log "the e2e cluster runs ($CLUSTER_RUN): its sysctls and shared host paths are left to its down.sh"
 else
-  if [[ -f $RUN/snapshot/sysctl ]]; then
-    while IFS='=' read -r k v; do
-      [[ $(sysctl -n "$k" 2>/dev/null) == "$v" ]] || sysctl -q -w "$k=$v" > /dev/null 2>&1 || log "could not restore $k"
-    done < "$RUN/snapshot/sysctl"
-  fi
-  if [[ -f $RUN/snapshot/paths ]]; then
-    for p in "${HOST_PATHS[@]}"; do
-      if [[ -e $p || -L $p ]] && ! grep -qx "$p" "$RUN/snapshot/paths"; then
-        if findmnt -rn -o TARGET | grep -qE "^$p(/|$)"; then log "not removing $p: mounts below"; else rm -rf --one-file-system "$p"; fi
-      fi
-    done
-  fi
+  restore_sysctls
+  remove_created_host_paths
 fi
-for d in "$STATE" "$RUN"; do
-  [[ -e $d ]] || continue
-  if findmnt -rn -o TARGET | grep -qE "^$d(/|$)"; then log "not removing $d: still mounted below"; else rm -rf --one-file-system "$d"; fi
-done
+remove_own_dirs
 
 # 8. Check that nothing is left.
 leftover=0

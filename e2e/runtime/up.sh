@@ -90,46 +90,7 @@ for m in /sys/fs/cgroup/*; do
 done
 
 # --- configuration -------------------------------------------------------------
-cat > "$CONTAINERD_CONFIG" <<TOML
-version = 3
-root = '$STATE/containerd/root'
-state = '$RUN/containerd/state'
-disabled_plugins = ['io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri',
-  'io.containerd.snapshotter.v1.btrfs', 'io.containerd.snapshotter.v1.zfs',
-  'io.containerd.snapshotter.v1.devmapper', 'io.containerd.snapshotter.v1.blockfile',
-  'io.containerd.snapshotter.v1.erofs', 'io.containerd.differ.v1.erofs']
-
-[grpc]
-  address = '$CONTAINERD_SOCK'
-[ttrpc]
-  address = '$CONTAINERD_SOCK.ttrpc'
-
-[plugins]
-  [plugins.'io.containerd.cri.v1.images']
-    snapshotter = 'overlayfs'
-    [plugins.'io.containerd.cri.v1.images'.pinned_images]
-      sandbox = '$PAUSE_IMAGE'
-  [plugins.'io.containerd.cri.v1.runtime']
-    # Needed where root lacks CAP_SYS_RESOURCE: runc must not lower oom_score_adj.
-    restrict_oom_score_adj = true
-    netns_mounts_under_state_dir = true
-    [plugins.'io.containerd.cri.v1.runtime'.containerd]
-      default_runtime_name = 'runc'
-      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-        runtime_type = 'io.containerd.runc.v2'
-        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-          BinaryName = '$RUNC_BIN/runc'
-          Root = '$RUN/runc'
-          SystemdCgroup = false
-    [plugins.'io.containerd.cri.v1.runtime'.cni]
-      bin_dirs = ['$CNI_BIN']
-      conf_dir = '$STATE/cni/net.d'
-      max_conf_num = 1
-  [plugins.'io.containerd.grpc.v1.cri']
-    disable_tcp_service = true
-    stream_server_address = '127.0.0.1'
-    stream_server_port = '0'
-TOML
+containerd_config > "$CONTAINERD_CONFIG"
 
 # The bridge and its address belong to this script: the bridge plugin only
 # attaches pods, IPAM hands out the route through the host.
