@@ -118,6 +118,60 @@ fn records_every_cgroup_into_its_own_report() {
     assert_eq!(own.count(), 0, "imprint recorded itself");
 }
 
+/// Two cgroups taking turns on one CPU, making the same syscalls, each get
+/// every one of them in their own report: nothing the kernel side keeps
+/// per CPU (a cache of what the last cgroup there made, say) may carry
+/// one cgroup's syscalls over to the other.
+#[test]
+fn cgroups_taking_turns_on_one_cpu_each_get_their_syscalls() {
+    require_root();
+    let (_work, dir) = workdir();
+    let (a, b) = (TestCgroup::new("turns-a"), TestCgroup::new("turns-b"));
+    let reports = dir.join("reports");
+    let (mut recorder, stderr) = start_recorder(&["--duration", "4s"], &reports);
+    // The driver lives where recording every cgroup ignores it (below
+    // /imprint), so between the turns no other recorded cgroup runs
+    // syscalls in between: b's turn starts right after a's.
+    let driver = TestCgroup {
+        path: unified_root().join(format!("imprint/test-turns-{}", std::process::id())),
+        name: String::new(),
+    };
+    std::fs::create_dir_all(&driver.path).unwrap();
+    let fixture = fixture();
+    let turn = |cgroup: &TestCgroup, steps: &str| {
+        format!(
+            "sh -c 'echo $$ > {}/cgroup.procs && exec {} {steps}'",
+            cgroup.path.display(),
+            fixture.display()
+        )
+    };
+    // a, b, a, b, all on CPU 0: b makes personality right after a made
+    // it there, and clock_nanosleep (the sleep) after a did.
+    let script = format!(
+        "{} && {} && {} && {}",
+        turn(&a, "rare"),
+        turn(&b, "rare"),
+        turn(&a, "rare sleep:10 rare"),
+        turn(&b, "sleep:10 rare"),
+    );
+    let mut worker = driver.spawn(&format!("exec taskset -c 0 sh -c \"{script}\""));
+    assert!(worker.wait().unwrap().success());
+    let status = recorder.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    for cgroup in [&a, &b] {
+        let report = read_json(&reports.join(format!("{}.json", cgroup.name)));
+        let names = syscalls(&report);
+        for wanted in ["personality", "execve", "clock_nanosleep"] {
+            assert!(
+                names.iter().any(|n| n == wanted),
+                "{}: {wanted} missing from {names:?}",
+                cgroup.name
+            );
+        }
+    }
+}
+
 #[test]
 fn ctrl_c_ends_the_recording_and_writes_every_report() {
     require_root();
