@@ -3,38 +3,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// A cgroup of the test's own below the unified root, removed on drop.
-struct TestCgroup {
-    path: std::path::PathBuf,
-    name: String,
-}
-
-impl TestCgroup {
-    fn new(tag: &str) -> Self {
-        let name = format!("imprint-test-{tag}-{}", std::process::id());
-        let path = unified_root().join(&name);
-        std::fs::create_dir(&path).unwrap();
-        TestCgroup { path, name }
-    }
-
-    /// Starts `sh -c script` inside the cgroup.
-    fn spawn(&self, script: &str) -> std::process::Child {
-        let procs = self.path.join("cgroup.procs");
-        let mut command = Command::new("/bin/sh");
-        command.args(["-c", script]);
-        // SAFETY: only a write(2) through std's File between fork and exec.
-        unsafe {
-            command.pre_exec(move || std::fs::write(&procs, "0"));
-        }
-        command.spawn().unwrap()
-    }
-}
 
 /// Starts `imprint record ARGS` and waits until its probes are attached
 /// (it says so on stderr); returns the child and a thread that collects
@@ -71,12 +43,6 @@ fn start_recorder(
         text
     });
     (child, rest)
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.path);
-    }
 }
 
 #[test]
@@ -130,31 +96,30 @@ fn cgroups_taking_turns_on_one_cpu_each_get_their_syscalls() {
     let reports = dir.join("reports");
     let (mut recorder, stderr) = start_recorder(&["--duration", "4s"], &reports);
     // The driver lives where recording every cgroup ignores it (below
-    // /imprint), so between the turns no other recorded cgroup runs
-    // syscalls in between: b's turn starts right after a's.
-    let driver = TestCgroup {
-        path: unified_root().join(format!("imprint/test-turns-{}", std::process::id())),
-        name: String::new(),
-    };
-    std::fs::create_dir_all(&driver.path).unwrap();
+    // /imprint), so no other recorded cgroup makes syscalls between the
+    // turns: b's turn starts right after a's.
+    let driver = TestCgroup::at(&format!("imprint/test-turns-{}", std::process::id()));
+    // a, b, a, b, all on one CPU: b makes personality right after a made
+    // it there, and clock_nanosleep (the sleep) after a did. Each turn is
+    // a shell that moves itself ($$, its own pid) into its cgroup first.
     let fixture = fixture();
     let turn = |cgroup: &TestCgroup, steps: &str| {
         format!(
-            "sh -c 'echo $$ > {}/cgroup.procs && exec {} {steps}'",
+            "sh -c 'echo $$ > \"$0\"/cgroup.procs && exec \"$1\" {steps}' '{}' '{}'\n",
             cgroup.path.display(),
             fixture.display()
         )
     };
-    // a, b, a, b, all on CPU 0: b makes personality right after a made
-    // it there, and clock_nanosleep (the sleep) after a did.
-    let script = format!(
-        "{} && {} && {} && {}",
+    let script = dir.join("turns.sh");
+    let turns = [
         turn(&a, "rare"),
         turn(&b, "rare"),
         turn(&a, "rare sleep:10 rare"),
         turn(&b, "sleep:10 rare"),
-    );
-    let mut worker = driver.spawn(&format!("exec taskset -c 0 sh -c \"{script}\""));
+    ];
+    std::fs::write(&script, format!("set -e\n{}", turns.concat())).unwrap();
+    let cpu = first_allowed_cpu();
+    let mut worker = driver.spawn(&format!("exec taskset -c {cpu} sh {}", script.display()));
     assert!(worker.wait().unwrap().success());
     let status = recorder.wait().unwrap();
     let stderr = stderr.join().unwrap();
@@ -170,6 +135,20 @@ fn cgroups_taking_turns_on_one_cpu_each_get_their_syscalls() {
             );
         }
     }
+}
+
+/// The first CPU this process may run on (from /proc/self/status).
+fn first_allowed_cpu() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/self/status");
+    list.trim()
+        .split([',', '-'])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a CPU number")
 }
 
 #[test]

@@ -306,20 +306,27 @@ fn records_under_a_cgroup_root_made_in_a_cgroup_namespace() {
     let reports = dir.join("reports");
     std::fs::create_dir(&mount).unwrap();
     // The namespace's root: a cgroup of the test's own, entered before unshare.
-    let outer = unified_root().join(format!("imprint-test-nsroot-{}", std::process::id()));
-    std::fs::create_dir(&outer).unwrap();
-    let script = format!(
-        "echo $$ > {outer}/cgroup.procs && exec unshare --cgroup --mount --propagation private \
-         sh -c 'mount -t cgroup2 none {mount} && test -e {mount}/cgroup.type && \
-         exec {imprint} record --cgroup-root {mount} --output {reports} -- {fixture} read:/etc/hostname'",
-        outer = outer.display(),
-        mount = mount.display(),
-        imprint = env!("CARGO_BIN_EXE_imprint"),
-        reports = reports.display(),
-        fixture = fixture().display(),
+    let outer = TestCgroup::new("nsroot");
+    let mut command = Command::new("unshare");
+    command.args([
+        "--cgroup",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+    ]);
+    command.arg(
+        r#"mount -t cgroup2 none "$1" && test -e "$1/cgroup.type" &&
+           exec "$2" record --cgroup-root "$1" --output "$3" -- "$4" read:/etc/hostname"#,
     );
-    let output = Command::new("sh").arg("-c").arg(&script).output().unwrap();
-    let _ = std::fs::remove_dir(&outer);
+    command
+        .arg("sh")
+        .arg(&mount)
+        .arg(env!("CARGO_BIN_EXE_imprint"));
+    command.arg(&reports).arg(fixture());
+    let output = outer.enter_on_exec(&mut command).output().unwrap();
+    drop(outer);
     assert!(
         output.status.success(),
         "record in a cgroup namespace failed: {output:?}"

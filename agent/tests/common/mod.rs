@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -147,4 +148,60 @@ pub fn unified_root() -> PathBuf {
         .expect("a cgroup2 mount")
         .root()
         .to_path_buf()
+}
+
+/// A cgroup of the test's own below the unified root, removed with
+/// everything below it on drop (and its parent, when the test made it and
+/// nothing else uses it).
+pub struct TestCgroup {
+    /// Its directory.
+    pub path: PathBuf,
+    /// Its path below the unified root, without the leading slash.
+    pub name: String,
+    made_parent: Option<PathBuf>,
+}
+
+impl TestCgroup {
+    /// `imprint-test-TAG-PID` right below the root.
+    pub fn new(tag: &str) -> Self {
+        Self::at(&format!("imprint-test-{tag}-{}", std::process::id()))
+    }
+
+    /// The cgroup at `relative` below the root (parents made as needed).
+    pub fn at(relative: &str) -> Self {
+        let path = unified_root().join(relative);
+        let parent = path.parent().expect("below the root").to_path_buf();
+        let made_parent = (!parent.exists()).then(|| parent.clone());
+        std::fs::create_dir_all(&path).unwrap();
+        TestCgroup {
+            path,
+            name: relative.to_string(),
+            made_parent,
+        }
+    }
+
+    /// Starts `sh -c script` inside the cgroup.
+    pub fn spawn(&self, script: &str) -> std::process::Child {
+        let mut command = Command::new("/bin/sh");
+        command.args(["-c", script]);
+        self.enter_on_exec(&mut command).spawn().unwrap()
+    }
+
+    /// Makes `command` join this cgroup before it execs.
+    pub fn enter_on_exec<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        let procs = self.path.join("cgroup.procs");
+        // SAFETY: only a write(2) through std's File between fork and exec.
+        unsafe { command.pre_exec(move || std::fs::write(&procs, "0")) }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        if let Ok(hierarchy) = imprint::cgroups::Hierarchy::detect() {
+            hierarchy.remove_tree(&self.name);
+        }
+        if let Some(parent) = &self.made_parent {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
 }
