@@ -107,11 +107,13 @@ enum Command {
         /// an agent's last write would put the finalizer back).
         #[arg(long)]
         wait_for_pods: Option<String>,
-        /// Namespace of those pods (default: POD_NAMESPACE).
-        #[arg(long, env = "POD_NAMESPACE", requires = "wait_for_pods")]
+        /// Namespace of those pods (default: POD_NAMESPACE); only with
+        /// --wait-for-pods.
+        #[arg(long, env = "POD_NAMESPACE")]
         pods_namespace: Option<String>,
-        /// Longest wait for those pods.
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "3m")]
+        /// Longest wait for those pods; then the reports are released
+        /// anyway, and the pods still there are named.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
         timeout: Duration,
     },
     /// Turn reports into a seccomp profile or a capability set. Several
@@ -336,6 +338,12 @@ fn run(cli: Cli) -> Result<u8> {
                 "imprint cleanup: released {} report(s); {} had no fold finalizer",
                 summary.released, summary.untouched
             );
+            if !summary.pods_left.is_empty() {
+                eprintln!(
+                    "imprint cleanup: still there when the wait ended: {} (a report they write again is held again: run imprint cleanup once they are gone)",
+                    summary.pods_left.join(", ")
+                );
+            }
             Ok(0)
         }
         Command::Recommend {

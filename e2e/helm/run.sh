@@ -590,6 +590,19 @@ uninstall_releases_the_reports() {
   note "uninstall: $(k get cbr -o name | wc -l) reports kept, none held; the deleted pod's report went with it"
 }
 
+# imprint cleanup by hand (as after a kubectl-applied install): a report
+# held again is released; pods that outlast --timeout are named, and the
+# reports are released anyway.
+cleanup_by_hand_names_pods_left() {
+  local bin=${IMPRINT_BIN:-$(command -v imprint)} report out
+  report=$(k get cbr -o jsonpath='{.items[0].metadata.name}')
+  k patch cbr "$report" --type merge -p '{"metadata":{"finalizers":["imprint.dev/fold"]}}' > /dev/null || return 1
+  out=$("$bin" cleanup --wait-for-pods app=nginx --pods-namespace "$NS" --timeout 3s 2>&1) || { echo "$out"; return 1; }
+  grep -q "released 1 report(s)" <<< "$out" && grep -q "still there when the wait ended: nginx-" <<< "$out" ||
+    { echo "$out"; return 1; }
+  [[ -z $(k get cbr "$report" -o jsonpath='{.metadata.finalizers}') ]] || { echo "$report still held"; return 1; }
+}
+
 # One install per cluster: a second release is refused with a clear error.
 second_install_is_refused() {
   local out
@@ -645,6 +658,7 @@ check "metrics served; the dashboard queries only served metrics" metrics_are_se
 check "helm upgrade rolls the agent (its BPF objects go with it) and keeps the Lease" upgrade_rolls_the_agent_and_keeps_the_lease
 check "helm uninstall removes everything but the CRDs (and the cleanup hook's objects)" uninstall_leaves_only_the_crds
 check "after the uninstall no report is held: a pod deleted now takes its report" uninstall_releases_the_reports
+check "imprint cleanup by hand releases a held report and names pods that outlast its wait" cleanup_by_hand_names_pods_left
 check "no BPF program or link left attached" no_bpf_left
 note "helm suite: $((SECONDS - t0))s"
 cat "$work/notes" 2> /dev/null
