@@ -181,6 +181,19 @@ impl Hierarchy {
         left
     }
 
+    /// Moves this process back to `home` (where it was before joining a
+    /// cgroup of its own), then removes `own` and, when no other recording
+    /// uses it, imprint's parent cgroup.
+    pub fn leave(&self, home: Option<&str>, own: &str) {
+        if let Some(home) = home
+            && let Err(error) = self.join(home, 0)
+        {
+            tracing::warn!(%error, "could not move back to the original cgroup");
+        }
+        self.remove_tree(own);
+        self.remove_parent_if_unused();
+    }
+
     /// Removes imprint's parent cgroup when no recording uses it any more.
     pub fn remove_parent_if_unused(&self) {
         let _ = fs::remove_dir(self.dir(IMPRINT_PARENT));

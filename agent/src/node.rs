@@ -116,13 +116,7 @@ pub async fn run(options: AgentOptions) -> Result<()> {
     )
     .await;
     if own_cgroup {
-        if let Some(home) = home
-            && let Err(error) = hierarchy.join(&home, 0)
-        {
-            warn!(%error, "could not move back to the original cgroup");
-        }
-        hierarchy.remove_tree(&own);
-        hierarchy.remove_parent_if_unused();
+        hierarchy.leave(home.as_deref(), &own);
     }
     result
 }

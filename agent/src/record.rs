@@ -284,11 +284,7 @@ async fn record_host(
     let own_dir = hierarchy.create(&own)?;
     hierarchy.join(&own, 0)?;
     let result = record_host_in(hierarchy, options, duration, &own, &own_dir, stop).await;
-    if let Err(error) = hierarchy.join(&home, 0) {
-        warn!(%error, "could not move back to the original cgroup");
-    }
-    hierarchy.remove_tree(&own);
-    hierarchy.remove_parent_if_unused();
+    hierarchy.leave(Some(&home), &own);
     result
 }
 
