@@ -139,3 +139,50 @@ remove_own_dirs() {
   done
 }
 
+# snapshot_host_state: the SYSCTLS' values and which HOST_PATHS exist, for
+# down (restore_sysctls, remove_created_host_paths).
+snapshot_host_state() {
+  local s v p
+  for s in "${SYSCTLS[@]}"; do
+    v=$(sysctl -n "$s" 2>/dev/null) && printf '%s=%s\n' "$s" "$v"
+  done > "$RUN/snapshot/sysctl"
+  for p in "${HOST_PATHS[@]}"; do [[ -e $p || -L $p ]] && echo "$p"; done > "$RUN/snapshot/paths" || true
+}
+
+# make_own_cgroups: $CGROUP_ROOT in every mounted hierarchy (cpuset ones
+# get their parent's CPUs and memory nodes).
+make_own_cgroups() {
+  local m
+  for m in /sys/fs/cgroup/*; do
+    [[ -d $m ]] || continue
+    [[ $(stat -f -c %T "$m") == cgroup* ]] || continue
+    mkdir -p "$m/$CGROUP_ROOT"
+    if [[ -f $m/cpuset.cpus && -f $m/$CGROUP_ROOT/cpuset.cpus ]]; then
+      cat "$m/cpuset.cpus" > "$m/$CGROUP_ROOT/cpuset.cpus"
+      cat "$m/cpuset.mems" > "$m/$CGROUP_ROOT/cpuset.mems"
+    fi
+  done
+  return 0
+}
+
+# unmount_below_own_dirs: every mount below $STATE and $RUN, deepest first.
+unmount_below_own_dirs() {
+  local round m mounts
+  for ((round = 0; round < 5; round++)); do
+    mapfile -t mounts < <(findmnt -rn -o TARGET | grep -E "^($STATE|$RUN)(/|$)" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-)
+    [[ ${#mounts[@]} -gt 0 ]] || break
+    for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
+  done
+  return 0
+}
+
+# remove_own_cgroups: the cgroups below $CGROUP_ROOT, deepest first.
+remove_own_cgroups() {
+  local d
+  while read -r d; do
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    [[ -d $d ]] && log "cgroup $d still busy"
+  done < <(cgroup_dirs)
+  return 0
+}
+

@@ -55,10 +55,7 @@ mkdir -p "$RUN" "$PIDS" "$STATE"/{logs,pki,etcd,kubelet,pod-logs,cni/net.d,cni/i
 mkdir -p "$RUN/snapshot"
 
 # --- snapshot of host state that components may change ----------------------
-for s in "${SYSCTLS[@]}"; do
-  v=$(sysctl -n "$s" 2>/dev/null) && printf '%s=%s\n' "$s" "$v"
-done > "$RUN/snapshot/sysctl"
-for p in "${HOST_PATHS[@]}"; do [[ -e $p || -L $p ]] && echo "$p"; done > "$RUN/snapshot/paths" || true
+snapshot_host_state
 nft list tables > "$RUN/snapshot/nft-tables" 2>/dev/null || true
 
 # --- network: the cluster's bridge, node address and a fence -----------------
@@ -82,15 +79,7 @@ table inet imprint_e2e {
 NFT
 
 # --- cgroups of our own -------------------------------------------------------
-for m in /sys/fs/cgroup/*; do
-  [[ -d $m ]] || continue
-  [[ $(stat -f -c %T "$m") == cgroup* ]] || continue
-  mkdir -p "$m/$CGROUP_ROOT"
-  if [[ -f $m/cpuset.cpus && -f $m/$CGROUP_ROOT/cpuset.cpus ]]; then
-    cat "$m/cpuset.cpus" > "$m/$CGROUP_ROOT/cpuset.cpus"
-    cat "$m/cpuset.mems" > "$m/$CGROUP_ROOT/cpuset.mems"
-  fi
-done
+make_own_cgroups
 
 # --- certificates, kubeconfigs, configuration files ---------------------------
 log "certificates"

@@ -58,17 +58,10 @@ done
 
 # 4. Mounts under the runtime's directories (rootfs overlays, shm, network
 #    namespaces), deepest first.
-for ((round = 0; round < 5; round++)); do
-  mapfile -t mounts < <(findmnt -rn -o TARGET | grep -E "^($STATE|$RUN)(/|$)" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-)
-  [[ ${#mounts[@]} -gt 0 ]] || break
-  for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
-done
+unmount_below_own_dirs
 
 # 5. Cgroups of our own, deepest first.
-while read -r d; do
-  find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-  [[ -d $d ]] && log "cgroup $d still busy"
-done < <(cgroup_dirs)
+remove_own_cgroups
 
 # 6. Network: the bridge (pods' veths went with their namespaces) and the fence.
 ip link show "$BRIDGE" > /dev/null 2>&1 && ip link del "$BRIDGE"

@@ -59,10 +59,7 @@ fi
 mkdir -p "$RUN" "$PIDS" "$RUN/snapshot" "$STATE"/{logs,config,pod-logs,cni/net.d,cni/ipam,profiles}
 
 # --- snapshot of host state that the runtime may change ------------------------
-for s in "${SYSCTLS[@]}"; do
-  v=$(sysctl -n "$s" 2>/dev/null) && printf '%s=%s\n' "$s" "$v"
-done > "$RUN/snapshot/sysctl"
-for p in "${HOST_PATHS[@]}"; do [[ -e $p || -L $p ]] && echo "$p"; done > "$RUN/snapshot/paths" || true
+snapshot_host_state
 
 # --- network: bridge, host address, fence --------------------------------------
 log "network: bridge $BRIDGE ($HOST_IP, pods $SUBNET)"
@@ -79,15 +76,7 @@ table inet $NFT_TABLE {
 NFT
 
 # --- cgroups of our own in every hierarchy -------------------------------------
-for m in /sys/fs/cgroup/*; do
-  [[ -d $m ]] || continue
-  [[ $(stat -f -c %T "$m") == cgroup* ]] || continue
-  mkdir -p "$m/$CGROUP_ROOT"
-  if [[ -f $m/cpuset.cpus && -f $m/$CGROUP_ROOT/cpuset.cpus ]]; then
-    cat "$m/cpuset.cpus" > "$m/$CGROUP_ROOT/cpuset.cpus"
-    cat "$m/cpuset.mems" > "$m/$CGROUP_ROOT/cpuset.mems"
-  fi
-done
+make_own_cgroups
 
 # --- configuration -------------------------------------------------------------
 containerd_config > "$CONTAINERD_CONFIG"
