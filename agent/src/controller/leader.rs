@@ -1,7 +1,8 @@
 //! Leader election on a coordination.k8s.io Lease: one controller replica
 //! acts, the others wait to take over when the holder stops renewing.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -48,6 +49,27 @@ pub struct LeaderLease {
     name: String,
     identity: String,
     duration: Duration,
+    /// When the last successful take or renewal started (the renewTime it
+    /// wrote is not earlier): the lease counts as ours from there.
+    held_since: Mutex<Option<Instant>>,
+}
+
+/// A renewal that did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    /// The API server refused or could not be reached.
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    /// No answer in time (a hung connection must not outlive the lease).
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Whether a lease whose last renewal started at `renewed` still counts as
+/// held at `now`: a margin of a fifth of `duration` before it expires, so
+/// the holder stops acting before any other replica may take over.
+pub fn still_held(renewed: Instant, now: Instant, duration: Duration) -> bool {
+    now.saturating_duration_since(renewed) < duration - duration / 5
 }
 
 impl LeaderLease {
@@ -64,7 +86,15 @@ impl LeaderLease {
             name: name.into(),
             identity: identity.into(),
             duration,
+            held_since: Mutex::new(None),
         }
+    }
+
+    /// Whether this process may act as the leader now: its last take or
+    /// renewal is recent enough that no other replica can have taken over.
+    pub fn is_held(&self) -> bool {
+        let held_since = *self.held_since.lock().unwrap_or_else(|e| e.into_inner());
+        held_since.is_some_and(|renewed| still_held(renewed, Instant::now(), self.duration))
     }
 
     /// Waits until this process holds the lease.
@@ -89,8 +119,13 @@ impl LeaderLease {
     }
 
     /// Renews the lease; `Ok(false)` when another replica took it over.
-    pub async fn renew(&self) -> Result<bool, kube::Error> {
-        self.try_hold().await
+    /// Bounded to a third of the lease's duration.
+    pub async fn renew(&self) -> Result<bool, RenewError> {
+        let limit = self.duration / 3;
+        match tokio::time::timeout(limit, self.try_hold()).await {
+            Ok(held) => Ok(held?),
+            Err(_) => Err(RenewError::TimedOut(limit)),
+        }
     }
 
     /// Gives the lease up (on a clean stop), so a standby replica takes
@@ -122,10 +157,15 @@ impl LeaderLease {
     /// gone through while its answer was lost, as when the API server
     /// restarts), and only lost when someone else holds it.
     async fn try_hold(&self) -> Result<bool, kube::Error> {
-        match self.try_hold_once().await {
+        let started = Instant::now();
+        let held = match self.try_hold_once().await {
             Ok(false) => self.try_hold_once().await,
             other => other,
+        };
+        if let Ok(true) = held {
+            *self.held_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         }
+        held
     }
 
     async fn try_hold_once(&self) -> Result<bool, kube::Error> {
@@ -183,6 +223,29 @@ impl LeaderLease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_holder_stops_acting_before_the_lease_can_be_taken() {
+        let renewed = Instant::now();
+        let duration = Duration::from_secs(15);
+        assert!(still_held(renewed, renewed, duration));
+        assert!(still_held(
+            renewed,
+            renewed + Duration::from_secs(11),
+            duration
+        ));
+        // 12 s: three seconds before a standby may take over.
+        assert!(!still_held(
+            renewed,
+            renewed + Duration::from_secs(12),
+            duration
+        ));
+        assert!(!still_held(
+            renewed,
+            renewed + Duration::from_secs(600),
+            duration
+        ));
+    }
 
     #[test]
     fn a_lease_is_free_when_unheld_ours_or_expired() {

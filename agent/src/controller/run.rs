@@ -192,19 +192,40 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
     let mut dirty: HashSet<WorkloadKey> = HashSet::new();
     let mut debounce = tokio::time::interval(Duration::from_millis(500));
     let mut resync = tokio::time::interval(options.resync);
+    // A leader that could not renew the Lease in time (the API server away,
+    // or only unreachable from here) pauses before any standby may take
+    // over, and goes on once a renewal goes through.
+    let mut acting = true;
+    let mut may_act = |metrics: &ControllerMetrics| {
+        let held = lease.as_ref().is_none_or(|lease| lease.is_held());
+        if held != acting {
+            acting = held;
+            metrics.leader.set(i64::from(held));
+            if held {
+                info!("the Lease is renewed again: acting");
+            } else {
+                warn!(
+                    "the Lease was not renewed in time: paused until it is (another replica may take over)"
+                );
+            }
+        }
+        held
+    };
     loop {
         tokio::select! {
             Some(key) = keys.recv() => { dirty.insert(key); }
             Some(event) = report_events.recv() => { dirty.extend(controller.reports.apply(event)); }
             _ = debounce.tick() => {
-                if !dirty.is_empty() {
+                if !dirty.is_empty() && may_act(&controller.metrics) {
                     let batch: Vec<_> = dirty.drain().collect();
                     controller.reconcile_all(batch).await;
                 }
             }
             _ = resync.tick() => {
                 dirty.extend(controller.all_keys());
-                controller.collect_orphans().await;
+                if may_act(&controller.metrics) {
+                    controller.collect_orphans().await;
+                }
             }
             _ = lost.recv() => {
                 anyhow::bail!("lost the leader lease to another replica; exiting so that it alone acts");
