@@ -388,11 +388,22 @@ standby_takes_over() {
   local standby_port=19292
   start_controller standby "$standby_port"
   sleep 8
-  # The standby is ready (running) but does not lead while the leader holds the Lease.
-  curl -fsS "http://127.0.0.1:$standby_port/metrics" | grep -qx 'imprint_controller_leader 0' || { echo "the standby leads"; return 1; }
-  curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/metrics" | grep -qx 'imprint_controller_leader 1' || { echo "the leader does not say so"; return 1; }
-  grep -q "another replica leads" "$work/standby.log" || return 1
-  [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == controller ]] || return 1
+  # The standby is ready (running) but does not lead while the leader holds
+  # the Lease. On failure: the Lease and both logs, and the standby stopped
+  # (it would take the Lease from whatever runs next).
+  local standby_metrics leader_metrics
+  standby_metrics=$(curl -fsS "http://127.0.0.1:$standby_port/metrics")
+  leader_metrics=$(curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/metrics")
+  if ! grep -qx 'imprint_controller_leader 0' <<< "$standby_metrics" ||
+    ! grep -qx 'imprint_controller_leader 1' <<< "$leader_metrics" ||
+    ! grep -q "another replica leads" "$work/standby.log"; then
+    echo "standby: $(grep '^imprint_controller_leader ' <<< "$standby_metrics"); leader: $(grep '^imprint_controller_leader ' <<< "$leader_metrics")"
+    kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec}{"\n"}'
+    tail -5 "$work/controller.log" "$work/standby.log"
+    stop standby
+    return 1
+  fi
+  [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == controller ]] || { stop standby; return 1; }
   # The leader stops cleanly and gives the Lease up: the standby leads.
   stop controller
   eventually 30 bash -c "curl -fsS http://127.0.0.1:$standby_port/metrics | grep -qx 'imprint_controller_leader 1'" || return 1
