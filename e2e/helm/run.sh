@@ -603,6 +603,22 @@ cleanup_by_hand_names_pods_left() {
   [[ -z $(k get cbr "$report" -o jsonpath='{.metadata.finalizers}') ]] || { echo "$report still held"; return 1; }
 }
 
+# After the uninstall, an install made with kubectl from manifests/install.yaml
+# (only its agent ClusterRole, which is what the chart recognises) makes a
+# helm install refuse, naming it as such.
+kubectl_install_is_recognised() {
+  local out role
+  role=$(mktemp)
+  "$root/e2e/helm/render.sh" --stdout | kubectl create --dry-run=client -o json -f - |
+    jq 'select(.kind == "ClusterRole" and .metadata.labels["app.kubernetes.io/component"] == "agent")' > "$role"
+  kubectl apply -f "$role" > /dev/null || { rm -f "$role"; return 1; }
+  out=$(helm install imprint-second "$root/charts/imprint" -n "$RELEASE_NS" --dry-run=server 2>&1)
+  local status=$?
+  kubectl delete -f "$role" > /dev/null; rm -f "$role"
+  [[ $status != 0 ]] || { echo "a helm install beside a kubectl one was accepted"; return 1; }
+  grep -q "already installed in this cluster without Helm" <<< "$out" || { echo "$out"; return 1; }
+}
+
 # One install per cluster: a second release is refused with a clear error.
 second_install_is_refused() {
   local out
@@ -659,6 +675,7 @@ check "helm upgrade rolls the agent (its BPF objects go with it) and keeps the L
 check "helm uninstall removes everything but the CRDs (and the cleanup hook's objects)" uninstall_leaves_only_the_crds
 check "after the uninstall no report is held: a pod deleted now takes its report" uninstall_releases_the_reports
 check "imprint cleanup by hand releases a held report and names pods that outlast its wait" cleanup_by_hand_names_pods_left
+check "a helm install beside a kubectl-applied install.yaml is refused, naming it" kubectl_install_is_recognised
 check "no BPF program or link left attached" no_bpf_left
 note "helm suite: $((SECONDS - t0))s"
 cat "$work/notes" 2> /dev/null
