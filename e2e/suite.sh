@@ -13,6 +13,15 @@ check() {
   fi
 }
 
+# eventually SECONDS CMD...: poll CMD until it succeeds.
+eventually() {
+  local limit=$1 t0=$SECONDS; shift
+  until "$@"; do
+    (( SECONDS - t0 > limit )) && { echo "still failing after ${limit}s: $*"; return 1; }
+    sleep 1
+  done
+}
+
 # finish NAME: the closing line; fails when any test failed.
 finish() {
   echo "$1: $passed passed, $failed failed"

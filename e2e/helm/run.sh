@@ -39,6 +39,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=e2e/suite.sh
 . "$here/../suite.sh"
+# shellcheck source=e2e/load.sh
+. "$here/../load.sh"
 CRDS=${IMPRINT_SPO_CRDS:-$root/../shared/fixtures/security-profiles-operator}
 CACHE=${IMPRINT_E2E_CACHE:-/var/cache/imprint/e2e}
 BUSYBOX=${IMPRINT_E2E_BUSYBOX_IMAGE:-localhost/imprint-e2e/busybox:1.35.0}
@@ -54,15 +56,6 @@ note() { echo "# $*" | tee -a "$work/notes"; }
 
 k() { kubectl -n "$NS" "$@"; }
 ks() { kubectl -n "$RELEASE_NS" "$@"; }
-
-# eventually SECONDS CMD...: poll CMD until it succeeds.
-eventually() {
-  local limit=$1 t0=$SECONDS; shift
-  until "$@"; do
-    (( SECONDS - t0 > limit )) && { echo "still failing after ${limit}s: $*"; return 1; }
-    sleep 1
-  done
-}
 
 cleanup() {
   if [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]]; then echo "kept namespaces $NS $RELEASE_NS"; rm -rf "$work"; return; fi
@@ -285,36 +278,6 @@ deploy_workloads() {
   load_image_names
   deploy nginx "$NGINX_IMAGE" 2 80 && deploy redis "$REDIS_IMAGE" 1 6379 || return 1
   k rollout status deployment/nginx --timeout=120s > /dev/null && k rollout status deployment/redis --timeout=120s > /dev/null
-}
-
-# nginx_load IP LABEL: HTTP load (wrk) and checked requests (curl); zero errors.
-nginx_load() {
-  local ip=$1 out i errors=0 want got
-  out=$(wrk -t2 -c16 -d4s --timeout 2s "http://$ip/index.html" 2>&1) || { echo "wrk failed: $out"; return 1; }
-  if grep -qE "Socket errors|Non-2xx" <<< "$out" || ! grep -q "requests in" <<< "$out"; then echo "wrk: $out"; return 1; fi
-  note "nginx $ip ($2): wrk $(grep -o '[0-9]* requests in [^,]*' <<< "$out") (index.html)"
-  out=$(wrk -t2 -c8 -d3s --timeout 2s "http://$ip/big.txt" 2>&1) || { echo "wrk failed: $out"; return 1; }
-  if grep -qE "Socket errors|Non-2xx" <<< "$out" || ! grep -q "requests in" <<< "$out"; then echo "wrk: $out"; return 1; fi
-  note "nginx $ip ($2): wrk $(grep -o '[0-9]* requests in [^,]*' <<< "$out") (big.txt, 256 KiB), 90 checked curl requests"
-  want=$(head -c 262144 /dev/zero | tr '\0' x | sha256sum)
-  for ((i = 0; i < 30; i++)); do
-    got=$(curl -fsS --max-time 3 "http://$ip/big.txt" | sha256sum) || { errors=$((errors + 1)); continue; }
-    [[ $got == "$want" ]] || errors=$((errors + 1))
-    curl -fsS --max-time 3 -o /dev/null "http://$ip/" || errors=$((errors + 1))
-    curl -sS --max-time 3 -o /dev/null -w '%{http_code}' "http://$ip/missing" | grep -qx 404 || errors=$((errors + 1))
-  done
-  [[ $errors == 0 ]] || { echo "nginx $ip: $errors of 90 checked requests failed"; return 1; }
-}
-
-# redis_load IP LABEL: redis-benchmark and checked commands (redis-cli); zero errors.
-redis_load() {
-  local ip=$1 out
-  out=$(timeout 60 redis-benchmark -h "$ip" -p 6379 -n 20000 -c 16 -P 4 -t set,get,incr,lpush,lpop,sadd,hset,lrange_100 --csv 2>&1) ||
-    { echo "redis-benchmark failed: $out"; return 1; }
-  if grep -qiE "error|could not" <<< "$out"; then echo "redis-benchmark: $out"; return 1; fi
-  note "redis $ip ($2): redis-benchmark $(grep -c '^"' <<< "$out") tests x 20000 requests, 0 errors"
-  [[ $(timeout 10 redis-cli -h "$ip" set imprint-key imprint-value 2>&1) == OK ]] &&
-    [[ $(timeout 10 redis-cli -h "$ip" get imprint-key 2>&1) == imprint-value ]] || { echo "redis SET/GET failed"; return 1; }
 }
 
 load() { # load LABEL: every nginx pod and the redis pod

@@ -88,15 +88,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# eventually SECONDS CMD...: poll CMD until it succeeds.
-eventually() {
-  local limit=$1 t0=$SECONDS; shift
-  until "$@"; do
-    (( SECONDS - t0 > limit )) && { echo "still failing after ${limit}s: $*"; return 1; }
-    sleep 1
-  done
-}
-
 cbr() { k get containerbehaviorreports "$@"; }
 bp() { k get behaviorprofiles "$@"; }
 pods_of() { k get pods -l "app=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }

@@ -30,6 +30,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # shellcheck source=SCRIPTDIR/../suite.sh
 . "$rt_here/../suite.sh"
+# shellcheck source=SCRIPTDIR/../load.sh
+. "$rt_here/../load.sh"
 # suite.sh's check, renamed, so that check below can wrap it.
 eval "suite_$(declare -f check)"
 [[ $(id -u) == 0 ]] || die "run as root"
@@ -580,40 +582,6 @@ test_socket_late() {
 
 # --- e. profile fidelity on real servers ----------------------------------------------------
 
-# nginx_load IP: HTTP load (wrk) and checked requests (curl); zero errors.
-nginx_load() {
-  local ip=$1 out i want got errors=0
-  out=$(wrk -t2 -c16 -d4s --timeout 2s "http://$ip/index.html" 2>&1) || { echo "wrk failed: $out"; return 1; }
-  if grep -qE "Socket errors|Non-2xx" <<< "$out" || ! grep -q "requests in" <<< "$out"; then echo "wrk: $out"; return 1; fi
-  note "nginx ($2): wrk $(grep -o '[0-9]* requests in [^,]*' <<< "$out") (index.html)"
-  out=$(wrk -t2 -c8 -d3s --timeout 2s "http://$ip/big.txt" 2>&1) || { echo "wrk failed: $out"; return 1; }
-  if grep -qE "Socket errors|Non-2xx" <<< "$out" || ! grep -q "requests in" <<< "$out"; then echo "wrk: $out"; return 1; fi
-  note "nginx ($2): wrk $(grep -o '[0-9]* requests in [^,]*' <<< "$out") (big.txt, 256 KiB), 150 checked curl requests"
-  want=$(head -c 262144 /dev/zero | tr '\0' x | sha256sum)
-  for ((i = 0; i < 50; i++)); do
-    got=$(curl -fsS --max-time 3 "http://$ip/big.txt" | sha256sum) || { errors=$((errors + 1)); continue; }
-    [[ $got == "$want" ]] || errors=$((errors + 1))
-    curl -fsS --max-time 3 -o /dev/null "http://$ip/" || errors=$((errors + 1))
-    curl -sS --max-time 3 -o /dev/null -w '%{http_code}' "http://$ip/missing" | grep -qx 404 || errors=$((errors + 1))
-  done
-  [[ $errors == 0 ]] || { echo "nginx: $errors of 150 checked requests failed"; return 1; }
-}
-
-# redis_load IP: redis-benchmark and checked commands (redis-cli); zero errors.
-redis_load() {
-  local ip=$1 out
-  out=$(timeout 60 redis-benchmark -h "$ip" -p 6379 -n 20000 -c 16 -P 4 -t set,get,incr,lpush,lpop,sadd,hset,lrange_100 --csv 2>&1) ||
-    { echo "redis-benchmark failed: $out"; return 1; }
-  if grep -qiE "error|could not" <<< "$out"; then echo "redis-benchmark: $out"; return 1; fi
-  note "redis ($2): redis-benchmark $(grep -c '^"' <<< "$out") tests x 20000 requests, 0 errors"
-  out=$(timeout 10 redis-cli -h "$ip" set imprint-key imprint-value 2>&1)
-  [[ $out == OK ]] || { echo "redis SET: $out"; return 1; }
-  out=$(timeout 10 redis-cli -h "$ip" get imprint-key 2>&1)
-  [[ $out == imprint-value ]] || { echo "redis GET: $out"; return 1; }
-  out=$(timeout 10 redis-cli -h "$ip" dbsize 2>&1)
-  [[ $out =~ ^[1-9][0-9]*$ ]] || { echo "redis DBSIZE: $out"; return 1; }
-}
-
 # wait_http IP / wait_redis IP: until the server answers (at most 20 s).
 wait_http() {
   local t0=$SECONDS
@@ -673,7 +641,7 @@ test_record_servers() {
   # What the containers may use at all (their bounding sets), for the capability check.
   cap_names "$(awk '/^CapBnd:/ { print $2 }' "/proc/$(container_pid "$nginx")/status")" > "$fidelity_dir/nginx.bounding"
   cap_names "$(awk '/^CapBnd:/ { print $2 }' "/proc/$(container_pid "$redis")/status")" > "$fidelity_dir/redis.bounding"
-  nginx_load "$ip_web" recorded || return 1
+  nginx_load "$ip_web" recorded 50 || return 1
   redis_load "$ip_cache" recorded || return 1
   # A graceful stop belongs to the workload too.
   crictl stop -t 10 "$nginx" > /dev/null && crictl stop -t 10 "$redis" > /dev/null || return 1
@@ -699,7 +667,7 @@ test_nginx_enforced() {
   ip=$(pod_ip "$ns" web)
   wait_http "$ip" || { echo "nginx under its profile does not answer; log:"; tail -5 "$(cat "$work/pods/${ns}_web/logdir")/nginx.log"; return 1; }
   enforced "$id" "$fidelity_dir/nginx.caps" || return 1
-  nginx_load "$ip" enforced || return 1
+  nginx_load "$ip" enforced 50 || return 1
   graceful_stop "$id"
 }
 
