@@ -390,7 +390,7 @@ standby_takes_over() {
     ! grep -q "another replica leads" "$work/standby.log"; then
     echo "standby: $(grep '^imprint_controller_leader ' <<< "$standby_metrics"); leader: $(grep '^imprint_controller_leader ' <<< "$leader_metrics")"
     kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec}{"\n"}'
-    tail -5 "$work/controller.log" "$work/standby.log"
+    tail -n 5 "$work/controller.log" "$work/standby.log"
     stop standby
     return 1
   fi
