@@ -341,8 +341,9 @@ api_server_down_loses_nothing() {
     { echo "the outage was not noticed"; return 1; }
   # The leader could not renew its Lease: it paused before a standby could
   # take over, and went on once the API server answered again.
-  if ! grep -q "paused until it is" "$work/controller.log" || ! grep -q "renewed again: acting" "$work/controller.log"; then
-    echo "the controller did not pause and resume"; grep -i lease "$work/controller.log" | tail -5; return 1
+  if ! grep -q "paused until it is" "$work/controller.log" ||
+    ! eventually 60 grep -q "renewed again: acting" "$work/controller.log"; then
+    echo "the controller did not pause and resume"; grep -i lease "$work/controller.log" | tail -n 5; return 1
   fi
 }
 
@@ -377,6 +378,8 @@ cel_rules_guard_the_profile() {
 # --- leader election and the v1beta1 API ----------------------------------------
 standby_takes_over() {
   local standby_port=19292
+  # The leader holds a fresh Lease (it renews again after the outage above).
+  eventually 60 bash -c "curl -fsS http://127.0.0.1:$CONTROLLER_PORT/metrics | grep -qx 'imprint_controller_leader 1'" || return 1
   start_controller standby "$standby_port"
   sleep 8
   # The standby is ready (running) but does not lead while the leader holds
