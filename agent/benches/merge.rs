@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use imprint::controller::merge::{merge_workload, writable_mounts};
-use imprint::controller::run::seccomp_spec;
+use imprint::controller::seccomp::seccomp_spec;
 use imprint::controller::store::StoredReport;
 use imprint_crd::profile::Overrides;
 use imprint_crd::report::{

@@ -1,4 +1,4 @@
-//! A workload with known behaviour, for imprint's integration tests and
+//! A workload with known behavior, for imprint's integration tests and
 //! benchmarks. Each argument is one step, run in order:
 //!
 //! - `rare`: the `personality` syscall (query only), which few programs make

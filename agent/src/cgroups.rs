@@ -232,6 +232,14 @@ fn remove_dir_tree(dir: &Path, left: &mut Vec<PathBuf>) {
     }
 }
 
+/// Whether `path` is a cgroup imprint made for itself (`/imprint/...`).
+pub fn is_imprints_own(path: &str) -> bool {
+    path == IMPRINT_PARENT
+        || path
+            .strip_prefix(IMPRINT_PARENT)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 /// File-name-safe form of a cgroup path: "/" becomes "root", separators "_".
 pub fn file_stem(path: &str) -> String {
     let trimmed = path.trim_matches('/');

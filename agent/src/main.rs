@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+use imprint::pipeline::{RecordingOptions, require_root};
 use imprint::probes::CapabilityHook;
 use imprint::report::Format;
 use imprint::{enforce, recommend, record, report};
@@ -78,8 +79,8 @@ enum Command {
         stability_window: Duration,
         /// security-profiles-operator API for the SeccompProfiles: v1
         /// (cluster-scoped) or v1beta1 (namespaced, SPO <= 0.10).
-        #[arg(long, value_enum, default_value_t = imprint::controller::run::SeccompApi::V1)]
-        seccomp_api: imprint::controller::run::SeccompApi,
+        #[arg(long, value_enum, default_value_t = imprint::controller::seccomp::SeccompApi::V1)]
+        seccomp_api: imprint::controller::seccomp::SeccompApi,
         /// Address serving /metrics, /healthz and /readyz.
         #[arg(long, default_value = "0.0.0.0:9091")]
         listen: std::net::SocketAddr,
@@ -178,6 +179,23 @@ struct Recording {
     cgroup_root: Option<PathBuf>,
 }
 
+impl Recording {
+    /// The pipeline's options; `no_host`: no reports for host cgroups.
+    fn options(self, no_host: bool) -> RecordingOptions {
+        RecordingOptions {
+            capability_hook: self.capability_hook,
+            runtime_socket: self.runtime_socket,
+            runtime_api: self.runtime_api,
+            filter: imprint::runtime::Filter {
+                namespaces: self.namespaces,
+                exclude_namespaces: self.exclude_namespaces,
+                no_host,
+            },
+            cgroup_root: self.cgroup_root,
+        }
+    }
+}
+
 /// What `recommend` produces.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Output {
@@ -216,7 +234,7 @@ fn run(cli: Cli) -> Result<u8> {
             no_host,
             command,
         } => {
-            record::require_root()?;
+            require_root("record")?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -225,15 +243,7 @@ fn run(cli: Cli) -> Result<u8> {
                 format,
                 duration,
                 command,
-                capability_hook: recording.capability_hook,
-                runtime_socket: recording.runtime_socket,
-                filter: imprint::runtime::Filter {
-                    namespaces: recording.namespaces,
-                    exclude_namespaces: recording.exclude_namespaces,
-                    no_host,
-                },
-                cgroup_root: recording.cgroup_root,
-                runtime_api: recording.runtime_api,
+                recording: recording.options(no_host),
             };
             let code = runtime.block_on(record::record(options))?;
             Ok(u8::try_from(code).unwrap_or(1))
@@ -246,21 +256,13 @@ fn run(cli: Cli) -> Result<u8> {
             pod_name,
             pod_namespace,
         } => {
-            record::require_root()?;
+            require_root("agent")?;
             let options = imprint::node::AgentOptions {
                 node: node_name,
                 interval,
-                runtime_socket: recording.runtime_socket,
-                filter: imprint::runtime::Filter {
-                    namespaces: recording.namespaces,
-                    exclude_namespaces: recording.exclude_namespaces,
-                    no_host: true,
-                },
                 listen,
-                capability_hook: recording.capability_hook,
                 own_pod: pod_namespace.zip(pod_name),
-                cgroup_root: recording.cgroup_root,
-                runtime_api: recording.runtime_api,
+                recording: recording.options(true),
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -288,9 +290,7 @@ fn run(cli: Cli) -> Result<u8> {
             let identity = identity.unwrap_or_else(|| {
                 format!(
                     "{}-{}",
-                    std::fs::read_to_string("/proc/sys/kernel/hostname")
-                        .unwrap_or_default()
-                        .trim(),
+                    imprint::pipeline::hostname().unwrap_or_default(),
                     std::process::id()
                 )
             });

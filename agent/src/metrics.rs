@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::record::AbortOnDrop;
+use crate::task::AbortOnDrop;
 
 /// Label of a counter split by kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,6 +31,13 @@ impl KindLabel {
     }
 }
 
+/// Label of a count split by the kind of error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    /// The error's kind (`controller::error::Error::metric_label`).
+    pub error: String,
+}
+
 /// The node agent's metrics.
 #[derive(Clone, Default)]
 pub struct AgentMetrics {
@@ -40,7 +47,7 @@ pub struct AgentMetrics {
     pub drops: Gauge,
     /// Pod containers with a report in progress.
     pub containers: Gauge,
-    /// Report writes, by outcome (`created_or_updated`, `unchanged`, `failed`).
+    /// Report writes, by outcome (`applied`, `unchanged`, `failed`).
     pub report_writes: Family<KindLabel, Counter>,
     /// Failed calls to the API server.
     pub api_errors: Counter,
@@ -101,8 +108,8 @@ pub struct ControllerMetrics {
     pub profiles: Family<KindLabel, Gauge>,
     /// Workload merges done.
     pub merges: Counter,
-    /// Reconciles that failed.
-    pub reconcile_errors: Counter,
+    /// Reconciles that failed, by the error's kind.
+    pub reconcile_errors: Family<ErrorLabel, Counter>,
     /// Reconcile durations, seconds.
     pub reconcile_duration: Histogram,
     /// Report entries skipped as invalid (unknown syscall names, garbage paths).
@@ -118,7 +125,7 @@ impl Default for ControllerMetrics {
         ControllerMetrics {
             profiles: Family::default(),
             merges: Counter::default(),
-            reconcile_errors: Counter::default(),
+            reconcile_errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             skipped_entries: Counter::default(),
             folded_reports: Counter::default(),
@@ -130,6 +137,11 @@ impl Default for ControllerMetrics {
 impl ControllerMetrics {
     /// Registers every metric under `imprint_controller_`.
     pub fn register(&self, registry: &mut Registry) {
+        for error in crate::controller::error::Error::LABELS {
+            let _ = self.reconcile_errors.get_or_create(&ErrorLabel {
+                error: error.into(),
+            });
+        }
         let r = registry.sub_registry_with_prefix("imprint_controller");
         r.register(
             "profiles",
@@ -139,7 +151,7 @@ impl ControllerMetrics {
         r.register("merges", "Workload merges done", self.merges.clone());
         r.register(
             "reconcile_errors",
-            "Reconciles that failed",
+            "Reconciles that failed, by the kind of error",
             self.reconcile_errors.clone(),
         );
         r.register(
@@ -162,6 +174,15 @@ impl ControllerMetrics {
             "Reports of deleted pods folded into their workload's archive",
             self.folded_reports.clone(),
         );
+    }
+
+    /// Counts one failed reconcile with the error's metric label.
+    pub fn reconcile_error(&self, error: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabel {
+                error: error.into(),
+            })
+            .inc();
     }
 
     /// Sets the number of profiles in `phase`.

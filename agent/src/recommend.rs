@@ -1,7 +1,7 @@
-//! From observed behaviour to least privilege: pure functions, no I/O.
+//! From observed behavior to least privilege: pure functions, no I/O.
 //!
 //! Several reports (replicas, nodes, restarts of one container) merge into
-//! one [`Merged`] behaviour; from it come a seccomp profile (OCI JSON or
+//! one [`Merged`] behavior; from it come a seccomp profile (OCI JSON or
 //! security-profiles-operator's `SeccompProfile`) whose default action is
 //! `SCMP_ACT_ERRNO` and which allows exactly the syscalls observed, and a
 //! capability set that drops ALL and adds exactly the capabilities needed
@@ -15,12 +15,13 @@ use k8s_openapi::api::core::v1::Capabilities;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSyscall};
 
+use crate::kube_names::object_name;
 use crate::names::{Arch, capability_from_name};
 
 /// errno returned for syscalls outside the profile.
 pub const EPERM: u32 = 1;
 
-/// The union of several reports' behaviour.
+/// The union of several reports' behavior.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Merged {
     /// Syscall names by architecture.
@@ -111,20 +112,26 @@ fn oci_arch(arch: Arch) -> oci_spec::runtime::Arch {
 
 /// The profile's spec in security-profiles-operator's schema.
 pub fn spo_spec(merged: &Merged) -> SeccompProfileSpec {
-    let names = allowed_syscalls(merged);
+    let architectures: Vec<Arch> = merged.syscalls.keys().copied().collect();
+    seccomp_profile_spec(&architectures, allowed_syscalls(merged))
+}
+
+/// A security-profiles-operator profile spec for `architectures` that
+/// denies every syscall (EPERM) but `allowed`: what `imprint recommend
+/// --format spo` and the controller both write.
+pub fn seccomp_profile_spec(architectures: &[Arch], allowed: Vec<String>) -> SeccompProfileSpec {
     SeccompProfileSpec {
         default_action: "SCMP_ACT_ERRNO".into(),
-        architectures: merged
-            .syscalls
-            .keys()
+        architectures: architectures
+            .iter()
             .map(|a| a.seccomp_name().to_string())
             .collect(),
-        syscalls: if names.is_empty() {
+        syscalls: if allowed.is_empty() {
             Vec::new()
         } else {
             vec![SyscallRule {
                 action: "SCMP_ACT_ALLOW".into(),
-                names,
+                names: allowed,
                 errno_ret: None,
             }]
         },
@@ -136,7 +143,7 @@ pub fn spo_spec(merged: &Merged) -> SeccompProfileSpec {
 pub fn spo_profile(name: &str, merged: &Merged) -> SeccompProfile {
     SeccompProfile {
         metadata: ObjectMeta {
-            name: Some(sanitize_name(name)),
+            name: Some(object_name(name, 253)),
             ..ObjectMeta::default()
         },
         spec: spo_spec(merged),
@@ -155,28 +162,6 @@ pub fn capabilities(merged: &Merged) -> Capabilities {
                 .map(|c| c.trim_start_matches("CAP_").to_string())
                 .collect(),
         ),
-    }
-}
-
-/// A valid Kubernetes object name (RFC 1123 subdomain, at most 253 characters).
-pub fn sanitize_name(name: &str) -> String {
-    let mut out: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    out.truncate(253);
-    let trimmed = out.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if trimmed.is_empty() {
-        "profile".into()
-    } else {
-        trimmed.to_string()
     }
 }
 
@@ -309,12 +294,5 @@ mod tests {
         assert_eq!(caps.add.unwrap(), ["CHOWN", "NET_RAW"]);
         let none = capabilities(&merge([&report("x86_64", &[], &[])]));
         assert_eq!(none.add.unwrap(), Vec::<String>::new());
-    }
-
-    #[test]
-    fn names_are_sanitised() {
-        assert_eq!(sanitize_name("--A_b--"), "a-b");
-        assert_eq!(sanitize_name("___"), "profile");
-        assert_eq!(sanitize_name(&"x".repeat(300)).len(), 253);
     }
 }

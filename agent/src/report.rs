@@ -1,4 +1,4 @@
-//! Building `ContainerBehaviorReport` documents from a cgroup's behaviour,
+//! Building `ContainerBehaviorReport` documents from a cgroup's behavior,
 //! and writing and reading them as JSON or YAML files.
 
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use imprint_crd::report::{
 use imprint_crd::yaml;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::capture::aggregate::Behaviour;
+use crate::capture::aggregate::Behavior;
 use crate::names::{Arch, capability_name};
 
 /// File format of reports and profiles.
@@ -91,24 +91,24 @@ fn clock_ns(clock: libc::clockid_t) -> i128 {
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
-/// The report of one cgroup's behaviour. `name` becomes metadata.name.
+/// The report of one cgroup's behavior. `name` becomes metadata.name.
 pub fn build(
     name: &str,
     subject: Subject,
-    behaviour: &Behaviour,
+    behavior: &Behavior,
     arch: Arch,
     clock: &Clock,
 ) -> ContainerBehaviorReport {
     let mut names = Vec::new();
     let mut unknown_numbers = Vec::new();
-    for nr in &behaviour.syscalls {
+    for nr in &behavior.syscalls {
         match arch.syscall_name(*nr) {
             Some(name) => names.push(name.to_string()),
             None => unknown_numbers.push(*nr),
         }
     }
     names.sort();
-    let executables = behaviour
+    let executables = behavior
         .executables
         .iter()
         .map(|((path, args), stats)| Executable {
@@ -120,7 +120,7 @@ pub fn build(
             euid: stats.euid,
         })
         .collect();
-    let files = behaviour
+    let files = behavior
         .files
         .iter()
         .map(|(path, access)| FileAccess {
@@ -128,7 +128,7 @@ pub fn build(
             access: access.clone(),
         })
         .collect();
-    let capabilities = behaviour
+    let capabilities = behavior
         .capabilities
         .iter()
         .map(|(cap, stats)| CapabilityUse {
@@ -139,13 +139,13 @@ pub fn build(
             runtime: stats.runtime,
         })
         .collect();
-    let d = behaviour.drops;
+    let d = behavior.drops;
     let mut spec = ContainerBehaviorReportSpec {
         subject,
-        window: if behaviour.events > 0 {
+        window: if behavior.events > 0 {
             Window {
-                first_seen: Some(clock.rfc3339(behaviour.first_seen_ns)),
-                last_seen: Some(clock.rfc3339(behaviour.last_seen_ns)),
+                first_seen: Some(clock.rfc3339(behavior.first_seen_ns)),
+                last_seen: Some(clock.rfc3339(behavior.last_seen_ns)),
             }
         } else {
             Window::default()
@@ -157,10 +157,10 @@ pub fn build(
         },
         executables,
         files,
-        network: behaviour.network.iter().cloned().collect(),
+        network: behavior.network.iter().cloned().collect(),
         capabilities,
         stats: Stats {
-            events: behaviour.events,
+            events: behavior.events,
             drops: Drops {
                 total: 0,
                 ring_buffer: d.ringbuf,
@@ -168,7 +168,7 @@ pub fn build(
                 path_truncated: d.truncated,
                 read_failures: d.read_fails,
             },
-            truncated: behaviour.truncated.iter().map(|s| s.to_string()).collect(),
+            truncated: behavior.truncated.iter().map(|s| s.to_string()).collect(),
             ..Stats::default()
         },
     };
@@ -268,10 +268,10 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::aggregate::Behaviour;
+    use crate::capture::aggregate::Behavior;
 
     fn sample() -> ContainerBehaviorReport {
-        let mut b = Behaviour::default();
+        let mut b = Behavior::default();
         b.syscalls.extend([0, 1, 60, 9999]);
         b.events = 4;
         b.first_seen_ns = 1;

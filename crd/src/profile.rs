@@ -1,6 +1,6 @@
 //! `BehaviorProfile`: one per workload, made by the controller. `spec` is
 //! the user's (overrides, stability window); `status` is the controller's:
-//! the merged behaviour of each container, the phase, and the recommendation.
+//! the merged behavior of each container, the phase, and the recommendation.
 
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -67,7 +67,7 @@ pub struct Overrides {
 /// Learning until nothing new was seen for the stability window.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Phase {
-    /// New behaviour was seen recently, or a report had drops.
+    /// New behavior was seen recently, or a report had drops.
     #[default]
     Learning,
     /// Nothing new for the stability window, and no drops.
@@ -86,7 +86,7 @@ pub struct BehaviorProfileStatus {
     pub replicas: u64,
     /// Distinct nodes seen.
     pub nodes: u64,
-    /// When the merged behaviour last changed (RFC 3339).
+    /// When the merged behavior last changed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change: Option<String>,
     /// Per container.
@@ -97,7 +97,7 @@ pub struct BehaviorProfileStatus {
     pub conditions: Vec<ProfileCondition>,
 }
 
-/// The merged behaviour of one container of the workload.
+/// The merged behavior of one container of the workload.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerProfile {

@@ -1,4 +1,4 @@
-//! Folding events into one bounded [`Behaviour`] per cgroup.
+//! Folding events into one bounded [`Behavior`] per cgroup.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -9,7 +9,7 @@ use imprint_probes::events::{DropCounts, access, cap_audit, file_op, net_kind};
 use super::decode::{Event, counts_as_needed};
 use crate::normalize::normalize_path;
 
-/// Bounds on what one cgroup's behaviour may hold. Past a bound, files fold
+/// Bounds on what one cgroup's behavior may hold. Past a bound, files fold
 /// into their directory (`dir/*`) and other lists stop growing; either way
 /// the report says so in `stats.truncated`.
 #[derive(Clone, Copy, Debug)]
@@ -62,7 +62,7 @@ pub struct CapStats {
 
 /// What one cgroup did.
 #[derive(Clone, Debug, Default)]
-pub struct Behaviour {
+pub struct Behavior {
     /// Boot-time of the first event, ns.
     pub first_seen_ns: u64,
     /// Boot-time of the last event, ns.
@@ -95,7 +95,7 @@ pub struct Behaviour {
     pub exec_bset: u64,
 }
 
-impl Behaviour {
+impl Behavior {
     /// Folds one event in.
     pub fn add(&mut self, event: &Event, limits: &Limits) {
         let ts = event.header().timestamp_ns;
@@ -203,8 +203,8 @@ impl Behaviour {
             && self.capabilities.is_empty()
     }
 
-    /// Folds another cgroup's behaviour in (a cgroup made below this one).
-    pub fn merge(&mut self, other: &Behaviour) {
+    /// Folds another cgroup's behavior in (a cgroup made below this one).
+    pub fn merge(&mut self, other: &Behavior) {
         if other.events == 0 {
             return;
         }
@@ -326,12 +326,12 @@ pub fn endpoint(
     })
 }
 
-/// Behaviour of every cgroup seen, by cgroup id, plus cgroup paths learnt
+/// Behavior of every cgroup seen, by cgroup id, plus cgroup paths learnt
 /// from the kernel.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    /// Behaviour by cgroup id.
-    pub cgroups: HashMap<u64, Behaviour>,
+    /// Behavior by cgroup id.
+    pub cgroups: HashMap<u64, Behavior>,
     /// Cgroup paths announced by the kernel (made below a recorded cgroup).
     pub paths: HashMap<u64, String>,
     /// Parent of each announced cgroup.
@@ -401,7 +401,7 @@ mod tests {
         };
         // Born during the recording: runc init's checks (SYS_ADMIN = 21)
         // before the exec are the runtime's; CHOWN (0) after it is needed.
-        let mut born = Behaviour::default();
+        let mut born = Behavior::default();
         for event in [&made, &cap(10, 21), &exec, &cap(30, 0)] {
             born.add(event, &limits);
         }
@@ -409,7 +409,7 @@ mod tests {
         assert!(born.capabilities[&0].needed && !born.capabilities[&0].runtime);
         // A capability outside the executed program's bounding set cannot
         // be the program's: runtime again.
-        let mut bounded = Behaviour::default();
+        let mut bounded = Behavior::default();
         let narrow = Event::Exec {
             header: h(kind::EXEC, 20),
             path: "/usr/sbin/nginx".into(),
@@ -426,18 +426,18 @@ mod tests {
         assert!(bounded.capabilities[&0].needed);
         // Already running when the recording began: nothing is known of
         // its start, so every granted check counts.
-        let mut running = Behaviour::default();
+        let mut running = Behavior::default();
         running.add(&cap(10, 21), &limits);
         assert!(running.capabilities[&21].needed);
         // Only the making of the cgroup: nothing to report.
-        let mut empty = Behaviour::default();
+        let mut empty = Behavior::default();
         empty.add(&made, &limits);
         assert!(empty.is_empty() && !born.is_empty());
     }
 
     #[test]
     fn folds_events_of_each_kind() {
-        let mut b = Behaviour::default();
+        let mut b = Behavior::default();
         let limits = Limits::default();
         b.add(
             &Event::Syscall {
@@ -551,7 +551,7 @@ mod tests {
             cap_bset: u64::MAX,
             truncated: false,
         };
-        let mut a = Behaviour::default();
+        let mut a = Behavior::default();
         a.add(&exec(5), &limits);
         a.add(
             &Event::Syscall {
@@ -560,7 +560,7 @@ mod tests {
             },
             &limits,
         );
-        let mut b = Behaviour::default();
+        let mut b = Behavior::default();
         b.add(&exec(2), &limits);
         b.add(
             &Event::Cap {
@@ -583,7 +583,7 @@ mod tests {
 
     #[test]
     fn files_fold_into_their_directory_past_the_bound() {
-        let mut b = Behaviour::default();
+        let mut b = Behavior::default();
         let limits = Limits {
             files: 2,
             ..Limits::default()

@@ -304,9 +304,9 @@ fn truncated(text: &str) -> String {
     text.chars().take(80).collect()
 }
 
-/// Whether the behaviour in two sets of container profiles differs (what
+/// Whether the behavior in two sets of container profiles differs (what
 /// resets the stability clock).
-pub fn behaviour_changed(before: &[ContainerProfile], after: &[ContainerProfile]) -> bool {
+pub fn behavior_changed(before: &[ContainerProfile], after: &[ContainerProfile]) -> bool {
     let key = |c: &ContainerProfile| {
         (
             c.name.clone(),
@@ -496,17 +496,17 @@ mod tests {
     }
 
     #[test]
-    fn changes_are_detected_on_behaviour_not_on_counts() {
+    fn changes_are_detected_on_behavior_not_on_counts() {
         let a = report("web-a", "n1", "x86_64", &["read"]);
         let b = report("web-b", "n1", "x86_64", &["read"]);
         let one = merge_workload(&[&a], &Overrides::default(), &BTreeMap::new()).containers;
         let two = merge_workload(&[&a, &b], &Overrides::default(), &BTreeMap::new()).containers;
         assert!(
-            !behaviour_changed(&one, &two),
+            !behavior_changed(&one, &two),
             "another replica doing the same is no change"
         );
         let c = report("web-c", "n1", "x86_64", &["read", "mmap"]);
         let three = merge_workload(&[&a, &c], &Overrides::default(), &BTreeMap::new()).containers;
-        assert!(behaviour_changed(&two, &three));
+        assert!(behavior_changed(&two, &three));
     }
 }

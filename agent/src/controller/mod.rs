@@ -1,9 +1,15 @@
 //! The cluster controller: [`merge`] is its pure core (a workload's reports
-//! in, profile and phase out), [`run`] the loop that watches reports and
-//! writes BehaviorProfiles and SeccompProfiles, [`leader`] the Lease that
-//! lets one replica act, [`store`] its compact copy of the reports.
+//! in, profile and phase out), [`reconcile`] brings one workload's objects
+//! up to date ([`status`], [`seccomp`], [`objects`]), [`run`] is the loop
+//! that watches reports and profiles, [`leader`] the Lease that lets one
+//! replica act, [`store`] its compact copy of the reports.
 
+pub mod error;
 pub mod leader;
 pub mod merge;
+pub mod objects;
+pub mod reconcile;
 pub mod run;
+pub mod seccomp;
+pub mod status;
 pub mod store;

@@ -1,11 +1,15 @@
 //! Writing ContainerBehaviorReports to the API server: names, labels,
 //! size bound, owner and finalizer, server-side apply.
 
-pub mod peers;
-pub mod workload;
-
 use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+pub use crate::kube_names::{label_value, object_name};
+
+#[cfg(test)]
+mod fixtures;
+pub mod plan;
+pub mod publisher;
 
 /// Field manager of the node agent's server-side applies.
 pub const FIELD_MANAGER: &str = "imprint-agent";
@@ -30,71 +34,6 @@ pub mod labels {
     pub const CONTAINER: &str = "imprint.dev/container";
     /// Marks an archive report (folded reports of deleted pods).
     pub const ARCHIVE: &str = "imprint.dev/archive";
-}
-
-/// FNV-1a, 64 bit: a stable short hash for name suffixes.
-pub fn short_hash(text: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{:08x}", hash as u32 ^ (hash >> 32) as u32)
-}
-
-/// A DNS-1123 subdomain of at most `max` characters made from `text`:
-/// lower case, `[a-z0-9-.]`, with a hash of the full text appended when it
-/// had to be cut (so distinct long names stay distinct).
-pub fn object_name(text: &str, max: usize) -> String {
-    let clean: String = text
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let clean = clean.trim_matches(|c| c == '-' || c == '.').to_string();
-    if clean.len() <= max && !clean.is_empty() {
-        return clean;
-    }
-    let hash = short_hash(text);
-    let keep = max.saturating_sub(hash.len() + 1);
-    let head = clean[..clean.len().min(keep)].trim_end_matches(['-', '.']);
-    if head.is_empty() {
-        hash
-    } else {
-        format!("{head}-{hash}")
-    }
-}
-
-/// A label value (at most 63 characters, alphanumeric at both ends).
-pub fn label_value(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = clean.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if trimmed.len() <= 63 && trimmed.len() == clean.len() {
-        return trimmed.to_string();
-    }
-    let hash = short_hash(text);
-    let head = &trimmed[..trimmed.len().min(63 - hash.len() - 1)];
-    let head = head.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    if head.is_empty() {
-        hash
-    } else {
-        format!("{head}-{hash}")
-    }
 }
 
 /// Name of the report of one container of one pod (at most 253 characters).
@@ -139,7 +78,7 @@ pub fn bound(spec: &mut ContainerBehaviorReportSpec, max: usize) -> bool {
 /// Whether two versions of a report differ in what they say the container
 /// does, not only in how often (exec counts, event counts, last seen):
 /// only such a change is worth a write before the container exits.
-pub fn behaviour_differs(a: &ContainerBehaviorReportSpec, b: &ContainerBehaviorReportSpec) -> bool {
+pub fn behavior_differs(a: &ContainerBehaviorReportSpec, b: &ContainerBehaviorReportSpec) -> bool {
     fn material(spec: &ContainerBehaviorReportSpec) -> ContainerBehaviorReportSpec {
         let mut spec = spec.clone();
         spec.window.last_seen = None;
@@ -250,9 +189,9 @@ mod tests {
         b.executables[0].count = 40;
         b.stats.events = 99;
         b.window.last_seen = Some("2026-11-28T00:00:00Z".into());
-        assert!(!behaviour_differs(&a, &b));
+        assert!(!behavior_differs(&a, &b));
         b.syscalls.names.push("nanosleep".into());
-        assert!(behaviour_differs(&a, &b));
+        assert!(behavior_differs(&a, &b));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use k8s_cri::v1::{Container, ListContainersRequest, ListPodSandboxRequest, PodSa
 use tonic::transport::Channel;
 use tracing::info;
 
-use super::containerd::Containers;
+use super::containers::Containers;
 use super::identity::ContainerInfo;
 
 /// How often containers are listed.

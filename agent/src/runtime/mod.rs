@@ -2,6 +2,7 @@
 
 pub mod cgroup_path;
 pub mod containerd;
+pub mod containers;
 pub mod cri;
 pub mod identity;
 
@@ -12,7 +13,7 @@ use imprint_crd::report::Subject;
 use tracing::{debug, warn};
 
 use self::cgroup_path::PathIdentity;
-use self::containerd::Containers;
+pub use self::containers::{Containers, default_socket};
 use self::identity::ContainerInfo;
 
 /// Which API names containers.
@@ -123,7 +124,7 @@ pub struct Filter {
 
 impl Filter {
     /// Whether a cgroup with this holder gets a report. Pod sandboxes
-    /// (pause) never do: their behaviour is the runtime's, not the workload's.
+    /// (pause) never do: their behavior is the runtime's, not the workload's.
     pub fn keeps(&self, holder: &Holder) -> bool {
         match holder {
             Holder::Host => !self.no_host,

@@ -1,0 +1,227 @@
+//! A BehaviorProfile's status: computed from the merged behavior (phase,
+//! names, differences from the running securityContext), written when it
+//! changed, and told in Events (BehaviorChanged, Stable, Learning,
+//! SkippedEntries).
+
+use std::time::Duration;
+
+use imprint_crd::profile::{BehaviorProfile, BehaviorProfileStatus, Phase};
+use imprint_crd::report::ContainerBehaviorReportSpec;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::{Api, Resource, ResourceExt};
+use tracing::debug;
+
+use super::merge::{self, MergedWorkload};
+use super::objects::{FIELD_MANAGER, seccomp_name};
+
+/// Event reasons, as users see them.
+pub mod reasons {
+    /// What a workload does changed.
+    pub const BEHAVIOR_CHANGED: &str = "BehaviorChanged";
+    /// The profile went Stable.
+    pub const STABLE: &str = "Stable";
+    /// The profile went back to Learning.
+    pub const LEARNING: &str = "Learning";
+    /// Report entries were skipped as invalid.
+    pub const SKIPPED_ENTRIES: &str = "SkippedEntries";
+}
+
+/// The new status of `profile`: merged behavior, phase, names, differences;
+/// `now` in seconds since the epoch.
+pub fn compute(
+    profile: &BehaviorProfile,
+    merged: MergedWorkload,
+    specs: &[&ContainerBehaviorReportSpec],
+    default_window: Duration,
+    now: i64,
+) -> BehaviorProfileStatus {
+    let namespace = profile.namespace().unwrap_or_default();
+    let workload = &profile.spec.workload;
+    let previous = profile.status.clone().unwrap_or_default();
+    let mut containers = merged.containers;
+    for container in &mut containers {
+        let seccomp = seccomp_name(&namespace, workload, &container.name);
+        let current = specs
+            .iter()
+            .filter(|s| s.subject.container.as_deref() == Some(container.name.as_str()))
+            .filter_map(|s| {
+                Some((
+                    s.window.last_seen.clone(),
+                    s.subject.security_context.as_ref()?,
+                ))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, c)| c.clone());
+        container.difference = merge::difference(
+            &container.security_context,
+            current.as_ref(),
+            Some(&seccomp),
+        );
+        container.seccomp_profile = Some(seccomp);
+    }
+    let changed = merge::behavior_changed(&previous.containers, &containers);
+    let window = profile
+        .spec
+        .stability_window
+        .as_deref()
+        .and_then(|w| humantime::parse_duration(w).ok())
+        .unwrap_or(default_window);
+    let last_change = previous
+        .last_change
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .map(|t| t.as_second());
+    let (phase, last) = merge::next_phase(
+        changed,
+        merged.drops > 0,
+        last_change,
+        now,
+        i64::try_from(window.as_secs()).unwrap_or(i64::MAX),
+    );
+    BehaviorProfileStatus {
+        phase,
+        reports: merged.reports,
+        replicas: merged.replicas,
+        nodes: merged.nodes,
+        last_change: Timestamp::from_second(last).ok().map(|t| t.to_string()),
+        containers,
+        conditions: merged.conditions,
+    }
+}
+
+/// The Events that tell the change from `previous` to `status`: (type,
+/// reason, note).
+pub fn events(
+    previous: &BehaviorProfileStatus,
+    status: &BehaviorProfileStatus,
+) -> Vec<(EventType, &'static str, String)> {
+    let mut events = Vec::new();
+    if merge::behavior_changed(&previous.containers, &status.containers) {
+        events.push((
+            EventType::Normal,
+            reasons::BEHAVIOR_CHANGED,
+            change_note(previous, status),
+        ));
+    }
+    if previous.phase != status.phase {
+        let reason = match status.phase {
+            Phase::Stable => reasons::STABLE,
+            Phase::Learning => reasons::LEARNING,
+        };
+        events.push((
+            EventType::Normal,
+            reason,
+            format!("profile is now {reason}"),
+        ));
+    }
+    let skipped = |s: &BehaviorProfileStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "SkippedEntries")
+            .map(|c| c.message.clone())
+    };
+    if let Some(message) = skipped(status)
+        && skipped(previous).as_ref() != Some(&message)
+    {
+        events.push((EventType::Warning, reasons::SKIPPED_ENTRIES, message));
+    }
+    events
+}
+
+/// Writes the status when it changed, and tells what changed in Events.
+pub async fn publish(
+    api: &Api<BehaviorProfile>,
+    recorder: &Recorder,
+    profile: &BehaviorProfile,
+    status: BehaviorProfileStatus,
+) -> Result<(), kube::Error> {
+    let previous = profile.status.clone();
+    if previous.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": BehaviorProfile::api_version(&()),
+        "kind": BehaviorProfile::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &profile.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    let reference = profile.object_ref(&());
+    for (type_, reason, note) in events(&previous.unwrap_or_default(), &status) {
+        event(recorder, &reference, type_, reason, &note).await;
+    }
+    Ok(())
+}
+
+async fn event(
+    recorder: &Recorder,
+    reference: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = recorder.publish(&event, reference).await {
+        debug!(%error, "event not recorded");
+    }
+}
+
+/// What changed between two statuses, in a few words per container.
+fn change_note(before: &BehaviorProfileStatus, after: &BehaviorProfileStatus) -> String {
+    let mut parts = Vec::new();
+    for container in &after.containers {
+        let old = before.containers.iter().find(|c| c.name == container.name);
+        let new_of = |now: &[String], then: Option<&[String]>| {
+            now.iter()
+                .filter(|s| then.is_none_or(|t| !t.contains(s)))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let syscalls = new_of(&container.syscalls, old.map(|c| c.syscalls.as_slice()));
+        let caps = new_of(
+            &container.capabilities,
+            old.map(|c| c.capabilities.as_slice()),
+        );
+        let execs = new_of(
+            &container.executables,
+            old.map(|c| c.executables.as_slice()),
+        );
+        let mut part = format!("{}:", container.name);
+        if !syscalls.is_empty() {
+            part.push_str(&format!(
+                " +{} syscalls ({})",
+                syscalls.len(),
+                syscalls
+                    .iter()
+                    .take(8)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !caps.is_empty() {
+            part.push_str(&format!(" +capabilities {}", caps.join(", ")));
+        }
+        if !execs.is_empty() {
+            part.push_str(&format!(" +{} executables", execs.len()));
+        }
+        if part.ends_with(':') {
+            part.push_str(" files or network changed");
+        }
+        parts.push(part);
+    }
+    parts.join("; ")
+}

@@ -1,0 +1,252 @@
+//! The recording session every command composes: load and attach the
+//! probes (with feature detection), drain the ring buffer on a task of its
+//! own, decode and aggregate with the kernel's drops folded in, map cgroup
+//! ids to paths, name containers through the runtime, and say at the end
+//! what was lost. `record` is a session plus a file sink, `agent` a session
+//! plus a publisher.
+
+pub mod drain;
+pub mod own_cgroup;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::MutexGuard;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aya::maps::{MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+use tracing::{info, warn};
+
+use self::drain::{Captured, Drain, Observer};
+use crate::capture::aggregate::Behavior;
+use crate::cgroups::Hierarchy;
+use crate::probes::{CapabilityHook, ProbeConfig, Probes};
+use crate::runtime::{self, Containers, Filter, RuntimeApi};
+use crate::task::AbortOnDrop;
+
+/// Most cgroups read in one scan of the hierarchy.
+const SCAN_LIMIT: usize = 100_000;
+
+/// What every recording command shares: the hooks, the runtime, the filter.
+#[derive(Clone, Debug, Default)]
+pub struct RecordingOptions {
+    /// Which hook sees capability checks.
+    pub capability_hook: CapabilityHook,
+    /// Runtime socket naming containers (`None`: the first default socket
+    /// that exists, if any).
+    pub runtime_socket: Option<PathBuf>,
+    /// Which API names containers.
+    pub runtime_api: RuntimeApi,
+    /// Which cgroups get a report.
+    pub filter: Filter,
+    /// Root of the cgroup v2 hierarchy (`None`: the mounted one).
+    pub cgroup_root: Option<PathBuf>,
+}
+
+/// Which cgroups the probes record.
+pub enum Scope {
+    /// One cgroup (directory, id) and every cgroup made below it; no
+    /// runtime is followed.
+    Cgroup(PathBuf, u64),
+    /// Every cgroup but these (imprint's own); containers are named
+    /// through the runtime.
+    All(Vec<(PathBuf, u64)>),
+}
+
+/// A running recording.
+pub struct Session {
+    /// The loaded probes (drop counters, unavailable hooks).
+    pub probes: Probes,
+    /// Containers named by the runtime (empty for [`Scope::Cgroup`]).
+    pub containers: Containers,
+    /// The runtime socket followed, if any.
+    pub runtime_socket: Option<PathBuf>,
+    drain: Drain,
+    /// Cgroup paths found by scanning the hierarchy.
+    scanned: HashMap<u64, String>,
+    _follower: Option<AbortOnDrop>,
+}
+
+impl Session {
+    /// Loads the probes for `scope`, starts following the runtime (for
+    /// [`Scope::All`]) and draining the ring buffer; `observer` sees every
+    /// event as it is decoded.
+    pub fn start(
+        options: &RecordingOptions,
+        hierarchy: &Hierarchy,
+        scope: Scope,
+        observer: Option<Observer>,
+    ) -> Result<Session> {
+        let (record_all, ignore, only) = match scope {
+            Scope::Cgroup(dir, id) => (false, Vec::new(), Some((dir, id))),
+            Scope::All(ignore) => (true, ignore, None),
+        };
+        let mut probes = Probes::load(
+            &ProbeConfig {
+                record_all,
+                capability_hook: options.capability_hook,
+                ignore,
+            },
+            hierarchy.root(),
+        )?;
+        if let Some((dir, id)) = &only {
+            probes.record_cgroup(dir, *id)?;
+        }
+        crate::probes::release_load_memory();
+        let containers = Containers::default();
+        let runtime_socket = if record_all {
+            options
+                .runtime_socket
+                .clone()
+                .or_else(runtime::default_socket)
+        } else {
+            None
+        };
+        let follower = runtime_socket.clone().map(|socket| {
+            AbortOnDrop(tokio::spawn(runtime::follow(
+                socket,
+                options.runtime_api,
+                containers.clone(),
+            )))
+        });
+        let scanned = if record_all {
+            hierarchy.scan(SCAN_LIMIT)
+        } else {
+            HashMap::new()
+        };
+        let ring = watch(probes.take_events()?)?;
+        Ok(Session {
+            probes,
+            containers,
+            runtime_socket,
+            drain: Drain::start(ring, observer),
+            scanned,
+            _follower: follower,
+        })
+    }
+
+    /// What was captured so far, locked (never hold it across an await).
+    pub fn captured(&self) -> MutexGuard<'_, Captured> {
+        self.drain.lock()
+    }
+
+    /// Drains what the ring buffer holds now.
+    pub async fn flush(&self) {
+        self.drain.flush().await;
+    }
+
+    /// Reads what is still in flight once the recorded work has stopped.
+    pub async fn finish(&self) {
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            self.flush().await;
+        }
+    }
+
+    /// The behavior of cgroup `id` with the kernel's drop counts for it
+    /// folded in (`drops` from one [`Probes::drops`] read); `None` when
+    /// nothing was seen of it.
+    pub fn behavior_of(
+        &self,
+        id: u64,
+        drops: &HashMap<u64, imprint_probes::events::DropCounts>,
+    ) -> Option<Behavior> {
+        let mut behavior = self.captured().aggregator.cgroups.get(&id)?.clone();
+        if let Some(d) = drops.get(&id) {
+            behavior.add_drops(d);
+        }
+        Some(behavior)
+    }
+
+    /// The path of each of `ids` that is known, from the kernel's
+    /// announcements or a scan of `hierarchy` (scanned again when one is
+    /// missing).
+    pub fn paths(&mut self, hierarchy: &Hierarchy, ids: &[u64]) -> HashMap<u64, String> {
+        let lookup = |session: &Session| {
+            let captured = session.captured();
+            ids.iter()
+                .filter_map(|id| {
+                    captured
+                        .aggregator
+                        .paths
+                        .get(id)
+                        .or_else(|| session.scanned.get(id))
+                        .map(|path| (*id, path.clone()))
+                })
+                .collect::<HashMap<_, _>>()
+        };
+        let found = lookup(self);
+        if found.len() == ids.len() {
+            return found;
+        }
+        self.scanned.extend(hierarchy.scan(SCAN_LIMIT));
+        lookup(self)
+    }
+
+    /// Drops everything kept about cgroup `id` (its report was written
+    /// after it went).
+    pub fn forget(&mut self, id: u64) {
+        self.captured().forget(id);
+        self.scanned.remove(&id);
+    }
+
+    /// Says what was lost: kernel drop counters and undecodable records
+    /// (a warning), and every hook that was not available.
+    pub fn report_degradation(&self) {
+        use imprint_probes::events::counter;
+        let decode_errors = self.captured().aggregator.decode_errors;
+        let counters = self.probes.counters();
+        let c = |i: usize| counters.values[i];
+        if c(counter::RINGBUF_DROPS)
+            + c(counter::MAP_FULL)
+            + c(counter::STORAGE_FAILS)
+            + decode_errors
+            > 0
+        {
+            warn!(
+                ring_buffer_drops = c(counter::RINGBUF_DROPS),
+                map_full = c(counter::MAP_FULL),
+                storage_failures = c(counter::STORAGE_FAILS),
+                decode_errors,
+                "events were lost; the reports count them per cgroup"
+            );
+        }
+        info!(
+            hooks = self.probes.attached.len(),
+            unavailable = self.probes.unavailable.len(),
+            "recording ended"
+        );
+        for missing in &self.probes.unavailable {
+            eprintln!(
+                "not recorded: {} ({} unavailable: {})",
+                missing.lost, missing.hook, missing.error
+            );
+        }
+    }
+}
+
+/// Registers the ring buffer with the runtime, to wake when events arrive.
+fn watch(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
+    // SAFETY: the ring buffer owns its map fd, which stays open and the same
+    // for as long as the RingBuf (and so the AsyncFd) lives.
+    unsafe { AsyncFd::register(ring) }.context("watching the ring buffer")
+}
+
+/// This machine's host name (the `node` of standalone reports).
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Fails early with a clear message when `command` is not run as root.
+pub fn require_root(command: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "imprint {command} needs root (CAP_BPF, CAP_PERFMON and write access to the cgroup hierarchy)"
+        );
+    }
+    Ok(())
+}

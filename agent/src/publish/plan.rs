@@ -1,0 +1,330 @@
+//! What the node agent does with one container's report, decided without
+//! any I/O: which report a cgroup feeds (or why none), the report's spec
+//! from the behavior, pod and workload, and whether it must be written
+//! (created, updated) or is unchanged. [`super::Publisher`] gathers the
+//! inputs and applies the decision.
+
+use imprint_crd::report::{ContainerBehaviorReportSpec, WorkloadRef};
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{MAX_REPORT_BYTES, behavior_differs, bound, report_name};
+use crate::capture::aggregate::Behavior;
+use crate::cluster::workload::container_facts;
+use crate::names::Arch;
+use crate::report::{self, Clock};
+use crate::runtime::{self, Filter, Holder};
+
+/// The report a container cgroup feeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The pod's namespace (where the report lives).
+    pub namespace: String,
+    /// The pod's name.
+    pub pod: String,
+    /// The pod's UID, when the runtime or the cgroup path told it.
+    pub pod_uid: Option<String>,
+    /// The container's name.
+    pub container: String,
+    /// The report's name.
+    pub name: String,
+}
+
+/// Why a cgroup gets no report (now).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Host processes: no container.
+    Host,
+    /// A container the runtime has not named (yet): retried later.
+    Unresolved,
+    /// A pod sandbox, a container without pod, or a namespace filtered out.
+    NotAPodContainer,
+    /// The agent's own pod.
+    OwnPod,
+    /// The pod runs on another node.
+    OtherNode,
+}
+
+/// Which report the cgroup of `holder` feeds, or why none.
+pub fn target(
+    holder: &Holder,
+    filter: &Filter,
+    own_pod: Option<&(String, String)>,
+) -> Result<Target, Skip> {
+    let info = match holder {
+        Holder::Host => return Err(Skip::Host),
+        Holder::Container(_, None) => return Err(Skip::Unresolved),
+        Holder::Container(_, Some(info)) => info,
+    };
+    if info.pod.is_none() || !filter.keeps(holder) {
+        return Err(Skip::NotAPodContainer);
+    }
+    let (Some(namespace), Some(pod), Some(container)) = (
+        info.pod_namespace.clone(),
+        info.pod.clone(),
+        info.container.clone(),
+    ) else {
+        return Err(Skip::NotAPodContainer);
+    };
+    if own_pod == Some(&(namespace.clone(), pod.clone())) {
+        return Err(Skip::OwnPod);
+    }
+    let name = report_name(&pod, &container);
+    Ok(Target {
+        pod_uid: info.pod_uid.clone(),
+        namespace,
+        pod,
+        container,
+        name,
+    })
+}
+
+/// Whether `pod` is bound to a node other than `node` (its cgroup here is
+/// a leftover, or the name was reused).
+pub fn on_other_node(pod: Option<&Pod>, node: &str) -> bool {
+    pod.and_then(|p| p.spec.as_ref())
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| n != node)
+}
+
+/// The workload of a pod that is gone from the API: the one it had when
+/// it was last seen, else the bare pod.
+pub fn workload_of_gone_pod(pod: &str, last_known: Option<&WorkloadRef>) -> WorkloadRef {
+    last_known.cloned().unwrap_or_else(|| WorkloadRef {
+        kind: "Pod".into(),
+        name: pod.into(),
+    })
+}
+
+/// Everything the spec of one container's report is made of.
+pub struct SpecInput<'a> {
+    /// The report it feeds.
+    pub target: &'a Target,
+    /// The container's cgroup path and holder.
+    pub path: &'a str,
+    /// What holds the cgroup.
+    pub holder: &'a Holder,
+    /// This node's name.
+    pub node: &'a str,
+    /// The owning workload.
+    pub workload: WorkloadRef,
+    /// The pod, when the API still has it (mounts, securityContext).
+    pub pod: Option<&'a Pod>,
+    /// What the container did, drops folded in.
+    pub behavior: &'a Behavior,
+    /// The machine's architecture.
+    pub arch: Arch,
+}
+
+/// The report spec (before peers are named and earlier reports merged).
+pub fn spec(input: SpecInput<'_>, clock: &Clock) -> ContainerBehaviorReportSpec {
+    let mut subject = runtime::subject(input.path, input.holder, Some(input.node.to_string()));
+    subject.workload = Some(input.workload);
+    if let Some(pod) = input.pod {
+        let (writable, context) = container_facts(pod, &input.target.container);
+        subject.writable_mounts = writable;
+        subject.security_context = context;
+    }
+    report::build(
+        &input.target.name,
+        subject,
+        input.behavior,
+        input.arch,
+        clock,
+    )
+    .spec
+}
+
+/// What to do with a report.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// The agent has not written this report yet: apply it.
+    Create(ContainerBehaviorReportSpec),
+    /// What the report says changed: apply it.
+    Update(ContainerBehaviorReportSpec),
+    /// Nothing worth a write (counts alone ride along with the next change
+    /// or the container's exit).
+    Unchanged,
+}
+
+/// Merges what this node wrote before a restart (`earlier`) into `spec`,
+/// bounds it, and compares it with what was last written (`published`);
+/// on exit (`exiting`) any difference, counts included, is written.
+pub fn decide(
+    mut spec: ContainerBehaviorReportSpec,
+    earlier: Option<&ContainerBehaviorReportSpec>,
+    published: Option<&ContainerBehaviorReportSpec>,
+    exiting: bool,
+) -> Decision {
+    if let Some(earlier) = earlier {
+        spec.absorb(earlier);
+    }
+    bound(&mut spec, MAX_REPORT_BYTES);
+    match published {
+        None => Decision::Create(spec),
+        Some(published) if exiting && *published == spec => Decision::Unchanged,
+        Some(published) if !exiting && !behavior_differs(published, &spec) => Decision::Unchanged,
+        Some(_) => Decision::Update(spec),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::fixtures::{self, ID};
+    use imprint_crd::report::{Access, FileAccess};
+
+    const READ: u32 = 0;
+    const GETPID: u32 = 39;
+    const PERSONALITY: u32 = 135;
+
+    fn web() -> WorkloadRef {
+        WorkloadRef {
+            kind: "Deployment".into(),
+            name: "web".into(),
+        }
+    }
+
+    fn spec_of(syscalls: &[u32], exec_count: u64) -> ContainerBehaviorReportSpec {
+        let holder = fixtures::named("shop", "web-1", "nginx");
+        let target = target(&holder, &fixtures::agent_filter(), None).unwrap();
+        let pod = fixtures::pod("shop", "web-1", "node-a");
+        spec(
+            SpecInput {
+                target: &target,
+                path: &fixtures::path(),
+                holder: &holder,
+                node: "node-a",
+                workload: web(),
+                pod: Some(&pod),
+                behavior: &fixtures::behavior(syscalls, exec_count),
+                arch: Arch::X86_64,
+            },
+            &Clock::now(),
+        )
+    }
+
+    #[test]
+    fn a_named_pod_container_feeds_its_report() {
+        let holder = fixtures::named("shop", "web-1", "nginx");
+        let target = target(&holder, &fixtures::agent_filter(), None).unwrap();
+        assert_eq!(
+            target,
+            Target {
+                namespace: "shop".into(),
+                pod: "web-1".into(),
+                pod_uid: Some("uid-web-1".into()),
+                container: "nginx".into(),
+                name: "web-1-nginx".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn what_gets_no_report_says_why() {
+        let filter = fixtures::agent_filter();
+        assert_eq!(target(&Holder::Host, &filter, None), Err(Skip::Host));
+        assert_eq!(
+            target(&fixtures::unnamed(), &filter, None),
+            Err(Skip::Unresolved)
+        );
+        assert_eq!(
+            target(&fixtures::sandbox("shop", "web-1"), &filter, None),
+            Err(Skip::NotAPodContainer)
+        );
+        let only_other = Filter {
+            namespaces: vec!["other".into()],
+            ..fixtures::agent_filter()
+        };
+        assert_eq!(
+            target(
+                &fixtures::named("shop", "web-1", "nginx"),
+                &only_other,
+                None
+            ),
+            Err(Skip::NotAPodContainer)
+        );
+        let own = ("imprint".to_string(), "imprint-agent-x".to_string());
+        assert_eq!(
+            target(
+                &fixtures::named("imprint", "imprint-agent-x", "agent"),
+                &filter,
+                Some(&own)
+            ),
+            Err(Skip::OwnPod)
+        );
+    }
+
+    #[test]
+    fn pods_of_other_nodes_and_gone_pods() {
+        let pod = fixtures::pod("shop", "web-1", "node-a");
+        assert!(!on_other_node(Some(&pod), "node-a"));
+        assert!(on_other_node(Some(&pod), "node-b"));
+        assert!(!on_other_node(None, "node-b"), "a gone pod is this node's");
+        assert_eq!(workload_of_gone_pod("web-1", Some(&web())), web());
+        assert_eq!(
+            workload_of_gone_pod("solo", None),
+            WorkloadRef {
+                kind: "Pod".into(),
+                name: "solo".into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_spec_names_the_container_and_what_its_pod_says() {
+        let spec = spec_of(&[READ, GETPID], 1);
+        let subject = &spec.subject;
+        assert_eq!(subject.node.as_deref(), Some("node-a"));
+        assert_eq!(subject.workload.as_ref(), Some(&web()));
+        assert_eq!(subject.container_id.as_deref(), Some(ID));
+        assert_eq!(subject.writable_mounts, ["/var/cache/nginx"]);
+        assert_eq!(
+            subject
+                .security_context
+                .as_ref()
+                .and_then(|c| c.allow_privilege_escalation),
+            Some(false)
+        );
+        assert_eq!(spec.syscalls.names, ["getpid", "read"]);
+    }
+
+    #[test]
+    fn first_writes_create_and_counts_alone_wait() {
+        let first = spec_of(&[READ], 1);
+        let Decision::Create(written) = decide(first, None, None, false) else {
+            panic!("the first write creates");
+        };
+        let more_execs = spec_of(&[READ], 7);
+        assert_eq!(
+            decide(more_execs.clone(), None, Some(&written), false),
+            Decision::Unchanged,
+            "counts alone ride along with the next change"
+        );
+        assert!(
+            matches!(decide(more_execs, None, Some(&written), true), Decision::Update(s) if s.executables[0].count == 7),
+            "on exit, counts are written too"
+        );
+        assert!(matches!(
+            decide(spec_of(&[READ, GETPID], 1), None, Some(&written), false),
+            Decision::Update(_)
+        ));
+    }
+
+    #[test]
+    fn earlier_reports_are_merged_and_specs_bounded() {
+        let earlier = spec_of(&[PERSONALITY], 1);
+        let mut now = spec_of(&[READ], 1);
+        now.files = (0..20_000)
+            .map(|i| FileAccess {
+                path: format!("/srv/data/a/long/directory/name/file-{i:06}"),
+                access: [Access::Read].into(),
+            })
+            .collect();
+        let Decision::Create(spec) = decide(now, Some(&earlier), None, false) else {
+            panic!("the first write creates");
+        };
+        assert_eq!(spec.syscalls.names, ["personality", "read"]);
+        assert!(serde_json::to_vec(&spec).unwrap().len() <= MAX_REPORT_BYTES);
+        assert!(spec.stats.truncated[0].starts_with("files: "));
+    }
+}

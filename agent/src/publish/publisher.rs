@@ -1,0 +1,413 @@
+//! The node agent's publisher: at each tick, turns the changed and exited
+//! cgroups of a recording session into ContainerBehaviorReports. It
+//! gathers what [`super::plan`] decides on (paths, holders, pods,
+//! workloads, the reports written before), and applies the decisions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec, WorkloadRef};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client};
+use tracing::{debug, info, warn};
+
+use super::plan::{self, Decision, Skip, SpecInput, Target};
+use super::{FIELD_MANAGER, label_value, labels, report_object};
+use crate::cgroups::Hierarchy;
+use crate::cluster::peers::PeerIndex;
+use crate::cluster::workload::Workloads;
+use crate::metrics::AgentMetrics;
+use crate::names::Arch;
+use crate::pipeline::Session;
+use crate::report::Clock;
+use crate::runtime::{self, Filter};
+
+/// Namespace and name of a report.
+pub type Key = (String, String);
+
+/// A container that exited is written once more this long after its
+/// cgroup went (late events drained first).
+pub const EXIT_GRACE: Duration = Duration::from_millis(500);
+/// Longest wait for one API call: a slow API server must not hold the
+/// publisher for long.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+/// An exited container the runtime never named is given up after this.
+const UNRESOLVED_GIVE_UP: Duration = Duration::from_secs(120);
+
+/// Who the publisher is and what it reports.
+#[derive(Clone, Debug)]
+pub struct PublisherConfig {
+    /// This node's name.
+    pub node: String,
+    /// Which pods get reports.
+    pub filter: Filter,
+    /// The agent's own pod (namespace, name), never reported.
+    pub own_pod: Option<(String, String)>,
+}
+
+/// What the publisher keeps about one cgroup between ticks.
+#[derive(Debug, Default)]
+struct Tracked {
+    /// The report the cgroup feeds, once known.
+    report: Option<Key>,
+    /// Said once that the runtime has not named it.
+    warned_unresolved: bool,
+}
+
+/// What became of one container's report at a tick.
+enum Outcome {
+    /// Written, or nothing new to write.
+    Done,
+    /// Not a pod container of this node: nothing to write, ever.
+    Ignored,
+    /// The runtime has not named the container yet.
+    Unresolved,
+    /// The API server refused or was unreachable.
+    Failed,
+}
+
+/// Writes the reports of one node.
+pub struct Publisher {
+    config: PublisherConfig,
+    api: Client,
+    workloads: Workloads,
+    pods: Store<Pod>,
+    services: Store<Service>,
+    metrics: AgentMetrics,
+    arch: Arch,
+    /// Per cgroup id.
+    cgroups: HashMap<u64, Tracked>,
+    /// What was last written, to write only changes.
+    published: HashMap<Key, ContainerBehaviorReportSpec>,
+    /// Reports this node wrote before the agent (re)started: merged into
+    /// what it sees now, so a restart loses nothing. `None` until read.
+    earlier: Option<HashMap<Key, ContainerBehaviorReportSpec>>,
+    /// Workload of each pod seen, by pod UID (for pods already deleted).
+    pod_workloads: HashMap<String, WorkloadRef>,
+    /// The last write went through (exits are written early only then;
+    /// otherwise at the regular interval, not in a tight retry loop).
+    pub api_ok: bool,
+}
+
+impl Publisher {
+    /// A publisher writing through `api`, reading pods and services from
+    /// the reflector stores.
+    pub fn new(
+        config: PublisherConfig,
+        api: Client,
+        pods: Store<Pod>,
+        services: Store<Service>,
+        metrics: AgentMetrics,
+        arch: Arch,
+    ) -> Self {
+        Publisher {
+            config,
+            workloads: Workloads::new(api.clone()),
+            api,
+            pods,
+            services,
+            metrics,
+            arch,
+            cgroups: HashMap::new(),
+            published: HashMap::new(),
+            earlier: None,
+            pod_workloads: HashMap::new(),
+            api_ok: true,
+        }
+    }
+
+    /// Reads back the reports this node wrote earlier, once.
+    async fn read_back(&mut self) -> bool {
+        if self.earlier.is_some() {
+            return true;
+        }
+        let api = Api::<ContainerBehaviorReport>::all(self.api.clone());
+        let selector = format!("{}={}", labels::NODE, label_value(&self.config.node));
+        let listed = tokio::time::timeout(
+            API_TIMEOUT,
+            api.list(&ListParams::default().labels(&selector)),
+        )
+        .await
+        .unwrap_or_else(|_| Err(kube::Error::Service("timed out".into())));
+        match listed {
+            Ok(list) => {
+                let earlier: HashMap<Key, ContainerBehaviorReportSpec> = list
+                    .items
+                    .into_iter()
+                    .filter(|r| {
+                        r.metadata
+                            .labels
+                            .as_ref()
+                            .is_none_or(|l| !l.contains_key(labels::ARCHIVE))
+                    })
+                    .filter_map(|r| Some(((r.metadata.namespace?, r.metadata.name?), r.spec)))
+                    .collect();
+                info!(
+                    reports = earlier.len(),
+                    "read back this node's earlier reports"
+                );
+                self.earlier = Some(earlier);
+                true
+            }
+            Err(error) => {
+                self.metrics.api_errors.inc();
+                warn!(%error, "cannot read this node's reports yet (API server unreachable?); recording goes on, writing waits");
+                false
+            }
+        }
+    }
+
+    /// Whether a container exited long enough ago to be written now.
+    pub fn exit_due(&self, session: &Session) -> bool {
+        self.api_ok
+            && session
+                .captured()
+                .removed
+                .values()
+                .any(|at| at.elapsed() >= EXIT_GRACE)
+    }
+
+    /// Writes the report of every changed container (`exits_only`: only
+    /// containers whose cgroup went away a moment ago; `all`: every
+    /// container seen, changed or not).
+    pub async fn publish(
+        &mut self,
+        session: &mut Session,
+        hierarchy: &Hierarchy,
+        exits_only: bool,
+        all: bool,
+    ) {
+        let drops = session.probes.drops();
+        self.metrics.drops.set(
+            drops
+                .values()
+                .map(|d| (d.ringbuf + d.map_full + d.truncated + d.read_fails) as i64)
+                .sum::<i64>(),
+        );
+        if !self.read_back().await {
+            self.api_ok = false;
+            return;
+        }
+        // Candidates leave the changed set now: events drained while this
+        // tick awaits the API mark them changed again.
+        let (candidates, removed) = {
+            let mut captured = session.captured();
+            let candidates: Vec<u64> = if exits_only {
+                captured
+                    .removed
+                    .iter()
+                    .filter(|(_, at)| at.elapsed() >= EXIT_GRACE)
+                    .map(|(id, _)| *id)
+                    .collect()
+            } else {
+                let mut ids: HashSet<u64> = captured
+                    .changed
+                    .iter()
+                    .chain(captured.removed.keys())
+                    .copied()
+                    .collect();
+                if all {
+                    ids.extend(captured.aggregator.cgroups.keys().copied());
+                }
+                ids.into_iter().collect()
+            };
+            for id in &candidates {
+                captured.changed.remove(id);
+            }
+            (candidates, captured.removed.clone())
+        };
+        let paths = session.paths(hierarchy, &candidates);
+        let index = PeerIndex::build(self.pods.state(), self.services.state());
+        let clock = Clock::now();
+        for (n, &id) in candidates.iter().enumerate() {
+            let gone = removed.get(&id).copied();
+            let outcome = match paths.get(&id) {
+                Some(path) => {
+                    let behavior = session.behavior_of(id, &drops);
+                    self.publish_one(id, path, behavior, gone.is_some(), session, &index, &clock)
+                        .await
+                }
+                None => Outcome::Ignored,
+            };
+            match outcome {
+                Outcome::Done if gone.is_some() => self.forget(id, session),
+                Outcome::Done => {}
+                Outcome::Ignored => {
+                    session.captured().aggregator.cgroups.remove(&id);
+                    if gone.is_some() {
+                        self.forget(id, session);
+                    }
+                }
+                Outcome::Unresolved => {
+                    if gone.is_some_and(|at| at.elapsed() > UNRESOLVED_GIVE_UP) {
+                        warn!(cgroup_id = id, path = ?paths.get(&id), "container exited and the runtime never named it: its behavior cannot be attributed to a pod");
+                        self.forget(id, session);
+                    } else {
+                        session.captured().changed.insert(id);
+                    }
+                }
+                Outcome::Failed => {
+                    // The API server is unreachable or refusing: try the
+                    // rest at the next tick rather than time out on each.
+                    session.captured().changed.extend(&candidates[n..]);
+                    self.api_ok = false;
+                    self.count_containers();
+                    return;
+                }
+            }
+        }
+        self.api_ok = true;
+        self.count_containers();
+    }
+
+    fn count_containers(&self) {
+        let reports = self.cgroups.values().filter(|t| t.report.is_some()).count();
+        self.metrics.containers.set(reports as i64);
+    }
+
+    /// Drops everything kept about an exited cgroup once it was written.
+    fn forget(&mut self, id: u64, session: &mut Session) {
+        session.forget(id);
+        if let Some(key) = self.cgroups.remove(&id).and_then(|t| t.report)
+            && !self
+                .cgroups
+                .values()
+                .any(|t| t.report.as_ref() == Some(&key))
+        {
+            self.published.remove(&key);
+            if let Some(earlier) = self.earlier.as_mut() {
+                earlier.remove(&key);
+            }
+        }
+    }
+
+    /// The pod of `target`: from the store, else asked for (the store may
+    /// lag when a watch was re-established after the API server came
+    /// back). `Err` when the API server could not answer.
+    async fn pod(&self, target: &Target) -> Result<Option<Arc<Pod>>, ()> {
+        let reference = ObjectRef::new(&target.pod).within(&target.namespace);
+        if let Some(pod) = self.pods.get(&reference) {
+            return Ok(Some(pod));
+        }
+        let api = Api::<Pod>::namespaced(self.api.clone(), &target.namespace);
+        match tokio::time::timeout(API_TIMEOUT, api.get_opt(&target.pod)).await {
+            Ok(Ok(found)) => Ok(found.map(Arc::new)),
+            _ => Err(()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn publish_one(
+        &mut self,
+        id: u64,
+        path: &str,
+        behavior: Option<crate::capture::aggregate::Behavior>,
+        exiting: bool,
+        session: &Session,
+        index: &PeerIndex,
+        clock: &Clock,
+    ) -> Outcome {
+        let holder = runtime::classify(path, &session.containers);
+        let target = match plan::target(&holder, &self.config.filter, self.config.own_pod.as_ref())
+        {
+            Ok(target) => target,
+            Err(Skip::Unresolved) => {
+                let tracked = self.cgroups.entry(id).or_default();
+                if !tracked.warned_unresolved {
+                    tracked.warned_unresolved = true;
+                    self.metrics.resolution_failures.inc();
+                    debug!(cgroup = %path, "container not (yet) known to the runtime");
+                }
+                return Outcome::Unresolved;
+            }
+            Err(_) => return Outcome::Ignored,
+        };
+        let Ok(pod) = self.pod(&target).await else {
+            self.metrics.api_errors.inc();
+            return Outcome::Failed;
+        };
+        if plan::on_other_node(pod.as_deref(), &self.config.node) {
+            return Outcome::Ignored;
+        }
+        let workload = match (&pod, &target.pod_uid) {
+            (Some(pod), uid) => {
+                let Some(workload) = self.workloads.of_pod(pod).await else {
+                    // The owner could not be looked up: the API server is
+                    // unreachable. Written at a later tick.
+                    self.metrics.api_errors.inc();
+                    warn!(
+                        namespace = target.namespace,
+                        pod = target.pod,
+                        "owning workload not known yet (API server unreachable?); report kept, retried next interval"
+                    );
+                    return Outcome::Failed;
+                };
+                if let Some(uid) = uid {
+                    self.pod_workloads.insert(uid.clone(), workload.clone());
+                }
+                workload
+            }
+            (None, uid) => plan::workload_of_gone_pod(
+                &target.pod,
+                uid.as_ref().and_then(|u| self.pod_workloads.get(u)),
+            ),
+        };
+        let Some(behavior) = behavior.filter(|b| !b.is_empty()) else {
+            return Outcome::Done;
+        };
+        let mut spec = plan::spec(
+            SpecInput {
+                target: &target,
+                path,
+                holder: &holder,
+                node: &self.config.node,
+                workload,
+                pod: pod.as_deref(),
+                behavior: &behavior,
+                arch: self.arch,
+            },
+            clock,
+        );
+        index.resolve(&mut spec.network, &self.workloads).await;
+        let key = (target.namespace.clone(), target.name.clone());
+        self.cgroups.entry(id).or_default().report = Some(key.clone());
+        let earlier = self.earlier.as_ref().and_then(|e| e.get(&key));
+        let spec = match plan::decide(spec, earlier, self.published.get(&key), exiting) {
+            Decision::Unchanged => {
+                self.metrics.write("unchanged");
+                return Outcome::Done;
+            }
+            Decision::Create(spec) | Decision::Update(spec) => spec,
+        };
+        let object = report_object(&target.name, spec.clone(), target.pod_uid.as_deref());
+        let api = Api::<ContainerBehaviorReport>::namespaced(self.api.clone(), &target.namespace);
+        match api
+            .patch(
+                &target.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await
+        {
+            Ok(_) => {
+                self.metrics.write("applied");
+                debug!(
+                    namespace = target.namespace,
+                    name = target.name,
+                    "report written"
+                );
+                self.published.insert(key, spec);
+                Outcome::Done
+            }
+            Err(error) => {
+                self.metrics.write("failed");
+                self.metrics.api_errors.inc();
+                warn!(%error, namespace = target.namespace, name = target.name, "report not written (kept, retried next interval)");
+                Outcome::Failed
+            }
+        }
+    }
+}
