@@ -7,6 +7,8 @@
 pub mod error;
 pub mod leader;
 pub mod merge;
+#[cfg(test)]
+mod mock_api;
 pub mod objects;
 pub mod reconcile;
 pub mod run;

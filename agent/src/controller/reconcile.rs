@@ -258,3 +258,193 @@ async fn fold(
     live.extend(archives.into_values());
     Ok(live)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::mock_api::{self, Call};
+    use crate::controller::seccomp::SeccompApi;
+    use imprint_crd::report::{ContainerBehaviorReport, WorkloadRef};
+    use imprint_crd::spo;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::api::{ApiResource, GroupVersionKind};
+    use kube::discovery::Scope;
+    use kube::runtime::events::Reporter;
+
+    fn web() -> WorkloadRef {
+        WorkloadRef {
+            kind: "Deployment".into(),
+            name: "web".into(),
+        }
+    }
+
+    fn profile() -> BehaviorProfile {
+        let mut profile = objects::new_profile("shop", &web());
+        profile.metadata.uid = Some("uid-profile".into());
+        profile
+    }
+
+    /// The report of container nginx of pod `pod`, which made `syscalls`.
+    fn report(pod: &str, syscalls: &[&str], deleting: bool) -> Arc<StoredReport> {
+        let mut spec = ContainerBehaviorReportSpec::default();
+        spec.subject.namespace = Some("shop".into());
+        spec.subject.pod = Some(pod.into());
+        spec.subject.container = Some("nginx".into());
+        spec.subject.workload = Some(web());
+        spec.syscalls.arch = "x86_64".into();
+        spec.syscalls.names = syscalls.iter().map(|s| s.to_string()).collect();
+        let mut report = ContainerBehaviorReport::new(&format!("{pod}-nginx"), spec);
+        report.metadata.namespace = Some("shop".into());
+        report.metadata.finalizers = Some(vec![FOLD_FINALIZER.into()]);
+        report.metadata.resource_version = Some("7".into());
+        if deleting {
+            report.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+        }
+        Arc::new(StoredReport::keep(&report))
+    }
+
+    fn context(client: Client) -> Context {
+        let gvk = GroupVersionKind::gvk(spo::GROUP, "v1", "SeccompProfile");
+        Context {
+            stability_window: Duration::from_secs(600),
+            metrics: ControllerMetrics::default(),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: FIELD_MANAGER.into(),
+                    instance: None,
+                },
+            ),
+            seccomp: SeccompProfiles::with_resource(
+                client.clone(),
+                SeccompApi::V1,
+                ApiResource::from_gvk_with_plural(&gvk, "seccompprofiles"),
+                Scope::Cluster,
+            ),
+            client,
+        }
+    }
+
+    fn names(value: &serde_json::Value) -> Vec<&str> {
+        value
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    fn find<'a>(calls: &'a [Call], method: &str, path_end: &str) -> Option<(usize, &'a Call)> {
+        calls
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.method == method && c.path.ends_with(path_end))
+    }
+
+    #[tokio::test]
+    async fn a_deleted_pods_report_is_archived_then_released_then_merged() {
+        let (client, calls) = mock_api::client(profile(), |_, _| false);
+        let mut context = context(client);
+        let key = ("shop".to_string(), web());
+        let reports = vec![
+            report("web-1", &["read", "write"], false),
+            report("web-2", &["personality", "read"], true),
+        ];
+        reconcile(&mut context, &key, Some(&profile()), reports)
+            .await
+            .unwrap();
+        let calls = calls.lock().unwrap().clone();
+
+        let (archived, archive) = find(
+            &calls,
+            "PATCH",
+            "/namespaces/shop/containerbehaviorreports/deployment-web-nginx-archive",
+        )
+        .expect("the archive is written");
+        assert_eq!(
+            names(&archive.body["spec"]["syscalls"]["names"]),
+            ["personality", "read"],
+            "the archive holds the deleted pod's behavior, and only it"
+        );
+        let (released, release) = find(
+            &calls,
+            "PATCH",
+            "/namespaces/shop/containerbehaviorreports/web-2-nginx",
+        )
+        .expect("the folded report is released");
+        assert!(archived < released, "released only once archived");
+        assert_eq!(
+            release.body["metadata"]["finalizers"],
+            serde_json::json!([])
+        );
+        assert_eq!(release.body["metadata"]["resourceVersion"], "7");
+        assert!(
+            find(&calls, "PATCH", "/containerbehaviorreports/web-1-nginx").is_none(),
+            "a live report is left alone"
+        );
+
+        let (_, seccomp) = find(&calls, "PATCH", "/seccompprofiles/shop-web-nginx")
+            .expect("the SeccompProfile is written");
+        assert_eq!(
+            names(&seccomp.body["spec"]["syscalls"][0]["names"]),
+            ["personality", "read", "write"]
+        );
+        assert_eq!(seccomp.body["spec"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(
+            seccomp.body["metadata"]["labels"]["imprint.dev/profile-name"],
+            "deployment-web"
+        );
+
+        let (_, status) = find(
+            &calls,
+            "PATCH",
+            "/namespaces/shop/behaviorprofiles/deployment-web/status",
+        )
+        .expect("the status is written");
+        let container = &status.body["status"]["containers"][0];
+        assert_eq!(
+            names(&container["syscalls"]),
+            ["personality", "read", "write"]
+        );
+        assert_eq!(container["seccompProfile"], "shop-web-nginx");
+        assert_eq!(status.body["status"]["phase"], "Learning");
+        let reasons: Vec<&str> = calls
+            .iter()
+            .filter(|c| c.method == "POST" && c.path.ends_with("/events"))
+            .filter_map(|c| c.body["reason"].as_str())
+            .collect();
+        assert_eq!(reasons, ["BehaviorChanged"]);
+        assert_eq!(context.metrics.folded_reports.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_report_is_never_released_when_its_archive_was_not_written() {
+        let (client, calls) = mock_api::client(profile(), |method, path| {
+            method == "PATCH" && path.ends_with("-archive")
+        });
+        let mut context = context(client);
+        let key = ("shop".to_string(), web());
+        let reports = vec![report("web-2", &["personality"], true)];
+        let error = reconcile(&mut context, &key, Some(&profile()), reports)
+            .await
+            .unwrap_err();
+        assert_eq!(error.metric_label(), "archive");
+        let calls = calls.lock().unwrap().clone();
+        assert!(
+            find(&calls, "PATCH", "/containerbehaviorreports/web-2-nginx").is_none(),
+            "the report keeps its finalizer: {calls:?}"
+        );
+        assert!(find(&calls, "PATCH", "/status").is_none());
+        assert_eq!(context.metrics.folded_reports.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_workload_without_reports_or_profile_gets_none() {
+        let (client, calls) = mock_api::client(profile(), |_, _| false);
+        let mut context = context(client);
+        reconcile(&mut context, &("shop".to_string(), web()), None, Vec::new())
+            .await
+            .unwrap();
+        let calls = calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].method, "GET");
+    }
+}

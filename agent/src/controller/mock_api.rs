@@ -1,0 +1,89 @@
+//! A stand-in API server for reconcile tests: kube's `Client` over a
+//! `tower-test` mock service that records every request and answers it
+//! the way the API server would (echoing applied objects), or fails the
+//! requests a test names.
+
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response, StatusCode};
+use imprint_crd::profile::BehaviorProfile;
+use imprint_crd::report::ContainerBehaviorReport;
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+/// One request the controller made.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// HTTP method.
+    pub method: String,
+    /// Path (without the query).
+    pub path: String,
+    /// The body, parsed (`Null` when empty).
+    pub body: Value,
+}
+
+/// Requests made so far.
+pub type Calls = Arc<Mutex<Vec<Call>>>;
+
+/// A client whose API server holds `profile`; requests whose method and
+/// path make `fail` true are answered with 500.
+pub fn client(profile: BehaviorProfile, fail: fn(&str, &str) -> bool) -> (Client, Calls) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let calls: Calls = Arc::default();
+    let recorded = calls.clone();
+    tokio::spawn(async move {
+        let mut handle = std::pin::pin!(handle);
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().to_string();
+            let path = request.uri().path().to_string();
+            let bytes = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .unwrap_or_default();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            recorded.lock().unwrap().push(Call {
+                method: method.clone(),
+                path: path.clone(),
+                body: body.clone(),
+            });
+            let (status, answer) = if fail(&method, &path) {
+                (StatusCode::INTERNAL_SERVER_ERROR, failure(500))
+            } else {
+                answer(&method, &path, body, &profile)
+            };
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+                    .unwrap(),
+            );
+        }
+    });
+    (Client::new(service, "default"), calls)
+}
+
+fn failure(code: u16) -> Value {
+    json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
+           "reason": if code == 404 { "NotFound" } else { "InternalError" }, "message": "mock"})
+}
+
+fn answer(method: &str, path: &str, body: Value, profile: &BehaviorProfile) -> (StatusCode, Value) {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    match method {
+        "POST" => (StatusCode::CREATED, body),
+        "PATCH" if path.ends_with("/status") => {
+            let mut updated = serde_json::to_value(profile).unwrap();
+            updated["status"] = body["status"].clone();
+            (StatusCode::OK, updated)
+        }
+        "PATCH" if path.contains("/containerbehaviorreports/") && body.get("spec").is_none() => {
+            // A merge patch of the metadata (the finalizer's release).
+            let report = ContainerBehaviorReport::new(name, Default::default());
+            (StatusCode::OK, serde_json::to_value(report).unwrap())
+        }
+        "PATCH" => (StatusCode::OK, body),
+        _ => (StatusCode::NOT_FOUND, failure(404)),
+    }
+}
