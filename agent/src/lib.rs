@@ -1,14 +1,17 @@
 //! imprint: watches what processes and containers do from the kernel with
 //! eBPF and turns it into the least privilege that still lets them run.
 //!
-//! The `imprint` binary (`main.rs`) is a thin CLI over these modules:
-//! [`probes`] loads and attaches the kernel side, [`capture`] decodes and
-//! aggregates its events, [`report`] builds `ContainerBehaviorReport`s,
-//! [`recommend`] turns reports into profiles (pure), [`record`] and
-//! [`enforce`] are the `record` and `run` commands; [`node`] is the
-//! cluster's node agent (writing through [`publish`]) and [`controller`]
-//! merges reports into profiles; both serve [`metrics`]. [`cleanup`]
-//! releases the reports after an uninstall.
+//! The `imprint` binary (`main.rs`) is a thin CLI over these modules.
+//! Commands (leaves: nothing imports them): [`record`] (standalone),
+//! [`node`] (the cluster's node agent), [`controller`] (its `run` loop),
+//! [`enforce`] (`imprint run`), [`cleanup`].
+//! Both recording commands compose one [`pipeline`]: [`probes`] loads and
+//! attaches the kernel side, [`capture`] decodes and aggregates its
+//! events, [`runtime`] names the container behind a cgroup, [`cgroups`]
+//! handles the hierarchy. `record` adds a file sink ([`report`]), the agent
+//! a publisher ([`publish`], with [`cluster`] for pod, workload and peer
+//! lookups). [`recommend`] and `controller::merge` are pure: reports in,
+//! profiles out. [`metrics`], [`task`] and [`kube_names`] serve them all.
 
 pub mod capture;
 pub mod cgroups;
