@@ -39,34 +39,12 @@ pub fn archive_name(profile: &str, container: &str) -> String {
     object_name(&format!("{profile}-{container}-archive"), 253)
 }
 
-/// The labels naming a workload (and a container of it).
-pub fn workload_labels(
-    workload: &WorkloadRef,
-    container: Option<&str>,
-) -> BTreeMap<String, String> {
-    let mut map: BTreeMap<String, String> = [
-        (
-            labels::WORKLOAD_KIND.to_string(),
-            label_value(&workload.kind),
-        ),
-        (
-            labels::WORKLOAD_NAME.to_string(),
-            label_value(&workload.name),
-        ),
-    ]
-    .into();
-    if let Some(container) = container {
-        map.insert(labels::CONTAINER.to_string(), label_value(container));
-    }
-    map
-}
-
 /// The labels of an object the controller manages for `profile`.
 pub fn managed_labels(
     profile: &BehaviorProfile,
     container: Option<&str>,
 ) -> BTreeMap<String, String> {
-    let mut map = workload_labels(&profile.spec.workload, container);
+    let mut map = labels::of_workload(&profile.spec.workload, container);
     map.insert(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string());
     map.insert(
         PROFILE_NAMESPACE.to_string(),
@@ -91,7 +69,7 @@ pub fn owner(profile: &BehaviorProfile) -> OwnerReference {
 
 /// A new BehaviorProfile for `workload` in `namespace` (empty spec).
 pub fn new_profile(namespace: &str, workload: &WorkloadRef) -> BehaviorProfile {
-    let mut labels = workload_labels(workload, None);
+    let mut labels = labels::of_workload(workload, None);
     labels.insert(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string());
     BehaviorProfile {
         metadata: ObjectMeta {
@@ -115,7 +93,7 @@ pub fn archive(
     spec: &ContainerBehaviorReportSpec,
 ) -> ContainerBehaviorReport {
     let name = archive_name(&profile.name_any(), container);
-    let mut labels = workload_labels(&profile.spec.workload, Some(container));
+    let mut labels = labels::of_workload(&profile.spec.workload, Some(container));
     labels.insert(labels::ARCHIVE.to_string(), "true".to_string());
     let mut bounded = spec.clone();
     bound(&mut bounded, MAX_REPORT_BYTES);

@@ -34,6 +34,28 @@ pub mod labels {
     pub const CONTAINER: &str = "imprint.dev/container";
     /// Marks an archive report (folded reports of deleted pods).
     pub const ARCHIVE: &str = "imprint.dev/archive";
+
+    use std::collections::BTreeMap;
+
+    use imprint_crd::report::WorkloadRef;
+
+    use crate::kube_names::label_value;
+
+    /// The labels naming a workload (and a container of it).
+    pub fn of_workload(
+        workload: &WorkloadRef,
+        container: Option<&str>,
+    ) -> BTreeMap<String, String> {
+        let mut map: BTreeMap<String, String> = [
+            (WORKLOAD_KIND.to_string(), label_value(&workload.kind)),
+            (WORKLOAD_NAME.to_string(), label_value(&workload.name)),
+        ]
+        .into();
+        if let Some(container) = container {
+            map.insert(CONTAINER.to_string(), label_value(container));
+        }
+        map
+    }
 }
 
 /// Name of the report of one container of one pod (at most 253 characters).
@@ -99,19 +121,12 @@ pub fn report_object(
     owner_pod_uid: Option<&str>,
 ) -> ContainerBehaviorReport {
     let subject = &spec.subject;
-    let mut labels = std::collections::BTreeMap::new();
+    let mut labels = match &subject.workload {
+        Some(workload) => labels::of_workload(workload, subject.container.as_deref()),
+        None => std::collections::BTreeMap::new(),
+    };
     if let Some(node) = &subject.node {
         labels.insert(labels::NODE.to_string(), label_value(node));
-    }
-    if let Some(workload) = &subject.workload {
-        labels.insert(
-            labels::WORKLOAD_KIND.to_string(),
-            label_value(&workload.kind),
-        );
-        labels.insert(
-            labels::WORKLOAD_NAME.to_string(),
-            label_value(&workload.name),
-        );
     }
     if let Some(container) = &subject.container {
         labels.insert(labels::CONTAINER.to_string(), label_value(container));
