@@ -10,6 +10,8 @@
 //! - `chown:PATH:UID`: change the owner (needs CAP_CHOWN)
 //! - `deny-time`: drop CAP_SYS_TIME from the effective set, then try to set
 //!   the clock, which the kernel refuses (nothing is changed)
+//! - `handle-usr1`: install a SIGUSR1 handler (it prints `SIGUSR1` when
+//!   the signal arrives, before the next step)
 //! - `getppid:N`: N getppid() calls; `open-loop:PATH:N`: N open/close of PATH
 //!   (benchmark loops, timed and printed as ns per iteration)
 
@@ -18,12 +20,21 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+/// Set by the SIGUSR1 handler.
+static GOT_USR1: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn main() -> ExitCode {
     for step in std::env::args().skip(1) {
+        if GOT_USR1.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            println!("SIGUSR1");
+        }
         if let Err(error) = run(&step) {
             eprintln!("fixture: {step}: {error}");
             return ExitCode::FAILURE;
         }
+    }
+    if GOT_USR1.load(std::sync::atomic::Ordering::SeqCst) {
+        println!("SIGUSR1");
     }
     ExitCode::SUCCESS
 }
@@ -34,6 +45,18 @@ fn run(step: &str) -> std::io::Result<()> {
     let args: Vec<&str> = parts.collect();
     let arg = |i: usize| args.get(i).copied().unwrap_or_default();
     match verb {
+        "handle-usr1" => {
+            extern "C" fn handler(_: libc::c_int) {
+                GOT_USR1.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            // SAFETY: installs a handler that only stores to an atomic.
+            let previous =
+                unsafe { libc::signal(libc::SIGUSR1, handler as *const () as libc::sighandler_t) };
+            if previous == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        }
         "rare" => {
             // SAFETY: personality(0xffffffff) only queries.
             let r = unsafe { libc::personality(0xffff_ffff) };

@@ -75,13 +75,43 @@ pub fn merge<'a>(reports: impl IntoIterator<Item = &'a ContainerBehaviorReportSp
     merged
 }
 
-/// Every syscall name allowed, across architectures, sorted.
+/// Syscalls every profile allows, observed or not: what any Linux process
+/// may need at a moment that a recording need not include. Each is needed
+/// by something the workload does not choose, and none grants anything.
+pub const BASELINE: [&str; 9] = [
+    // Returning from a signal handler: a process that installs a handler
+    // but received no signal while recorded dies at the first one after.
+    "rt_sigreturn",
+    // The kernel resumes an interrupted sleep (nanosleep, poll, futex with
+    // a timeout) through it after a stop and continue (SIGSTOP, SIGTSTP,
+    // a debugger, a checkpoint).
+    "restart_syscall",
+    // The end of every process and thread: a server recorded while it ran
+    // never showed them, and must still be able to stop.
+    "exit",
+    "exit_group",
+    // The vDSO answers these without a syscall where the node's clock
+    // source allows it, and falls back to the syscall where it does not
+    // (another node, a VM whose TSC is unstable).
+    "clock_gettime",
+    "clock_getres",
+    "gettimeofday",
+    "time",
+    "getcpu",
+];
+
+/// Every syscall name allowed, across architectures, sorted: the observed
+/// ones and the [`BASELINE`] (those of it that the architectures have).
 pub fn allowed_syscalls(merged: &Merged) -> Vec<String> {
+    let baseline = BASELINE
+        .iter()
+        .filter(|name| merged.syscalls.keys().any(|arch| arch.has_syscall(name)));
     merged
         .syscalls
         .values()
         .flatten()
         .cloned()
+        .chain(baseline.map(|name| name.to_string()))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
@@ -166,9 +196,36 @@ pub fn capabilities(merged: &Merged) -> Capabilities {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use imprint_crd::report::{CapabilityUse, SyscallSet};
+
+    /// `observed` and the baseline, sorted, as every profile allows them.
+    pub(crate) fn with_baseline(observed: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = observed
+            .iter()
+            .chain(BASELINE.iter())
+            .map(|s| s.to_string())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    #[test]
+    fn every_profile_allows_the_baseline_and_no_more_than_it() {
+        let m = merge([&report("x86_64", &["read"], &[])]);
+        let allowed = allowed_syscalls(&m);
+        assert_eq!(allowed, with_baseline(&["read"]));
+        assert!(allowed.iter().any(|s| s == "rt_sigreturn"));
+        assert!(allowed.iter().any(|s| s == "restart_syscall"));
+        let arm = merge([&report("aarch64", &["read"], &[])]);
+        assert!(
+            !allowed_syscalls(&arm).iter().any(|s| s == "time"),
+            "aarch64 has no time syscall"
+        );
+        assert!(allowed_syscalls(&Merged::default()).is_empty());
+    }
 
     fn report(arch: &str, names: &[&str], caps: &[(&str, bool)]) -> ContainerBehaviorReportSpec {
         ContainerBehaviorReportSpec {
@@ -219,7 +276,7 @@ mod tests {
         assert!(m.skipped.is_empty(), "{:?}", m.skipped);
         assert_eq!(
             allowed_syscalls(&m),
-            ["mkdir", "mkdirat", "openat", "read", "write"]
+            with_baseline(&["mkdir", "mkdirat", "openat", "read", "write"])
         );
     }
 
@@ -255,7 +312,7 @@ mod tests {
         );
         assert_eq!(
             json["syscalls"][0]["names"],
-            serde_json::json!(["read", "write"])
+            serde_json::json!(with_baseline(&["read", "write"]))
         );
         assert_eq!(json["syscalls"][0]["action"], "SCMP_ACT_ALLOW");
     }
@@ -278,7 +335,7 @@ mod tests {
         );
         assert_eq!(
             json["spec"]["syscalls"][0]["names"],
-            serde_json::json!(["read"])
+            serde_json::json!(with_baseline(&["read"]))
         );
     }
 

@@ -267,3 +267,106 @@ fn spo_profiles_validate_against_the_operators_crd_schema() {
     broken["spec"]["architectures"] = serde_json::json!(["SCMP_ARCH_Z80"]);
     assert!(!validator.is_valid(&broken));
 }
+
+/// Records `handle-usr1` then a short sleep, which never gets a signal;
+/// returns the recommended OCI profile and capability set.
+fn profile_of_a_quiet_sleeper(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let reports = dir.join("reports");
+    let fixture = fixture();
+    let ready = format!("write:{}/recorded-ready", dir.display());
+    let (output, _) = record(
+        &reports,
+        &[
+            fixture.to_str().unwrap(),
+            "handle-usr1",
+            &ready,
+            "sleep:300",
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let report = only_report_path(&reports);
+    let profile = dir.join("profile.json");
+    let caps = dir.join("caps.yaml");
+    recommend(&report, "oci", &profile);
+    recommend(&report, "caps", &caps);
+    (profile, caps)
+}
+
+fn only_report_path(reports: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(reports)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+}
+
+/// Runs the sleeper under the profile; once it sleeps, `disturb` gets its
+/// pid; returns its output.
+fn disturbed_under(
+    dir: &Path,
+    profile: &Path,
+    caps: &Path,
+    tag: &str,
+    disturb: impl FnOnce(i32),
+) -> Output {
+    let ready = dir.join(format!("{tag}-ready"));
+    let child = imprint()
+        .args(["run", "--seccomp"])
+        .arg(profile)
+        .arg("--caps")
+        .arg(caps)
+        .arg("--")
+        .arg(fixture())
+        .args([
+            "handle-usr1",
+            &format!("write:{}", ready.display()),
+            "sleep:3000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "never got ready");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // `imprint run` executes the command in its own process.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    disturb(child.id() as i32);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_profile_survives_a_signal_and_a_stop_it_never_saw() {
+    require_root();
+    let (_work, dir) = workdir();
+    let (profile, caps) = profile_of_a_quiet_sleeper(&dir);
+
+    // A handled signal: the handler returns through rt_sigreturn.
+    let signalled = disturbed_under(&dir, &profile, &caps, "signal", |pid| {
+        // SAFETY: signalling the child this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    });
+    assert!(
+        signalled.status.success()
+            && String::from_utf8_lossy(&signalled.stdout).contains("SIGUSR1"),
+        "a handled signal killed the enforced process: {signalled:?}"
+    );
+
+    // A stop and continue in the middle of a sleep: the kernel resumes the
+    // sleep through restart_syscall.
+    let stopped = disturbed_under(&dir, &profile, &caps, "stop", |pid| {
+        // SAFETY: signalling the child this test started.
+        unsafe {
+            assert_eq!(libc::kill(pid, libc::SIGSTOP), 0);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert_eq!(libc::kill(pid, libc::SIGCONT), 0);
+        }
+    });
+    assert!(
+        stopped.status.success(),
+        "a stop and continue broke the enforced process: {stopped:?}"
+    );
+}

@@ -105,7 +105,9 @@ pub struct ContainerProfile {
     pub name: String,
     /// Kernel architectures of the nodes seen.
     pub architectures: Vec<String>,
-    /// Syscalls allowed: observed on any replica, plus overrides.
+    /// Syscalls allowed: observed on any replica, the baseline every profile
+    /// allows (rt_sigreturn, restart_syscall, exit, the vDSO fallbacks),
+    /// plus overrides.
     pub syscalls: Vec<String>,
     /// Capabilities needed (`CAP_*`), plus overrides.
     pub capabilities: Vec<String>,

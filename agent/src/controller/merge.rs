@@ -345,6 +345,7 @@ pub fn next_phase(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recommend::tests::with_baseline;
     use imprint_crd::report::{Access, CapabilityUse, Executable, FileAccess, Subject, SyscallSet};
 
     fn report(pod: &str, node: &str, arch: &str, syscalls: &[&str]) -> ContainerBehaviorReportSpec {
@@ -391,7 +392,7 @@ mod tests {
         let m = merge_workload(&[&a, &b, &c], &Overrides::default(), &BTreeMap::new());
         assert_eq!((m.reports, m.replicas, m.nodes), (3, 3, 3));
         let app = &m.containers[0];
-        assert_eq!(app.syscalls, ["openat", "read", "write"]);
+        assert_eq!(app.syscalls, with_baseline(&["openat", "read", "write"]));
         assert_eq!(app.architectures, ["x86_64", "aarch64"]);
         assert!(m.conditions.is_empty());
     }
@@ -411,7 +412,7 @@ mod tests {
         };
         let m = merge_workload(&[&a], &overrides, &BTreeMap::new());
         let app = &m.containers[0];
-        assert_eq!(app.syscalls, ["ptrace", "read"]);
+        assert_eq!(app.syscalls, with_baseline(&["ptrace", "read"]));
         assert_eq!(app.capabilities, ["CAP_NET_ADMIN"]);
         assert_eq!(m.conditions.len(), 1);
         let message = &m.conditions[0].message;

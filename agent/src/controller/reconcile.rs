@@ -264,6 +264,7 @@ mod tests {
     use super::*;
     use crate::controller::mock_api::{self, Call};
     use crate::controller::seccomp::SeccompApi;
+    use crate::recommend::tests::with_baseline;
     use imprint_crd::report::{ContainerBehaviorReport, WorkloadRef};
     use imprint_crd::spo;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -385,7 +386,7 @@ mod tests {
             .expect("the SeccompProfile is written");
         assert_eq!(
             names(&seccomp.body["spec"]["syscalls"][0]["names"]),
-            ["personality", "read", "write"]
+            with_baseline(&["personality", "read", "write"])
         );
         assert_eq!(seccomp.body["spec"]["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(
@@ -402,7 +403,7 @@ mod tests {
         let container = &status.body["status"]["containers"][0];
         assert_eq!(
             names(&container["syscalls"]),
-            ["personality", "read", "write"]
+            with_baseline(&["personality", "read", "write"])
         );
         assert_eq!(container["seccompProfile"], "shop-web-nginx");
         assert_eq!(status.body["status"]["phase"], "Learning");
