@@ -20,6 +20,9 @@ pub struct Limits {
     pub executables: usize,
     /// Distinct network endpoints.
     pub network: usize,
+    /// Distinct set-user-id, set-group-id or root executables kept beyond
+    /// `executables` (the securityContext rules depend on them).
+    pub decisive_executables: usize,
 }
 
 impl Default for Limits {
@@ -28,6 +31,7 @@ impl Default for Limits {
             files: 4096,
             executables: 512,
             network: 1024,
+            decisive_executables: 512,
         }
     }
 }
@@ -123,14 +127,23 @@ impl Behavior {
                 self.exec_seen = true;
                 self.exec_bset |= cap_bset;
                 let key = (path.clone(), args.clone());
-                if self.executables.len() < limits.executables
-                    || self.executables.contains_key(&key)
-                {
+                let setuid = file_mode & 0o4000 != 0;
+                let setgid = file_mode & 0o2000 != 0;
+                // Executions the securityContext rules depend on (gaining
+                // privilege, or running as root) are kept past the bound,
+                // up to a bound of their own; the rest stop at the bound.
+                let decisive = setuid || setgid || *euid == 0;
+                let room = if decisive {
+                    self.executables.len() < limits.executables + limits.decisive_executables
+                } else {
+                    self.executables.len() < limits.executables
+                };
+                if room || self.executables.contains_key(&key) {
                     let stats = self.executables.entry(key).or_insert_with(|| ExecStats {
                         count: 0,
                         euid: *euid,
-                        setuid: file_mode & 0o4000 != 0,
-                        setgid: file_mode & 0o2000 != 0,
+                        setuid,
+                        setgid,
                     });
                     stats.count += 1;
                 } else {
@@ -579,6 +592,39 @@ mod tests {
         assert_eq!(a.syscalls, BTreeSet::from([1]));
         assert!(a.capabilities[&0].needed);
         assert_eq!(a.drops.ringbuf, 3);
+    }
+
+    #[test]
+    fn privilege_gaining_and_root_executions_are_kept_past_the_bound() {
+        let mut b = Behavior::default();
+        let limits = Limits {
+            executables: 3,
+            decisive_executables: 2,
+            ..Limits::default()
+        };
+        let exec = |path: &str, euid: u32, file_mode: u32| Event::Exec {
+            header: h(kind::EXEC, 1),
+            path: path.into(),
+            args: vec![path.into()],
+            euid,
+            file_mode,
+            cap_bset: u64::MAX,
+            truncated: false,
+        };
+        for i in 0..5 {
+            b.add(&exec(&format!("/bin/tool-{i}"), 1000, 0o755), &limits);
+        }
+        assert_eq!(b.executables.len(), 3);
+        b.add(&exec("/usr/bin/su", 1000, 0o4755), &limits);
+        b.add(&exec("/usr/bin/wall", 1000, 0o2755), &limits);
+        b.add(&exec("/bin/as-root", 0, 0o755), &limits);
+        let kept: Vec<&str> = b.executables.keys().map(|(p, _)| p.as_str()).collect();
+        assert!(
+            kept.contains(&"/usr/bin/su") && kept.contains(&"/usr/bin/wall"),
+            "{kept:?}"
+        );
+        assert_eq!(b.executables.len(), 5, "the decisive ones have a bound too");
+        assert!(b.truncated.contains("executables"));
     }
 
     #[test]

@@ -34,23 +34,28 @@ pub struct MergedWorkload {
     pub skipped: usize,
 }
 
-/// The first few skipped entries, and how many more there were.
-fn skipped_message(skipped: &[String]) -> String {
+/// The first few of `items`, and how many more there were.
+fn first_few(items: &[&String]) -> String {
     const SHOWN: usize = 10;
-    let mut message = format!(
-        "skipped {} invalid entries: {}",
-        skipped.len(),
-        skipped
-            .iter()
-            .take(SHOWN)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
-    if skipped.len() > SHOWN {
-        message.push_str(&format!("; and {} more", skipped.len() - SHOWN));
+    let mut message = items
+        .iter()
+        .take(SHOWN)
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > SHOWN {
+        message.push_str(&format!("; and {} more", items.len() - SHOWN));
     }
     message
+}
+
+/// The first few skipped entries, and how many more there were.
+fn skipped_message(skipped: &[String]) -> String {
+    format!(
+        "skipped {} invalid entries: {}",
+        skipped.len(),
+        first_few(&skipped.iter().collect::<Vec<_>>())
+    )
 }
 
 /// Merges reports of one workload. `writable` gives, per container name,
@@ -97,6 +102,20 @@ pub fn merge_workload(
             status: "True".into(),
             reason: "UnknownNames".into(),
             message: skipped_message(&skipped),
+        });
+    }
+    let mut cut: Vec<&String> = reports.iter().flat_map(|r| &r.stats.truncated).collect();
+    cut.sort();
+    cut.dedup();
+    if !cut.is_empty() {
+        conditions.push(ProfileCondition {
+            type_: "Truncated".into(),
+            status: "True".into(),
+            reason: "ReportsBounded".into(),
+            message: format!(
+                "reports were bounded (what a recommendation depends on is never cut): {}",
+                first_few(&cut)
+            ),
         });
     }
     if drops > 0 {

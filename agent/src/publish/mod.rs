@@ -63,38 +63,170 @@ pub fn report_name(pod: &str, container: &str) -> String {
     object_name(&format!("{pod}-{container}"), 253)
 }
 
-/// Keeps the serialized report under `max` bytes by leaving out entries
-/// of its longest lists (files, then executables, then network), noting
-/// in `stats.truncated` how many were left out. Returns whether it cut.
+/// Keeps the serialized report under `max` bytes without ever leaving out
+/// what a recommendation depends on (the syscalls, the capabilities, the
+/// writes, the executions that gain privilege or run as root): reads fold
+/// into their directories (`dir/*`, deepest first), then the executions
+/// that decide nothing, the network endpoints and the folded reads are
+/// cut, then writes fold (the fact that something below the directory is
+/// written stays), and last the arguments of the deciding executions go. Every
+/// step is noted in `stats.truncated`. Returns whether it changed anything.
 pub fn bound(spec: &mut ContainerBehaviorReportSpec, max: usize) -> bool {
     let size = |spec: &ContainerBehaviorReportSpec| serde_json::to_vec(spec).map_or(0, |v| v.len());
+    let kib = max / 1024;
+    let mut notes = Vec::new();
+    if size(spec) > max {
+        let folded = fold_files(spec, max, &size, |f| !f.access.iter().any(|a| a.is_write()));
+        if folded > 0 {
+            notes.push(format!(
+                "files: {folded} read paths folded into their directories to keep the report under {kib} KiB"
+            ));
+        }
+    }
     let mut cut = [0usize; 3];
     let mut rounds = 0;
     while size(spec) > max && rounds < 64 {
         rounds += 1;
-        let lengths = [spec.files.len(), spec.executables.len(), spec.network.len()];
-        let longest = (0..3).max_by_key(|i| lengths[*i]).unwrap_or(0);
-        let keep = lengths[longest] * 3 / 4;
-        cut[longest] += lengths[longest] - keep;
-        match longest {
-            0 => spec.files.truncate(keep),
-            1 => spec.executables.truncate(keep),
-            _ => spec.network.truncate(keep),
-        }
+        let ordinary = spec.executables.iter().filter(|e| !deciding(e)).count();
+        let reads = spec
+            .files
+            .iter()
+            .filter(|f| !f.access.iter().any(|a| a.is_write()))
+            .count();
+        let lengths = [ordinary, spec.network.len(), reads];
         if lengths.iter().all(|l| *l == 0) {
             break;
         }
+        let longest = if lengths[0] + lengths[1] > 0 {
+            usize::from(lengths[1] > lengths[0])
+        } else {
+            2
+        };
+        let drop = lengths[longest] - lengths[longest] * 3 / 4;
+        cut[longest] += drop;
+        match longest {
+            0 => drop_last(&mut spec.executables, drop, |e| !deciding(e)),
+            1 => {
+                let keep = spec.network.len() - drop;
+                spec.network.truncate(keep);
+            }
+            _ => drop_last(&mut spec.files, drop, |f| {
+                !f.access.iter().any(|a| a.is_write())
+            }),
+        }
     }
-    for (what, n) in ["files", "executables", "network"].iter().zip(cut) {
+    for (what, n) in ["executables", "network", "files"].iter().zip(cut) {
         if n > 0 {
-            spec.stats.truncated.push(format!(
-                "{what}: {n} entries left out to keep the report under {} KiB",
-                max / 1024
+            notes.push(format!(
+                "{what}: {n} entries left out to keep the report under {kib} KiB"
             ));
         }
     }
+    if size(spec) > max {
+        let folded = fold_files(spec, max, &size, |f| f.access.iter().any(|a| a.is_write()));
+        if folded > 0 {
+            notes.push(format!(
+                "files: {folded} written paths folded into their directories to keep the report under {kib} KiB"
+            ));
+        }
+    }
+    if size(spec) > max {
+        let with_args = spec
+            .executables
+            .iter()
+            .filter(|e| !e.args.is_empty())
+            .count();
+        for exec in &mut spec.executables {
+            exec.args.clear();
+        }
+        spec.executables.dedup_by(|b, a| {
+            if a.path == b.path {
+                a.count = a.count.saturating_add(b.count);
+                a.setuid |= b.setuid;
+                a.setgid |= b.setgid;
+                a.euid = a.euid.min(b.euid);
+                true
+            } else {
+                false
+            }
+        });
+        notes.push(format!(
+            "executables: the arguments of {with_args} executions left out to keep the report under {kib} KiB"
+        ));
+    }
+    let changed = !notes.is_empty();
+    for note in notes {
+        if !spec.stats.truncated.contains(&note) {
+            spec.stats.truncated.push(note);
+        }
+    }
     spec.update_counts();
-    cut.iter().any(|n| *n > 0)
+    changed
+}
+
+/// Whether an execution decides a securityContext field: it gains
+/// privilege (set-user-id, set-group-id) or runs as root.
+fn deciding(exec: &imprint_crd::report::Executable) -> bool {
+    exec.setuid || exec.setgid || exec.euid == 0
+}
+
+/// Removes the last `n` entries of `list` that `cut` selects.
+fn drop_last<T>(list: &mut Vec<T>, mut n: usize, cut: impl Fn(&T) -> bool) {
+    let mut index = list.len();
+    while n > 0 && index > 0 {
+        index -= 1;
+        if cut(&list[index]) {
+            list.remove(index);
+            n -= 1;
+        }
+    }
+}
+
+/// Folds the files `select` picks into their directories, one level at a
+/// time from the deepest, until the report fits in `max` (never above the
+/// first level: `/dir/*`). Returns how many entries went.
+fn fold_files(
+    spec: &mut ContainerBehaviorReportSpec,
+    max: usize,
+    size: &dyn Fn(&ContainerBehaviorReportSpec) -> usize,
+    select: impl Fn(&imprint_crd::report::FileAccess) -> bool,
+) -> usize {
+    use std::collections::{BTreeMap, BTreeSet};
+    let components = |path: &str| {
+        path.trim_start_matches('/')
+            .split('/')
+            .filter(|c| *c != "*" && !c.is_empty())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = spec.files.len();
+    let deepest = spec
+        .files
+        .iter()
+        .filter(|f| select(f))
+        .map(|f| components(&f.path).len())
+        .max()
+        .unwrap_or(0);
+    for depth in (1..deepest).rev() {
+        if size(spec) <= max {
+            break;
+        }
+        let mut files: BTreeMap<String, BTreeSet<imprint_crd::report::Access>> = BTreeMap::new();
+        for file in spec.files.drain(..) {
+            let parts = components(&file.path);
+            let path = if select(&file) && parts.len() > depth {
+                format!("/{}/*", parts[..depth].join("/"))
+            } else {
+                file.path
+            };
+            files.entry(path).or_default().extend(file.access);
+        }
+        spec.files = files
+            .into_iter()
+            .map(|(path, access)| imprint_crd::report::FileAccess { path, access })
+            .collect();
+    }
+    before - spec.files.len()
 }
 
 /// Whether two versions of a report differ in what they say the container
@@ -232,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn big_reports_are_cut_and_say_so() {
+    fn big_reports_fold_reads_first_and_say_so() {
         let mut spec = ContainerBehaviorReportSpec {
             files: (0..20_000)
                 .map(|i| FileAccess {
@@ -245,16 +377,102 @@ mod tests {
         assert!(bound(&mut spec, MAX_REPORT_BYTES));
         let size = serde_json::to_vec(&spec).unwrap().len();
         assert!(size <= MAX_REPORT_BYTES, "{size}");
-        assert!(
-            spec.files.len() > 1000,
-            "keeps as much as fits: {}",
-            spec.files.len()
+        assert_eq!(spec.files.len(), 1);
+        assert_eq!(
+            spec.files[0].path,
+            "/var/lib/data/some/long/directory/name/*"
         );
-        assert_eq!(spec.stats.files, spec.files.len() as u64);
-        assert!(spec.stats.truncated[0].starts_with("files: "));
+        assert_eq!(spec.stats.files, 1);
+        assert!(spec.stats.truncated[0].starts_with("files: 19999 read paths folded"));
         let mut small = ContainerBehaviorReportSpec::default();
         assert!(!bound(&mut small, MAX_REPORT_BYTES));
         assert!(small.stats.truncated.is_empty());
+    }
+
+    /// 4,000 long read paths, one pid file write, 3,000 long executions and
+    /// one set-user-id execution past them all.
+    fn crowded() -> ContainerBehaviorReportSpec {
+        use imprint_crd::report::Executable;
+        let mut files: Vec<FileAccess> = (0..4_000)
+            .map(|i| FileAccess {
+                path: format!(
+                    "/usr/share/app/{}/{}/resource-{i:05}.dat",
+                    "d".repeat(60),
+                    i % 97
+                ),
+                access: [Access::Read].into(),
+            })
+            .collect();
+        files.push(FileAccess {
+            path: "/var/run/app.pid".into(),
+            access: [Access::Write, Access::Create].into(),
+        });
+        let mut executables: Vec<Executable> = (0..3_000)
+            .map(|i| Executable {
+                path: format!("/usr/bin/tool-{i:05}"),
+                args: vec![format!("tool-{i}"), "x".repeat(100)],
+                count: 1,
+                euid: 1000,
+                ..Executable::default()
+            })
+            .collect();
+        executables.push(Executable {
+            path: "/usr/bin/zz-setuid-helper".into(),
+            args: vec!["helper".into()],
+            count: 1,
+            euid: 0,
+            setuid: true,
+            ..Executable::default()
+        });
+        ContainerBehaviorReportSpec {
+            files,
+            executables,
+            ..ContainerBehaviorReportSpec::default()
+        }
+    }
+
+    #[test]
+    fn bounding_never_cuts_what_a_recommendation_depends_on() {
+        let mut spec = crowded();
+        assert!(serde_json::to_vec(&spec).unwrap().len() > MAX_REPORT_BYTES);
+        assert!(bound(&mut spec, MAX_REPORT_BYTES));
+        assert!(serde_json::to_vec(&spec).unwrap().len() <= MAX_REPORT_BYTES);
+        assert!(
+            spec.files.iter().any(|f| f.path == "/var/run/app.pid"),
+            "the write stays"
+        );
+        assert!(
+            spec.executables
+                .iter()
+                .any(|e| e.path == "/usr/bin/zz-setuid-helper" && e.setuid),
+            "the set-user-id execution stays"
+        );
+        // Merged, the recommendation is the one the full report gives.
+        let mut full = crowded();
+        full.syscalls.arch = "x86_64".into();
+        spec.syscalls.arch = "x86_64".into();
+        let recommended = |s: &ContainerBehaviorReportSpec| {
+            let merged = crate::controller::merge::merge_workload(
+                &[s],
+                &Default::default(),
+                &Default::default(),
+            );
+            merged.containers[0].security_context.clone()
+        };
+        let bounded = recommended(&spec);
+        assert!(!bounded.read_only_root_filesystem);
+        assert!(bounded.allow_privilege_escalation);
+        assert!(!bounded.run_as_non_root);
+        assert_eq!(bounded, recommended(&full));
+        let merged = crate::controller::merge::merge_workload(
+            &[&spec],
+            &Default::default(),
+            &Default::default(),
+        );
+        assert!(
+            merged.conditions.iter().any(|c| c.type_ == "Truncated"),
+            "the profile says its reports were cut"
+        );
     }
 
     #[test]
