@@ -146,18 +146,30 @@ pub enum Decision {
     Unchanged,
 }
 
-/// Merges what this node wrote before a restart (`earlier`) into `spec`,
-/// bounds it, and compares it with what was last written (`published`);
-/// on exit (`exiting`) any difference, counts included, is written.
+/// One container's report from the part of the cgroup being written
+/// (`spec`, whose subject names the container as it runs now), the parts
+/// of its other live cgroups, and what the report retained (earlier
+/// cgroups of a restarted container, what was written before the agent
+/// restarted).
+pub fn compose<'a>(
+    mut spec: ContainerBehaviorReportSpec,
+    others: impl IntoIterator<Item = &'a ContainerBehaviorReportSpec>,
+    retained: Option<&'a ContainerBehaviorReportSpec>,
+) -> ContainerBehaviorReportSpec {
+    for other in others.into_iter().chain(retained) {
+        spec.absorb(other);
+    }
+    spec
+}
+
+/// Bounds `spec` and compares it with what was last written
+/// (`published`); on exit (`exiting`) any difference, counts included, is
+/// written.
 pub fn decide(
     mut spec: ContainerBehaviorReportSpec,
-    earlier: Option<&ContainerBehaviorReportSpec>,
     published: Option<&ContainerBehaviorReportSpec>,
     exiting: bool,
 ) -> Decision {
-    if let Some(earlier) = earlier {
-        spec.absorb(earlier);
-    }
     bound(&mut spec, MAX_REPORT_BYTES);
     match published {
         None => Decision::Create(spec),
@@ -291,28 +303,39 @@ mod tests {
     #[test]
     fn first_writes_create_and_counts_alone_wait() {
         let first = spec_of(&[READ], 1);
-        let Decision::Create(written) = decide(first, None, None, false) else {
+        let Decision::Create(written) = decide(first, None, false) else {
             panic!("the first write creates");
         };
         let more_execs = spec_of(&[READ], 7);
         assert_eq!(
-            decide(more_execs.clone(), None, Some(&written), false),
+            decide(more_execs.clone(), Some(&written), false),
             Decision::Unchanged,
             "counts alone ride along with the next change"
         );
         assert!(
-            matches!(decide(more_execs, None, Some(&written), true), Decision::Update(s) if s.executables[0].count == 7),
+            matches!(decide(more_execs, Some(&written), true), Decision::Update(s) if s.executables[0].count == 7),
             "on exit, counts are written too"
         );
         assert!(matches!(
-            decide(spec_of(&[READ, GETPID], 1), None, Some(&written), false),
+            decide(spec_of(&[READ, GETPID], 1), Some(&written), false),
             Decision::Update(_)
         ));
     }
 
     #[test]
-    fn earlier_reports_are_merged_and_specs_bounded() {
-        let earlier = spec_of(&[PERSONALITY], 1);
+    fn a_report_keeps_every_cgroup_of_its_container_and_what_came_before() {
+        // A restarted container: its first cgroup made `personality` and
+        // exec'd nginx twice; the live one reads and exec'd it once.
+        let first_run = spec_of(&[PERSONALITY], 2);
+        let child = spec_of(&[GETPID], 0);
+        let now = spec_of(&[READ], 1);
+        let spec = compose(now, [&child], Some(&first_run));
+        assert_eq!(spec.syscalls.names, ["getpid", "personality", "read"]);
+        assert_eq!(spec.executables[0].count, 3, "counts add up across cgroups");
+    }
+
+    #[test]
+    fn specs_are_bounded() {
         let mut now = spec_of(&[READ], 1);
         now.files = (0..20_000)
             .map(|i| FileAccess {
@@ -320,10 +343,9 @@ mod tests {
                 access: [Access::Read].into(),
             })
             .collect();
-        let Decision::Create(spec) = decide(now, Some(&earlier), None, false) else {
+        let Decision::Create(spec) = decide(now, None, false) else {
             panic!("the first write creates");
         };
-        assert_eq!(spec.syscalls.names, ["personality", "read"]);
         assert!(serde_json::to_vec(&spec).unwrap().len() <= MAX_REPORT_BYTES);
         assert!(spec.stats.truncated[0].starts_with("files: "));
     }

@@ -55,6 +55,8 @@ struct Tracked {
     report: Option<Key>,
     /// Said once that the runtime has not named it.
     warned_unresolved: bool,
+    /// Its own part of the report, as last built.
+    spec: Option<ContainerBehaviorReportSpec>,
 }
 
 /// What became of one container's report at a tick.
@@ -82,9 +84,13 @@ pub struct Publisher {
     cgroups: HashMap<u64, Tracked>,
     /// What was last written, to write only changes.
     published: HashMap<Key, ContainerBehaviorReportSpec>,
-    /// Reports this node wrote before the agent (re)started: merged into
-    /// what it sees now, so a restart loses nothing. `None` until read.
-    earlier: Option<HashMap<Key, ContainerBehaviorReportSpec>>,
+    /// What each report holds beyond its live cgroups: what this node
+    /// wrote before the agent (re)started, and the behavior of the
+    /// container's earlier cgroups (a restarted container), so that
+    /// neither restart loses anything. Dropped when the pod is gone.
+    retained: HashMap<Key, ContainerBehaviorReportSpec>,
+    /// The reports written before were read back.
+    read_back: bool,
     /// Workload of each pod seen, by pod UID (for pods already deleted).
     pod_workloads: HashMap<String, WorkloadRef>,
     /// The last write went through (exits are written early only then;
@@ -113,7 +119,8 @@ impl Publisher {
             arch,
             cgroups: HashMap::new(),
             published: HashMap::new(),
-            earlier: None,
+            retained: HashMap::new(),
+            read_back: false,
             pod_workloads: HashMap::new(),
             api_ok: true,
         }
@@ -121,7 +128,7 @@ impl Publisher {
 
     /// Reads back the reports this node wrote earlier, once.
     async fn read_back(&mut self) -> bool {
-        if self.earlier.is_some() {
+        if self.read_back {
             return true;
         }
         let api = Api::<ContainerBehaviorReport>::all(self.api.clone());
@@ -149,7 +156,8 @@ impl Publisher {
                     reports = earlier.len(),
                     "read back this node's earlier reports"
                 );
-                self.earlier = Some(earlier);
+                self.retained = earlier;
+                self.read_back = true;
                 true
             }
             Err(error) => {
@@ -259,6 +267,7 @@ impl Publisher {
                 }
             }
         }
+        self.drop_gone_pods();
         self.api_ok = true;
         self.count_containers();
     }
@@ -268,19 +277,45 @@ impl Publisher {
         self.metrics.containers.set(reports as i64);
     }
 
-    /// Drops everything kept about an exited cgroup once it was written.
+    /// Drops everything kept about an exited cgroup once it was written;
+    /// its part of the report is retained for the report's later writes.
     fn forget(&mut self, id: u64, session: &mut Session) {
         session.forget(id);
-        if let Some(key) = self.cgroups.remove(&id).and_then(|t| t.report)
-            && !self
-                .cgroups
-                .values()
-                .any(|t| t.report.as_ref() == Some(&key))
-        {
+        let Some(tracked) = self.cgroups.remove(&id) else {
+            return;
+        };
+        if let (Some(key), Some(spec)) = (tracked.report, tracked.spec) {
+            let retained = self.retained.entry(key).or_insert_with(|| spec.clone());
+            retained.absorb(&spec);
+            super::bound(retained, super::MAX_REPORT_BYTES);
+        }
+    }
+
+    /// Forgets the reports of pods that are gone (no live cgroup feeds
+    /// them and the pod is not in the store).
+    fn drop_gone_pods(&mut self) {
+        let live: HashSet<&Key> = self
+            .cgroups
+            .values()
+            .filter_map(|t| t.report.as_ref())
+            .collect();
+        let gone: Vec<Key> = self
+            .published
+            .iter()
+            .chain(self.retained.iter())
+            .filter(|(key, _)| !live.contains(key))
+            .filter(|((namespace, _), spec)| {
+                spec.subject.pod.as_ref().is_none_or(|pod| {
+                    self.pods
+                        .get(&ObjectRef::new(pod).within(namespace))
+                        .is_none()
+                })
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in gone {
             self.published.remove(&key);
-            if let Some(earlier) = self.earlier.as_mut() {
-                earlier.remove(&key);
-            }
+            self.retained.remove(&key);
         }
     }
 
@@ -373,9 +408,19 @@ impl Publisher {
         );
         index.resolve(&mut spec.network, &self.workloads).await;
         let key = (target.namespace.clone(), target.name.clone());
-        self.cgroups.entry(id).or_default().report = Some(key.clone());
-        let earlier = self.earlier.as_ref().and_then(|e| e.get(&key));
-        let spec = match plan::decide(spec, earlier, self.published.get(&key), exiting) {
+        let tracked = self.cgroups.entry(id).or_default();
+        tracked.report = Some(key.clone());
+        tracked.spec = Some(spec.clone());
+        // The report holds every cgroup of the container (a restarted
+        // container's earlier ones, children it made) and what was written
+        // before the agent restarted.
+        let others = self
+            .cgroups
+            .iter()
+            .filter(|(other, t)| **other != id && t.report.as_ref() == Some(&key))
+            .filter_map(|(_, t)| t.spec.as_ref());
+        let spec = plan::compose(spec, others, self.retained.get(&key));
+        let spec = match plan::decide(spec, self.published.get(&key), exiting) {
             Decision::Unchanged => {
                 self.metrics.write("unchanged");
                 return Outcome::Done;
