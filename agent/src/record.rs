@@ -242,7 +242,8 @@ async fn record_host(
     let drops = session.probes.drops();
     let clock = Clock::now();
     let arch = Arch::native().context("unsupported architecture")?;
-    let mut used_stems = HashMap::new();
+    // One report per container: a child cgroup it made folds into it.
+    let mut by_stem: std::collections::BTreeMap<String, (Subject, Behavior)> = Default::default();
     for id in ids {
         let Some(behavior) = session.behavior_of(id, &drops) else {
             continue;
@@ -264,10 +265,13 @@ async fn record_host(
             continue;
         }
         let subject = runtime::subject(&path, &holder, hostname());
-        let mut stem = runtime::report_stem(&path, &subject);
-        if used_stems.insert(stem.clone(), id).is_some() {
-            stem = format!("{stem}-{id}");
-        }
+        let stem = runtime::report_stem(subject.cgroup.as_deref().unwrap_or(&path), &subject);
+        by_stem
+            .entry(stem)
+            .and_modify(|(_, merged)| merged.merge(&behavior))
+            .or_insert((subject, behavior));
+    }
+    for (stem, (subject, behavior)) in by_stem {
         let report = report::build(&object_name(&stem, 253), subject, &behavior, arch, &clock);
         let written = report::write(&options.output, &stem, &report, options.format)?;
         eprintln!("{}", summary::line(&report, &written));

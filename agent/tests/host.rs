@@ -206,3 +206,48 @@ fn a_missing_runtime_socket_is_named_and_recording_goes_on() {
         Some(vec!["read".to_string()])
     );
 }
+
+/// A container that makes a child cgroup (systemd in a container, Docker in
+/// Docker) is one report: what runs in the child is the container's, not
+/// the host's, and not a report of its own.
+#[test]
+fn a_child_cgroup_folds_into_its_container() {
+    require_root();
+    let (_work, dir) = workdir();
+    let id = format!("{:064x}", u128::from(std::process::id()) << 64 | 0xc0ffee);
+    let base = format!(
+        "imprint-test-nested-{}/kubepods/burstable/pod8a7c4a3e-1b2c-4d5e-9f00-{:012x}",
+        std::process::id(),
+        std::process::id()
+    );
+    let container = TestCgroup::at(&format!("{base}/{id}"));
+    let child = TestCgroup::at(&format!("{base}/{id}/init.scope"));
+    let reports = dir.join("reports");
+    let (mut recorder, stderr) = start_recorder(&["--duration", "3s"], &reports);
+    let mut parent_work = container.spawn("cat /etc/hostname > /dev/null");
+    let mut child_work = child.spawn("ls /proc/self/ > /dev/null");
+    assert!(parent_work.wait().unwrap().success() && child_work.wait().unwrap().success());
+    let status = recorder.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+
+    let stem = container.name.replace('/', "_");
+    let report = read_json(&reports.join(format!("{stem}.json")));
+    assert_eq!(
+        report["spec"]["subject"]["cgroup"],
+        format!("/{}", container.name)
+    );
+    assert_eq!(report["spec"]["subject"]["containerId"], id);
+    assert!(
+        has_exec(&report, &["cat", "/etc/hostname"]) && has_exec(&report, &["ls", "/proc/self/"]),
+        "the child's behavior is the container's: {}",
+        report["spec"]["executables"]
+    );
+    let child_reports = std::fs::read_dir(&reports)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("init.scope"))
+        .count();
+    assert_eq!(child_reports, 0, "no report of its own for the child");
+    drop(child);
+}

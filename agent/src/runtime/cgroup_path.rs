@@ -48,6 +48,9 @@ pub struct PathIdentity {
     pub qos: Option<Qos>,
     /// containerd namespace for `/<namespace>/<id>` paths.
     pub namespace: Option<String>,
+    /// The container's own cgroup: the path up to the component that
+    /// names it (a child cgroup the container made lies below it).
+    pub cgroup: String,
 }
 
 fn is_container_id(s: &str) -> bool {
@@ -96,9 +99,52 @@ fn qos_in(component: &str) -> Option<Qos> {
 }
 
 /// Parses a cgroup path (as in `/proc/<pid>/cgroup`, relative to the
-/// unified root). `None` when no container id is in it.
+/// unified root) whose last component names a container. `None` when it
+/// does not.
 pub fn parse(path: &str) -> Option<PathIdentity> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    parse_parts(&parts)
+}
+
+/// Every component of `path` that names a container, deepest first: the
+/// container the cgroup belongs to is one of them (a cgroup below a
+/// container's is the container's child). Which one is the runtime's to
+/// say: a name alone can be forged by a container that writes cgroupfs.
+pub fn candidates(path: &str) -> Vec<PathIdentity> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    (1..=parts.len())
+        .rev()
+        .filter_map(|n| parse_parts(&parts[..n]))
+        .collect()
+}
+
+/// Whether `identity`'s cgroup is the one the runtime made for the
+/// container, given the OCI spec's `linux.cgroupsPath` as the runtime
+/// reports it: a path (cgroupfs driver), or `slice:prefix:name` (systemd
+/// driver). The hierarchy's root may differ (a pod's or a kind node's
+/// view), so the path must end with it.
+pub fn made_by_runtime(identity: &PathIdentity, cgroups_path: &str) -> bool {
+    let parts: Vec<&str> = identity
+        .cgroup
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    match cgroups_path.split(':').collect::<Vec<_>>()[..] {
+        [slice, prefix, name] if !cgroups_path.starts_with('/') => {
+            let scope = format!("{prefix}-{name}.scope");
+            let n = parts.len();
+            n >= 2
+                && (parts[n - 1] == scope || parts[n - 1] == name)
+                && (slice.is_empty() || parts[n - 2] == slice)
+        }
+        _ => {
+            let expected: Vec<&str> = cgroups_path.split('/').filter(|p| !p.is_empty()).collect();
+            !expected.is_empty() && parts.ends_with(&expected)
+        }
+    }
+}
+
+fn parse_parts(parts: &[&str]) -> Option<PathIdentity> {
     let last = *parts.last()?;
     let (runtime, id) = match id_in(last) {
         Some(found) => found,
@@ -120,6 +166,7 @@ pub fn parse(path: &str) -> Option<PathIdentity> {
         pod_uid: None,
         qos: None,
         namespace: None,
+        cgroup: format!("/{}", parts.join("/")),
     };
     let kubernetes = parts.iter().any(|p| p.contains("kubepods"));
     if kubernetes {
@@ -212,6 +259,68 @@ mod tests {
             (p.runtime, p.namespace.as_deref(), p.pod_uid),
             (Runtime::Containerd, Some("default"), None)
         );
+    }
+
+    #[test]
+    fn children_of_a_container_name_every_container_above_them() {
+        let own = format!("/kubepods/burstable/pod{UID}/{ID}");
+        let child = format!("{own}/init.scope/system.slice/nginx.service");
+        assert_eq!(parse(&child), None, "the last component names none");
+        let found = candidates(&child);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].container_id, ID);
+        assert_eq!(found[0].cgroup, own);
+        assert_eq!(found[0].pod_uid.as_deref(), Some(UID));
+
+        // A forged child named after another container: both are candidates,
+        // deepest first; the runtime decides.
+        let other = ID.replace('3', "4");
+        let forged = format!("{own}/cri-containerd-{other}.scope");
+        let found = candidates(&forged);
+        assert_eq!(
+            found
+                .iter()
+                .map(|c| c.container_id.as_str())
+                .collect::<Vec<_>>(),
+            [other.as_str(), ID]
+        );
+    }
+
+    #[test]
+    fn the_runtime_says_which_cgroup_it_made() {
+        let uid = UID.replace('-', "_");
+        let systemd = format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/cri-containerd-{ID}.scope"
+        );
+        let own = parse(&systemd).unwrap();
+        let spec = format!("kubepods-burstable-pod{uid}.slice:cri-containerd:{ID}");
+        assert!(made_by_runtime(&own, &spec));
+        let forged = parse(&format!(
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{}.scope/cri-containerd-{ID}.scope",
+            uid.replace('8', "9"),
+            ID.replace('3', "4")
+        ))
+        .unwrap();
+        assert_eq!(forged.container_id, ID);
+        assert!(
+            !made_by_runtime(&forged, &spec),
+            "a name alone is not trusted"
+        );
+
+        let cgroupfs = parse(&format!("/kind/node/kubepods/besteffort/pod{UID}/{ID}")).unwrap();
+        assert!(made_by_runtime(
+            &cgroupfs,
+            &format!("/kubepods/besteffort/pod{UID}/{ID}")
+        ));
+        let forged = parse(&format!(
+            "/kubepods/besteffort/pod{UID}/{}/{ID}",
+            ID.replace('3', "4")
+        ))
+        .unwrap();
+        assert!(!made_by_runtime(
+            &forged,
+            &format!("/kubepods/besteffort/pod{UID}/{ID}")
+        ));
     }
 
     #[test]

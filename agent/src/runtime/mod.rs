@@ -100,14 +100,37 @@ pub enum Holder {
     Host,
 }
 
-/// Classifies the cgroup at `path`.
+/// Classifies the cgroup at `path`: the container it belongs to is the
+/// deepest container cgroup at or above it that the runtime says it made
+/// (a child cgroup the container made belongs to it; a child named after
+/// another container does not). A container the runtime does not know (yet)
+/// is the deepest one named.
 pub fn classify(path: &str, containers: &Containers) -> Holder {
-    match cgroup_path::parse(path) {
-        Some(identity) => {
-            let info = containers.get(&identity.container_id).map(Box::new);
-            Holder::Container(identity, info)
+    let candidates = cgroup_path::candidates(path);
+    let Some(deepest) = candidates.first().cloned() else {
+        return Holder::Host;
+    };
+    for identity in candidates {
+        if let Some(info) = containers.get(&identity.container_id)
+            && made_for(&identity, &info)
+        {
+            return Holder::Container(identity, Some(Box::new(info)));
         }
-        None => Holder::Host,
+    }
+    Holder::Container(deepest, None)
+}
+
+/// Whether the cgroup `identity` names is the one the runtime made for
+/// container `info`: by the cgroup path the runtime reports; where it
+/// reports none (the CRI), by the pod UID in the path, which then must be
+/// the container's pod's.
+fn made_for(identity: &PathIdentity, info: &ContainerInfo) -> bool {
+    match &info.cgroups_path {
+        Some(path) => cgroup_path::made_by_runtime(identity, path),
+        None => match (&identity.pod_uid, &info.pod_uid) {
+            (Some(in_path), Some(pod)) => in_path == pod,
+            _ => true,
+        },
     }
 }
 
@@ -149,6 +172,8 @@ pub fn subject(path: &str, holder: &Holder, node: Option<String>) -> Subject {
         ..Subject::default()
     };
     if let Holder::Container(identity, info) = holder {
+        // A child cgroup is reported as its container.
+        subject.cgroup = Some(identity.cgroup.clone());
         subject.container_id = Some(identity.container_id.clone());
         subject.pod_uid = identity.pod_uid.clone();
         if let Some(info) = info {
@@ -242,6 +267,57 @@ mod tests {
         );
         assert_eq!(s.pod, None);
         assert!(report_stem(&path, &s).starts_with("kubepods_besteffort_pod"));
+    }
+
+    #[test]
+    fn children_belong_to_the_container_the_runtime_made_their_parent_for() {
+        let uid = "8a7c4a3e-1b2c-4d5e-9f00-112233445566";
+        let own = format!("/kubepods/burstable/pod{uid}/{ID}");
+        let victim_id = ID.replace('3', "4");
+        let containers = Containers::default();
+        let mut attacker = pod_info("shop", false);
+        attacker.pod_uid = Some(uid.into());
+        attacker.cgroups_path = Some(own.clone());
+        containers.insert(attacker);
+        let mut victim = pod_info("bank", false);
+        victim.id = victim_id.clone();
+        victim.pod = Some("vault-0".into());
+        victim.cgroups_path = Some(format!(
+            "/kubepods/burstable/pod{}/{victim_id}",
+            uid.replace('8', "9")
+        ));
+        containers.insert(victim);
+
+        // systemd in the container made a child: still the container.
+        let child = format!("{own}/init.scope");
+        match classify(&child, &containers) {
+            Holder::Container(identity, Some(info)) => {
+                assert_eq!(
+                    (identity.cgroup.as_str(), info.id.as_str()),
+                    (own.as_str(), ID)
+                );
+                assert_eq!(
+                    subject(&child, &classify(&child, &containers), None).cgroup,
+                    Some(own.clone())
+                );
+            }
+            other => panic!("a child cgroup is its container's: {other:?}"),
+        }
+        // A child named after another pod's container is not that container.
+        let forged = format!("{own}/cri-containerd-{victim_id}.scope");
+        match classify(&forged, &containers) {
+            Holder::Container(_, Some(info)) => assert_eq!(info.pod.as_deref(), Some("web-1")),
+            other => panic!("a forged child is its maker's: {other:?}"),
+        }
+        // The victim's own cgroup is still the victim's.
+        let real = format!(
+            "/kubepods/burstable/pod{}/{victim_id}",
+            uid.replace('8', "9")
+        );
+        match classify(&real, &containers) {
+            Holder::Container(_, Some(info)) => assert_eq!(info.pod.as_deref(), Some("vault-0")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
