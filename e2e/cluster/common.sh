@@ -32,8 +32,19 @@ KUBERNETES_SERVICE_IP=10.96.0.1
 API_PORT=6443
 API_SERVER=https://$NODE_IP:$API_PORT
 CGROUP_ROOT=imprint-e2e                  # kubelet cgroupRoot (/imprint-e2e)
+NFT_TABLE=imprint_e2e                    # inet table: nothing is forwarded out of the bridge
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
+CONTAINERD_CONFIG=$STATE/config/containerd.toml
 KUBECONFIG_ADMIN=$STATE/kubeconfig
+# The bridge's own addresses, and the CNI network that attaches pods to it
+# (up_host): its name, the pods' subnet and gateway, portmap or not.
+BRIDGE_ADDRESSES=("$NODE_IP/$NODE_PREFIX" "$POD_GATEWAY/${NODE_POD_CIDR#*/}")
+CNI_NETWORK=imprint-e2e
+CNI_SUBNET=$NODE_POD_CIDR
+CNI_GATEWAY=$POD_GATEWAY
+CNI_PORTMAP=1
+# Where a failed up copies the logs before it tears down.
+FAILED_LOGS=${IMPRINT_E2E_FAILED_LOGS:-/tmp/imprint-e2e-failed-logs}
 
 # nftables tables created by kube-proxy (nftables mode) and the CNI plugins.
 NFT_TABLES=("ip kube-proxy" "ip6 kube-proxy" "inet cni_plugins_masquerade" "ip cni_plugins_masquerade"
@@ -62,6 +73,12 @@ cgroup_dirs() {
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# as_root: up and down run as root, with the system's directories on PATH.
+as_root() {
+  [[ $(id -u) == 0 ]] || die "run as root"
+  export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+}
 
 # containerd_config: containerd's configuration (CRI, runc, CNI) for the
 # paths above ($STATE, $RUN, $CONTAINERD_SOCK) and $PAUSE_IMAGE; shared by
@@ -139,14 +156,16 @@ remove_own_dirs() {
   done
 }
 
-# snapshot_host_state: the SYSCTLS' values and which HOST_PATHS exist, for
-# down (restore_sysctls, remove_created_host_paths).
+# snapshot_host_state: the SYSCTLS' values, which HOST_PATHS exist and the
+# nftables tables, for down (restore_sysctls, remove_created_host_paths; the
+# cluster's down deletes only the NFT_TABLES that were not there).
 snapshot_host_state() {
   local s v p
   for s in "${SYSCTLS[@]}"; do
     v=$(sysctl -n "$s" 2>/dev/null) && printf '%s=%s\n' "$s" "$v"
   done > "$RUN/snapshot/sysctl"
   for p in "${HOST_PATHS[@]}"; do [[ -e $p || -L $p ]] && echo "$p"; done > "$RUN/snapshot/paths" || true
+  nft list tables > "$RUN/snapshot/nft-tables" 2>/dev/null || true
 }
 
 # make_own_cgroups: $CGROUP_ROOT in every mounted hierarchy (cpuset ones
@@ -186,3 +205,112 @@ remove_own_cgroups() {
   return 0
 }
 
+
+# --- up ---------------------------------------------------------------------------
+# The core that the cluster's and the runtime suite's up.sh share, each with
+# the names of its own common.sh.
+
+# teardown_on_failure DOWN: from now on, if up fails, copy $STATE/logs to
+# $FAILED_LOGS and run DOWN (its down.sh): nothing half-started is left.
+teardown_on_failure() {
+  UP_DOWN=$1
+  trap up_failed EXIT
+}
+up_failed() {
+  local rc=$?
+  [[ $rc == 0 ]] && return 0
+  log "up failed (exit $rc); logs copied to $FAILED_LOGS; tearing down"
+  rm -rf "$FAILED_LOGS"; cp -r "$STATE/logs" "$FAILED_LOGS" 2>/dev/null || true
+  "$UP_DOWN" || true
+}
+
+# base_images prune|keep: the busybox, pause and apiclient images
+# (e2e/images/build.sh) in $CACHE/images-KEY, KEY from busybox-static's
+# version and the images' sources: built when missing (prune: other keys'
+# builds removed first; keep: left). Sets $images and sources its images.env.
+base_images() {
+  local key
+  mkdir -p "$CACHE"
+  key=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null | tr ':~+' '___')-$(cat "$here"/../images/*.sh \
+    "$here"/../images/*.c "$here"/../images/kube-api-get/* | sha256sum | cut -c1-12)
+  images=$CACHE/images-$key
+  if [[ ! -f $images/images.env ]]; then
+    [[ $1 != prune ]] || find "$CACHE" -maxdepth 1 -name 'images-*' -exec rm -rf {} +
+    "$here/../images/build.sh" "$images"
+  fi
+  # shellcheck disable=SC1091
+  . "$images/images.env"
+}
+
+# up_host SUBDIR...: the host side of up, before containerd starts: $RUN,
+# $PIDS and $STATE (logs, config, pod-logs, the CNI's directories and
+# SUBDIR...); the snapshot of host state for down; the bridge $BRIDGE with
+# $BRIDGE_ADDRESSES and the nftables table inet $NFT_TABLE, which drops
+# anything forwarded out of it; cgroups of our own in every hierarchy;
+# containerd's configuration ($CONTAINERD_CONFIG) and the CNI network
+# $CNI_NETWORK on the bridge.
+up_host() {
+  local d
+  mkdir -p "$RUN" "$PIDS" "$RUN/snapshot"
+  for d in logs config pod-logs cni/net.d cni/ipam "$@"; do mkdir -p "$STATE/$d"; done
+
+  # Host state that the components may change.
+  snapshot_host_state
+
+  # Network: the bridge, its addresses, a fence. Pods may talk to each other
+  # and to the host (and, in the cluster, to services); nothing they send is
+  # forwarded anywhere else.
+  ip link add "$BRIDGE" type bridge
+  echo "$BRIDGE" > "$RUN/snapshot/bridge"
+  for d in "${BRIDGE_ADDRESSES[@]}"; do ip addr add "$d" dev "$BRIDGE"; done
+  ip link set "$BRIDGE" up
+  nft -f - <<NFT
+table inet $NFT_TABLE {
+  chain forward {
+    type filter hook forward priority -10; policy accept;
+    iifname "$BRIDGE" oifname != "$BRIDGE" drop
+  }
+}
+NFT
+
+  make_own_cgroups
+
+  containerd_config > "$CONTAINERD_CONFIG"
+
+  # The bridge and its addresses belong to up, so the bridge plugin only
+  # attaches pods (isGateway: false) and IPAM hands out the gateway route.
+  local portmap=''
+  [[ -z $CNI_PORTMAP ]] || portmap=',
+    {"type": "portmap", "backend": "nftables", "capabilities": {"portMappings": true}}'
+  cat > "$STATE/cni/net.d/10-$CNI_NETWORK.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "$CNI_NETWORK",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": false,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$STATE/cni/ipam",
+        "ranges": [[{"subnet": "$CNI_SUBNET", "gateway": "$CNI_GATEWAY"}]],
+        "routes": [{"dst": "0.0.0.0/0", "gw": "$CNI_GATEWAY"}]
+      }
+    }$portmap
+  ]
+}
+JSON
+}
+
+# import_images TAR...: OCI image tarballs into containerd's CRI namespace.
+import_images() {
+  local tar out
+  for tar in "$@"; do
+    # (ctr's cgroup v1 deprecation notice is only shown when the import fails)
+    out=$("$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" -n k8s.io images import --platform linux/amd64 "$tar" 2>&1) ||
+      die "importing $tar: $out"
+  done
+}

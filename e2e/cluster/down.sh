@@ -10,8 +10,7 @@
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-[[ $(id -u) == 0 ]] || die "run as root"
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+as_root
 
 # is_ours PID: the process runs one of the binaries built for this cluster.
 is_ours() {
@@ -83,7 +82,7 @@ remove_own_cgroups
 
 # 6. Network: bridge, fence, kube-proxy and CNI tables.
 ip link show "$BRIDGE" > /dev/null 2>&1 && ip link del "$BRIDGE"
-nft list table inet imprint_e2e > /dev/null 2>&1 && nft delete table inet imprint_e2e
+nft list table inet "$NFT_TABLE" > /dev/null 2>&1 && nft delete table inet "$NFT_TABLE"
 for t in "${NFT_TABLES[@]}"; do
   if nft list table "$t" > /dev/null 2>&1 && ! grep -qx "table $t" "$RUN/snapshot/nft-tables" 2>/dev/null; then
     # shellcheck disable=SC2086 # "family name"
@@ -107,7 +106,7 @@ if findmnt -rn -o TARGET | grep -qE "^($STATE|$RUN)(/|$)"; then log "left: mount
 if [[ -n $(cgroup_dirs) ]]; then log "left: cgroups $(cgroup_dirs | tr '\n' ' ')"; leftover=1; fi
 if ip link show "$BRIDGE" > /dev/null 2>&1; then log "left: bridge $BRIDGE"; leftover=1; fi
 if [[ -e $STATE || -e $RUN ]]; then log "left: $STATE or $RUN"; leftover=1; fi
-for t in "inet imprint_e2e" "${NFT_TABLES[@]}"; do
+for t in "inet $NFT_TABLE" "${NFT_TABLES[@]}"; do
   # shellcheck disable=SC2086
   if nft list table $t > /dev/null 2>&1; then log "left: nftables table $t"; leftover=1; fi
 done

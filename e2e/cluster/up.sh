@@ -20,66 +20,25 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/pki.sh
 . "$here/pki.sh"
 
-[[ $(id -u) == 0 ]] || die "run as root"
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+as_root
 t_start=$SECONDS
 
 if [[ -e $RUN || -e $STATE ]]; then
   die "a cluster (or its leftovers) exists at $STATE / $RUN: run $here/down.sh first"
 fi
 # If anything below fails, leave nothing half-started behind.
-on_exit() {
-  local rc=$?
-  [[ $rc == 0 ]] && return 0
-  local keep=${IMPRINT_E2E_FAILED_LOGS:-/tmp/imprint-e2e-failed-logs}
-  log "up failed (exit $rc); component logs copied to $keep; tearing down"
-  rm -rf "$keep"; cp -r "$STATE/logs" "$keep" 2>/dev/null || true
-  "$here/down.sh" || true
-}
-trap on_exit EXIT
+teardown_on_failure "$here/down.sh"
 
 "$here/build.sh"
-mkdir -p "$CACHE"
 # Images are keyed by the busybox package and the image sources.
-images_key=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null | tr ':~+' '___')-$(cat "$here"/../images/*.sh \
-  "$here"/../images/*.c "$here"/../images/kube-api-get/* | sha256sum | cut -c1-12)
-images=$CACHE/images-$images_key
-if [[ ! -f $images/images.env ]]; then
-  find "$CACHE" -maxdepth 1 -name 'images-*' -exec rm -rf {} +
-  "$here/../images/build.sh" "$images"
-fi
-# shellcheck disable=SC1091
-. "$images/images.env"
+base_images prune
 
-mkdir -p "$RUN" "$PIDS" "$STATE"/{logs,pki,etcd,kubelet,pod-logs,cni/net.d,cni/ipam,config}
-mkdir -p "$RUN/snapshot"
-
-# --- snapshot of host state that components may change ----------------------
-snapshot_host_state
-nft list tables > "$RUN/snapshot/nft-tables" 2>/dev/null || true
-
-# --- network: the cluster's bridge, node address and a fence -----------------
+# --- the host: directories, snapshot, bridge and fence, cgroups, containerd
+# and CNI configuration (common.sh) --------------------------------------------
 log "network: bridge $BRIDGE ($NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR)"
-ip link add "$BRIDGE" type bridge
-echo "$BRIDGE" > "$RUN/snapshot/bridge"
-ip addr add "$NODE_IP/$NODE_PREFIX" dev "$BRIDGE"
-ip addr add "$POD_GATEWAY/${NODE_POD_CIDR#*/}" dev "$BRIDGE"
-ip link set "$BRIDGE" up
+up_host pki etcd kubelet
 # Pod -> Service -> pod on the same bridge is routed (DNAT) by the host.
 sysctl -qw net.ipv4.ip_forward=1
-# Pods may talk to each other, to the node and to services; nothing they send
-# is forwarded anywhere else.
-nft -f - <<NFT
-table inet imprint_e2e {
-  chain forward {
-    type filter hook forward priority -10; policy accept;
-    iifname "$BRIDGE" oifname != "$BRIDGE" drop
-  }
-}
-NFT
-
-# --- cgroups of our own -------------------------------------------------------
-make_own_cgroups
 
 # --- certificates, kubeconfigs, configuration files ---------------------------
 log "certificates"
@@ -90,34 +49,6 @@ make_kubeconfig "$STATE/config/scheduler.kubeconfig" scheduler system:kube-sched
 make_kubeconfig "$STATE/config/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
 make_kubeconfig "$STATE/config/kubelet.kubeconfig" kubelet-client "system:node:$NODE_NAME"
 pki=$STATE/pki
-
-containerd_config > "$STATE/config/containerd.toml"
-
-# The bridge and its addresses (node and pod gateway) belong to this script,
-# so the bridge plugin only attaches pods (isGateway: false) and IPAM hands
-# out the gateway route.
-cat > "$STATE/cni/net.d/10-imprint-e2e.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "imprint-e2e",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": false,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$STATE/cni/ipam",
-        "ranges": [[{"subnet": "$NODE_POD_CIDR", "gateway": "$POD_GATEWAY"}]],
-        "routes": [{"dst": "0.0.0.0/0", "gw": "$POD_GATEWAY"}]
-      }
-    },
-    {"type": "portmap", "backend": "nftables", "capabilities": {"portMappings": true}}
-  ]
-}
-JSON
 
 cat > "$STATE/config/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -213,7 +144,7 @@ start etcd "$ETCD_BIN/etcd" --name "$NODE_NAME" --data-dir "$STATE/etcd" \
   --peer-client-cert-auth --listen-metrics-urls http://127.0.0.1:2381 --log-level warn
 
 PATH=$CONTAINERD_BIN:$RUNC_BIN:$PATH start containerd "$CONTAINERD_BIN/containerd" \
-  --config "$STATE/config/containerd.toml"
+  --config "$CONTAINERD_CONFIG"
 
 wait_for etcd 60 curl_etcd
 
@@ -238,10 +169,7 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
 
 wait_for containerd 60 test -S "$CONTAINERD_SOCK"
 log "importing images into containerd (k8s.io namespace)"
-for img in pause busybox apiclient; do
-  "$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" -n k8s.io images import \
-    --platform linux/amd64 "$images/$img.tar" > /dev/null
-done
+import_images "$images"/{pause,busybox,apiclient}.tar
 
 wait_for kube-apiserver 120 curl_api /readyz
 

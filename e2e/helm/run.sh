@@ -41,9 +41,9 @@ root=$(cd "$here/../.." && pwd)
 . "$here/../suite.sh"
 # shellcheck source=e2e/load.sh
 . "$here/../load.sh"
-CRDS=${IMPRINT_SPO_CRDS:-$root/../shared/fixtures/security-profiles-operator}
+# shellcheck source=e2e/kube.sh
+. "$here/../kube.sh"
 CACHE=${IMPRINT_E2E_CACHE:-/var/cache/imprint/e2e}
-BUSYBOX=${IMPRINT_E2E_BUSYBOX_IMAGE:-localhost/imprint-e2e/busybox:1.35.0}
 SOCKET=${IMPRINT_E2E_RUNTIME_SOCKET:-}
 KUBELET_ROOT=${IMPRINT_E2E_KUBELET_ROOT:-}
 STAMP=$(date +%s)
@@ -54,21 +54,15 @@ work=$(mktemp -d)
 # Figures and observations: printed with the results at the end.
 note() { echo "# $*" | tee -a "$work/notes"; }
 
-k() { kubectl -n "$NS" "$@"; }
 ks() { kubectl -n "$RELEASE_NS" "$@"; }
 
 cleanup() {
   if [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]]; then echo "kept namespaces $NS $RELEASE_NS"; rm -rf "$work"; return; fi
   helm uninstall "$RELEASE" -n "$RELEASE_NS" --wait > /dev/null 2>&1
   # Reports carry the fold finalizer of the (now gone) controller.
-  local r
-  for r in $(k get cbr -o name 2> /dev/null); do
-    k patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' > /dev/null 2>&1
-  done
+  release_reports
   kubectl delete namespace "$NS" "$RELEASE_NS" --wait=false > /dev/null 2>&1
-  kubectl delete seccompprofiles.security-profiles-operator.x-k8s.io \
-    -l "imprint.dev/profile-namespace=$NS" > /dev/null 2>&1
-  [[ -n $KUBELET_ROOT ]] && rm -f "$KUBELET_ROOT/seccomp/operator/$NS-"*.json
+  delete_profiles
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -177,12 +171,12 @@ install() {
   load_image_names
   # SPO's CRD as SPO ships it (v1, cluster-scoped): a suite that tried the
   # namespaced v1beta1 variant may have left that one behind.
-  local crd=seccompprofiles.security-profiles-operator.x-k8s.io
+  local crd=$SP
   if [[ $(kubectl get crd "$crd" -o jsonpath='{.spec.scope}' 2> /dev/null) == Namespaced ]]; then
     kubectl delete crd "$crd" --wait=true --timeout=60s > /dev/null || return 1
   fi
   kubectl apply --server-side -f "$CRDS/seccompprofile.crd.yaml" > /dev/null &&
-    kubectl wait --for condition=Established --timeout=60s crd/seccompprofiles.security-profiles-operator.x-k8s.io > /dev/null &&
+    kubectl wait --for condition=Established --timeout=60s "crd/$SP" > /dev/null &&
     kubectl create namespace "$NS" > /dev/null || return 1
   snapshot_bpf || return 1
   local t0=$SECONDS vf
@@ -239,44 +233,19 @@ agent_runs_confined() {
 # --- workloads -----------------------------------------------------------------
 # nginx carries a busybox copied in by an init container (/tools), so a shell
 # can be exec'd into it later; the server image itself has none.
-deploy() { # deploy NAME IMAGE REPLICAS PORT [SECURITY-CONTEXT-JSON] [PROFILE-NAME]
-  local name=$1 image=$2 replicas=$3 port=$4 sc=${5:-}
-  local tools='' init='' mount=''
-  if [[ $name == nginx ]]; then
-    init="initContainers: [{name: tools, image: $BUSYBOX, imagePullPolicy: Never, command: [/bin/cp, /bin/busybox, /tools/busybox], volumeMounts: [{name: tools, mountPath: /tools}]}]"
-    tools='volumes: [{name: tools, emptyDir: {}}]'
-    mount='volumeMounts: [{name: tools, mountPath: /tools}]'
-  fi
-  k apply -f - > /dev/null <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: $name}
-spec:
-  replicas: $replicas
-  selector: {matchLabels: {app: $name}}
-  template:
-    metadata: {labels: {app: $name}}
-    spec:
-      terminationGracePeriodSeconds: 10
-      enableServiceLinks: false
-      $init
-      $tools
-      containers:
-      - name: $name
-        image: $image
-        imagePullPolicy: Never
-        ports: [{containerPort: $port}]
-        readinessProbe: {tcpSocket: {port: $port}, periodSeconds: 2}
-        ${sc:+securityContext: $sc}
-        $mount
-YAML
+# server NAME IMAGE REPLICAS PORT [SECURITY-CONTEXT-JSON]: a Deployment of
+# one server container (kube.sh's deploy).
+server() {
+  local tools=''
+  [[ $1 == nginx ]] && tools=1
+  deploy "$1" image="$2" replicas="$3" port="$4" grace=10 tools="$tools" sc="${5:-}" > /dev/null
 }
 
 pod_ips() { k get pods -l "app=$1" --field-selector=status.phase=Running -o jsonpath='{range .items[*]}{.status.podIP}{"\n"}{end}'; }
 
 deploy_workloads() {
   load_image_names
-  deploy nginx "$NGINX_IMAGE" 2 80 && deploy redis "$REDIS_IMAGE" 1 6379 || return 1
+  server nginx "$NGINX_IMAGE" 2 80 && server redis "$REDIS_IMAGE" 1 6379 || return 1
   k rollout status deployment/nginx --timeout=120s > /dev/null && k rollout status deployment/redis --timeout=120s > /dev/null
 }
 
@@ -311,8 +280,6 @@ reports_one_per_pod_container() {
   done
 }
 
-phase_is() { [[ $(k get bp "$1" -o jsonpath='{.status.phase}' 2> /dev/null) == "$2" ]]; }
-
 profiles_become_stable() {
   local t0=$SECONDS line
   eventually 180 phase_is deployment-nginx Stable && eventually 60 phase_is deployment-redis Stable ||
@@ -327,7 +294,7 @@ seccomp_profiles_exist() {
   load_image_names
   for c in nginx redis; do
     name=$NS-$c-$c
-    kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$name" -o json > "$work/sp-$c.json" || return 1
+    kubectl get "$SP" "$name" -o json > "$work/sp-$c.json" || return 1
     jq -e --arg ns "$NS" '.spec.defaultAction == "SCMP_ACT_ERRNO" and (.spec.syscalls[0].names | length) > 30 and
       .metadata.labels["imprint.dev/profile-namespace"] == $ns' "$work/sp-$c.json" > /dev/null || { jq .spec "$work/sp-$c.json" | head; return 1; }
     k get bp "deployment-$c" -o json | jq -e --arg n "$name" --arg c "$c" \
@@ -346,37 +313,14 @@ spec:
   image: $NGINX_IMAGE
 YAML
   # What a user sees.
-  kubectl get seccompprofiles.security-profiles-operator.x-k8s.io -l "imprint.dev/profile-namespace=$NS" > "$work/sp.txt" &&
+  kubectl get "$SP" -l "imprint.dev/profile-namespace=$NS" > "$work/sp.txt" &&
     k get bp deployment-nginx -o jsonpath='{.status.containers[?(@.name=="nginx")].securityContext}{"\n"}' >> "$work/sp.txt" || return 1
   while IFS= read -r line; do note "$line"; done < "$work/sp.txt"
 }
 
 # --- enforcement ---------------------------------------------------------------
-# A SeccompProfile as the OCI profile the kubelet reads for
-# seccompProfile {type: Localhost, localhostProfile: operator/NAME.json}
-# (what security-profiles-operator writes on every node).
-install_profile() { # install_profile CONTAINER
-  local name=$NS-$1-$1 json
-  json=$(kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$name" -o json |
-    jq -c '{defaultAction: .spec.defaultAction, defaultErrnoRet: 1, architectures: .spec.architectures, syscalls: .spec.syscalls}') || return 1
-  if [[ -n $KUBELET_ROOT ]]; then
-    mkdir -p "$KUBELET_ROOT/seccomp/operator" && printf '%s\n' "$json" > "$KUBELET_ROOT/seccomp/operator/$name.json"
-  else
-    # Through a pod that mounts the node's localhost profile directory.
-    k run "install-$1" --image="$BUSYBOX" --image-pull-policy=Never --restart=Never --rm -i --quiet \
-      --overrides='{"spec":{"volumes":[{"name":"p","hostPath":{"path":"/var/lib/kubelet/seccomp","type":"DirectoryOrCreate"}}],"containers":[{"name":"c","image":"'"$BUSYBOX"'","imagePullPolicy":"Never","stdin":true,"command":["/bin/sh","-c","mkdir -p /p/operator && cat > /p/operator/'"$name"'.json"],"volumeMounts":[{"name":"p","mountPath":"/p"}]}]}}' \
-      <<< "$json" > /dev/null
-  fi
-}
-
-enforced_context() { # enforced_context CONTAINER: the recommended securityContext (JSON)
-  k get bp "deployment-$1" -o json | jq -c --arg c "$1" --arg profile "operator/$NS-$1-$1.json" '
-    .status.containers[] | select(.name == $c) | .securityContext |
-    {capabilities: {drop: ["ALL"], add: (.capabilitiesAdd // [])},
-     allowPrivilegeEscalation: .allowPrivilegeEscalation,
-     readOnlyRootFilesystem: .readOnlyRootFilesystem,
-     seccompProfile: {type: "Localhost", localhostProfile: $profile}}'
-}
+# Each container's SeccompProfile ($NS-CONTAINER-CONTAINER) as a localhost
+# profile of that name, and its recommended securityContext (kube.sh).
 
 runs_under_profile() { # runs_under_profile APP COMM: every COMM process of APP's pods is filtered
   local uid pid n=0
@@ -394,13 +338,13 @@ enforced_workloads_serve_without_errors() {
   load_image_names
   local c sc
   for c in nginx redis; do
-    install_profile "$c" || return 1
-    sc=$(enforced_context "$c") || return 1
+    install_profile "$NS-$c-$c" || return 1
+    sc=$(enforced_context "deployment-$c" "$c" "$NS-$c-$c") || return 1
     note "$c: securityContext $sc"
     echo "$sc" > "$work/sc-$c.json"
   done
-  deploy nginx "$NGINX_IMAGE" 2 80 "$(cat "$work/sc-nginx.json")" &&
-    deploy redis "$REDIS_IMAGE" 1 6379 "$(cat "$work/sc-redis.json")" || return 1
+  server nginx "$NGINX_IMAGE" 2 80 "$(cat "$work/sc-nginx.json")" &&
+    server redis "$REDIS_IMAGE" 1 6379 "$(cat "$work/sc-redis.json")" || return 1
   k rollout status deployment/nginx --timeout=120s > /dev/null && k rollout status deployment/redis --timeout=120s > /dev/null ||
     { k get pods; k describe pods | tail -20; return 1; }
   # Only the new pods answer.
@@ -425,7 +369,7 @@ new_behaviour_is_denied_and_learnt() {
   # The restarted pods may still bring the profile a few new facts (the
   # runtime under the new securityContext); start from Stable.
   eventually 120 phase_is deployment-nginx Stable || { k get bp; return 1; }
-  allowed=$(kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$NS-nginx-nginx" -o json |
+  allowed=$(kubectl get "$SP" "$NS-nginx-nginx" -o json |
     jq -r '.spec.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]')
   for entry in "${OUTSIDE[@]}"; do
     syscall=${entry%%:*}

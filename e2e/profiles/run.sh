@@ -28,9 +28,9 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=e2e/suite.sh
 . "$here/../suite.sh"
+# shellcheck source=e2e/kube.sh
+. "$here/../kube.sh"
 IMPRINT=${IMPRINT_BIN:-imprint}
-CRDS=${IMPRINT_SPO_CRDS:-$here/../../../shared/fixtures/security-profiles-operator}
-IMAGE=${IMPRINT_E2E_BUSYBOX_IMAGE:-localhost/imprint-e2e/busybox:1.35.0}
 NODE=${IMPRINT_E2E_NODE_NAME:?run against the local cluster: eval \"\$(e2e/cluster/env.sh)\"}
 SOCKET=${IMPRINT_E2E_RUNTIME_SOCKET:?}
 KUBELET_ROOT=${IMPRINT_E2E_KUBELET_ROOT:?}
@@ -40,8 +40,6 @@ NS=imprint-profiles-$(date +%s)
 AGENT_PORT=19290
 CONTROLLER_PORT=19291
 work=$(mktemp -d)
-
-k() { kubectl -n "$NS" "$@"; }
 
 start_agent() {
   IMPRINT_LOG=info "$IMPRINT" agent --node-name "$NODE" --runtime-socket "$SOCKET" \
@@ -77,13 +75,9 @@ cleanup() {
   [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]] && { echo "kept namespace $NS"; rm -rf "$work"; return; }
   k delete deployment --all --wait=false > /dev/null 2>&1
   # Reports carry the fold finalizer the stopped controller would remove.
-  for r in $(k get cbr -o name 2> /dev/null); do
-    k patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' > /dev/null 2>&1
-  done
+  release_reports
   kubectl delete namespace "$NS" --wait=false > /dev/null 2>&1
-  kubectl delete seccompprofiles.security-profiles-operator.x-k8s.io \
-    -l "imprint.dev/profile-namespace=$NS" > /dev/null 2>&1
-  rm -rf "$KUBELET_ROOT/seccomp/operator/$NS-"*
+  delete_profiles
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -95,30 +89,9 @@ pods_of() { k get pods -l "app=$1" -o jsonpath='{range .items[*]}{.metadata.name
 # --- workloads ---------------------------------------------------------------
 # mixed: each replica writes and executes a copy of busybox named after its
 # own pod, then serves HTTP. client: fetches from mixed's Service.
-deploy() {
-  local name=$1 script=$2 extra=${3:-}
-  k apply -f - <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: $name}
-spec:
-  replicas: ${REPLICAS:-1}
-  selector: {matchLabels: {app: $name}}
-  template:
-    metadata: {labels: {app: $name}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      enableServiceLinks: false
-      $extra
-      containers:
-      - name: web
-        image: $IMAGE
-        imagePullPolicy: Never
-        command: [/bin/sh, -c]
-        args: ['$script']
-        ${CONTAINER_EXTRA:-}
-YAML
-}
+# web NAME SCRIPT [OPTION=VALUE...]: a Deployment of one busybox container,
+# web, running SCRIPT (kube.sh's deploy).
+web() { deploy "$1" container=web script="$2" "${@:3}"; }
 
 MIXED='mkdir -p /tmp/www && echo hi > /tmp/www/index.html; cp /bin/busybox /tmp/x-$(hostname); /tmp/x-$(hostname) true; exec httpd -f -p 8080 -h /tmp/www'
 
@@ -127,7 +100,7 @@ setup() {
     kubectl apply --server-side -f "$CRDS/seccompprofile.crd.yaml" &&
     kubectl wait --for condition=Established --timeout=60s \
       crd/containerbehaviorreports.imprint.dev crd/behaviorprofiles.imprint.dev \
-      crd/seccompprofiles.security-profiles-operator.x-k8s.io &&
+      "crd/$SP" &&
     kubectl create namespace "$NS" || return 1
   start_agent
   start_controller
@@ -135,11 +108,11 @@ setup() {
   # everything from the first syscall.
   eventually 60 curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" > /dev/null &&
     eventually 60 curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/readyz" > /dev/null || return 1
-  REPLICAS=2 deploy mixed "$MIXED" || return 1
+  web mixed "$MIXED" replicas=2 || return 1
   k expose deployment mixed --port 80 --target-port 8080 || return 1
   local ip
   ip=$(k get service mixed -o jsonpath='{.spec.clusterIP}')
-  deploy client "while true; do timeout 3 wget -q -O /dev/null http://$ip/; sleep 2; done" || return 1
+  web client "while true; do timeout 3 wget -q -O /dev/null http://$ip/; sleep 2; done" || return 1
   k rollout status deployment/mixed --timeout=120s && k rollout status deployment/client --timeout=120s
 }
 
@@ -192,14 +165,13 @@ peers_are_named_in_both_reports() {
 
 seccomp_profiles_are_accepted() {
   local name=$NS-mixed-web
-  eventually 60 kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$name" > /dev/null || return 1
-  kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$name" -o json | jq -e --arg ns "$NS" '
+  eventually 60 kubectl get "$SP" "$name" > /dev/null || return 1
+  kubectl get "$SP" "$name" -o json | jq -e --arg ns "$NS" '
     .spec.defaultAction == "SCMP_ACT_ERRNO" and .spec.architectures == ["SCMP_ARCH_X86_64"] and
     (.spec.syscalls[0].names | index("execve")) and .metadata.labels["imprint.dev/profile-namespace"] == $ns' > /dev/null &&
     bp deployment-mixed -o json | jq -e --arg n "$name" '.status.containers[0].seccompProfile == $n' > /dev/null
 }
 
-phase_is() { [[ $(bp "$1" -o jsonpath='{.status.phase}' 2> /dev/null) == "$2" ]]; }
 has_event() { # has_event OBJECT-NAME REASON
   kubectl get events.events.k8s.io -n "$NS" -o json |
     jq -e --arg n "$1" --arg r "$2" '[.items[] | select(.regarding.name == $n and .reason == $r)] | length > 0' > /dev/null
@@ -220,25 +192,9 @@ new_behaviour_means_learning_again() {
 }
 
 # --- enforcement ---------------------------------------------------------------
-# The SeccompProfile as an OCI profile where the kubelet reads localhost
-# profiles (what security-profiles-operator does on each node).
-install_profile() { # install_profile NAME [SYSCALL-TO-LEAVE-OUT]
-  mkdir -p "$KUBELET_ROOT/seccomp/operator"
-  kubectl get seccompprofiles.security-profiles-operator.x-k8s.io "$NS-mixed-web" -o json |
-    jq --arg drop "${2:-}" '{defaultAction: .spec.defaultAction, defaultErrnoRet: 1,
-      architectures: .spec.architectures,
-      syscalls: [.spec.syscalls[] | {action, names: (.names - [$drop])}]}' \
-      > "$KUBELET_ROOT/seccomp/operator/$1.json"
-}
-
-enforced_context() { # the recommended securityContext as a YAML flow map
-  bp deployment-mixed -o json | jq -c --arg profile "operator/$1.json" '
-    .status.containers[] | select(.name == "web") | .securityContext |
-    {capabilities: {drop: ["ALL"], add: .capabilitiesAdd},
-     allowPrivilegeEscalation: .allowPrivilegeEscalation,
-     readOnlyRootFilesystem: .readOnlyRootFilesystem,
-     seccompProfile: {type: "Localhost", localhostProfile: $profile}}'
-}
+# mixed's SeccompProfile as a kubelet localhost profile (what
+# security-profiles-operator does on each node) and the recommended
+# securityContext with it (kube.sh).
 
 serves() { # serves APP REQUESTS: every request to every pod of APP answers
   local app=$1 n=$2 ip i
@@ -251,14 +207,14 @@ serves() { # serves APP REQUESTS: every request to every pod of APP answers
 
 enforced_profile_serves_without_errors() {
   install_profile "$NS-mixed-web" &&
-    CONTAINER_EXTRA="securityContext: $(enforced_context "$NS-mixed-web")" deploy enforced "$MIXED" &&
+    web enforced "$MIXED" sc="$(enforced_context deployment-mixed web "$NS-mixed-web")" &&
     k rollout status deployment/enforced --timeout=90s &&
     serves enforced 50
 }
 
 profile_without_a_needed_syscall_fails() {
-  install_profile "$NS-broken" bind &&
-    CONTAINER_EXTRA="securityContext: $(enforced_context "$NS-broken")" deploy broken "$MIXED" || return 1
+  install_profile "$NS-mixed-web" "$NS-broken" bind &&
+    web broken "$MIXED" sc="$(enforced_context deployment-mixed web "$NS-broken")" || return 1
   # httpd cannot bind its port: the pod never becomes Ready.
   sleep 20
   [[ $(k get pods -l app=broken -o jsonpath='{.items[0].status.containerStatuses[0].ready}') != true ]] &&
@@ -315,13 +271,13 @@ YAML
       (.status.containers[0].executables == [\"/bin/true\"])' > /dev/null" || { bp deployment-handmade -o yaml | head -40; return 1; }
   eventually 20 has_event deployment-handmade SkippedEntries || return 1
   # Other workloads are still served: a new one gets its profile.
-  deploy other 'cat /etc/hostname; exec sleep 3600' && eventually 60 bp deployment-other > /dev/null
+  web other 'cat /etc/hostname; exec sleep 3600' && eventually 60 bp deployment-other > /dev/null
 }
 
 api_server_down_loses_nothing() {
   local pidfile=$PIDS/kube-apiserver.pid pid cmd=()
   # A pod that does something new while the API server is away.
-  deploy late 'sleep 30; cp /bin/busybox /tmp/late-marker; /tmp/late-marker true; exec sleep 3600' &&
+  web late 'sleep 30; cp /bin/busybox /tmp/late-marker; /tmp/late-marker true; exec sleep 3600' &&
     k rollout status deployment/late --timeout=60s || return 1
   local pod
   pod=$(pods_of late)
@@ -406,7 +362,7 @@ standby_takes_over() {
   stop controller
   eventually 30 bash -c "curl -fsS http://127.0.0.1:$standby_port/metrics | grep -qx 'imprint_controller_leader 1'" || return 1
   [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == standby ]] || return 1
-  deploy after-handover 'cat /etc/hostname; exec sleep 3600' || return 1
+  web after-handover 'cat /etc/hostname; exec sleep 3600' || return 1
   if ! eventually 120 bp deployment-after-handover > /dev/null; then
     kubectl -n "$NS" get bp,cbr
     return 1
@@ -419,7 +375,7 @@ standby_takes_over() {
 # security-profiles-operator <= 0.10 served SeccompProfile v1beta1 only, and
 # namespaced: its CRD is SPO's with that one version and that scope.
 seccomp_v1beta1_when_selected() {
-  local crd=seccompprofiles.security-profiles-operator.x-k8s.io
+  local crd=$SP
   stop controller
   kubectl delete crd "$crd" --wait=true --timeout=60s || return 1
   kubectl create --dry-run=client -o json -f "$CRDS/seccompprofile.crd.yaml" |

@@ -23,8 +23,14 @@ SUBNET=10.245.0.0/24
 CGROUP_ROOT=imprint-rt                # every pod's cgroup parent lives below /imprint-rt
 NFT_TABLE=imprint_rt                  # inet table: nothing is forwarded out of the bridge
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
-CONTAINERD_CONFIG=$STATE/config/containerd.toml
 CRICTL_CONFIG=$STATE/config/crictl.yaml
+# The bridge's address and the CNI network on it (up_host; no portmap).
+BRIDGE_ADDRESSES=("$HOST_IP/${SUBNET#*/}")
+CNI_NETWORK=imprint-rt
+CNI_SUBNET=$SUBNET
+CNI_GATEWAY=$HOST_IP
+CNI_PORTMAP=
+FAILED_LOGS=${IMPRINT_RT_FAILED_LOGS:-/tmp/imprint-runtime-failed-logs}
 
 # crictl ARGS...: the CRI client on this runtime's socket.
 crictl() { "$CRICTL_BIN/crictl" --config "$CRICTL_CONFIG" "$@"; }

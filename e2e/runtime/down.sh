@@ -11,8 +11,7 @@
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-[[ $(id -u) == 0 ]] || die "run as root"
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+as_root
 shim=$CONTAINERD_BIN/containerd-shim-runc-v2
 
 # our_shims: PIDs of container shims started by this runtime's containerd.

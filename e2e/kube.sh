@@ -1,0 +1,132 @@
+# shellcheck shell=bash
+# Kubernetes helpers shared by the suites that run imprint in the cluster
+# (helm, profiles; sourced). The caller sets NS, the namespace of its
+# workloads, before calling them; KUBELET_ROOT, when set, is the node's
+# kubelet root directory on this host (the local cluster).
+# shellcheck disable=SC2034 # BUSYBOX, CRDS and SP are the callers' too
+
+BUSYBOX=${IMPRINT_E2E_BUSYBOX_IMAGE:-localhost/imprint-e2e/busybox:1.35.0}
+# SPO's CRDs: the shared fixtures beside the repository.
+CRDS=${IMPRINT_SPO_CRDS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/../shared/fixtures/security-profiles-operator}
+SP=seccompprofiles.security-profiles-operator.x-k8s.io
+
+k() { kubectl -n "$NS" "$@"; }
+
+# phase_is PROFILE PHASE: the BehaviorProfile PROFILE is in PHASE.
+phase_is() { [[ $(k get behaviorprofiles "$1" -o jsonpath='{.status.phase}' 2> /dev/null) == "$2" ]]; }
+
+# deploy NAME [OPTION=VALUE...]: apply a Deployment NAME (pods labelled
+# app=NAME) of one container from a local image (imagePullPolicy: Never).
+#   image=IMAGE      the container's image ($BUSYBOX)
+#   container=NAME   the container's name (the Deployment's)
+#   replicas=N       (1)
+#   grace=SECONDS    terminationGracePeriodSeconds (1)
+#   script=SH        run /bin/sh -c SH (no single quote in SH); else the image's command
+#   port=PORT        a containerPort, with a TCP readiness probe on it
+#   sc=MAP           the container's securityContext, a flow map (JSON)
+#   tools=1          an init container copies busybox into /tools, an
+#                    emptyDir the container mounts too (a shell to exec into
+#                    an image that has none)
+deploy() {
+  local name=$1 image=$BUSYBOX container=$1 replicas=1 grace=1 script='' port='' sc='' tools='' opt; shift
+  for opt in "$@"; do
+    case $opt in
+      image=*) image=${opt#*=} ;;
+      container=*) container=${opt#*=} ;;
+      replicas=*) replicas=${opt#*=} ;;
+      grace=*) grace=${opt#*=} ;;
+      script=*) script=${opt#*=} ;;
+      port=*) port=${opt#*=} ;;
+      sc=*) sc=${opt#*=} ;;
+      tools=*) tools=${opt#*=} ;;
+      *) echo "deploy: unknown option $opt" >&2; return 1 ;;
+    esac
+  done
+  local init='' volumes='' mount='' command='' args='' ports='' probe=''
+  if [[ -n $tools ]]; then
+    init="initContainers: [{name: tools, image: $BUSYBOX, imagePullPolicy: Never, command: [/bin/cp, /bin/busybox, /tools/busybox], volumeMounts: [{name: tools, mountPath: /tools}]}]"
+    volumes='volumes: [{name: tools, emptyDir: {}}]'
+    mount='volumeMounts: [{name: tools, mountPath: /tools}]'
+  fi
+  if [[ -n $script ]]; then command='command: [/bin/sh, -c]'; args="args: ['$script']"; fi
+  if [[ -n $port ]]; then
+    ports="ports: [{containerPort: $port}]"
+    probe="readinessProbe: {tcpSocket: {port: $port}, periodSeconds: 2}"
+  fi
+  k apply -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $name}
+spec:
+  replicas: $replicas
+  selector: {matchLabels: {app: $name}}
+  template:
+    metadata: {labels: {app: $name}}
+    spec:
+      terminationGracePeriodSeconds: $grace
+      enableServiceLinks: false
+      $init
+      $volumes
+      containers:
+      - name: $container
+        image: $image
+        imagePullPolicy: Never
+        $command
+        $args
+        $ports
+        $probe
+        ${sc:+securityContext: $sc}
+        $mount
+YAML
+}
+
+# --- enforcement ---------------------------------------------------------------
+# install_profile SECCOMPPROFILE [FILE [SYSCALL-TO-LEAVE-OUT]]: the
+# SeccompProfile as the OCI profile the kubelet reads for seccompProfile
+# {type: Localhost, localhostProfile: operator/FILE.json} (FILE: the
+# SeccompProfile's name), what security-profiles-operator writes on every
+# node; without SYSCALL-TO-LEAVE-OUT when one is named. Written into
+# $KUBELET_ROOT on this host, else through a pod that mounts the node's
+# localhost profile directory.
+install_profile() {
+  local file=${2:-$1} json
+  json=$(kubectl get "$SP" "$1" -o json |
+    jq -c --arg drop "${3:-}" '{defaultAction: .spec.defaultAction, defaultErrnoRet: 1, architectures: .spec.architectures,
+      syscalls: [.spec.syscalls[] | .names -= [$drop]]}') || return 1
+  if [[ -n ${KUBELET_ROOT:-} ]]; then
+    mkdir -p "$KUBELET_ROOT/seccomp/operator" && printf '%s\n' "$json" > "$KUBELET_ROOT/seccomp/operator/$file.json"
+  else
+    k run "install-$file" --image="$BUSYBOX" --image-pull-policy=Never --restart=Never --rm -i --quiet \
+      --overrides='{"spec":{"volumes":[{"name":"p","hostPath":{"path":"/var/lib/kubelet/seccomp","type":"DirectoryOrCreate"}}],"containers":[{"name":"c","image":"'"$BUSYBOX"'","imagePullPolicy":"Never","stdin":true,"command":["/bin/sh","-c","mkdir -p /p/operator && cat > /p/operator/'"$file"'.json"],"volumeMounts":[{"name":"p","mountPath":"/p"}]}]}}' \
+      <<< "$json" > /dev/null
+  fi
+}
+
+# enforced_context PROFILE CONTAINER FILE: the securityContext the
+# BehaviorProfile PROFILE recommends for CONTAINER, with the localhost
+# profile operator/FILE.json (install_profile), as a flow map (JSON).
+enforced_context() {
+  k get behaviorprofiles "$1" -o json | jq -c --arg c "$2" --arg profile "operator/$3.json" '
+    .status.containers[] | select(.name == $c) | .securityContext |
+    {capabilities: {drop: ["ALL"], add: (.capabilitiesAdd // [])},
+     allowPrivilegeEscalation: .allowPrivilegeEscalation,
+     readOnlyRootFilesystem: .readOnlyRootFilesystem,
+     seccompProfile: {type: "Localhost", localhostProfile: $profile}}'
+}
+
+# --- clean-up --------------------------------------------------------------------
+# release_reports: every report in $NS without the fold finalizer (the
+# controller that would remove it is gone).
+release_reports() {
+  local r
+  for r in $(k get cbr -o name 2> /dev/null); do
+    k patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' > /dev/null 2>&1
+  done
+}
+
+# delete_profiles: the SeccompProfiles made for $NS (cluster-scoped), and
+# their localhost copies in $KUBELET_ROOT.
+delete_profiles() {
+  kubectl delete "$SP" -l "imprint.dev/profile-namespace=$NS" > /dev/null 2>&1
+  [[ -z ${KUBELET_ROOT:-} ]] || rm -f "$KUBELET_ROOT/seccomp/operator/$NS-"*.json
+}
