@@ -15,7 +15,7 @@
 #   - enforcement: each profile as a localhost profile on the node, the
 #     workloads restarted with it and the recommended securityContext: the
 #     same load, zero errors
-#   - a new behaviour after enforcement (a shell exec'd into nginx calling a
+#   - a new behavior after enforcement (a shell exec'd into nginx calling a
 #     syscall outside the profile) is denied; the profile goes back to Learning
 #   - no 403 in the logs (the chart's RBAC is enough); metrics are served
 #   - helm upgrade rolls the agent: the old one's BPF objects go, the Lease
@@ -364,7 +364,7 @@ OUTSIDE=("ioprio_set:/tools/busybox ionice -c 3 /tools/busybox true"
   "setpriority:/tools/busybox renice -n 5 -p \$\$"
   "mknodat:/tools/busybox mkfifo /tools/fifo")
 
-new_behaviour_is_denied_and_learnt() {
+new_behavior_is_denied_and_learnt() {
   local pod out allowed entry syscall cmd=
   # The restarted pods may still bring the profile a few new facts (the
   # runtime under the new securityContext); start from Stable.
@@ -575,7 +575,7 @@ check "one ContainerBehaviorReport per pod container: pod, container, node" repo
 check "each workload's BehaviorProfile reaches Stable" profiles_become_stable
 check "SeccompProfiles exist, validated by SPO's CRD (and a ProfileBinding for one)" seccomp_profiles_exist
 check "enforced: localhost profiles + recommended securityContext, same load, zero errors" enforced_workloads_serve_without_errors
-check "new behaviour after enforcement: denied, and the profile is Learning again" new_behaviour_is_denied_and_learnt
+check "new behavior after enforcement: denied, and the profile is Learning again" new_behavior_is_denied_and_learnt
 check "no 403 in the agent's and controller's logs (the chart's RBAC suffices)" no_forbidden_in_logs
 check "metrics served; the dashboard queries only served metrics" metrics_are_served
 check "helm upgrade rolls the agent (its BPF objects go with it) and keeps the Lease" upgrade_rolls_the_agent_and_keeps_the_lease

@@ -9,7 +9,7 @@
 #   - traffic from one workload to another's Service names the peer (the
 #     Service and its workload, the client pod and its workload) in both
 #   - SeccompProfiles are accepted by SPO's CRD; the profile reaches Stable,
-#     and new behaviour sends it back to Learning with an Event
+#     and new behavior sends it back to Learning with an Event
 #   - enforcement: the generated profile as a kubelet localhost profile with
 #     the recommended securityContext serves with zero errors; a copy
 #     without one needed syscall fails
@@ -163,6 +163,24 @@ peers_are_named_in_both_reports() {
     done; exit 1" || { cbr "$server-web" -o jsonpath='{.spec.network}'; return 1; }
 }
 
+# The first run of a container that restarts (it leaves a mark in an
+# emptyDir, which outlives the restart) exec's a program of its own; the
+# report still holds it once the second run is written.
+RESTARTER='if [ ! -e /tools/ran ]; then touch /tools/ran; cp /bin/busybox /tmp/first-run; /tmp/first-run true; exit 1; fi; exec sleep 3600'
+
+a_restarted_container_keeps_its_first_run() {
+  web restarter "$RESTARTER" tools=1 || return 1
+  local pod
+  eventually 120 bash -c "[[ \$(kubectl -n $NS get pods -l app=restarter -o jsonpath='{.items[0].status.containerStatuses[0].restartCount}') -ge 1 ]]" || return 1
+  pod=$(pods_of restarter | head -1)
+  # The second run is written (its sleep is in the report) ...
+  eventually 90 bash -c "kubectl -n $NS get cbr $pod-web -o json | jq -e '[.spec.executables[].args | join(\" \")] | any(test(\"sleep 3600\"))' > /dev/null" ||
+    { cbr "$pod-web" -o yaml | head -60; return 1; }
+  # ... and the first run is still there.
+  cbr "$pod-web" -o json | jq -e '[.spec.executables[].path] | index("/tmp/first-run")' > /dev/null ||
+    { cbr "$pod-web" -o json | jq '.spec.executables'; return 1; }
+}
+
 seccomp_profiles_are_accepted() {
   local name=$NS-mixed-web
   eventually 60 kubectl get "$SP" "$name" > /dev/null || return 1
@@ -182,12 +200,12 @@ profile_becomes_stable() {
   eventually 20 has_event deployment-mixed Stable
 }
 
-new_behaviour_means_learning_again() {
+new_behavior_means_learning_again() {
   local pod
   pod=$(pods_of mixed | head -1)
   k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/brand-new; /tmp/brand-new; exit 0' || return 1
   eventually 60 phase_is deployment-mixed Learning || return 1
-  eventually 20 has_event deployment-mixed BehaviourChanged &&
+  eventually 20 has_event deployment-mixed BehaviorChanged &&
     eventually 20 profile_has_executables deployment-mixed /tmp/brand-new
 }
 
@@ -243,7 +261,7 @@ agent_restart_loses_nothing() {
   stop agent
   start_agent
   eventually 60 curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" > /dev/null || return 1
-  # New behaviour after the restart, so the restarted agent writes again.
+  # New behavior after the restart, so the restarted agent writes again.
   k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/after-restart; /tmp/after-restart; exit 0' || return 1
   eventually 60 bash -c "kubectl -n $NS get cbr $pod-web -o json | jq -e '[.spec.executables[].path] | index(\"/tmp/after-restart\")' > /dev/null" || return 1
   after=$(cbr "$pod-web" -o jsonpath='{.spec.stats.syscalls}')
@@ -399,10 +417,11 @@ check "setup: CRDs, agent, controller, workloads" setup
 check "one report per pod container: pod, container, node, workload" reports_name_pod_container_node_and_workload
 check "2 replicas doing different things merge into one profile" replicas_merge_into_one_profile
 check "peers are named in both reports (Service and client pod)" peers_are_named_in_both_reports
+check "a restarted container's report keeps its first run" a_restarted_container_keeps_its_first_run
 check "SeccompProfiles accepted by SPO's CRD" seccomp_profiles_are_accepted
 check "CEL: a profile's workload cannot change, its window must be a duration" cel_rules_guard_the_profile
 check "the profile becomes Stable" profile_becomes_stable
-check "new behaviour: back to Learning, with an Event" new_behaviour_means_learning_again
+check "new behavior: back to Learning, with an Event" new_behavior_means_learning_again
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails
 check "a deleted pod's report is folded into the archive" deleted_pod_is_folded_into_the_archive

@@ -4,7 +4,7 @@
 # crictl, kubelet-style labels and cgroup parents). What it checks:
 #   identity    one report per container of a two-container pod (one also
 #               exec'd into), each with its pod/namespace/uid/container/id/
-#               image and only its own behaviour; also without the kubelet's
+#               image and only its own behavior; also without the kubelet's
 #               labels (containerd's CRI annotations); no report for empty
 #               cgroups; --namespace/--exclude-namespace/--no-host
 #   quiet       a container running before the recording, with no runtime
@@ -245,7 +245,7 @@ did_act() {
 }
 didnt_act() {
   if grep -q -- "/var/www/$2-" <<< "$(execs "$1"; files "$1")"; then
-    echo "$(basename "$1"): has $2's behaviour (another container's)"; return 1
+    echo "$(basename "$1"): has $2's behavior (another container's)"; return 1
   fi
 }
 
@@ -771,7 +771,7 @@ check() {
   containerd_pid > /dev/null || start_containerd
 }
 t0=$SECONDS
-check "identity: two containers of one CRI pod (one also exec'd into), one report each, with pod, namespace, uid, container, id and image, only their own behaviour" test_identity
+check "identity: two containers of one CRI pod (one also exec'd into), one report each, with pod, namespace, uid, container, id and image, only their own behavior" test_identity
 check "identity: a pod and container without the kubelet's labels are named from containerd's CRI annotations" test_identity_bare
 check "identity through the CRI API (as on CRI-O): pod from its sandbox, container from its metadata" test_identity_cri
 check "identity: no report for cgroups in which nothing ran (the pod's own cgroup)" test_no_empty_reports
