@@ -12,6 +12,11 @@ SP=seccompprofiles.security-profiles-operator.x-k8s.io
 
 k() { kubectl -n "$NS" "$@"; }
 
+# holds KIND NAME JQ: the object exists and the jq filter JQ holds for it.
+# A missing object is false (jq 1.6's -e alone says true on no input, and a
+# pipe into it hides kubectl's failure).
+holds() { local json; json=$(k get "$1" "$2" -o json 2> /dev/null) && jq -e "$3" <<< "$json" > /dev/null; }
+
 # phase_is PROFILE PHASE: the BehaviorProfile PROFILE is in PHASE.
 phase_is() { [[ $(k get behaviorprofiles "$1" -o jsonpath='{.status.phase}' 2> /dev/null) == "$2" ]]; }
 

@@ -54,6 +54,12 @@ pub struct AgentMetrics {
     /// Cgroups of containers the runtime could not name (reported late or
     /// under their cgroup path).
     pub resolution_failures: Counter,
+    /// Losses on the node no cgroup could be charged with, by kind
+    /// (`unattributed_drops`, `storage_failures`, `syscalls_out_of_range`).
+    pub node_losses: Family<KindLabel, Gauge>,
+    /// Cgroups whose behavior could not be reported, by reason
+    /// (`path_unknown`, `never_named`).
+    pub lost_cgroups: Family<KindLabel, Counter>,
 }
 
 impl AgentMetrics {
@@ -86,6 +92,36 @@ impl AgentMetrics {
             "Container cgroups the runtime could not name",
             self.resolution_failures.clone(),
         );
+        r.register(
+            "node_losses",
+            "Losses no cgroup could be charged with, by kind (in every report of the node)",
+            self.node_losses.clone(),
+        );
+        r.register(
+            "lost_cgroups",
+            "Cgroups whose behavior could not be reported, by reason",
+            self.lost_cgroups.clone(),
+        );
+    }
+
+    /// Sets the node-wide loss gauges.
+    pub fn set_node_losses(&self, losses: &imprint_crd::report::NodeLosses) {
+        for (kind, value) in [
+            ("unattributed_drops", losses.unattributed_drops),
+            ("storage_failures", losses.storage_failures),
+            ("syscalls_out_of_range", losses.syscalls_out_of_range),
+        ] {
+            self.node_losses
+                .get_or_create(&KindLabel::of(kind))
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts one cgroup whose behavior could not be reported.
+    pub fn lost_cgroup(&self, reason: &str) {
+        self.lost_cgroups
+            .get_or_create(&KindLabel::of(reason))
+            .inc();
     }
 
     /// Counts one event of `kind`.

@@ -143,7 +143,9 @@ async fn record_command(
         ..Subject::default()
     };
     let arch = Arch::native().context("unsupported architecture")?;
-    let report = report::build(&name, subject, &behavior, arch, &Clock::now());
+    let mut report = report::build(&name, subject, &behavior, arch, &Clock::now());
+    let losses = session.node_losses();
+    session.annotate(&mut report.spec, &[id], &losses, &Default::default());
     let path = report::write(&options.output, &name, &report, options.format)?;
     eprintln!("{}", summary::line(&report, &path));
     session.report_degradation();
@@ -243,7 +245,8 @@ async fn record_host(
     let clock = Clock::now();
     let arch = Arch::native().context("unsupported architecture")?;
     // One report per container: a child cgroup it made folds into it.
-    let mut by_stem: std::collections::BTreeMap<String, (Subject, Behavior)> = Default::default();
+    let mut by_stem: std::collections::BTreeMap<String, (Subject, Behavior, Vec<u64>)> =
+        Default::default();
     for id in ids {
         let Some(behavior) = session.behavior_of(id, &drops) else {
             continue;
@@ -268,11 +271,16 @@ async fn record_host(
         let stem = runtime::report_stem(subject.cgroup.as_deref().unwrap_or(&path), &subject);
         by_stem
             .entry(stem)
-            .and_modify(|(_, merged)| merged.merge(&behavior))
-            .or_insert((subject, behavior));
+            .and_modify(|(_, merged, ids)| {
+                merged.merge(&behavior);
+                ids.push(id);
+            })
+            .or_insert((subject, behavior, vec![id]));
     }
-    for (stem, (subject, behavior)) in by_stem {
-        let report = report::build(&object_name(&stem, 253), subject, &behavior, arch, &clock);
+    let losses = session.node_losses();
+    for (stem, (subject, behavior, ids)) in by_stem {
+        let mut report = report::build(&object_name(&stem, 253), subject, &behavior, arch, &clock);
+        session.annotate(&mut report.spec, &ids, &losses, &Default::default());
         let written = report::write(&options.output, &stem, &report, options.format)?;
         eprintln!("{}", summary::line(&report, &written));
     }

@@ -81,6 +81,11 @@ impl Clock {
     }
 }
 
+/// Boot-time nanoseconds now (the clock the kernel stamps events with).
+pub fn boot_ns() -> u64 {
+    u64::try_from(clock_ns(libc::CLOCK_BOOTTIME)).unwrap_or_default()
+}
+
 fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec {
         tv_sec: 0,

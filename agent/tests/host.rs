@@ -251,3 +251,32 @@ fn a_child_cgroup_folds_into_its_container() {
     assert_eq!(child_reports, 0, "no report of its own for the child");
     drop(child);
 }
+
+/// A cgroup that existed before recording began was not seen from its
+/// start (the runtime's start-up syscalls are missing): its report says
+/// so. One made while recording was.
+#[test]
+fn a_report_says_whether_its_start_was_observed() {
+    require_root();
+    let (_work, dir) = workdir();
+    let before = TestCgroup::new("before");
+    // Busy through the whole recording (then it ends on its own).
+    let mut running = before.spawn("for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 0.5; done");
+    let reports = dir.join("reports");
+    let (mut recorder, stderr) = start_recorder(&["--duration", "3s"], &reports);
+    let after = TestCgroup::new("after");
+    let mut worker = after.spawn("cat /etc/hostname > /dev/null");
+    assert!(worker.wait().unwrap().success());
+    let status = recorder.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    let _ = running.kill();
+    let _ = running.wait();
+
+    let started = |cgroup: &TestCgroup| {
+        read_json(&reports.join(format!("{}.json", cgroup.name)))["spec"]["stats"]["startObserved"]
+            .clone()
+    };
+    assert_eq!(started(&after), serde_json::json!(true));
+    assert_eq!(started(&before), serde_json::json!(false));
+}

@@ -285,6 +285,15 @@ fn a_hook_that_fails_to_load_is_named_and_the_rest_records() {
         assert!(stderr.contains("fexit/cap_capable"), "{stderr}");
         assert!(syscalls(&report).contains(&"exit_group".to_string()));
         assert_eq!(report["spec"]["capabilities"], serde_json::json!([]));
+        // The report itself says so: an empty capability list from this
+        // node is no evidence that nothing is needed.
+        let missing = strings(&report["spec"]["stats"]["missingHooks"]);
+        assert!(
+            missing
+                .iter()
+                .any(|m| m.starts_with("cap_capable: capability checks")),
+            "{missing:?}"
+        );
     } else {
         assert!(
             report["spec"]["capabilities"]

@@ -353,6 +353,85 @@ pub struct Stats {
     /// Entries folded or cut to keep the report bounded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,
+    /// Hooks that were not attached on the node that wrote the report,
+    /// each with what the report lacks without it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_hooks: Vec<String>,
+    /// Losses on the node that no cgroup could be charged with, counted
+    /// while this container was recorded: any of them may be its own.
+    #[serde(default, skip_serializing_if = "NodeLosses::is_empty")]
+    pub node_losses: NodeLosses,
+    /// Whether the container was recorded from its start (`false`: it
+    /// started before the agent, so the runtime's start-up syscalls are
+    /// missing; absent: unknown, an older writer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_observed: Option<bool>,
+    /// Periods the container lived through without being recorded (the
+    /// agent restarting or upgraded); `from` is the last event seen before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrecorded: Vec<Period>,
+}
+
+/// Losses on a node that could not be attributed to one cgroup.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeLosses {
+    /// Losses whose cgroup could not be counted (the per-cgroup loss map
+    /// was full).
+    #[serde(default)]
+    pub unattributed_drops: u64,
+    /// Cgroups whose kernel storage could not be created (their syscalls
+    /// were not recorded).
+    #[serde(default)]
+    pub storage_failures: u64,
+    /// Syscalls whose number is beyond what the kernel side records.
+    #[serde(default)]
+    pub syscalls_out_of_range: u64,
+}
+
+impl NodeLosses {
+    /// Whether nothing was lost.
+    pub fn is_empty(&self) -> bool {
+        *self == NodeLosses::default()
+    }
+
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &NodeLosses) {
+        self.unattributed_drops = self
+            .unattributed_drops
+            .saturating_add(other.unattributed_drops);
+        self.storage_failures = self.storage_failures.saturating_add(other.storage_failures);
+        self.syscalls_out_of_range = self
+            .syscalls_out_of_range
+            .saturating_add(other.syscalls_out_of_range);
+    }
+
+    /// What grew from `before` to `self` (counters only grow).
+    pub fn since(&self, before: &NodeLosses) -> NodeLosses {
+        NodeLosses {
+            unattributed_drops: self
+                .unattributed_drops
+                .saturating_sub(before.unattributed_drops),
+            storage_failures: self
+                .storage_failures
+                .saturating_sub(before.storage_failures),
+            syscalls_out_of_range: self
+                .syscalls_out_of_range
+                .saturating_sub(before.syscalls_out_of_range),
+        }
+    }
+}
+
+/// A period of time, RFC 3339 times.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Period {
+    /// Start.
+    pub from: String,
+    /// End.
+    pub to: String,
 }
 
 /// Events lost in the kernel for this subject.
@@ -488,6 +567,26 @@ impl ContainerBehaviorReportSpec {
                 self.stats.truncated.push(note.clone());
             }
         }
+        let (s, o) = (&mut self.stats, &other.stats);
+        for hook in &o.missing_hooks {
+            if !s.missing_hooks.contains(hook) {
+                s.missing_hooks.push(hook.clone());
+            }
+        }
+        s.node_losses.add(&o.node_losses);
+        // One run recorded from its start is enough: the runtime's
+        // start-up syscalls are in.
+        s.start_observed = match (s.start_observed, o.start_observed) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (None, None) => None,
+            _ => Some(false),
+        };
+        for period in &o.unrecorded {
+            if !s.unrecorded.contains(period) {
+                s.unrecorded.push(period.clone());
+            }
+        }
+        s.unrecorded.sort();
         self.update_counts();
     }
 

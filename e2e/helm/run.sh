@@ -389,7 +389,7 @@ new_behavior_is_denied_and_learnt() {
   note "a shell exec'd into $pod ran '$cmd' ($syscall, not in the profile): $out"
   # The agent saw a new program in the nginx container: Learning again.
   eventually 60 phase_is deployment-nginx Learning || { k get bp; return 1; }
-  eventually 30 bash -c "kubectl -n $NS get bp deployment-nginx -o json | jq -e '.status.containers[] | select(.name == \"nginx\") | .executables | index(\"/tools/busybox\")' > /dev/null"
+  eventually 30 holds bp deployment-nginx '.status.containers[] | select(.name == "nginx") | .executables | index("/tools/busybox")'
 }
 
 no_forbidden_in_logs() {

@@ -14,7 +14,11 @@
 #     the recommended securityContext serves with zero errors; a copy
 #     without one needed syscall fails
 #   - a deleted pod's report is folded into the workload's archive
-#   - the agent restarted reads its reports back: nothing lost
+#   - a restarted container's report keeps its first run
+#   - the agent restarted reads its reports back: nothing lost, the time it
+#     was down is in the reports; a workload started while it was down says
+#     its start was not observed and stays Learning until a start is
+#     recorded (a rollout restart)
 #   - a hand-edited report with unknown names, garbage paths and a huge
 #     list: entries skipped, a condition and an Event, other workloads served
 #   - the API server stopped for 2 minutes: the agent keeps recording and
@@ -157,10 +161,16 @@ peers_are_named_in_both_reports() {
   server=$(pods_of mixed | head -1)
   eventually 60 peer_named "$client-web" outbound Service mixed || { cbr "$client-web" -o jsonpath='{.spec.network}'; return 1; }
   # Either replica may have served; at least one names the client pod.
+  eventually 60 a_server_names_the_client || { cbr "$server-web" -o jsonpath='{.spec.network}'; return 1; }
+}
+
+a_server_names_the_client() {
   local pod
-  eventually 60 bash -c "for pod in $(pods_of mixed | tr '\n' ' '); do
-      kubectl -n $NS get cbr \$pod-web -o json | jq -e '[.spec.network[] | select(.direction == \"inbound\" and .peer.kind == \"Pod\" and .peer.workload.name == \"client\")] | length > 0' > /dev/null && exit 0
-    done; exit 1" || { cbr "$server-web" -o jsonpath='{.spec.network}'; return 1; }
+  for pod in $(pods_of mixed); do
+    holds cbr "$pod-web" '[.spec.network[] | select(.direction == "inbound" and .peer.kind == "Pod" and .peer.workload.name == "client")] | length > 0' &&
+      return 0
+  done
+  return 1
 }
 
 # The first run of a container that restarts (it leaves a mark in an
@@ -171,14 +181,23 @@ RESTARTER='if [ ! -e /tools/ran ]; then touch /tools/ran; cp /bin/busybox /tmp/f
 a_restarted_container_keeps_its_first_run() {
   web restarter "$RESTARTER" tools=1 || return 1
   local pod
-  eventually 120 bash -c "[[ \$(kubectl -n $NS get pods -l app=restarter -o jsonpath='{.items[0].status.containerStatuses[0].restartCount}') -ge 1 ]]" || return 1
+  eventually 120 bash -c "[[ \$(kubectl -n $NS get pods -l app=restarter -o jsonpath='{.items[0].status.containerStatuses[0].restartCount}') -ge 1 ]]" ||
+    { echo "the container did not restart"; return 1; }
   pod=$(pods_of restarter | head -1)
   # The second run is written (its sleep is in the report) ...
-  eventually 90 bash -c "kubectl -n $NS get cbr $pod-web -o json | jq -e '[.spec.executables[].args | join(\" \")] | any(test(\"sleep 3600\"))' > /dev/null" ||
-    { cbr "$pod-web" -o yaml | head -60; return 1; }
+  eventually 90 holds cbr "$pod-web" '[.spec.executables[].args | join(" ")] | any(test("sleep 3600"))' ||
+    { echo "report $pod-web without the second run:"; cbr "$pod-web" -o yaml | head -60; restarter_log "$pod"; return 1; }
   # ... and the first run is still there.
-  cbr "$pod-web" -o json | jq -e '[.spec.executables[].path] | index("/tmp/first-run")' > /dev/null ||
-    { cbr "$pod-web" -o json | jq '.spec.executables'; return 1; }
+  local executables
+  executables=$(cbr "$pod-web" -o json | jq -c '[.spec.executables[].path]')
+  if ! jq -e 'index("/tmp/first-run")' <<< "$executables" > /dev/null; then
+    echo "report $pod-web without the first run: $executables"; restarter_log "$pod"; return 1
+  fi
+}
+
+restarter_log() { # what the agent said about POD, and the pod's statuses
+  grep -E "$1|report not written|never named" "$work/agent.log" | tail -15
+  k get pod "$1" -o jsonpath='{.status.containerStatuses}'; echo
 }
 
 seccomp_profiles_are_accepted() {
@@ -259,14 +278,42 @@ agent_restart_loses_nothing() {
   done
   [[ -n $before ]] || { echo "no mixed pod has a report yet"; return 1; }
   stop agent
+  # A workload that starts while no agent records (its start is missed).
+  # (It keeps doing something: a container idle since before the agent
+  # started has no report at all, since nothing of it was seen.)
+  web early 'while true; do cat /etc/hostname > /dev/null; sleep 2; done' || return 1
+  k rollout status deployment/early --timeout=60s > /dev/null || return 1
   start_agent
   eventually 60 curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" > /dev/null || return 1
   # New behavior after the restart, so the restarted agent writes again.
   k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/after-restart; /tmp/after-restart; exit 0' || return 1
-  eventually 60 bash -c "kubectl -n $NS get cbr $pod-web -o json | jq -e '[.spec.executables[].path] | index(\"/tmp/after-restart\")' > /dev/null" || return 1
+  eventually 60 holds cbr "$pod-web" '[.spec.executables[].path] | index("/tmp/after-restart")' || return 1
   after=$(cbr "$pod-web" -o jsonpath='{.spec.stats.syscalls}')
   (( after >= before )) || { echo "syscalls before $before, after $after"; return 1; }
-  cbr "$pod-web" -o json | jq -e --arg p "/tmp/x-$pod" '[.spec.executables[].path] | index($p)' > /dev/null
+  cbr "$pod-web" -o json | jq -e --arg p "/tmp/x-$pod" '[.spec.executables[].path] | index($p)' > /dev/null ||
+    { echo "the run before the restart is gone"; return 1; }
+  # The time nobody recorded is in the report; its start was seen before.
+  cbr "$pod-web" -o json | jq -e '.spec.stats | (.unrecorded | length == 1) and .startObserved == true' > /dev/null ||
+    { echo "no unrecorded period, or start not observed:"; cbr "$pod-web" -o json | jq -c .spec.stats; return 1; }
+}
+
+# The Deployment started while the agent was down (above): its report says
+# its start was not observed, and its profile stays Learning with a
+# condition saying why, however long nothing changes, until a replica is
+# recorded from its start (a rollout restart).
+a_start_never_seen_keeps_learning() {
+  local pod
+  pod=$(pods_of early | head -1)
+  eventually 60 holds cbr "$pod-web" '.spec.stats.startObserved == false' ||
+    { echo "report $pod-web does not say its start was missed"; cbr "$pod-web" -o json | jq -c .spec.stats; return 1; }
+  eventually 30 holds bp deployment-early '[.status.conditions[].type] | index("StartNotObserved")' ||
+    { bp deployment-early -o yaml; return 1; }
+  sleep 25 # past the stability window, with nothing new
+  phase_is deployment-early Learning || { echo "Stable with a start never seen"; bp deployment-early -o yaml; return 1; }
+  k rollout restart deployment/early > /dev/null && k rollout status deployment/early --timeout=60s > /dev/null || return 1
+  eventually 60 holds bp deployment-early '[(.status.conditions // [])[].type] | index("StartNotObserved") | not' ||
+    { echo "the condition stayed after a recorded start"; bp deployment-early -o yaml; return 1; }
+  eventually 60 phase_is deployment-early Stable
 }
 
 bad_report_entries_are_skipped() {
@@ -282,11 +329,11 @@ spec:
   executables: [{path: "relative/path", args: [], count: 1}, {path: /bin/true, args: [], count: 1}]
   files: $junk
 YAML
-  eventually 60 bash -c "kubectl -n $NS get bp deployment-handmade -o json | jq -e '
-      (.status.conditions[] | select(.type == \"SkippedEntries\")) and
-      (.status.containers[0].syscalls | index(\"read\")) and
-      ((.status.containers[0].syscalls | index(\"not_a_syscall\")) | not) and
-      (.status.containers[0].executables == [\"/bin/true\"])' > /dev/null" || { bp deployment-handmade -o yaml | head -40; return 1; }
+  eventually 60 holds bp deployment-handmade '
+      (.status.conditions[] | select(.type == "SkippedEntries")) and
+      (.status.containers[0].syscalls | index("read")) and
+      ((.status.containers[0].syscalls | index("not_a_syscall")) | not) and
+      (.status.containers[0].executables == ["/bin/true"])' || { bp deployment-handmade -o yaml | head -40; return 1; }
   eventually 20 has_event deployment-handmade SkippedEntries || return 1
   # Other workloads are still served: a new one gets its profile.
   web other 'cat /etc/hostname; exec sleep 3600' && eventually 60 bp deployment-other > /dev/null
@@ -311,7 +358,7 @@ api_server_down_loses_nothing() {
   echo $! > "$pidfile"
   eventually 120 kubectl get --raw /readyz > /dev/null || return 1
   kill -0 "$(cat "$work/agent.pid")" || { echo "the agent died"; return 1; }
-  eventually 90 bash -c "kubectl -n $NS get cbr $pod-web -o json | jq -e '[.spec.executables[].path] | index(\"/tmp/late-marker\")' > /dev/null" || {
+  eventually 90 holds cbr "$pod-web" '[.spec.executables[].path] | index("/tmp/late-marker")' || {
     tail -20 "$work/agent.log"; return 1; }
   # Noticed: a write failed, the reports could not be read back, or a new
   # pod's owner could not be looked up (which of these depends on timing).
@@ -425,7 +472,8 @@ check "new behavior: back to Learning, with an Event" new_behavior_means_learnin
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails
 check "a deleted pod's report is folded into the archive" deleted_pod_is_folded_into_the_archive
-check "the agent restarted reads its reports back" agent_restart_loses_nothing
+check "the agent restarted reads its reports back; the time it was down is in them" agent_restart_loses_nothing
+check "a workload started before the agent stays Learning until a start is recorded" a_start_never_seen_keeps_learning
 check "bad report entries: skipped, condition, Event; others served" bad_report_entries_are_skipped
 check "API server down ${API_DOWN}s: recording goes on, published after" api_server_down_loses_nothing
 check "metrics, health and readiness" metrics_and_health_are_served

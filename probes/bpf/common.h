@@ -126,8 +126,11 @@ static __always_inline void count_drop(__u64 cgroup_id, enum drop_field field)
 		struct drop_counts zero = {};
 		bpf_map_update_elem(&cgroup_drops, &cgroup_id, &zero, BPF_NOEXIST);
 		d = bpf_map_lookup_elem(&cgroup_drops, &cgroup_id);
-		if (!d)
+		if (!d) {
+			/* The map is full: no cgroup can be charged with it. */
+			count(COUNTER_DROPS_UNATTRIBUTED);
 			return;
+		}
 	}
 	__sync_fetch_and_add(&((__u64 *)d)[index], 1);
 }

@@ -145,6 +145,9 @@ pub mod counter {
     pub const SYSCALL_OUT_OF_RANGE: usize = 5;
     /// Kernel reads that failed.
     pub const READ_FAILS: usize = 6;
+    /// Losses no cgroup could be charged with (the per-cgroup loss map
+    /// was full).
+    pub const DROPS_UNATTRIBUTED: usize = 7;
     /// Number of counters.
     pub const COUNT: usize = 8;
 }

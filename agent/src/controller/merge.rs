@@ -9,6 +9,7 @@ use imprint_crd::profile::{
 };
 use imprint_crd::report::{ContainerBehaviorReportSpec, CurrentSecurityContext};
 
+use super::completeness;
 use crate::recommend;
 
 /// Paths writable in every container even with a read-only root
@@ -28,6 +29,10 @@ pub struct MergedWorkload {
     pub nodes: u64,
     /// Events lost in any report.
     pub drops: u64,
+    /// What keeps the profile from Stable however long it is unchanged
+    /// (losses, missing hooks, starts never observed): the types of the
+    /// conditions that say so.
+    pub incomplete: Vec<String>,
     /// Problems to show as conditions.
     pub conditions: Vec<ProfileCondition>,
     /// Report entries skipped as invalid.
@@ -126,7 +131,14 @@ pub fn merge_workload(
             message: format!("{drops} events were lost in the kernel; the profile stays Learning"),
         });
     }
+    conditions.extend(completeness::conditions(reports));
+    let incomplete = conditions
+        .iter()
+        .filter(|c| completeness::BLOCKING.contains(&c.type_.as_str()))
+        .map(|c| c.type_.clone())
+        .collect();
     MergedWorkload {
+        incomplete,
         containers,
         reports: reports.len() as u64,
         replicas: pods.len() as u64,
@@ -344,7 +356,7 @@ pub fn behavior_changed(before: &[ContainerProfile], after: &[ContainerProfile])
 /// change and no dropped events.
 pub fn next_phase(
     changed: bool,
-    drops: bool,
+    incomplete: bool,
     last_change: Option<i64>,
     now: i64,
     window_secs: i64,
@@ -353,7 +365,7 @@ pub fn next_phase(
         (true, _) | (false, None) => now,
         (false, Some(t)) => t,
     };
-    let phase = if !changed && !drops && now - last >= window_secs {
+    let phase = if !changed && !incomplete && now - last >= window_secs {
         Phase::Stable
     } else {
         Phase::Learning
@@ -513,6 +525,22 @@ mod tests {
             next_phase(true, false, Some(1000), 5000, window),
             (Phase::Learning, 5000)
         );
+    }
+
+    #[test]
+    fn a_report_from_a_node_missing_a_hook_keeps_the_profile_learning() {
+        let complete = report("web-a", "n1", "x86_64", &["read"]);
+        let merged = merge_workload(&[&complete], &Overrides::default(), &BTreeMap::new());
+        assert!(merged.incomplete.is_empty());
+        let mut blind = report("web-b", "n2", "x86_64", &["read"]);
+        blind.stats.missing_hooks = vec!["tp_btf/cap_capable: capability checks".into()];
+        let merged = merge_workload(
+            &[&complete, &blind],
+            &Overrides::default(),
+            &BTreeMap::new(),
+        );
+        assert_eq!(merged.incomplete, ["HooksMissing"]);
+        assert!(merged.conditions.iter().any(|c| c.type_ == "HooksMissing"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! that watches reports and profiles, [`leader`] the Lease that lets one
 //! replica act, [`store`] its compact copy of the reports.
 
+pub mod completeness;
 pub mod error;
 pub mod leader;
 pub mod merge;

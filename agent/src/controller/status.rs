@@ -76,7 +76,7 @@ pub fn compute(
         .map(|t| t.as_second());
     let (phase, last) = merge::next_phase(
         changed,
-        merged.drops > 0,
+        merged.drops > 0 || !merged.incomplete.is_empty(),
         last_change,
         now,
         i64::try_from(window.as_secs()).unwrap_or(i64::MAX),

@@ -8,13 +8,14 @@
 pub mod drain;
 pub mod own_cgroup;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::MutexGuard;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aya::maps::{MapData, RingBuf};
+use imprint_crd::report::{ContainerBehaviorReportSpec, NodeLosses};
 use tokio::io::unix::AsyncFd;
 use tracing::{info, warn};
 
@@ -65,6 +66,11 @@ pub struct Session {
     drain: Drain,
     /// Cgroup paths found by scanning the hierarchy.
     scanned: HashMap<u64, String>,
+    /// Cgroups that existed before recording began: their start (the
+    /// runtime's start-up syscalls) was not seen.
+    preexisting: HashSet<u64>,
+    /// When recording began (boot-time nanoseconds).
+    pub started_ns: u64,
     _follower: Option<AbortOnDrop>,
 }
 
@@ -116,12 +122,18 @@ impl Session {
             HashMap::new()
         };
         let ring = watch(probes.take_events()?)?;
+        // The probes were attached before the scan: a cgroup the scan finds
+        // was made before them, or in the moment between (counted as
+        // unobserved, the safe side).
+        let preexisting = scanned.keys().copied().collect();
         Ok(Session {
             probes,
             containers,
             runtime_socket,
             drain: Drain::start(ring, observer),
             scanned,
+            preexisting,
+            started_ns: crate::report::boot_ns(),
             _follower: follower,
         })
     }
@@ -185,10 +197,54 @@ impl Session {
     }
 
     /// Drops everything kept about cgroup `id` (its report was written
-    /// after it went).
+    /// after it went), its kernel loss counters included.
     pub fn forget(&mut self, id: u64) {
         self.captured().forget(id);
         self.scanned.remove(&id);
+        self.preexisting.remove(&id);
+        self.probes.forget_drops(id);
+    }
+
+    /// Whether cgroup `id` existed before recording began.
+    pub fn preexisting(&self, id: u64) -> bool {
+        self.preexisting.contains(&id)
+    }
+
+    /// The hooks not attached, each with what reports lack without it.
+    pub fn missing_hooks(&self) -> Vec<String> {
+        self.probes
+            .unavailable
+            .iter()
+            .map(|m| format!("{}: {}", m.hook, m.lost))
+            .collect()
+    }
+
+    /// Losses so far that no cgroup could be charged with (kernel
+    /// counters, read now).
+    pub fn node_losses(&self) -> NodeLosses {
+        use imprint_probes::events::counter;
+        let counters = self.probes.counters();
+        let c = |i: usize| counters.values[i];
+        NodeLosses {
+            unattributed_drops: c(counter::DROPS_UNATTRIBUTED),
+            storage_failures: c(counter::STORAGE_FAILS),
+            syscalls_out_of_range: c(counter::SYSCALL_OUT_OF_RANGE),
+        }
+    }
+
+    /// Says in `spec` what this session could not see of the cgroups
+    /// `ids` (one container's): hooks that are missing, whether its start
+    /// was observed, and node-wide losses since `baseline`.
+    pub fn annotate(
+        &self,
+        spec: &mut ContainerBehaviorReportSpec,
+        ids: &[u64],
+        losses: &NodeLosses,
+        baseline: &NodeLosses,
+    ) {
+        spec.stats.missing_hooks = self.missing_hooks();
+        spec.stats.start_observed = Some(!ids.iter().any(|id| self.preexisting(*id)));
+        spec.stats.node_losses = losses.since(baseline);
     }
 
     /// Says what was lost: kernel drop counters and undecodable records
@@ -201,6 +257,8 @@ impl Session {
         if c(counter::RINGBUF_DROPS)
             + c(counter::MAP_FULL)
             + c(counter::STORAGE_FAILS)
+            + c(counter::DROPS_UNATTRIBUTED)
+            + c(counter::SYSCALL_OUT_OF_RANGE)
             + decode_errors
             > 0
         {
@@ -208,8 +266,10 @@ impl Session {
                 ring_buffer_drops = c(counter::RINGBUF_DROPS),
                 map_full = c(counter::MAP_FULL),
                 storage_failures = c(counter::STORAGE_FAILS),
+                unattributed_drops = c(counter::DROPS_UNATTRIBUTED),
+                syscalls_out_of_range = c(counter::SYSCALL_OUT_OF_RANGE),
                 decode_errors,
-                "events were lost; the reports count them per cgroup"
+                "events were lost; the reports count them per cgroup, and those no cgroup could be charged with in every report (stats.nodeLosses)"
             );
         }
         info!(

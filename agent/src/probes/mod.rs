@@ -206,6 +206,17 @@ impl Probes {
         drops.iter().flatten().map(|(id, d)| (id, d.0)).collect()
     }
 
+    /// Deletes the loss counters of a cgroup that is gone (its report
+    /// has them), so the map never fills with the dead.
+    pub fn forget_drops(&mut self, id: u64) {
+        if let Some(map) = self.ebpf.map_mut(maps::CGROUP_DROPS)
+            && let Ok(mut drops) = BpfHashMap::<_, u64, PodDrops>::try_from(map)
+        {
+            // Absent when nothing was lost: nothing to delete.
+            let _ = drops.remove(&id);
+        }
+    }
+
     /// The global counters, summed over CPUs.
     pub fn counters(&self) -> Counters {
         let mut total = Counters::default();

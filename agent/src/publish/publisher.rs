@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec, WorkloadRef};
+use imprint_crd::report::{
+    ContainerBehaviorReport, ContainerBehaviorReportSpec, NodeLosses, Period, WorkloadRef,
+};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -57,6 +59,13 @@ struct Tracked {
     warned_unresolved: bool,
     /// Its own part of the report, as last built.
     spec: Option<ContainerBehaviorReportSpec>,
+    /// Node-wide losses when it was first seen (those since are charged
+    /// to it too).
+    baseline: Option<NodeLosses>,
+    /// The time it lived through before this agent recorded it, once
+    /// known (it was there when recording began and the report had been
+    /// written before).
+    unrecorded: Option<Period>,
 }
 
 /// What became of one container's report at a tick.
@@ -93,6 +102,10 @@ pub struct Publisher {
     read_back: bool,
     /// Workload of each pod seen, by pod UID (for pods already deleted).
     pod_workloads: HashMap<String, WorkloadRef>,
+    /// Node-wide losses at the previous tick.
+    losses: NodeLosses,
+    /// Node-wide losses read at this tick.
+    tick_losses: NodeLosses,
     /// The last write went through (exits are written early only then;
     /// otherwise at the regular interval, not in a tight retry loop).
     pub api_ok: bool,
@@ -122,6 +135,8 @@ impl Publisher {
             retained: HashMap::new(),
             read_back: false,
             pod_workloads: HashMap::new(),
+            losses: NodeLosses::default(),
+            tick_losses: NodeLosses::default(),
             api_ok: true,
         }
     }
@@ -186,9 +201,20 @@ impl Publisher {
         session: &mut Session,
         hierarchy: &Hierarchy,
         exits_only: bool,
-        all: bool,
+        mut all: bool,
     ) {
         let drops = session.probes.drops();
+        let losses = session.node_losses();
+        self.metrics.set_node_losses(&losses);
+        if losses != self.losses && !exits_only {
+            // Every container recorded meanwhile may have lost something.
+            warn!(
+                lost = ?losses.since(&self.losses),
+                "losses no cgroup can be charged with: every report of this node says so (stats.nodeLosses)"
+            );
+            all = true;
+        }
+        self.tick_losses = losses.clone();
         self.metrics.drops.set(
             drops
                 .values()
@@ -238,7 +264,18 @@ impl Publisher {
                     self.publish_one(id, path, behavior, gone.is_some(), session, &index, &clock)
                         .await
                 }
-                None => Outcome::Ignored,
+                None => {
+                    let events = session.behavior_of(id, &drops).map_or(0, |b| b.events);
+                    if events > 0 {
+                        self.metrics.lost_cgroup("path_unknown");
+                        warn!(
+                            cgroup_id = id,
+                            events,
+                            "cgroup path unknown after a rescan (removed before it was named): its behavior cannot be attributed to a container"
+                        );
+                    }
+                    Outcome::Ignored
+                }
             };
             match outcome {
                 Outcome::Done if gone.is_some() => self.forget(id, session),
@@ -251,7 +288,9 @@ impl Publisher {
                 }
                 Outcome::Unresolved => {
                     if gone.is_some_and(|at| at.elapsed() > UNRESOLVED_GIVE_UP) {
-                        warn!(cgroup_id = id, path = ?paths.get(&id), "container exited and the runtime never named it: its behavior cannot be attributed to a pod");
+                        let events = session.behavior_of(id, &drops).map_or(0, |b| b.events);
+                        self.metrics.lost_cgroup("never_named");
+                        warn!(cgroup_id = id, path = ?paths.get(&id), events, "container exited and the runtime never named it: its behavior cannot be attributed to a pod");
                         self.forget(id, session);
                     } else {
                         session.captured().changed.insert(id);
@@ -269,6 +308,7 @@ impl Publisher {
         }
         self.drop_gone_pods();
         self.api_ok = true;
+        self.losses = losses;
         self.count_containers();
     }
 
@@ -408,7 +448,33 @@ impl Publisher {
         );
         index.resolve(&mut spec.network, &self.workloads).await;
         let key = (target.namespace.clone(), target.name.clone());
+        let preexisting = session.preexisting(id);
+        let unrecorded = match (preexisting, self.retained.get(&key)) {
+            (true, Some(earlier)) => earlier.window.last_seen.clone().map(|from| Period {
+                from,
+                to: clock.rfc3339(session.started_ns),
+            }),
+            _ => None,
+        };
+        let previous_tick = self.losses.clone();
         let tracked = self.cgroups.entry(id).or_default();
+        // A cgroup there before recording began may have lost anything
+        // since; a later one, what was lost since the tick before it.
+        let baseline = tracked
+            .baseline
+            .get_or_insert_with(|| {
+                if preexisting {
+                    NodeLosses::default()
+                } else {
+                    previous_tick
+                }
+            })
+            .clone();
+        session.annotate(&mut spec, &[id], &self.tick_losses, &baseline);
+        if tracked.unrecorded.is_none() {
+            tracked.unrecorded = unrecorded;
+        }
+        spec.stats.unrecorded = tracked.unrecorded.iter().cloned().collect();
         tracked.report = Some(key.clone());
         tracked.spec = Some(spec.clone());
         // The report holds every cgroup of the container (a restarted

@@ -1,0 +1,205 @@
+//! What the reports of a workload say they could not see, as profile
+//! conditions: hooks missing on a node, losses no cgroup could be charged
+//! with, containers never recorded from their start, time nobody recorded.
+//! The blocking ones keep the profile from `Stable`: a profile built from
+//! them may lack what its workload needs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use imprint_crd::profile::ProfileCondition;
+use imprint_crd::report::{ContainerBehaviorReportSpec, NodeLosses};
+
+/// Condition types that keep a profile from `Stable`.
+pub const BLOCKING: [&str; 3] = [HOOKS_MISSING, UNATTRIBUTED_LOSSES, START_NOT_OBSERVED];
+
+/// A node lacked hooks, so its reports lack what those hooks see.
+pub const HOOKS_MISSING: &str = "HooksMissing";
+/// Events were lost on a node where no cgroup could be charged with them.
+pub const UNATTRIBUTED_LOSSES: &str = "UnattributedLosses";
+/// No replica of a container was recorded from its start.
+pub const START_NOT_OBSERVED: &str = "StartNotObserved";
+/// Containers lived through time nobody recorded (informational).
+pub const UNRECORDED: &str = "Unrecorded";
+
+fn condition(type_: &str, reason: &str, message: String) -> ProfileCondition {
+    ProfileCondition {
+        type_: type_.into(),
+        status: "True".into(),
+        reason: reason.into(),
+        message,
+    }
+}
+
+/// The conditions `reports` (one workload's) call for, sorted by type.
+pub fn conditions(reports: &[&ContainerBehaviorReportSpec]) -> Vec<ProfileCondition> {
+    let mut out = Vec::new();
+
+    let mut missing: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for report in reports {
+        let node = report.subject.node.as_deref().unwrap_or("?");
+        for hook in &report.stats.missing_hooks {
+            missing.entry(hook.as_str()).or_default().insert(node);
+        }
+    }
+    if !missing.is_empty() {
+        let parts: Vec<String> = missing
+            .iter()
+            .map(|(hook, nodes)| {
+                let nodes: Vec<&str> = nodes.iter().copied().collect();
+                format!("{hook} (nodes {})", nodes.join(", "))
+            })
+            .collect();
+        out.push(condition(
+            HOOKS_MISSING,
+            "HooksUnavailable",
+            format!(
+                "not recorded, the profile may lack it: {}; the profile stays Learning",
+                parts.join("; ")
+            ),
+        ));
+    }
+
+    let mut losses = NodeLosses::default();
+    for report in reports {
+        losses.add(&report.stats.node_losses);
+    }
+    if !losses.is_empty() {
+        out.push(condition(
+            UNATTRIBUTED_LOSSES,
+            "NodeLosses",
+            format!(
+                "losses no container could be charged with happened while these containers were recorded ({} unattributed drops, {} cgroups without storage, {} syscalls out of range); the profile stays Learning",
+                losses.unattributed_drops, losses.storage_failures, losses.syscalls_out_of_range
+            ),
+        ));
+    }
+
+    let mut started: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    for report in reports {
+        let container = report.subject.container.as_deref().unwrap_or("");
+        let (seen, unseen) = started.entry(container).or_default();
+        match report.stats.start_observed {
+            Some(true) => *seen = true,
+            Some(false) => *unseen = true,
+            None => {}
+        }
+    }
+    let never: Vec<&str> = started
+        .iter()
+        .filter(|(_, (seen, unseen))| !seen && *unseen)
+        .map(|(name, _)| *name)
+        .collect();
+    if !never.is_empty() {
+        out.push(condition(
+            START_NOT_OBSERVED,
+            "StartedBeforeAgent",
+            format!(
+                "no replica of container {} was recorded from its start (each started before the agent), so what it does while starting may be missing; restart one pod (kubectl rollout restart) to record it; the profile stays Learning",
+                never.join(", ")
+            ),
+        ));
+    }
+
+    let gaps = reports
+        .iter()
+        .filter(|r| !r.stats.unrecorded.is_empty())
+        .count();
+    if gaps > 0 {
+        let latest = reports
+            .iter()
+            .flat_map(|r| &r.stats.unrecorded)
+            .max_by(|a, b| a.to.cmp(&b.to))
+            .map(|p| format!("; latest {} to {}", p.from, p.to))
+            .unwrap_or_default();
+        out.push(condition(
+            UNRECORDED,
+            "AgentNotRecording",
+            format!("{gaps} reports lived through time the agent was not recording (restarted or upgraded){latest}"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imprint_crd::report::{Period, Subject};
+
+    fn report(container: &str, node: &str) -> ContainerBehaviorReportSpec {
+        ContainerBehaviorReportSpec {
+            subject: Subject {
+                container: Some(container.into()),
+                node: Some(node.into()),
+                ..Subject::default()
+            },
+            ..ContainerBehaviorReportSpec::default()
+        }
+    }
+
+    fn types(reports: &[&ContainerBehaviorReportSpec]) -> Vec<String> {
+        conditions(reports).into_iter().map(|c| c.type_).collect()
+    }
+
+    #[test]
+    fn complete_reports_call_for_nothing() {
+        let mut a = report("web", "n1");
+        a.stats.start_observed = Some(true);
+        let b = report("web", "n2");
+        assert!(conditions(&[&a, &b]).is_empty());
+    }
+
+    #[test]
+    fn a_missing_hook_is_named_with_its_nodes() {
+        let mut a = report("web", "n1");
+        a.stats.missing_hooks = vec!["tp_btf/cap_capable: capability checks".into()];
+        let mut b = report("web", "n2");
+        b.stats.missing_hooks = a.stats.missing_hooks.clone();
+        let found = conditions(&[&a, &b]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].type_, HOOKS_MISSING);
+        assert!(
+            found[0]
+                .message
+                .contains("tp_btf/cap_capable: capability checks (nodes n1, n2)"),
+            "{}",
+            found[0].message
+        );
+    }
+
+    #[test]
+    fn losses_no_cgroup_was_charged_with_block() {
+        let mut a = report("web", "n1");
+        a.stats.node_losses.unattributed_drops = 3;
+        assert_eq!(types(&[&a]), [UNATTRIBUTED_LOSSES]);
+    }
+
+    #[test]
+    fn one_replica_recorded_from_its_start_is_enough() {
+        let mut old = report("web", "n1");
+        old.stats.start_observed = Some(false);
+        assert_eq!(types(&[&old]), [START_NOT_OBSERVED]);
+        let mut new = report("web", "n2");
+        new.stats.start_observed = Some(true);
+        assert!(types(&[&old, &new]).is_empty());
+        // Reports of older agents say nothing either way.
+        let unknown = report("web", "n3");
+        assert!(types(&[&unknown]).is_empty());
+        // Per container: the sidecar's start was never seen.
+        let mut sidecar = report("sidecar", "n1");
+        sidecar.stats.start_observed = Some(false);
+        let found = conditions(&[&old, &new, &sidecar]);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].message.contains("container sidecar "));
+    }
+
+    #[test]
+    fn unrecorded_time_is_told_but_does_not_block() {
+        let mut a = report("web", "n1");
+        a.stats.unrecorded = vec![Period {
+            from: "2026-01-01T00:00:00.000Z".into(),
+            to: "2026-01-01T00:01:00.000Z".into(),
+        }];
+        assert_eq!(types(&[&a]), [UNRECORDED]);
+        assert!(!BLOCKING.contains(&UNRECORDED));
+    }
+}
