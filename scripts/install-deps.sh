@@ -5,10 +5,11 @@
 #   libseccomp-dev, pkg-config:              `imprint run` (libseccomp)
 #   protobuf-compiler:                       containerd's API client (generated at build)
 #   strace:                                  the test that compares with strace
+#   libcap2-bin:                             setcap, for the file-capabilities test
 #   the linter of the scripts:               package shellcheck
 set -euo pipefail
 
-packages=(clang-19 llvm-19 libbpf-dev bpftool libseccomp-dev pkg-config protobuf-compiler strace shellcheck ca-certificates)
+packages=(clang-19 llvm-19 libbpf-dev bpftool libseccomp-dev pkg-config protobuf-compiler strace libcap2-bin shellcheck ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

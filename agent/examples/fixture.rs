@@ -12,6 +12,10 @@
 //!   the clock, which the kernel refuses (nothing is changed)
 //! - `handle-usr1`: install a SIGUSR1 handler (it prints `SIGUSR1` when
 //!   the signal arrives, before the next step)
+//! - `symlink:TARGET:LINK`, `link:OLD:NEW`, `mkfifo:PATH`,
+//!   `truncate:PATH`, `setxattr:PATH`, `utime:PATH`, `bind-unix:PATH`: one
+//!   file change each (`setxattr` sets `user.imprint`; `bind-unix` binds a
+//!   unix stream socket at PATH)
 //! - `getppid:N`: N getppid() calls; `open-loop:PATH:N`: N open/close of PATH
 //!   (benchmark loops, timed and printed as ns per iteration)
 
@@ -57,6 +61,40 @@ fn run(step: &str) -> std::io::Result<()> {
             }
             Ok(())
         }
+        "symlink" => std::os::unix::fs::symlink(arg(0), arg(1)),
+        "link" => std::fs::hard_link(arg(0), arg(1)),
+        "mkfifo" => {
+            let path = std::ffi::CString::new(arg(0))?;
+            // SAFETY: a NUL-terminated path.
+            check(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }.into())
+        }
+        "truncate" => {
+            let path = std::ffi::CString::new(arg(0))?;
+            // SAFETY: a NUL-terminated path.
+            check(unsafe { libc::truncate(path.as_ptr(), 0) }.into())
+        }
+        "setxattr" => {
+            let path = std::ffi::CString::new(arg(0))?;
+            // SAFETY: NUL-terminated name and path, a 1-byte value.
+            check(
+                unsafe {
+                    libc::setxattr(
+                        path.as_ptr(),
+                        c"user.imprint".as_ptr(),
+                        b"1".as_ptr().cast(),
+                        1,
+                        0,
+                    )
+                }
+                .into(),
+            )
+        }
+        "utime" => {
+            let path = std::ffi::CString::new(arg(0))?;
+            // SAFETY: a NUL-terminated path; null times mean now.
+            check(unsafe { libc::utimes(path.as_ptr(), std::ptr::null()) }.into())
+        }
+        "bind-unix" => std::os::unix::net::UnixListener::bind(arg(0)).map(drop),
         "rare" => {
             // SAFETY: personality(0xffffffff) only queries.
             let r = unsafe { libc::personality(0xffff_ffff) };

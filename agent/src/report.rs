@@ -122,6 +122,10 @@ pub fn build(
             count: stats.count,
             setuid: stats.setuid,
             setgid: stats.setgid,
+            file_capabilities: (0..64)
+                .filter(|cap| stats.file_caps & (1u64 << cap) != 0)
+                .map(|cap| capability_name(cap).unwrap_or_else(|| format!("CAP_{cap}")))
+                .collect(),
             euid: stats.euid,
         })
         .collect();

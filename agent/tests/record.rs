@@ -352,3 +352,98 @@ fn records_under_a_cgroup_root_made_in_a_cgroup_namespace() {
         "{report:#}"
     );
 }
+
+/// Every way of making or changing a file is seen: symbolic and hard
+/// links, FIFOs, unix sockets bound to a path, truncation by path,
+/// extended attributes, times. (Each would make a read-only root
+/// filesystem fail the workload.)
+#[test]
+fn every_kind_of_file_change_is_recorded() {
+    require_root();
+    let (_work, dir) = workdir();
+    std::fs::write(dir.join("target"), "x").unwrap();
+    let d = dir.display();
+    let steps = [
+        format!("symlink:target:{d}/sym"),
+        format!("link:{d}/target:{d}/hard"),
+        format!("mkfifo:{d}/fifo"),
+        format!("truncate:{d}/target"),
+        format!("setxattr:{d}/target"),
+        format!("utime:{d}/target"),
+        format!("bind-unix:{d}/sock"),
+    ];
+    let fixture = fixture();
+    let mut command = vec![fixture.to_str().unwrap()];
+    command.extend(steps.iter().map(String::as_str));
+    let (output, report) = record(&dir.join("reports"), &command);
+    assert!(output.status.success(), "{output:?}");
+    for (path, access) in [
+        ("sym", "symlink"),
+        ("hard", "link"),
+        ("fifo", "mknod"),
+        ("sock", "mknod"),
+        ("target", "truncate"),
+        ("target", "xattr"),
+        ("target", "utime"),
+    ] {
+        let found = file_access(&report, &format!("{d}/{path}")).unwrap_or_default();
+        assert!(
+            found.contains(&access.to_string()),
+            "{path}: {access} not in {found:?}\n{}",
+            report["spec"]["files"]
+        );
+    }
+}
+
+/// An unprivileged process that runs a program with file capabilities
+/// (`setcap`) gains privilege, which `allowPrivilegeEscalation: false`
+/// (no_new_privs) refuses: the report marks that execution, and only it.
+#[test]
+fn an_exec_gaining_file_capabilities_is_marked() {
+    require_root();
+    let (_work, dir) = workdir();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let with_caps = dir.join("bind-low");
+    let plain = dir.join("plain");
+    std::fs::copy("/bin/true", &with_caps).unwrap();
+    std::fs::copy("/bin/true", &plain).unwrap();
+    let setcap = Command::new("setcap")
+        .arg("cap_net_bind_service+ep")
+        .arg(&with_caps)
+        .status()
+        .expect("setcap (libcap2-bin)");
+    assert!(setcap.success());
+    let script = format!("{}; {}", with_caps.display(), plain.display());
+    let (output, report) = record(
+        &dir.join("reports"),
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/bin/sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let exec = |path: &std::path::Path| {
+        report["spec"]["executables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == path.to_str().unwrap())
+            .cloned()
+            .unwrap_or_else(|| panic!("{path:?} not run: {}", report["spec"]["executables"]))
+    };
+    assert_eq!(
+        strings(&exec(&with_caps)["fileCapabilities"]),
+        ["CAP_NET_BIND_SERVICE"]
+    );
+    assert!(
+        exec(&plain).get("fileCapabilities").is_none(),
+        "{}",
+        exec(&plain)
+    );
+}

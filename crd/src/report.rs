@@ -184,6 +184,11 @@ pub struct Executable {
     /// The file has the set-group-id bit.
     #[serde(default, skip_serializing_if = "is_false")]
     pub setgid: bool,
+    /// Capabilities the exec gained from the file's capabilities
+    /// (`setcap`), by name: privilege a process without
+    /// `allowPrivilegeEscalation` cannot gain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_capabilities: Vec<String>,
     /// Effective uid after the exec (first seen).
     #[serde(default)]
     pub euid: u32,
@@ -231,6 +236,17 @@ pub enum Access {
     Chown,
     /// Opened with neither read nor write (O_PATH).
     Path,
+    /// A symbolic link made at this path.
+    Symlink,
+    /// A hard link made at this path.
+    Link,
+    /// A device, FIFO or socket file made at this path (mknod, mkfifo,
+    /// binding a unix socket).
+    Mknod,
+    /// Extended attributes set or removed.
+    Xattr,
+    /// Access or modification times set.
+    Utime,
 }
 
 impl Access {
@@ -499,6 +515,12 @@ impl ContainerBehaviorReportSpec {
                     known.count = known.count.saturating_add(exec.count);
                     known.setuid |= exec.setuid;
                     known.setgid |= exec.setgid;
+                    for cap in &exec.file_capabilities {
+                        if !known.file_capabilities.contains(cap) {
+                            known.file_capabilities.push(cap.clone());
+                        }
+                    }
+                    known.file_capabilities.sort();
                 }
                 None => self.executables.push(exec.clone()),
             }

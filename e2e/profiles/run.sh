@@ -12,7 +12,9 @@
 #     and new behavior sends it back to Learning with an Event
 #   - enforcement: the generated profile as a kubelet localhost profile with
 #     the recommended securityContext serves with zero errors; a copy
-#     without one needed syscall fails
+#     without one needed syscall fails; a container that writes its root
+#     only through a symbolic link and a FIFO keeps a writable root and
+#     runs (read-only, it fails)
 #   - a deleted pod's report is folded into the workload's archive
 #   - a restarted container's report keeps its first run
 #   - the agent restarted reads its reports back: nothing lost, the time it
@@ -258,6 +260,29 @@ profile_without_a_needed_syscall_fails() {
     ! serves broken 1 > /dev/null 2>&1
 }
 
+# A container that writes to its root filesystem only by making a symbolic
+# link and a FIFO (no open for writing, no mkdir): the recommendation keeps
+# the root writable, and the container runs under it; forced read-only, the
+# same container fails (EROFS), so the write is real.
+LINKER='ln -s /etc/hostname /tmp/link && mkfifo /tmp/fifo && exec sleep 3600'
+
+files_made_without_open_keep_the_root_writable() {
+  web linker "$LINKER" || return 1
+  eventually 60 holds bp deployment-linker \
+    '.status.containers[0] | (.securityContext.readOnlyRootFilesystem == false) and (.rootWrites | length > 0)' ||
+    { bp deployment-linker -o json | jq -c '.status.containers[0] | {securityContext, rootWrites}'; return 1; }
+  local sc
+  install_profile "$NS-linker-web" || return 1
+  sc=$(enforced_context deployment-linker web "$NS-linker-web") || return 1
+  web linker-enforced "$LINKER" sc="$sc" || return 1
+  if ! k rollout status deployment/linker-enforced --timeout=60s > /dev/null; then
+    echo "under its recommendation ($sc):"; k get pods -l app=linker-enforced; return 1
+  fi
+  web linker-read-only "$LINKER" sc="$(jq -c '.readOnlyRootFilesystem = true' <<< "$sc")" || return 1
+  eventually 60 bash -c "[[ \$(kubectl -n $NS get pods -l app=linker-read-only -o jsonpath='{.items[0].status.containerStatuses[0].restartCount}') -ge 1 ]]" ||
+    { echo "a read-only root did not stop it"; k get pods -l app=linker-read-only; return 1; }
+}
+
 # --- lifecycle -------------------------------------------------------------
 deleted_pod_is_folded_into_the_archive() {
   local pod
@@ -471,6 +496,7 @@ check "the profile becomes Stable" profile_becomes_stable
 check "new behavior: back to Learning, with an Event" new_behavior_means_learning_again
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails
+check "a root written only by links and FIFOs stays writable, and the workload runs" files_made_without_open_keep_the_root_writable
 check "a deleted pod's report is folded into the archive" deleted_pod_is_folded_into_the_archive
 check "the agent restarted reads its reports back; the time it was down is in them" agent_restart_loses_nothing
 check "a workload started before the agent stays Learning until a start is recorded" a_start_never_seen_keeps_learning

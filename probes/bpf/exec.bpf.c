@@ -29,6 +29,12 @@ int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux
 	e->gid = BPF_CORE_READ(task, cred, gid.val);
 	e->egid = BPF_CORE_READ(task, cred, egid.val);
 	e->cap_bset = BPF_CORE_READ(task, cred, cap_bset.val);
+	/* Without file capabilities a non-root exec's permitted set is its
+	 * ambient set; anything beyond came from the file (what
+	 * no_new_privs, allowPrivilegeEscalation: false, would refuse). */
+	__u64 permitted = BPF_CORE_READ(task, cred, cap_permitted.val);
+	__u64 ambient = BPF_CORE_READ(task, cred, cap_ambient.val);
+	e->cap_gained = e->euid != 0 ? permitted & ~ambient : 0;
 
 	struct file *file = BPF_CORE_READ(bprm, file);
 	e->file_mode = BPF_CORE_READ(file, f_inode, i_mode);

@@ -51,8 +51,8 @@ struct mutation_key {
 	__u64 cgroup_id;
 	__u64 name_hash;
 	__u64 dir_ino;
+	__u32 dir_dev;
 	__u32 op;
-	__u32 _pad;
 };
 
 struct {
@@ -242,6 +242,7 @@ static __noinline int record_mutation(__u32 op, long dirfd, __u64 name_ptr)
 		.cgroup_id = cgroup_id,
 		.name_hash = name_hash(name, n),
 		.dir_ino = dir ? BPF_CORE_READ(dir, dentry, d_inode, i_ino) : 0,
+		.dir_dev = dir ? BPF_CORE_READ(dir, dentry, d_inode, i_sb, s_dev) : 0,
 		.op = op,
 	};
 	if (bpf_map_lookup_elem(&mutations_seen, &key))
@@ -285,6 +286,23 @@ __noinline int imprint_file_change(__u32 change, __u64 arg0, __u64 arg1, __u64 a
 		return record_mutation(FILE_RENAME_TO, (int)arg2, arg3);
 	case CHANGE_UNLINKAT:
 		return record_mutation((arg2 & AT_REMOVEDIR) ? FILE_RMDIR : FILE_UNLINK, (int)arg0, arg1);
+	case CHANGE_PATH_ARG1:
+		return record_mutation(op, AT_FDCWD, arg1);
+	case CHANGE_DIRFD_ARG1:
+		return record_mutation(op, (int)arg1, arg2);
+	case CHANGE_DIRFD_ARG2:
+		return record_mutation(op, (int)arg2, arg3);
+	case CHANGE_UNIX_BIND: {
+		/* sockaddr_un: a 16-bit family, then the path; an abstract name
+		 * (a leading NUL) makes no file. */
+		__u16 family = 0;
+		char first = 0;
+		if (bpf_probe_read_user(&family, sizeof(family), (void *)arg1) ||
+		    family != 1 /* AF_UNIX */ ||
+		    bpf_probe_read_user(&first, 1, (void *)(arg1 + 2)) || first == 0)
+			return 0;
+		return record_mutation(op, AT_FDCWD, arg1 + 2);
+	}
 	}
 	return 0;
 }

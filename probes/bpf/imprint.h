@@ -50,6 +50,12 @@ enum file_op {
 	FILE_RENAME_TO = 6,
 	FILE_CHMOD = 7,
 	FILE_CHOWN = 8,
+	FILE_SYMLINK = 9,
+	FILE_LINK = 10,
+	FILE_MKNOD = 11,
+	FILE_TRUNCATE = 12,
+	FILE_XATTR = 13,
+	FILE_UTIME = 14,
 };
 
 /*
@@ -64,6 +70,10 @@ enum file_op {
 #define CHANGE_PATH_PAIR 0x40   /* rename: old name arg 0, new name arg 1 */
 #define CHANGE_DIRFD_PAIR 0x50  /* renameat: dirfd 0, name 1, dirfd 2, name 3 */
 #define CHANGE_UNLINKAT 0x60    /* unlinkat: dirfd 0, name 1, AT_REMOVEDIR in 2 */
+#define CHANGE_PATH_ARG1 0x70   /* symlink, link: the new name in arg 1 */
+#define CHANGE_DIRFD_ARG1 0x80  /* symlinkat: dirfd in arg 1, name in arg 2 */
+#define CHANGE_DIRFD_ARG2 0x90  /* linkat: dirfd in arg 2, name in arg 3 */
+#define CHANGE_UNIX_BIND 0xa0   /* bind: a sockaddr in arg 1; AF_UNIX paths make a file */
 #define CHANGE_LAYOUT_MASK 0xf0
 
 /* Access bits of a FILE_OPEN event. */
@@ -128,6 +138,9 @@ struct exec_event {
 	struct event_header header;
 	/* Capability bounding set after the exec (bit n: capability n). */
 	__u64 cap_bset;
+	/* Capabilities the exec gained from the file's capabilities (a
+	 * non-root process: permitted beyond the ambient set). */
+	__u64 cap_gained;
 	__u32 ppid;
 	__u32 uid;
 	__u32 euid;

@@ -56,6 +56,18 @@ pub mod file_op {
     pub const CHMOD: u32 = 7;
     /// Owner changed.
     pub const CHOWN: u32 = 8;
+    /// Symbolic link made.
+    pub const SYMLINK: u32 = 9;
+    /// Hard link made.
+    pub const LINK: u32 = 10;
+    /// Device, FIFO or socket file made.
+    pub const MKNOD: u32 = 11;
+    /// Truncated by path or fd.
+    pub const TRUNCATE: u32 = 12;
+    /// Extended attributes changed.
+    pub const XATTR: u32 = 13;
+    /// Times changed.
+    pub const UTIME: u32 = 14;
 }
 
 /// Entries of the file-change table: the operation ([`file_op`]) in the low
@@ -73,6 +85,14 @@ pub mod change {
     pub const DIRFD_PAIR: u8 = 0x50;
     /// dirfd 0, name 1, `AT_REMOVEDIR` in argument 2.
     pub const UNLINKAT: u8 = 0x60;
+    /// The new name in argument 1 (symlink, link).
+    pub const PATH_ARG1: u8 = 0x70;
+    /// dirfd in argument 1, name in argument 2 (symlinkat).
+    pub const DIRFD_ARG1: u8 = 0x80;
+    /// dirfd in argument 2, name in argument 3 (linkat).
+    pub const DIRFD_ARG2: u8 = 0x90;
+    /// A socket address in argument 1: an `AF_UNIX` path makes a file.
+    pub const UNIX_BIND: u8 = 0xa0;
 }
 
 /// Access bits of an open.
@@ -186,6 +206,8 @@ pub struct ExecEvent {
     pub header: EventHeader,
     /// Capability bounding set after the exec (bit n: capability n).
     pub cap_bset: u64,
+    /// Capabilities gained from the file's capabilities (non-root).
+    pub cap_gained: u64,
     /// Parent's process id.
     pub ppid: u32,
     /// Real uid after the exec.

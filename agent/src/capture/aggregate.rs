@@ -47,6 +47,9 @@ pub struct ExecStats {
     pub setuid: bool,
     /// The file is set-group-id.
     pub setgid: bool,
+    /// Capabilities gained from the file's capabilities (bit n:
+    /// capability n).
+    pub file_caps: u64,
 }
 
 /// How one capability was checked.
@@ -118,6 +121,7 @@ impl Behavior {
                 euid,
                 file_mode,
                 cap_bset,
+                cap_gained,
                 truncated,
                 ..
             } => {
@@ -132,7 +136,7 @@ impl Behavior {
                 // Executions the securityContext rules depend on (gaining
                 // privilege, or running as root) are kept past the bound,
                 // up to a bound of their own; the rest stop at the bound.
-                let decisive = setuid || setgid || *euid == 0;
+                let decisive = setuid || setgid || *cap_gained != 0 || *euid == 0;
                 let room = if decisive {
                     self.executables.len() < limits.executables + limits.decisive_executables
                 } else {
@@ -144,8 +148,10 @@ impl Behavior {
                         euid: *euid,
                         setuid,
                         setgid,
+                        file_caps: 0,
                     });
                     stats.count += 1;
+                    stats.file_caps |= cap_gained;
                 } else {
                     self.truncated.insert("executables");
                 }
@@ -304,6 +310,12 @@ pub fn file_accesses(op: u32, bits: u32) -> Vec<Access> {
         file_op::RENAME_TO => vec![Access::RenameTo],
         file_op::CHMOD => vec![Access::Chmod],
         file_op::CHOWN => vec![Access::Chown],
+        file_op::SYMLINK => vec![Access::Symlink],
+        file_op::LINK => vec![Access::Link],
+        file_op::MKNOD => vec![Access::Mknod],
+        file_op::TRUNCATE => vec![Access::Truncate],
+        file_op::XATTR => vec![Access::Xattr],
+        file_op::UTIME => vec![Access::Utime],
         _ => Vec::new(),
     }
 }
@@ -405,6 +417,7 @@ mod tests {
             euid: 0,
             file_mode: 0o100755,
             cap_bset: u64::MAX,
+            cap_gained: 0,
             truncated: false,
         };
         let made = Event::CgroupMade {
@@ -430,6 +443,7 @@ mod tests {
             euid: 0,
             file_mode: 0o100755,
             cap_bset: 1 << 0,
+            cap_gained: 0,
             truncated: false,
         };
         for event in [&made, &narrow, &cap(30, 21), &cap(31, 0)] {
@@ -484,6 +498,7 @@ mod tests {
                 euid: 0,
                 file_mode: 0o104755,
                 cap_bset: u64::MAX,
+                cap_gained: 0,
                 truncated: false,
             },
             &limits,
@@ -562,6 +577,7 @@ mod tests {
             euid: 0,
             file_mode: 0o755,
             cap_bset: u64::MAX,
+            cap_gained: 0,
             truncated: false,
         };
         let mut a = Behavior::default();
@@ -609,6 +625,7 @@ mod tests {
             euid,
             file_mode,
             cap_bset: u64::MAX,
+            cap_gained: 0,
             truncated: false,
         };
         for i in 0..5 {

@@ -51,6 +51,8 @@ pub enum Event {
         file_mode: u32,
         /// Capability bounding set after the exec.
         cap_bset: u64,
+        /// Capabilities gained from the file's capabilities.
+        cap_gained: u64,
         /// Path or args were cut.
         truncated: bool,
     },
@@ -179,6 +181,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 euid: e.euid,
                 file_mode: e.file_mode,
                 cap_bset: e.cap_bset,
+                cap_gained: e.cap_gained,
                 truncated: e.path_flags & path_flags::TRUNCATED != 0 || e.args_truncated != 0,
             })
         }

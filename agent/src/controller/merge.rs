@@ -16,6 +16,12 @@ use crate::recommend;
 /// filesystem (runtime-provided mounts).
 pub const ALWAYS_WRITABLE: [&str; 3] = ["/dev", "/proc", "/sys"];
 
+/// Syscalls that open or change files out of the probes' sight (io_uring
+/// operations, opens by file handle): a container that used them may have
+/// written anywhere, so its root filesystem is never recommended read-only.
+pub const UNSEEN_FILE_SYSCALLS: [&str; 3] =
+    ["io_uring_enter", "io_uring_setup", "open_by_handle_at"];
+
 /// The merged view of a workload.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MergedWorkload {
@@ -188,7 +194,7 @@ fn merge_container(
                 continue;
             }
             executables.insert(exec.path.clone());
-            escalates |= exec.setuid || exec.setgid;
+            escalates |= exec.setuid || exec.setgid || !exec.file_capabilities.is_empty();
             all_non_root &= exec.euid != 0;
         }
         for file in &report.files {
@@ -214,7 +220,10 @@ fn merge_container(
             .map(|c| c.trim_start_matches("CAP_").to_string())
             .collect(),
         allow_privilege_escalation: escalates,
-        read_only_root_filesystem: root_writes.is_empty(),
+        read_only_root_filesystem: root_writes.is_empty()
+            && !syscalls
+                .iter()
+                .any(|s| UNSEEN_FILE_SYSCALLS.contains(&s.as_str())),
         run_as_non_root: !executables.is_empty() && all_non_root && capabilities.is_empty(),
     };
     let profile = ContainerProfile {
@@ -405,6 +414,7 @@ mod tests {
             setuid,
             setgid: false,
             euid,
+            ..Executable::default()
         }
     }
 
@@ -525,6 +535,57 @@ mod tests {
             next_phase(true, false, Some(1000), 5000, window),
             (Phase::Learning, 5000)
         );
+    }
+
+    #[test]
+    fn an_exec_gaining_file_capabilities_needs_privilege_escalation() {
+        let mut a = report("web-a", "n1", "x86_64", &["read"]);
+        a.executables = vec![exec("/app", 1000, false)];
+        let m = merge_workload(&[&a], &Overrides::default(), &BTreeMap::new());
+        assert!(!m.containers[0].security_context.allow_privilege_escalation);
+        a.executables.push(Executable {
+            file_capabilities: vec!["CAP_NET_BIND_SERVICE".into()],
+            ..exec("/usr/local/bin/bind-low", 1000, false)
+        });
+        let m = merge_workload(&[&a], &Overrides::default(), &BTreeMap::new());
+        assert!(
+            m.containers[0].security_context.allow_privilege_escalation,
+            "no_new_privs would refuse the file's capabilities"
+        );
+    }
+
+    #[test]
+    fn file_operations_out_of_sight_keep_the_root_writable() {
+        let mut a = report("web-a", "n1", "x86_64", &["read"]);
+        a.executables = vec![exec("/app", 1000, false)];
+        let m = merge_workload(&[&a], &Overrides::default(), &BTreeMap::new());
+        assert!(m.containers[0].security_context.read_only_root_filesystem);
+        let b = report("web-b", "n1", "x86_64", &["read", "io_uring_setup"]);
+        let m = merge_workload(&[&a, &b], &Overrides::default(), &BTreeMap::new());
+        assert!(
+            !m.containers[0].security_context.read_only_root_filesystem,
+            "io_uring may have written anywhere"
+        );
+    }
+
+    #[test]
+    fn every_way_of_making_a_file_on_the_root_is_a_write() {
+        for access in [
+            Access::Symlink,
+            Access::Link,
+            Access::Mknod,
+            Access::Xattr,
+            Access::Utime,
+        ] {
+            let mut a = report("web-a", "n1", "x86_64", &["read"]);
+            a.executables = vec![exec("/app", 1000, false)];
+            a.files = vec![file("/run/app.sock", &[access])];
+            let m = merge_workload(&[&a], &Overrides::default(), &BTreeMap::new());
+            assert!(
+                !m.containers[0].security_context.read_only_root_filesystem,
+                "{access:?} on the root filesystem"
+            );
+        }
     }
 
     #[test]

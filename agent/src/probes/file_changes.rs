@@ -9,7 +9,7 @@ use crate::names::Arch;
 
 /// Syscalls that change files, with the operation and the argument layout.
 /// Architectures without a legacy call (aarch64 has no `unlink`) skip it.
-const FILE_CHANGES: [(&str, u32, u8); 16] = [
+const FILE_CHANGES: [(&str, u32, u8); 37] = [
     ("unlink", file_op::UNLINK, change::PATH),
     ("unlinkat", file_op::UNLINK, change::UNLINKAT),
     ("rmdir", file_op::RMDIR, change::PATH),
@@ -26,6 +26,28 @@ const FILE_CHANGES: [(&str, u32, u8); 16] = [
     ("lchown", file_op::CHOWN, change::PATH),
     ("fchown", file_op::CHOWN, change::FD),
     ("fchownat", file_op::CHOWN, change::DIRFD_PATH),
+    ("symlink", file_op::SYMLINK, change::PATH_ARG1),
+    ("symlinkat", file_op::SYMLINK, change::DIRFD_ARG1),
+    ("link", file_op::LINK, change::PATH_ARG1),
+    ("linkat", file_op::LINK, change::DIRFD_ARG2),
+    ("mknod", file_op::MKNOD, change::PATH),
+    ("mknodat", file_op::MKNOD, change::DIRFD_PATH),
+    ("bind", file_op::MKNOD, change::UNIX_BIND),
+    ("truncate", file_op::TRUNCATE, change::PATH),
+    ("ftruncate", file_op::TRUNCATE, change::FD),
+    ("setxattr", file_op::XATTR, change::PATH),
+    ("lsetxattr", file_op::XATTR, change::PATH),
+    ("fsetxattr", file_op::XATTR, change::FD),
+    ("setxattrat", file_op::XATTR, change::DIRFD_PATH),
+    ("removexattr", file_op::XATTR, change::PATH),
+    ("lremovexattr", file_op::XATTR, change::PATH),
+    ("fremovexattr", file_op::XATTR, change::FD),
+    ("removexattrat", file_op::XATTR, change::DIRFD_PATH),
+    ("utime", file_op::UTIME, change::PATH),
+    ("utimes", file_op::UTIME, change::PATH),
+    ("futimesat", file_op::UTIME, change::DIRFD_PATH),
+    // A null name: the file behind the dirfd itself.
+    ("utimensat", file_op::UTIME, change::DIRFD_PATH),
 ];
 
 /// The table for `arch`.
@@ -60,7 +82,17 @@ mod tests {
             "unlinkat is 263"
         );
         assert_eq!(x86[0], 0, "read changes nothing");
-        assert_eq!(x86.iter().filter(|b| **b != 0).count(), 16);
+        assert_eq!(
+            x86[266],
+            change::DIRFD_ARG1 | file_op::SYMLINK as u8,
+            "symlinkat is 266: its dirfd and name are arguments 1 and 2"
+        );
+        assert_eq!(
+            x86[49],
+            change::UNIX_BIND | file_op::MKNOD as u8,
+            "bind is 49"
+        );
+        assert_eq!(x86.iter().filter(|b| **b != 0).count(), 37);
         let arm = table(Arch::Aarch64);
         assert_eq!(
             arm[35],
@@ -69,8 +101,8 @@ mod tests {
         );
         assert_eq!(
             arm.iter().filter(|b| **b != 0).count(),
-            9,
-            "no legacy calls on aarch64"
+            24,
+            "no legacy calls on aarch64 (unlink, symlink, utimes, ...)"
         );
     }
 }

@@ -144,6 +144,11 @@ pub fn bound(spec: &mut ContainerBehaviorReportSpec, max: usize) -> bool {
                 a.count = a.count.saturating_add(b.count);
                 a.setuid |= b.setuid;
                 a.setgid |= b.setgid;
+                for cap in std::mem::take(&mut b.file_capabilities) {
+                    if !a.file_capabilities.contains(&cap) {
+                        a.file_capabilities.push(cap);
+                    }
+                }
                 a.euid = a.euid.min(b.euid);
                 true
             } else {
@@ -165,9 +170,10 @@ pub fn bound(spec: &mut ContainerBehaviorReportSpec, max: usize) -> bool {
 }
 
 /// Whether an execution decides a securityContext field: it gains
-/// privilege (set-user-id, set-group-id) or runs as root.
+/// privilege (set-user-id, set-group-id, file capabilities) or runs as
+/// root.
 fn deciding(exec: &imprint_crd::report::Executable) -> bool {
-    exec.setuid || exec.setgid || exec.euid == 0
+    exec.setuid || exec.setgid || !exec.file_capabilities.is_empty() || exec.euid == 0
 }
 
 /// Removes the last `n` entries of `list` that `cut` selects.

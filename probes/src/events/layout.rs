@@ -98,6 +98,7 @@ fn rust_mirrors_match_the_c_structs() {
         [
             header,
             cap_bset,
+            cap_gained,
             ppid,
             uid,
             euid,
