@@ -26,15 +26,17 @@ use crate::names::capability_from_name;
 pub fn read_profile(path: &Path) -> Result<LinuxSeccomp> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    if let Ok(oci) = serde_json::from_str::<LinuxSeccomp>(&text) {
+    parse_profile(&text).with_context(|| path.display().to_string())
+}
+
+/// Parses a seccomp profile: OCI JSON, or a `SeccompProfile` in YAML or
+/// JSON.
+pub fn parse_profile(text: &str) -> Result<LinuxSeccomp> {
+    if let Ok(oci) = serde_json::from_str::<LinuxSeccomp>(text) {
         return Ok(oci);
     }
-    let spo: SeccompProfile = yaml::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: neither an OCI seccomp profile nor a SeccompProfile: {e}",
-            path.display()
-        )
-    })?;
+    let spo: SeccompProfile = yaml::from_str(text)
+        .map_err(|e| anyhow::anyhow!("neither an OCI seccomp profile nor a SeccompProfile: {e}"))?;
     let mut oci = LinuxSeccomp::default();
     oci.set_default_action(action(&spo.spec.default_action)?);
     oci.set_default_errno_ret(Some(crate::recommend::EPERM));
@@ -110,8 +112,13 @@ pub fn filter(profile: &LinuxSeccomp) -> Result<ScmpFilterContext> {
 pub fn read_capabilities(path: &Path) -> Result<HashSet<caps::Capability>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let set: Capabilities = yaml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: not a capability set: {e}", path.display()))?;
+    parse_capabilities(&text).with_context(|| path.display().to_string())
+}
+
+/// Parses a capability set (YAML or JSON): the capabilities kept.
+pub fn parse_capabilities(text: &str) -> Result<HashSet<caps::Capability>> {
+    let set: Capabilities =
+        yaml::from_str(text).map_err(|e| anyhow::anyhow!("not a capability set: {e}"))?;
     let drops_all = set
         .drop
         .iter()
