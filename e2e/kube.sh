@@ -120,15 +120,6 @@ enforced_context() {
 }
 
 # --- clean-up --------------------------------------------------------------------
-# release_reports: every report in $NS without the fold finalizer (the
-# controller that would remove it is gone).
-release_reports() {
-  local r
-  for r in $(k get cbr -o name 2> /dev/null); do
-    k patch "$r" --type merge -p '{"metadata":{"finalizers":null}}' > /dev/null 2>&1
-  done
-}
-
 # delete_profiles: the SeccompProfiles made for $NS (cluster-scoped), and
 # their localhost copies in $KUBELET_ROOT.
 delete_profiles() {

@@ -26,7 +26,7 @@ use crate::names::capability_from_name;
 pub fn read_profile(path: &Path) -> Result<LinuxSeccomp> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_profile(&text).with_context(|| path.display().to_string())
+    parse_profile(&text).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
 }
 
 /// Parses a seccomp profile: OCI JSON, or a `SeccompProfile` in YAML or
@@ -112,7 +112,7 @@ pub fn filter(profile: &LinuxSeccomp) -> Result<ScmpFilterContext> {
 pub fn read_capabilities(path: &Path) -> Result<HashSet<caps::Capability>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_capabilities(&text).with_context(|| path.display().to_string())
+    parse_capabilities(&text).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
 }
 
 /// Parses a capability set (YAML or JSON): the capabilities kept.

@@ -152,6 +152,9 @@ pub struct ControllerMetrics {
     pub skipped_entries: Counter,
     /// Reports of deleted pods folded into their workload's archive.
     pub folded_reports: Counter,
+    /// Deleted reports released without a fold, by reason
+    /// (`controller::release::Unfolded`).
+    pub released_unfolded: Family<KindLabel, Counter>,
     /// 1 while this replica holds the leader Lease (or runs without one).
     pub leader: Gauge,
 }
@@ -165,6 +168,7 @@ impl Default for ControllerMetrics {
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             skipped_entries: Counter::default(),
             folded_reports: Counter::default(),
+            released_unfolded: Family::default(),
             leader: Gauge::default(),
         }
     }
@@ -210,6 +214,21 @@ impl ControllerMetrics {
             "Reports of deleted pods folded into their workload's archive",
             self.folded_reports.clone(),
         );
+        for kind in crate::controller::release::Unfolded::LABELS {
+            let _ = self.released_unfolded.get_or_create(&KindLabel::of(kind));
+        }
+        r.register(
+            "released_unfolded",
+            "Deleted reports released without being folded, by reason",
+            self.released_unfolded.clone(),
+        );
+    }
+
+    /// Counts one report released without a fold.
+    pub fn released_unfolded(&self, reason: &str) {
+        self.released_unfolded
+            .get_or_create(&KindLabel::of(reason))
+            .inc();
     }
 
     /// Counts one failed reconcile with the error's metric label.

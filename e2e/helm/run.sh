@@ -58,9 +58,11 @@ ks() { kubectl -n "$RELEASE_NS" "$@"; }
 
 cleanup() {
   if [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]]; then echo "kept namespaces $NS $RELEASE_NS"; rm -rf "$work"; return; fi
+  # The workloads' namespace first, while the controller (if still
+  # installed) releases the reports' finalizers; uninstalling releases
+  # those left.
+  kubectl delete namespace "$NS" --timeout=90s > /dev/null 2>&1 || echo "namespace $NS not deleted within 90s"
   helm uninstall "$RELEASE" -n "$RELEASE_NS" --wait > /dev/null 2>&1
-  # Reports carry the fold finalizer of the (now gone) controller.
-  release_reports
   kubectl delete namespace "$NS" "$RELEASE_NS" --wait=false > /dev/null 2>&1
   delete_profiles
   rm -rf "$work"

@@ -15,7 +15,10 @@
 #     without one needed syscall fails; a container that writes its root
 #     only through a symbolic link and a FIFO keeps a writable root and
 #     runs (read-only, it fails)
-#   - a deleted pod's report is folded into the workload's archive
+#   - a deleted pod's report is folded into the workload's archive, also
+#     when force-deleted; a report naming no workload is released when its
+#     pod goes; deleting a namespace with learning workloads completes
+#     (no finalizer is ever stripped by hand)
 #   - a restarted container's report keeps its first run
 #   - the agent restarted reads its reports back: nothing lost, the time it
 #     was down is in the reports; a workload started while it was down says
@@ -73,16 +76,17 @@ stop() { # stop NAME: SIGTERM the process started as NAME, wait until it is gone
 }
 
 cleanup() {
+  if [[ -z ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]]; then
+    # While a controller still runs: it releases the reports' finalizers.
+    kubectl delete namespace "$NS" "$NS-gone" --timeout=90s > /dev/null 2>&1 ||
+      echo "namespace $NS not deleted within 90s"
+  fi
   stop agent
   stop controller
   stop standby
   stop v1beta1
   if [[ -n ${IMPRINT_E2E_KEEP_LOGS:-} ]]; then cp "$work"/*.log "$IMPRINT_E2E_KEEP_LOGS/" 2> /dev/null; fi
   [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]] && { echo "kept namespace $NS"; rm -rf "$work"; return; }
-  k delete deployment --all --wait=false > /dev/null 2>&1
-  # Reports carry the fold finalizer the stopped controller would remove.
-  release_reports
-  kubectl delete namespace "$NS" --wait=false > /dev/null 2>&1
   delete_profiles
   rm -rf "$work"
 }
@@ -294,6 +298,56 @@ deleted_pod_is_folded_into_the_archive() {
     profile_has_executables deployment-mixed "/tmp/x-$pod"
 }
 
+# A namespace with learning workloads is deleted while the controller runs:
+# the deletion completes (the fold finalizer never holds it; what was
+# learnt there goes with it).
+namespace_deletion_completes() {
+  local gone=$NS-gone
+  kubectl create namespace "$gone" > /dev/null || return 1
+  NS=$gone web learner 'while true; do cat /etc/hostname > /dev/null; sleep 2; done' replicas=2 || return 1
+  eventually 90 bash -c "[[ \$(kubectl -n $gone get cbr -o name | wc -l) -ge 2 ]]" ||
+    { echo "no reports in $gone"; kubectl -n "$gone" get cbr,pods; return 1; }
+  eventually 60 kubectl -n "$gone" get bp deployment-learner > /dev/null || return 1
+  if ! kubectl delete namespace "$gone" --timeout=60s > /dev/null; then
+    echo "namespace $gone still there after 60s:"
+    kubectl -n "$gone" get cbr -o json | jq -c '.items[] | {name: .metadata.name, finalizers: .metadata.finalizers}'
+    return 1
+  fi
+}
+
+# A pod deleted at once (--grace-period=0 --force) still has its report
+# folded; a report naming no workload, held by the finalizer, is released
+# when its pod goes (a Warning Event says why).
+force_deleted_and_broken_reports_go() {
+  local pod uid
+  pod=$(pods_of mixed | tail -1)
+  k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/forced; /tmp/forced; exit 0' || return 1
+  eventually 60 holds cbr "$pod-web" '[.spec.executables[].path] | index("/tmp/forced")' || return 1
+  k delete pod "$pod" --grace-period=0 --force > /dev/null 2>&1
+  eventually 60 bash -c "! kubectl -n $NS get cbr $pod-web > /dev/null 2>&1" ||
+    { echo "the force-deleted pod's report stayed"; return 1; }
+  holds cbr deployment-mixed-web-archive '[.spec.executables[].path] | index("/tmp/forced")' ||
+    { echo "the force-deleted pod's behavior is not in the archive"; return 1; }
+  # A bare pod and a report of it that names no workload.
+  k run owner --image="$BUSYBOX" --image-pull-policy=Never --restart=Never -- sleep 3600 > /dev/null || return 1
+  uid=$(k get pod owner -o jsonpath='{.metadata.uid}')
+  k apply --server-side -f - > /dev/null <<YAML || return 1
+apiVersion: imprint.dev/v1alpha1
+kind: ContainerBehaviorReport
+metadata:
+  name: owner-broken
+  finalizers: [imprint.dev/fold]
+  ownerReferences: [{apiVersion: v1, kind: Pod, name: owner, uid: $uid}]
+spec:
+  subject: {namespace: $NS, pod: owner, container: broken, node: $NODE}
+  syscalls: {arch: x86_64, names: [read]}
+YAML
+  k delete pod owner --wait=false > /dev/null
+  eventually 60 bash -c "! kubectl -n $NS get cbr owner-broken > /dev/null 2>&1" ||
+    { echo "the report of no workload is still held"; k get cbr owner-broken -o yaml | head -20; return 1; }
+  eventually 20 has_event owner-broken ReleasedUnfolded
+}
+
 agent_restart_loses_nothing() {
   local pod before after
   # A pod the agent has written a report for already (the replacement of
@@ -498,6 +552,8 @@ check "enforced profile + recommended securityContext serve with zero errors" en
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails
 check "a root written only by links and FIFOs stays writable, and the workload runs" files_made_without_open_keep_the_root_writable
 check "a deleted pod's report is folded into the archive" deleted_pod_is_folded_into_the_archive
+check "a force-deleted pod's report is folded; a report of no workload is released" force_deleted_and_broken_reports_go
+check "deleting a namespace with learning workloads completes within 60s" namespace_deletion_completes
 check "the agent restarted reads its reports back; the time it was down is in them" agent_restart_loses_nothing
 check "a workload started before the agent stays Learning until a start is recorded" a_start_never_seen_keeps_learning
 check "bad report entries: skipped, condition, Event; others served" bad_report_entries_are_skipped

@@ -10,8 +10,12 @@ use super::decode::{Event, counts_as_needed};
 use crate::normalize::normalize_path;
 
 /// Bounds on what one cgroup's behavior may hold. Past a bound, files fold
-/// into their directory (`dir/*`) and other lists stop growing; either way
-/// the report says so in `stats.truncated`.
+/// into their directory (`dir/*`), and past twice that bound into their
+/// top-level directory (`/top/**`, at most [`TOP_LEVEL_FOLDS`] of them,
+/// then `/**`), so the list stays bounded whatever a container makes; other
+/// lists stop growing. Either way the report says so in `stats.truncated`.
+/// A fold keeps the accesses, writes included: it can only widen what a
+/// recommendation sees as written, never hide a write.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Distinct file paths.
@@ -24,6 +28,10 @@ pub struct Limits {
     /// `executables` (the securityContext rules depend on them).
     pub decisive_executables: usize,
 }
+
+/// Top-level directory folds (`/top/**`) kept before everything else folds
+/// into `/**`.
+pub const TOP_LEVEL_FOLDS: usize = 64;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -277,6 +285,20 @@ impl Behavior {
                 _ => "/*".into(),
             };
         }
+        let deep = limits.files.saturating_mul(2);
+        if !self.files.contains_key(&path) && self.files.len() >= deep {
+            self.truncated
+                .insert("files (folded to top-level directories)");
+            let top = match path.trim_start_matches('/').split_once('/') {
+                Some((first, _)) if !first.is_empty() => format!("/{first}/**"),
+                _ => "/**".into(),
+            };
+            path = if self.files.contains_key(&top) || self.files.len() < deep + TOP_LEVEL_FOLDS {
+                top
+            } else {
+                "/**".into()
+            };
+        }
         self.files.entry(path).or_default().extend(accesses);
     }
 }
@@ -460,6 +482,56 @@ mod tests {
         let mut empty = Behavior::default();
         empty.add(&made, &limits);
         assert!(empty.is_empty() && !born.is_empty());
+    }
+
+    /// A container making 200,000 distinct directories cannot grow its
+    /// file list without bound, and a write among them is never lost.
+    #[test]
+    fn files_stay_bounded_and_keep_their_writes() {
+        let limits = Limits::default();
+        let mut behavior = Behavior::default();
+        let mut open = |path: String, bits: u32| {
+            behavior.add(
+                &Event::File {
+                    header: h(kind::FILE, 1),
+                    op: file_op::OPEN,
+                    access: bits,
+                    path,
+                    truncated: false,
+                },
+                &limits,
+            );
+        };
+        for i in 0..200_000 {
+            open(format!("/data/d{i}/{}/f", "x".repeat(200)), access::READ);
+            if i % 1000 == 0 {
+                open(format!("/t{i}/f"), access::READ);
+            }
+        }
+        open("/var/run/app.pid".into(), access::WRITE | access::CREATE);
+        let most = limits.files * 2 + TOP_LEVEL_FOLDS + 1;
+        assert!(
+            behavior.files.len() <= most,
+            "{} files",
+            behavior.files.len()
+        );
+        assert!(
+            behavior
+                .truncated
+                .contains("files (folded to top-level directories)")
+        );
+        let written: Vec<&String> = behavior
+            .files
+            .iter()
+            .filter(|(_, a)| a.iter().any(|a| a.is_write()))
+            .map(|(p, _)| p)
+            .collect();
+        assert!(
+            written
+                .iter()
+                .any(|p| ["/var/**", "/**"].contains(&p.as_str())),
+            "the write is kept, folded: {written:?}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A stand-in API server for reconcile tests: kube's `Client` over a
 //! `tower-test` mock service that records every request and answers it
 //! the way the API server would (echoing applied objects), or fails the
-//! requests a test names.
+//! requests a test names with the status code it names (403: refused
+//! because the namespace is being deleted).
 
 use std::sync::{Arc, Mutex};
 
@@ -26,9 +27,9 @@ pub struct Call {
 /// Requests made so far.
 pub type Calls = Arc<Mutex<Vec<Call>>>;
 
-/// A client whose API server holds `profile`; requests whose method and
-/// path make `fail` true are answered with 500.
-pub fn client(profile: BehaviorProfile, fail: fn(&str, &str) -> bool) -> (Client, Calls) {
+/// A client whose API server holds `profile`; requests for which `fail`
+/// gives a status code are refused with it.
+pub fn client(profile: BehaviorProfile, fail: fn(&str, &str) -> Option<u16>) -> (Client, Calls) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let calls: Calls = Arc::default();
     let recorded = calls.clone();
@@ -48,10 +49,12 @@ pub fn client(profile: BehaviorProfile, fail: fn(&str, &str) -> bool) -> (Client
                 path: path.clone(),
                 body: body.clone(),
             });
-            let (status, answer) = if fail(&method, &path) {
-                (StatusCode::INTERNAL_SERVER_ERROR, failure(500))
-            } else {
-                answer(&method, &path, body, &profile)
+            let (status, answer) = match fail(&method, &path) {
+                Some(code) => (
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    failure(code),
+                ),
+                None => answer(&method, &path, body, &profile),
             };
             send.send_response(
                 Response::builder()
@@ -65,8 +68,16 @@ pub fn client(profile: BehaviorProfile, fail: fn(&str, &str) -> bool) -> (Client
 }
 
 fn failure(code: u16) -> Value {
+    let (reason, message) = match code {
+        404 => ("NotFound", "mock"),
+        403 => (
+            "Forbidden",
+            "unable to create new content in namespace shop because it is being terminated",
+        ),
+        _ => ("InternalError", "mock"),
+    };
     json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code,
-           "reason": if code == 404 { "NotFound" } else { "InternalError" }, "message": "mock"})
+           "reason": reason, "message": message})
 }
 
 fn answer(method: &str, path: &str, body: Value, profile: &BehaviorProfile) -> (StatusCode, Value) {

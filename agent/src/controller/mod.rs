@@ -12,6 +12,7 @@ pub mod merge;
 mod mock_api;
 pub mod objects;
 pub mod reconcile;
+pub mod release;
 pub mod run;
 pub mod seccomp;
 pub mod status;

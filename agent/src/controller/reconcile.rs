@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::error::Error;
 use super::merge;
 use super::objects::{self, FIELD_MANAGER, profile_name};
+use super::release::{self, Unfolded};
 use super::seccomp::SeccompProfiles;
 use super::status;
 use super::store::{ReportStore, StoredReport, WorkloadKey};
@@ -65,8 +66,16 @@ impl Controller {
         keys
     }
 
-    /// Reconciles every workload of `batch`, counting failures by kind.
+    /// Reconciles every workload of `batch`, counting failures by kind;
+    /// first releases the held reports no workload's reconcile will.
     pub async fn reconcile_all(&mut self, batch: Vec<WorkloadKey>) {
+        let swept = release::sweep(self.reports.all(), Timestamp::now().as_second());
+        for (report, why) in swept {
+            if let Err(error) = release::release_unfolded(&self.context, &report, why).await {
+                self.context.metrics.reconcile_error(error.metric_label());
+                warn!(error = %error, "releasing a report failed (retried at the next resync)");
+            }
+        }
         let wanted: HashSet<&WorkloadKey> = batch.iter().collect();
         let mut grouped: HashMap<WorkloadKey, Vec<Arc<StoredReport>>> = HashMap::new();
         for report in self.reports.all() {
@@ -136,6 +145,9 @@ pub async fn reconcile(
             )
             .await
         {
+            Err(error) if release::namespace_terminating(&error) => {
+                return release_all(context, &reports, Unfolded::NamespaceTerminating).await;
+            }
             Ok(created) => {
                 info!(namespace, name, "BehaviorProfile created");
                 created
@@ -147,7 +159,7 @@ pub async fn reconcile(
         },
     };
     if profile.metadata.deletion_timestamp.is_some() {
-        return Ok(());
+        return release_all(context, &reports, Unfolded::ProfileDeleted).await;
     }
 
     let live = fold(context, &profile, &reports).await?;
@@ -183,6 +195,18 @@ pub async fn reconcile(
             name: name.clone(),
             source,
         })
+}
+
+/// Releases every held report of `reports` without folding it.
+async fn release_all(
+    context: &Context,
+    reports: &[Arc<StoredReport>],
+    why: Unfolded,
+) -> Result<(), Error> {
+    for report in reports.iter().filter(|r| release::held(r)) {
+        release::release_unfolded(context, report, why).await?;
+    }
+    Ok(())
 }
 
 /// Folds the reports of deleted pods into the workload's archives and
@@ -229,7 +253,7 @@ async fn fold(
         archive.absorb(&folded);
         let object = objects::archive(profile, &container, archive);
         let name = object.name_any();
-        Api::<imprint_crd::report::ContainerBehaviorReport>::namespaced(
+        let written = Api::<imprint_crd::report::ContainerBehaviorReport>::namespaced(
             context.client.clone(),
             &namespace,
         )
@@ -238,8 +262,15 @@ async fn fold(
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&object),
         )
-        .await
-        .map_err(|source| Error::Archive { name, source })?;
+        .await;
+        match written {
+            Ok(_) => {}
+            Err(error) if release::namespace_terminating(&error) => {
+                release::release_unfolded(context, &report, Unfolded::NamespaceTerminating).await?;
+                continue;
+            }
+            Err(source) => return Err(Error::Archive { name, source }),
+        }
         let reports_api = Api::namespaced(context.client.clone(), &report.namespace);
         release_fold(
             &reports_api,
@@ -342,7 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deleted_pods_report_is_archived_then_released_then_merged() {
-        let (client, calls) = mock_api::client(profile(), |_, _| false);
+        let (client, calls) = mock_api::client(profile(), |_, _| None);
         let mut context = context(client);
         let key = ("shop".to_string(), web());
         let reports = vec![
@@ -419,7 +450,7 @@ mod tests {
     #[tokio::test]
     async fn a_report_is_never_released_when_its_archive_was_not_written() {
         let (client, calls) = mock_api::client(profile(), |method, path| {
-            method == "PATCH" && path.ends_with("-archive")
+            (method == "PATCH" && path.ends_with("-archive")).then_some(500)
         });
         let mut context = context(client);
         let key = ("shop".to_string(), web());
@@ -438,8 +469,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn in_a_namespace_being_deleted_reports_are_released_unfolded() {
+        // The profile went with the namespace; creating it again is refused.
+        let (client, calls) =
+            mock_api::client(profile(), |method, _| (method == "POST").then_some(403));
+        let mut context = context(client);
+        let key = ("shop".to_string(), web());
+        let reports = vec![
+            report("web-1", &["read"], false),
+            report("web-2", &["personality"], true),
+        ];
+        reconcile(&mut context, &key, None, reports).await.unwrap();
+        let calls = calls.lock().unwrap().clone();
+        let (_, release) = find(&calls, "PATCH", "/containerbehaviorreports/web-2-nginx")
+            .expect("the deleted pod's report is released");
+        assert_eq!(
+            release.body["metadata"]["finalizers"],
+            serde_json::json!([])
+        );
+        assert!(find(&calls, "PATCH", "-archive").is_none(), "{calls:?}");
+        assert!(
+            find(&calls, "PATCH", "/containerbehaviorreports/web-1-nginx").is_none(),
+            "a live report is left alone"
+        );
+        assert_eq!(
+            context
+                .metrics
+                .released_unfolded
+                .get_or_create(&crate::metrics::KindLabel {
+                    kind: "namespace_terminating".into()
+                })
+                .get(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn an_archive_refused_in_a_namespace_being_deleted_releases_the_report() {
+        let (client, calls) = mock_api::client(profile(), |method, path| {
+            (method == "PATCH" && path.ends_with("-archive")).then_some(403)
+        });
+        let mut context = context(client);
+        let key = ("shop".to_string(), web());
+        let reports = vec![report("web-2", &["personality"], true)];
+        reconcile(&mut context, &key, Some(&profile()), reports)
+            .await
+            .unwrap();
+        let calls = calls.lock().unwrap().clone();
+        assert!(
+            find(&calls, "PATCH", "/containerbehaviorreports/web-2-nginx").is_some(),
+            "{calls:?}"
+        );
+        assert_eq!(context.metrics.folded_reports.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_profile_being_deleted_releases_its_reports() {
+        let (client, calls) = mock_api::client(profile(), |_, _| None);
+        let mut context = context(client);
+        let mut deleted = profile();
+        deleted.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+        let key = ("shop".to_string(), web());
+        let reports = vec![report("web-2", &["personality"], true)];
+        reconcile(&mut context, &key, Some(&deleted), reports)
+            .await
+            .unwrap();
+        let calls = calls.lock().unwrap().clone();
+        assert!(find(&calls, "PATCH", "/containerbehaviorreports/web-2-nginx").is_some());
+        assert!(find(&calls, "PATCH", "-archive").is_none());
+    }
+
+    #[tokio::test]
     async fn a_workload_without_reports_or_profile_gets_none() {
-        let (client, calls) = mock_api::client(profile(), |_, _| false);
+        let (client, calls) = mock_api::client(profile(), |_, _| None);
         let mut context = context(client);
         reconcile(&mut context, &("shop".to_string(), web()), None, Vec::new())
             .await

@@ -28,6 +28,8 @@ pub struct StoredReport {
     pub container: String,
     /// Being deleted (its pod went).
     pub deleting: bool,
+    /// When its deletion was asked for, seconds since the epoch.
+    pub deleting_since: Option<i64>,
     /// Its finalizers.
     pub finalizers: Vec<String>,
     /// An archive of folded reports.
@@ -52,6 +54,11 @@ impl StoredReport {
             name: report.name_any(),
             container: report.spec.subject.container.clone().unwrap_or_default(),
             deleting: report.metadata.deletion_timestamp.is_some(),
+            deleting_since: report
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
             finalizers: report.finalizers().to_vec(),
             archive: report
                 .labels()
