@@ -46,6 +46,9 @@ KUBELET_ROOT=${IMPRINT_E2E_KUBELET_ROOT:?}
 PIDS=${IMPRINT_E2E_PIDS:?}
 API_DOWN=${IMPRINT_E2E_API_DOWN_SECONDS:-120}
 NS=imprint-profiles-$(date +%s)
+# The controllers' Lease lives apart from the workloads (as the chart's does),
+# so a controller still leads while the workloads' namespace is deleted.
+LEASE_NS=$NS-lease
 AGENT_PORT=19290
 CONTROLLER_PORT=19291
 work=$(mktemp -d)
@@ -61,7 +64,7 @@ start_agent() {
 start_controller() {
   local name=${1:-controller} port=${2:-$CONTROLLER_PORT}
   shift 2 2> /dev/null || shift $#
-  IMPRINT_LOG=info "$IMPRINT" controller --lease-namespace "$NS" --stability-window 20s \
+  IMPRINT_LOG=info "$IMPRINT" controller --lease-namespace "$LEASE_NS" --stability-window 20s \
     --resync 3s --listen "127.0.0.1:$port" --identity "$name" "$@" >> "$work/$name.log" 2>&1 &
   echo $! > "$work/$name.pid"
 }
@@ -77,9 +80,15 @@ stop() { # stop NAME: SIGTERM the process started as NAME, wait until it is gone
 
 cleanup() {
   if [[ -z ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]]; then
-    # While a controller still runs: it releases the reports' finalizers.
-    kubectl delete namespace "$NS" "$NS-gone" --timeout=90s > /dev/null 2>&1 ||
-      echo "namespace $NS not deleted within 90s"
+    # With a controller running: it releases the reports' finalizers.
+    if [[ ! -f $work/controller.pid && ! -f $work/standby.pid ]]; then
+      start_controller
+      eventually 60 curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/readyz" > /dev/null
+    fi
+    if ! kubectl delete namespace "$NS" "$NS-gone" --ignore-not-found --timeout=90s > /dev/null 2>&1; then
+      echo "namespace $NS not deleted within 90s; the controller said:"
+      tail -n 20 "$work"/controller.log "$work"/standby.log 2> /dev/null
+    fi
   fi
   stop agent
   stop controller
@@ -87,6 +96,7 @@ cleanup() {
   stop v1beta1
   if [[ -n ${IMPRINT_E2E_KEEP_LOGS:-} ]]; then cp "$work"/*.log "$IMPRINT_E2E_KEEP_LOGS/" 2> /dev/null; fi
   [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]] && { echo "kept namespace $NS"; rm -rf "$work"; return; }
+  kubectl delete namespace "$LEASE_NS" --wait=false > /dev/null 2>&1
   delete_profiles
   rm -rf "$work"
 }
@@ -111,7 +121,7 @@ setup() {
     kubectl wait --for condition=Established --timeout=60s \
       crd/containerbehaviorreports.imprint.dev crd/behaviorprofiles.imprint.dev \
       "crd/$SP" &&
-    kubectl create namespace "$NS" || return 1
+    kubectl create namespace "$NS" && kubectl create namespace "$LEASE_NS" || return 1
   start_agent
   start_controller
   # Workloads start once the probes are attached: a profile must hold
@@ -496,16 +506,16 @@ standby_takes_over() {
     ! grep -qx 'imprint_controller_leader 1' <<< "$leader_metrics" ||
     ! grep -q "another replica leads" "$work/standby.log"; then
     echo "standby: $(grep '^imprint_controller_leader ' <<< "$standby_metrics"); leader: $(grep '^imprint_controller_leader ' <<< "$leader_metrics")"
-    kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec}{"\n"}'
+    kubectl -n "$LEASE_NS" get lease imprint-controller -o jsonpath='{.spec}{"\n"}'
     tail -n 5 "$work/controller.log" "$work/standby.log"
     stop standby
     return 1
   fi
-  [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == controller ]] || { stop standby; return 1; }
+  [[ $(kubectl -n "$LEASE_NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == controller ]] || { stop standby; return 1; }
   # The leader stops cleanly and gives the Lease up: the standby leads.
   stop controller
   eventually 30 bash -c "curl -fsS http://127.0.0.1:$standby_port/metrics | grep -qx 'imprint_controller_leader 1'" || return 1
-  [[ $(kubectl -n "$NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == standby ]] || return 1
+  [[ $(kubectl -n "$LEASE_NS" get lease imprint-controller -o jsonpath='{.spec.holderIdentity}') == standby ]] || return 1
   web after-handover 'cat /etc/hostname; exec sleep 3600' || return 1
   if ! eventually 120 bp deployment-after-handover > /dev/null; then
     kubectl -n "$NS" get bp,cbr
