@@ -134,6 +134,21 @@ pub fn spec(input: SpecInput<'_>, clock: &Clock) -> ContainerBehaviorReportSpec 
     .spec
 }
 
+/// Whether the part of a report that cgroup `path` feeds saw its
+/// container start: the container's own cgroup did when it was made after
+/// recording began (not `preexisting`); a child cgroup (`path` below the
+/// container's cgroup) says nothing of the container's start.
+pub fn start_observed(
+    path: &str,
+    container_cgroup: Option<&str>,
+    preexisting: bool,
+) -> Option<bool> {
+    match container_cgroup {
+        Some(own) if own != path => None,
+        _ => Some(!preexisting),
+    }
+}
+
 /// What to do with a report.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
@@ -213,6 +228,19 @@ mod tests {
             },
             &Clock::now(),
         )
+    }
+
+    #[test]
+    fn only_the_containers_own_cgroup_tells_whether_its_start_was_seen() {
+        let own = "/kubepods/pod1/abc";
+        assert_eq!(start_observed(own, Some(own), false), Some(true));
+        assert_eq!(start_observed(own, Some(own), true), Some(false));
+        // systemd in a container made init.scope after the agent started:
+        // its container still started before.
+        assert_eq!(
+            start_observed("/kubepods/pod1/abc/init.scope", Some(own), false),
+            None
+        );
     }
 
     #[test]

@@ -471,6 +471,8 @@ impl Publisher {
             })
             .clone();
         session.annotate(&mut spec, &[id], &self.tick_losses, &baseline);
+        spec.stats.start_observed =
+            plan::start_observed(path, spec.subject.cgroup.as_deref(), preexisting);
         if tracked.unrecorded.is_none() {
             tracked.unrecorded = unrecorded;
         }
