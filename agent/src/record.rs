@@ -145,7 +145,8 @@ async fn record_command(
     let arch = Arch::native().context("unsupported architecture")?;
     let mut report = report::build(&name, subject, &behavior, arch, &Clock::now());
     let losses = session.node_losses();
-    session.annotate(&mut report.spec, &[id], &losses, &Default::default());
+    session.annotate(&mut report.spec, &losses, &Default::default());
+    report.spec.stats.start_observed = session.start_observed(&[id]);
     let path = report::write(&options.output, &name, &report, options.format)?;
     eprintln!("{}", summary::line(&report, &path));
     session.report_degradation();
@@ -280,7 +281,8 @@ async fn record_host(
     let losses = session.node_losses();
     for (stem, (subject, behavior, ids)) in by_stem {
         let mut report = report::build(&object_name(&stem, 253), subject, &behavior, arch, &clock);
-        session.annotate(&mut report.spec, &ids, &losses, &Default::default());
+        session.annotate(&mut report.spec, &losses, &Default::default());
+        report.spec.stats.start_observed = session.start_observed(&ids);
         let written = report::write(&options.output, &stem, &report, options.format)?;
         eprintln!("{}", summary::line(&report, &written));
     }

@@ -486,6 +486,15 @@ fn latest(a: &Option<String>, b: &Option<String>) -> Option<String> {
     }
 }
 
+/// Appends the items of `from` that `into` lacks, in their order.
+fn extend_unique<T: PartialEq + Clone>(into: &mut Vec<T>, from: &[T]) {
+    for item in from {
+        if !into.contains(item) {
+            into.push(item.clone());
+        }
+    }
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -515,11 +524,7 @@ impl ContainerBehaviorReportSpec {
                     known.count = known.count.saturating_add(exec.count);
                     known.setuid |= exec.setuid;
                     known.setgid |= exec.setgid;
-                    for cap in &exec.file_capabilities {
-                        if !known.file_capabilities.contains(cap) {
-                            known.file_capabilities.push(cap.clone());
-                        }
-                    }
+                    extend_unique(&mut known.file_capabilities, &exec.file_capabilities);
                     known.file_capabilities.sort();
                 }
                 None => self.executables.push(exec.clone()),
@@ -584,17 +589,9 @@ impl ContainerBehaviorReportSpec {
         d.map_full = d.map_full.saturating_add(o.map_full);
         d.path_truncated = d.path_truncated.saturating_add(o.path_truncated);
         d.read_failures = d.read_failures.saturating_add(o.read_failures);
-        for note in &other.stats.truncated {
-            if !self.stats.truncated.contains(note) {
-                self.stats.truncated.push(note.clone());
-            }
-        }
         let (s, o) = (&mut self.stats, &other.stats);
-        for hook in &o.missing_hooks {
-            if !s.missing_hooks.contains(hook) {
-                s.missing_hooks.push(hook.clone());
-            }
-        }
+        extend_unique(&mut s.truncated, &o.truncated);
+        extend_unique(&mut s.missing_hooks, &o.missing_hooks);
         s.node_losses.add(&o.node_losses);
         // One run recorded from its start is enough: the runtime's
         // start-up syscalls are in.
@@ -603,11 +600,7 @@ impl ContainerBehaviorReportSpec {
             (None, None) => None,
             _ => Some(false),
         };
-        for period in &o.unrecorded {
-            if !s.unrecorded.contains(period) {
-                s.unrecorded.push(period.clone());
-            }
-        }
+        extend_unique(&mut s.unrecorded, &o.unrecorded);
         s.unrecorded.sort();
         self.update_counts();
     }

@@ -23,7 +23,6 @@ use super::seccomp::SeccompProfiles;
 use super::status;
 use super::store::{ReportStore, StoredReport, WorkloadKey};
 use crate::metrics::ControllerMetrics;
-use crate::publish::{FOLD_FINALIZER, release_fold};
 
 /// What every reconcile uses.
 pub struct Context {
@@ -231,14 +230,14 @@ async fn fold(
         };
         if report.archive {
             archives.insert(report.container.clone(), spec);
-        } else if report.deleting {
+        } else if report.deleting() {
             leaving.push((report.clone(), spec));
         } else {
             live.push(spec);
         }
     }
     for (report, folded) in leaving {
-        if !report.finalizers.iter().any(|f| f == FOLD_FINALIZER) {
+        if !release::held(&report) {
             continue;
         }
         let container = report.container.clone();
@@ -271,18 +270,7 @@ async fn fold(
             }
             Err(source) => return Err(Error::Archive { name, source }),
         }
-        let reports_api = Api::namespaced(context.client.clone(), &report.namespace);
-        release_fold(
-            &reports_api,
-            &report.name,
-            &report.finalizers,
-            report.resource_version.as_deref(),
-        )
-        .await
-        .map_err(|source| Error::Release {
-            name: report.name.clone(),
-            source,
-        })?;
+        release::release(context, &report).await?;
         context.metrics.folded_reports.inc();
         info!(namespace, report = %report.name, "folded the report of a deleted pod into the archive");
     }
@@ -295,6 +283,7 @@ mod tests {
     use super::*;
     use crate::controller::mock_api::{self, Call};
     use crate::controller::seccomp::SeccompApi;
+    use crate::publish::FOLD_FINALIZER;
     use crate::recommend::tests::with_baseline;
     use imprint_crd::report::{ContainerBehaviorReport, WorkloadRef};
     use imprint_crd::spo;

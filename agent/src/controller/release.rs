@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::Api;
-use kube::runtime::events::{Event as KubeEvent, EventType};
-use tracing::{debug, warn};
+use kube::runtime::events::EventType;
+use tracing::warn;
 
 use super::error::Error;
 use super::reconcile::Context;
+use super::status::{self, reasons};
 use super::store::StoredReport;
 use crate::publish::{FOLD_FINALIZER, release_fold};
 
@@ -76,7 +77,24 @@ impl Unfolded {
 
 /// Whether a deleted report is held by the fold finalizer.
 pub fn held(report: &StoredReport) -> bool {
-    report.deleting && report.finalizers.iter().any(|f| f == FOLD_FINALIZER)
+    report.deleting() && report.finalizers.iter().any(|f| f == FOLD_FINALIZER)
+}
+
+/// Removes the fold finalizer from `report` (at the resource version the
+/// store saw); `false` when there was nothing to release.
+pub async fn release(context: &Context, report: &StoredReport) -> Result<bool, Error> {
+    let api = Api::namespaced(context.client.clone(), &report.namespace);
+    release_fold(
+        &api,
+        &report.name,
+        &report.finalizers,
+        report.resource_version.as_deref(),
+    )
+    .await
+    .map_err(|source| Error::Release {
+        name: report.name.clone(),
+        source,
+    })
 }
 
 /// The held reports no reconcile of a workload will release, and why:
@@ -118,19 +136,7 @@ pub async fn release_unfolded(
     report: &StoredReport,
     why: Unfolded,
 ) -> Result<(), Error> {
-    let api = Api::namespaced(context.client.clone(), &report.namespace);
-    let released = release_fold(
-        &api,
-        &report.name,
-        &report.finalizers,
-        report.resource_version.as_deref(),
-    )
-    .await
-    .map_err(|source| Error::Release {
-        name: report.name.clone(),
-        source,
-    })?;
-    if !released {
+    if !release(context, report).await? {
         return Ok(());
     }
     context.metrics.released_unfolded(why.label());
@@ -149,19 +155,15 @@ pub async fn release_unfolded(
             name: Some(report.name.clone()),
             ..ObjectReference::default()
         };
-        let event = KubeEvent {
-            type_: EventType::Warning,
-            reason: "ReleasedUnfolded".into(),
-            note: Some(format!(
-                "released without folding into the archive: {}",
-                why.why()
-            )),
-            action: "Fold".into(),
-            secondary: None,
-        };
-        if let Err(error) = context.recorder.publish(&event, &reference).await {
-            debug!(%error, "event not recorded");
-        }
+        let note = format!("released without folding into the archive: {}", why.why());
+        status::event(
+            &context.recorder,
+            &reference,
+            EventType::Warning,
+            reasons::RELEASED_UNFOLDED,
+            &note,
+        )
+        .await;
     }
     Ok(())
 }

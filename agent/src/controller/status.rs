@@ -27,6 +27,8 @@ pub mod reasons {
     pub const LEARNING: &str = "Learning";
     /// Report entries were skipped as invalid.
     pub const SKIPPED_ENTRIES: &str = "SkippedEntries";
+    /// A deleted report was released without being folded.
+    pub const RELEASED_UNFOLDED: &str = "ReleasedUnfolded";
 }
 
 /// The new status of `profile`: merged behavior, phase, names, differences;
@@ -160,7 +162,9 @@ pub async fn publish(
     Ok(())
 }
 
-async fn event(
+/// Publishes one Event about `reference` (a failure is only logged: Events
+/// are best effort).
+pub(super) async fn event(
     recorder: &Recorder,
     reference: &ObjectReference,
     type_: EventType,

@@ -26,9 +26,8 @@ pub struct StoredReport {
     pub workload: Option<WorkloadKey>,
     /// Container name in the pod.
     pub container: String,
-    /// Being deleted (its pod went).
-    pub deleting: bool,
-    /// When its deletion was asked for, seconds since the epoch.
+    /// When its deletion was asked for (its pod went), seconds since the
+    /// epoch.
     pub deleting_since: Option<i64>,
     /// Its finalizers.
     pub finalizers: Vec<String>,
@@ -53,7 +52,6 @@ impl StoredReport {
             namespace,
             name: report.name_any(),
             container: report.spec.subject.container.clone().unwrap_or_default(),
-            deleting: report.metadata.deletion_timestamp.is_some(),
             deleting_since: report
                 .metadata
                 .deletion_timestamp
@@ -69,6 +67,11 @@ impl StoredReport {
                 .unwrap_or_default()
                 .into_boxed_slice(),
         }
+    }
+
+    /// Whether it is being deleted.
+    pub fn deleting(&self) -> bool {
+        self.deleting_since.is_some()
     }
 
     /// The report's spec, parsed again.

@@ -171,6 +171,15 @@ impl Session {
         Some(behavior)
     }
 
+    /// Events seen of cgroup `id` (0 when none).
+    pub fn events_of(&self, id: u64) -> u64 {
+        self.captured()
+            .aggregator
+            .cgroups
+            .get(&id)
+            .map_or(0, |b| b.events)
+    }
+
     /// The path of each of `ids` that is known, from the kernel's
     /// announcements or a scan of `hierarchy` (scanned again when one is
     /// missing).
@@ -232,19 +241,23 @@ impl Session {
         }
     }
 
-    /// Says in `spec` what this session could not see of the cgroups
-    /// `ids` (one container's): hooks that are missing, whether its start
-    /// was observed, and node-wide losses since `baseline`.
+    /// Says in `spec` what this session could not see: hooks that are
+    /// missing, and node-wide losses since `baseline`.
     pub fn annotate(
         &self,
         spec: &mut ContainerBehaviorReportSpec,
-        ids: &[u64],
         losses: &NodeLosses,
         baseline: &NodeLosses,
     ) {
         spec.stats.missing_hooks = self.missing_hooks();
-        spec.stats.start_observed = Some(!ids.iter().any(|id| self.preexisting(*id)));
         spec.stats.node_losses = losses.since(baseline);
+    }
+
+    /// Whether the start of the container whose cgroups are `ids` (its own
+    /// and the children it made, folded into one report) was observed:
+    /// none of them existed before recording began.
+    pub fn start_observed(&self, ids: &[u64]) -> Option<bool> {
+        Some(!ids.iter().any(|id| self.preexisting(*id)))
     }
 
     /// Says what was lost: kernel drop counters and undecodable records

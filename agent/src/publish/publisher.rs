@@ -265,7 +265,7 @@ impl Publisher {
                         .await
                 }
                 None => {
-                    let events = session.behavior_of(id, &drops).map_or(0, |b| b.events);
+                    let events = session.events_of(id);
                     if events > 0 {
                         self.metrics.lost_cgroup("path_unknown");
                         warn!(
@@ -288,7 +288,7 @@ impl Publisher {
                 }
                 Outcome::Unresolved => {
                     if gone.is_some_and(|at| at.elapsed() > UNRESOLVED_GIVE_UP) {
-                        let events = session.behavior_of(id, &drops).map_or(0, |b| b.events);
+                        let events = session.events_of(id);
                         self.metrics.lost_cgroup("never_named");
                         warn!(cgroup_id = id, path = ?paths.get(&id), events, "container exited and the runtime never named it: its behavior cannot be attributed to a pod");
                         self.forget(id, session);
@@ -470,7 +470,7 @@ impl Publisher {
                 }
             })
             .clone();
-        session.annotate(&mut spec, &[id], &self.tick_losses, &baseline);
+        session.annotate(&mut spec, &self.tick_losses, &baseline);
         spec.stats.start_observed =
             plan::start_observed(path, spec.subject.cgroup.as_deref(), preexisting);
         if tracked.unrecorded.is_none() {
