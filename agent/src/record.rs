@@ -111,17 +111,16 @@ async fn record_command(
     session.finish().await;
 
     // The command's cgroup and every cgroup below it form one report.
-    let drops = session.probes.drops();
+    let counts = session.probes.kernel_counts();
     let mut behavior = Behavior::default();
     {
         let captured = session.captured();
         let aggregator = &captured.aggregator;
         for (cgroup_id, b) in &aggregator.cgroups {
             if *cgroup_id == id || descends_from(*cgroup_id, id, &aggregator.parents) {
-                behavior.merge(b);
-                if let Some(d) = drops.get(cgroup_id) {
-                    behavior.add_drops(d);
-                }
+                let mut b = b.clone();
+                counts.apply(*cgroup_id, &mut b);
+                behavior.merge(&b);
             }
         }
     }
@@ -242,14 +241,14 @@ async fn record_host(
         .collect();
     ids.sort_unstable();
     let known = session.paths(hierarchy, &ids);
-    let drops = session.probes.drops();
+    let counts = session.probes.kernel_counts();
     let clock = Clock::now();
     let arch = Arch::native().context("unsupported architecture")?;
     // One report per container: a child cgroup it made folds into it.
     let mut by_stem: std::collections::BTreeMap<String, (Subject, Behavior, Vec<u64>)> =
         Default::default();
     for id in ids {
-        let Some(behavior) = session.behavior_of(id, &drops) else {
+        let Some(behavior) = session.behavior_of(id, &counts) else {
             continue;
         };
         let path = known
@@ -258,7 +257,8 @@ async fn record_host(
             .unwrap_or_else(|| format!("cgroup-{id}"));
         // Cgroups in which nothing ran (a pod's, a QoS class's) and other
         // imprint instances' own cgroups get no report.
-        let lost = drops
+        let lost = counts
+            .drops
             .get(&id)
             .is_some_and(|d| d.ringbuf + d.map_full + d.truncated + d.read_fails > 0);
         if (behavior.is_empty() && !lost) || is_imprints_own(&path) {

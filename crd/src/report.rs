@@ -189,7 +189,7 @@ pub struct Executable {
     /// `allowPrivilegeEscalation` cannot gain.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_capabilities: Vec<String>,
-    /// Effective uid after the exec (first seen).
+    /// Lowest effective uid after an exec (0 when any ran as root).
     #[serde(default)]
     pub euid: u32,
 }
@@ -522,6 +522,7 @@ impl ContainerBehaviorReportSpec {
             {
                 Some(known) => {
                     known.count = known.count.saturating_add(exec.count);
+                    known.euid = known.euid.min(exec.euid);
                     known.setuid |= exec.setuid;
                     known.setgid |= exec.setgid;
                     extend_unique(&mut known.file_capabilities, &exec.file_capabilities);
@@ -663,18 +664,22 @@ mod tests {
             Access::Read,
             "2026-01-02T00:00:00.000Z",
         );
+        a.executables[0].euid = 1000;
         let b = spec(
             &["openat", "read"],
             "/etc/passwd",
             Access::Write,
             "2026-01-01T00:00:00.000Z",
         );
+        assert_eq!(b.executables[0].euid, 0);
         a.absorb(&b);
         assert_eq!(a.syscalls.names, ["openat", "read", "write"]);
         assert_eq!(a.files.len(), 1);
         assert_eq!(a.files[0].access, [Access::Read, Access::Write].into());
         assert_eq!(a.executables.len(), 1);
         assert_eq!(a.executables[0].count, 4);
+        // Run as root in one period: as root in the union.
+        assert_eq!(a.executables[0].euid, 0);
         assert_eq!(a.stats.events, 20);
         assert_eq!(a.stats.drops.total, 2);
         assert_eq!(a.stats.syscalls, 3);

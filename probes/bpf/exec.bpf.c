@@ -3,10 +3,58 @@
  * Exec: every program a recorded cgroup runs, with the absolute path of the
  * file the kernel executed (symlinks resolved), its mode bits (setuid),
  * the credentials after the exec and a bounded copy of argv.
+ *
+ * De-duplicated per cgroup before the path walk: an exec of the same file
+ * (device, inode) with the same argv, credentials and mode as one already
+ * sent only counts a repeat in `execs_seen`, so a fork/exec loop sends one
+ * event, not one per iteration. Only the bytes used are sent.
  */
 #include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct exec_key);
+	__type(value, __u64);
+} execs_seen SEC(".maps");
+
+#define HASH_PRIME 0x100000001b3ULL
+
+static __always_inline __u64 mix(__u64 hash, __u64 word)
+{
+	return (hash ^ word) * HASH_PRIME;
+}
+
+struct hash_state {
+	__u64 hash;
+	__u32 len;
+};
+
+/* One step of hashing the argv in the scratch exec event: its word `index`
+ * (bytes past `len` are stale and masked off). */
+static long hash_step(__u32 index, void *data)
+{
+	struct hash_state *s = data;
+	__u32 start = index * 8;
+	if (start >= s->len)
+		return 1;
+	union scratch *space = scratch_space();
+	if (!space)
+		return 1;
+	/* Bounded here, where the verifier sees it (the compiler would
+	 * otherwise reuse a check made before the lookup). */
+	asm volatile("" : "+r"(start));
+	start &= ARGS_BUF - 8;
+	__u64 word;
+	__builtin_memcpy(&word, &space->exec.data[start], sizeof(word));
+	__u32 left = s->len - start;
+	if (left < 8)
+		word &= (1ULL << ((left & 7) * 8)) - 1;
+	s->hash = mix(s->hash, word);
+	return 0;
+}
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
@@ -37,11 +85,8 @@ int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux
 	e->cap_gained = e->euid != 0 ? permitted & ~ambient : 0;
 
 	struct file *file = BPF_CORE_READ(bprm, file);
-	e->file_mode = BPF_CORE_READ(file, f_inode, i_mode);
-	e->path_flags = 0;
-	e->path_len = walk_path(&file->f_path, e->path, &e->path_flags);
-	if (e->path_flags & PATH_TRUNCATED)
-		count_drop(cgroup_id, DROP_TRUNCATED);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	e->file_mode = BPF_CORE_READ(inode, i_mode);
 
 	unsigned long arg_start = BPF_CORE_READ(task, mm, arg_start);
 	unsigned long arg_end = BPF_CORE_READ(task, mm, arg_end);
@@ -51,9 +96,43 @@ int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux
 		len = ARGS_BUF;
 		e->args_truncated = 1;
 	}
-	e->args_len = 0;
-	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)arg_start) == 0)
-		e->args_len = len;
-	send(e, sizeof(*e), cgroup_id);
+	__u32 args_len = 0;
+	if (len > 0 && bpf_probe_read_user(e->data, len, (void *)arg_start) == 0)
+		args_len = len;
+	e->args_len = args_len;
+
+	__u64 hash = 0xcbf29ce484222325ULL;
+	hash = mix(hash, BPF_CORE_READ(inode, i_ino));
+	hash = mix(hash, BPF_CORE_READ(inode, i_sb, s_dev));
+	hash = mix(hash, ((__u64)e->uid << 32) | e->euid);
+	hash = mix(hash, ((__u64)e->gid << 32) | e->egid);
+	hash = mix(hash, ((__u64)e->file_mode << 32) | e->args_truncated);
+	hash = mix(hash, e->cap_gained);
+	hash = mix(hash, e->cap_bset);
+	struct hash_state hashing = {.hash = hash, .len = args_len};
+	bpf_loop(ARGS_BUF / 8, hash_step, &hashing, 0);
+	hash = mix(hashing.hash, args_len);
+	struct exec_key key = {.cgroup_id = cgroup_id, .key_hash = hash};
+	__u64 *repeats = bpf_map_lookup_elem(&execs_seen, &key);
+	if (repeats) {
+		__sync_fetch_and_add(repeats, 1);
+		return 0;
+	}
+	e->key_hash = hash;
+
+	__u32 path_at = args_len;
+	if (path_at > ARGS_BUF)
+		path_at = ARGS_BUF;
+	e->path_flags = 0;
+	__u32 path_len = walk_path(&file->f_path, e->data + path_at, &e->path_flags);
+	if (e->path_flags & PATH_TRUNCATED)
+		count_drop(cgroup_id, DROP_TRUNCATED);
+	if (path_len > PATH_BUF + NAME_BUF)
+		path_len = PATH_BUF + NAME_BUF;
+	e->path_len = path_len;
+	if (send(e, offsetof(struct exec_event, data) + path_at + path_len, cgroup_id)) {
+		__u64 zero = 0;
+		bpf_map_update_elem(&execs_seen, &key, &zero, BPF_NOEXIST);
+	}
 	return 0;
 }

@@ -133,7 +133,11 @@ struct syscall_event {
 	__u32 _pad;
 };
 
-/* A program executed. `path` is leaf-first components; `args` NUL separated. */
+/*
+ * A program executed: a fixed part followed by `args_len` bytes of argv (NUL
+ * separated), then `path_len` bytes of the executed file's components, leaf
+ * first. Only the bytes used are sent.
+ */
 struct exec_event {
 	struct event_header header;
 	/* Capability bounding set after the exec (bit n: capability n). */
@@ -141,6 +145,9 @@ struct exec_event {
 	/* Capabilities the exec gained from the file's capabilities (a
 	 * non-root process: permitted beyond the ambient set). */
 	__u64 cap_gained;
+	/* Hash of what makes this exec distinct in its cgroup (file, argv,
+	 * credentials): the key of its repeats in `execs_seen`. */
+	__u64 key_hash;
 	__u32 ppid;
 	__u32 uid;
 	__u32 euid;
@@ -151,8 +158,13 @@ struct exec_event {
 	__u16 args_len;
 	__u16 path_flags;
 	__u16 args_truncated;
-	char path[PATH_BUF + NAME_BUF];
-	char args[ARGS_BUF];
+	char data[ARGS_BUF + PATH_BUF + NAME_BUF];
+};
+
+/* Key of an exec's repeats: its cgroup and `exec_event.key_hash`. */
+struct exec_key {
+	__u64 cgroup_id;
+	__u64 key_hash;
 };
 
 /*

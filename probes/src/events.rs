@@ -198,7 +198,8 @@ pub struct SyscallEvent {
     pub _pad: u32,
 }
 
-/// `struct exec_event`.
+/// `struct exec_event`: a fixed part followed by `args_len` bytes of argv,
+/// then `path_len` bytes of path components (only the bytes used are sent).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExecEvent {
@@ -208,6 +209,9 @@ pub struct ExecEvent {
     pub cap_bset: u64,
     /// Capabilities gained from the file's capabilities (non-root).
     pub cap_gained: u64,
+    /// Hash of what makes the exec distinct in its cgroup (file, argv,
+    /// credentials): the key of its repeats in the `execs_seen` map.
+    pub key_hash: u64,
     /// Parent's process id.
     pub ppid: u32,
     /// Real uid after the exec.
@@ -220,18 +224,26 @@ pub struct ExecEvent {
     pub egid: u32,
     /// Mode bits of the executed file.
     pub file_mode: u32,
-    /// Bytes used in `path`.
+    /// Bytes of path components after the argv in `data`.
     pub path_len: u16,
-    /// Bytes used in `args`.
+    /// Bytes of argv at the start of `data`.
     pub args_len: u16,
-    /// [`path_flags`] of `path`.
+    /// [`path_flags`] of the path.
     pub path_flags: u16,
-    /// Non-zero when argv was longer than `args`.
+    /// Non-zero when argv was longer than [`ARGS_BUF`].
     pub args_truncated: u16,
-    /// Components of the executed file, leaf first.
-    pub path: [u8; PATH_BUF + NAME_BUF],
-    /// argv, NUL separated.
-    pub args: [u8; ARGS_BUF],
+    /// argv (NUL separated), then the executed file's components, leaf first.
+    pub data: [u8; ARGS_BUF + PATH_BUF + NAME_BUF],
+}
+
+/// `struct exec_key`: the key of the `execs_seen` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ExecKey {
+    /// The cgroup that executed.
+    pub cgroup_id: u64,
+    /// [`ExecEvent::key_hash`].
+    pub key_hash: u64,
 }
 
 /// `struct file_event`: a fixed part followed by up to `data.len()` bytes.

@@ -72,6 +72,8 @@ pub mod maps {
     pub const CGROUP_IDS: &str = "cgroup_ids";
     /// Per-CPU global counters.
     pub const COUNTERS: &str = "counters";
+    /// Repeats of execs already sent, per (cgroup, exec hash).
+    pub const EXECS_SEEN: &str = "execs_seen";
     /// Per-cgroup drop counters.
     pub const CGROUP_DROPS: &str = "cgroup_drops";
     /// Load-time setting: record every cgroup.

@@ -49,7 +49,7 @@ impl Default for Limits {
 pub struct ExecStats {
     /// Times executed.
     pub count: u64,
-    /// Effective uid after the first exec.
+    /// Lowest effective uid after an exec (0 when any ran as root).
     pub euid: u32,
     /// The file is set-user-id.
     pub setuid: bool,
@@ -58,6 +58,9 @@ pub struct ExecStats {
     /// Capabilities gained from the file's capabilities (bit n:
     /// capability n).
     pub file_caps: u64,
+    /// The kernel's keys of these execs ([`Event::Exec`]'s `key_hash`):
+    /// their repeats are counted in the kernel, not sent.
+    pub kernel_keys: BTreeSet<u64>,
 }
 
 /// How one capability was checked.
@@ -130,6 +133,7 @@ impl Behavior {
                 file_mode,
                 cap_bset,
                 cap_gained,
+                key_hash,
                 truncated,
                 ..
             } => {
@@ -157,9 +161,14 @@ impl Behavior {
                         setuid,
                         setgid,
                         file_caps: 0,
+                        kernel_keys: BTreeSet::new(),
                     });
                     stats.count += 1;
+                    stats.euid = stats.euid.min(*euid);
+                    stats.setuid |= setuid;
+                    stats.setgid |= setgid;
                     stats.file_caps |= cap_gained;
+                    stats.kernel_keys.insert(*key_hash);
                 } else {
                     self.truncated.insert("executables");
                 }
@@ -243,7 +252,14 @@ impl Behavior {
         self.syscalls.extend(other.syscalls.iter().copied());
         for (key, stats) in &other.executables {
             match self.executables.get_mut(key) {
-                Some(entry) => entry.count += stats.count,
+                Some(entry) => {
+                    entry.count += stats.count;
+                    entry.euid = entry.euid.min(stats.euid);
+                    entry.setuid |= stats.setuid;
+                    entry.setgid |= stats.setgid;
+                    entry.file_caps |= stats.file_caps;
+                    entry.kernel_keys.extend(stats.kernel_keys.iter().copied());
+                }
                 None => {
                     self.executables.insert(key.clone(), stats.clone());
                 }
@@ -274,6 +290,16 @@ impl Behavior {
         self.drops.map_full += drops.map_full;
         self.drops.truncated += drops.truncated;
         self.drops.read_fails += drops.read_fails;
+    }
+
+    /// Adds the repeats the kernel counted (by exec key) instead of
+    /// sending them to the executions they repeat.
+    pub fn add_exec_repeats(&mut self, repeats: &HashMap<u64, u64>) {
+        for stats in self.executables.values_mut() {
+            for key in &stats.kernel_keys {
+                stats.count += repeats.get(key).copied().unwrap_or(0);
+            }
+        }
     }
 
     fn add_file(&mut self, path: &str, accesses: impl Iterator<Item = Access>, limits: &Limits) {
@@ -440,6 +466,7 @@ mod tests {
             file_mode: 0o100755,
             cap_bset: u64::MAX,
             cap_gained: 0,
+            key_hash: 0,
             truncated: false,
         };
         let made = Event::CgroupMade {
@@ -466,6 +493,7 @@ mod tests {
             file_mode: 0o100755,
             cap_bset: 1 << 0,
             cap_gained: 0,
+            key_hash: 0,
             truncated: false,
         };
         for event in [&made, &narrow, &cap(30, 21), &cap(31, 0)] {
@@ -571,6 +599,7 @@ mod tests {
                 file_mode: 0o104755,
                 cap_bset: u64::MAX,
                 cap_gained: 0,
+                key_hash: 0,
                 truncated: false,
             },
             &limits,
@@ -650,6 +679,7 @@ mod tests {
             file_mode: 0o755,
             cap_bset: u64::MAX,
             cap_gained: 0,
+            key_hash: 0,
             truncated: false,
         };
         let mut a = Behavior::default();
@@ -698,6 +728,7 @@ mod tests {
             file_mode,
             cap_bset: u64::MAX,
             cap_gained: 0,
+            key_hash: 0,
             truncated: false,
         };
         for i in 0..5 {
@@ -714,6 +745,39 @@ mod tests {
         );
         assert_eq!(b.executables.len(), 5, "the decisive ones have a bound too");
         assert!(b.truncated.contains("executables"));
+    }
+
+    #[test]
+    fn an_exec_as_root_or_privileged_marks_its_entry_whichever_ran_first() {
+        let limits = Limits::default();
+        let exec = |euid: u32, file_mode: u32, key_hash: u64| Event::Exec {
+            header: h(kind::EXEC, 1),
+            path: "/bin/tool".into(),
+            args: vec!["tool".into()],
+            euid,
+            file_mode,
+            cap_bset: u64::MAX,
+            cap_gained: 0,
+            key_hash,
+            truncated: false,
+        };
+        let mut b = Behavior::default();
+        b.add(&exec(1000, 0o755, 1), &limits);
+        b.add(&exec(0, 0o4755, 2), &limits);
+        let stats = &b.executables[&("/bin/tool".to_string(), vec!["tool".to_string()])];
+        assert_eq!((stats.euid, stats.setuid, stats.count), (0, true, 2));
+        // A child cgroup's root exec folds in the same way.
+        let mut parent = Behavior::default();
+        parent.add(&exec(1000, 0o755, 1), &limits);
+        let mut child = Behavior::default();
+        child.add(&exec(0, 0o755, 3), &limits);
+        parent.merge(&child);
+        let stats = &parent.executables[&("/bin/tool".to_string(), vec!["tool".to_string()])];
+        assert_eq!((stats.euid, stats.count), (0, 2));
+        // Repeats the kernel counted add to the execution they repeat.
+        parent.add_exec_repeats(&HashMap::from([(3, 10), (99, 5)]));
+        let stats = &parent.executables[&("/bin/tool".to_string(), vec!["tool".to_string()])];
+        assert_eq!(stats.count, 12);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use imprint_probes::events::{
-    CapEvent, CgroupEvent, EventHeader, ExecEvent, FileEvent, NetEvent, RAW_NAME_OFFSET,
+    ARGS_BUF, CapEvent, CgroupEvent, EventHeader, ExecEvent, FileEvent, NetEvent, RAW_NAME_OFFSET,
     SyscallEvent, cap_audit, file_op, kind, path_flags,
 };
 
@@ -53,6 +53,9 @@ pub enum Event {
         cap_bset: u64,
         /// Capabilities gained from the file's capabilities.
         cap_gained: u64,
+        /// What makes the exec distinct in its cgroup, hashed in the kernel:
+        /// its repeats are counted under this key, not sent.
+        key_hash: u64,
         /// Path or args were cut.
         truncated: bool,
     },
@@ -167,9 +170,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             Ok(Event::Syscall { header, nr: e.nr })
         }
         kind::EXEC => {
-            let e: ExecEvent = read(bytes, header.kind, size_of::<ExecEvent>())?;
-            let path = join_components(&e.path[..usize::from(e.path_len).min(e.path.len())]);
-            let args = e.args[..usize::from(e.args_len).min(e.args.len())]
+            let fixed = offset_of!(ExecEvent, data);
+            let partial: ExecEvent = read(bytes, header.kind, fixed)?;
+            let args_len = usize::from(partial.args_len).min(ARGS_BUF);
+            let path_len = usize::from(partial.path_len);
+            let e: ExecEvent = read(bytes, header.kind, fixed + args_len + path_len)?;
+            let path_end = (args_len + path_len).min(e.data.len());
+            let path = join_components(&e.data[args_len..path_end]);
+            let args = e.data[..args_len]
                 .split(|b| *b == 0)
                 .filter(|a| !a.is_empty())
                 .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -182,6 +190,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 file_mode: e.file_mode,
                 cap_bset: e.cap_bset,
                 cap_gained: e.cap_gained,
+                key_hash: e.key_hash,
                 truncated: e.path_flags & path_flags::TRUNCATED != 0 || e.args_truncated != 0,
             })
         }
@@ -351,6 +360,50 @@ mod tests {
                 nr: 39
             }
         );
+    }
+
+    #[test]
+    fn decodes_a_short_exec_with_its_argv_before_its_path() {
+        let mut e = ExecEvent {
+            header: header(kind::EXEC),
+            cap_bset: 1,
+            cap_gained: 0,
+            key_hash: 99,
+            ppid: 1,
+            uid: 0,
+            euid: 0,
+            gid: 0,
+            egid: 0,
+            file_mode: 0o755,
+            path_len: 7,
+            args_len: 6,
+            path_flags: 0,
+            args_truncated: 0,
+            data: [0; ARGS_BUF
+                + imprint_probes::events::PATH_BUF
+                + imprint_probes::events::NAME_BUF],
+        };
+        e.data[..13].copy_from_slice(b"ls\0-l\0ls\0bin\0");
+        let fixed = offset_of!(ExecEvent, data);
+        let sent = &bytes_of(&e)[..fixed + 13];
+        match decode(sent).unwrap() {
+            Event::Exec {
+                path,
+                args,
+                key_hash,
+                ..
+            } => {
+                assert_eq!(path, "/bin/ls");
+                assert_eq!(args, ["ls", "-l"]);
+                assert_eq!(key_hash, 99);
+            }
+            other => panic!("{other:?}"),
+        }
+        // One byte short of what its lengths say: an error, not a panic.
+        assert!(matches!(
+            decode(&sent[..sent.len() - 1]),
+            Err(DecodeError::Short { .. })
+        ));
     }
 
     #[test]

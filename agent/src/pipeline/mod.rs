@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use self::drain::{Captured, Drain, Observer};
 use crate::capture::aggregate::Behavior;
 use crate::cgroups::Hierarchy;
-use crate::probes::{CapabilityHook, ProbeConfig, Probes};
+use crate::probes::{CapabilityHook, KernelCounts, ProbeConfig, Probes};
 use crate::runtime::{self, Containers, Filter, RuntimeApi};
 use crate::task::AbortOnDrop;
 
@@ -156,18 +156,12 @@ impl Session {
         }
     }
 
-    /// The behavior of cgroup `id` with the kernel's drop counts for it
-    /// folded in (`drops` from one [`Probes::drops`] read); `None` when
-    /// nothing was seen of it.
-    pub fn behavior_of(
-        &self,
-        id: u64,
-        drops: &HashMap<u64, imprint_probes::events::DropCounts>,
-    ) -> Option<Behavior> {
+    /// The behavior of cgroup `id` with what the kernel counted of it
+    /// (drops, exec repeats; `counts` from one [`Probes::kernel_counts`]
+    /// read) folded in; `None` when nothing was seen of it.
+    pub fn behavior_of(&self, id: u64, counts: &KernelCounts) -> Option<Behavior> {
         let mut behavior = self.captured().aggregator.cgroups.get(&id)?.clone();
-        if let Some(d) = drops.get(&id) {
-            behavior.add_drops(d);
-        }
+        counts.apply(id, &mut behavior);
         Some(behavior)
     }
 

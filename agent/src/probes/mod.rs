@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use aya::maps::{CgrpStorage, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, FExit, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
-use imprint_probes::events::{CgroupState, Counters, DropCounts, cgroup_flags};
+use imprint_probes::events::{CgroupState, Counters, DropCounts, ExecKey, cgroup_flags};
+
+use crate::capture::aggregate::Behavior;
 use imprint_probes::{OBJECT, maps, programs};
 use tracing::{debug, info, warn};
 
@@ -72,6 +74,27 @@ pub struct Unavailable {
     pub error: String,
 }
 
+/// What the kernel counted per cgroup instead of sending it, read at once.
+#[derive(Clone, Debug, Default)]
+pub struct KernelCounts {
+    /// Losses, per cgroup id.
+    pub drops: HashMap<u64, DropCounts>,
+    /// Repeats of execs already sent, per cgroup id and exec key.
+    pub exec_repeats: HashMap<u64, HashMap<u64, u64>>,
+}
+
+impl KernelCounts {
+    /// Folds what the kernel counted of cgroup `id` into its behavior.
+    pub fn apply(&self, id: u64, behavior: &mut Behavior) {
+        if let Some(d) = self.drops.get(&id) {
+            behavior.add_drops(d);
+        }
+        if let Some(r) = self.exec_repeats.get(&id) {
+            behavior.add_exec_repeats(r);
+        }
+    }
+}
+
 /// Loaded and attached probes.
 pub struct Probes {
     ebpf: Ebpf,
@@ -92,6 +115,12 @@ unsafe impl Pod for PodState {}
 struct PodDrops(DropCounts);
 // SAFETY: a plain `#[repr(C)]` struct of u64s.
 unsafe impl Pod for PodDrops {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodExecKey(ExecKey);
+// SAFETY: a plain `#[repr(C)]` struct of two u64s.
+unsafe impl Pod for PodExecKey {}
 
 #[repr(transparent)]
 #[derive(Clone, Copy)]
@@ -204,6 +233,36 @@ impl Probes {
             return HashMap::new();
         };
         drops.iter().flatten().map(|(id, d)| (id, d.0)).collect()
+    }
+
+    /// Repeats of execs the kernel did not send again, per cgroup id and
+    /// exec key. An entry the kernel evicted takes its repeats with it:
+    /// these are lower bounds.
+    pub fn exec_repeats(&self) -> HashMap<u64, HashMap<u64, u64>> {
+        let mut repeats: HashMap<u64, HashMap<u64, u64>> = HashMap::new();
+        let Some(map) = self.ebpf.map(maps::EXECS_SEEN) else {
+            return repeats;
+        };
+        let Ok(seen) = BpfHashMap::<_, PodExecKey, u64>::try_from(map) else {
+            return repeats;
+        };
+        for (key, count) in seen.iter().flatten() {
+            if count > 0 {
+                repeats
+                    .entry(key.0.cgroup_id)
+                    .or_default()
+                    .insert(key.0.key_hash, count);
+            }
+        }
+        repeats
+    }
+
+    /// What the kernel counted of every cgroup, read at once.
+    pub fn kernel_counts(&self) -> KernelCounts {
+        KernelCounts {
+            drops: self.drops(),
+            exec_repeats: self.exec_repeats(),
+        }
     }
 
     /// Deletes the loss counters of a cgroup that is gone (its report
@@ -428,6 +487,12 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
                 .lines()
                 .rev()
                 .map(str::trim)
+                // The reason, not the statistics the log ends with.
+                .filter(|l| {
+                    !["processed ", "verification time", "stack depth"]
+                        .iter()
+                        .any(|stat| l.starts_with(stat))
+                })
                 .find(|l| l.len() > 2 && !head.ends_with(l.trim_start_matches(": ")));
             match last {
                 Some(last) => format!("{head} (verifier: {last})"),
@@ -435,5 +500,24 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
             }
         }
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[test]
+    fn a_verifier_log_is_cut_to_its_reason() {
+        let error = std::io::Error::other(
+            "the BPF_PROG_LOAD syscall failed. Verifier output: 0: (bf) r6 = r1\n\
+             21: R0 unbounded memory access, make sure to bounds check any such access\n\
+             processed 1102 insns (limit 1000000) max_states_per_insn 2\n",
+        );
+        assert_eq!(
+            error_chain(&error),
+            "the BPF_PROG_LOAD syscall failed (verifier: 21: R0 unbounded memory access, \
+             make sure to bounds check any such access)"
+        );
     }
 }

@@ -203,7 +203,7 @@ impl Publisher {
         exits_only: bool,
         mut all: bool,
     ) {
-        let drops = session.probes.drops();
+        let counts = session.probes.kernel_counts();
         let losses = session.node_losses();
         self.metrics.set_node_losses(&losses);
         if losses != self.losses && !exits_only {
@@ -216,7 +216,8 @@ impl Publisher {
         }
         self.tick_losses = losses.clone();
         self.metrics.drops.set(
-            drops
+            counts
+                .drops
                 .values()
                 .map(|d| (d.ringbuf + d.map_full + d.truncated + d.read_fails) as i64)
                 .sum::<i64>(),
@@ -260,7 +261,7 @@ impl Publisher {
             let gone = removed.get(&id).copied();
             let outcome = match paths.get(&id) {
                 Some(path) => {
-                    let behavior = session.behavior_of(id, &drops);
+                    let behavior = session.behavior_of(id, &counts);
                     self.publish_one(id, path, behavior, gone.is_some(), session, &index, &clock)
                         .await
                 }

@@ -99,6 +99,7 @@ fn rust_mirrors_match_the_c_structs() {
             header,
             cap_bset,
             cap_gained,
+            key_hash,
             ppid,
             uid,
             euid,
@@ -109,10 +110,10 @@ fn rust_mirrors_match_the_c_structs() {
             args_len,
             path_flags,
             args_truncated,
-            path,
-            args
+            data
         ]
     );
+    check!(structs, "exec_key", ExecKey, [cgroup_id, key_hash]);
     check!(
         structs,
         "file_event",
