@@ -29,11 +29,12 @@ phase_is() { [[ $(k get behaviorprofiles "$1" -o jsonpath='{.status.phase}' 2> /
 #   script=SH        run /bin/sh -c SH (no single quote in SH); else the image's command
 #   port=PORT        a containerPort, with a TCP readiness probe on it
 #   sc=MAP           the container's securityContext, a flow map (JSON)
+#   cpu=LIMIT        a CPU limit (e.g. 100m)
 #   tools=1          an init container copies busybox into /tools, an
 #                    emptyDir the container mounts too (a shell to exec into
 #                    an image that has none)
 deploy() {
-  local name=$1 image=$BUSYBOX container=$1 replicas=1 grace=1 script='' port='' sc='' tools='' opt; shift
+  local name=$1 image=$BUSYBOX container=$1 replicas=1 grace=1 script='' port='' sc='' tools='' cpu='' opt; shift
   for opt in "$@"; do
     case $opt in
       image=*) image=${opt#*=} ;;
@@ -44,10 +45,12 @@ deploy() {
       port=*) port=${opt#*=} ;;
       sc=*) sc=${opt#*=} ;;
       tools=*) tools=${opt#*=} ;;
+      cpu=*) cpu=${opt#*=} ;;
       *) echo "deploy: unknown option $opt" >&2; return 1 ;;
     esac
   done
-  local init='' volumes='' mount='' command='' args='' ports='' probe=''
+  local init='' volumes='' mount='' command='' args='' ports='' probe='' resources=''
+  if [[ -n $cpu ]]; then resources="resources: {limits: {cpu: $cpu}}"; fi
   if [[ -n $tools ]]; then
     init="initContainers: [{name: tools, image: $BUSYBOX, imagePullPolicy: Never, command: [/bin/cp, /bin/busybox, /tools/busybox], volumeMounts: [{name: tools, mountPath: /tools}]}]"
     volumes='volumes: [{name: tools, emptyDir: {}}]'
@@ -81,6 +84,7 @@ spec:
         $ports
         $probe
         ${sc:+securityContext: $sc}
+        $resources
         $mount
 YAML
 }

@@ -8,6 +8,8 @@ check() {
   local name=$1 out; shift
   if out=$("$@" 2>&1); then
     echo "ok - $name"; passed=$((passed + 1))
+    # Figures a test prints ("# ...") are kept.
+    grep '^# ' <<< "$out" | sed 's/^/    /' || true
   else
     echo "not ok - $name"; printf '%s\n' "$out" | tail -20 | sed 's/^/    /'; failed=$((failed + 1))
   fi

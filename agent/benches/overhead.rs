@@ -7,9 +7,12 @@
 //! It prints figures and compares them with the targets; it never fails on them.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+mod common;
+use common::{Recorder, machine, median, unified_root};
 
 const ROUNDS: usize = 5;
 const GETPPID_CALLS: u64 = 20_000_000;
@@ -19,21 +22,7 @@ const OPENS: u64 = 1_000_000;
 const STATS_DIVISOR: u64 = 4;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("worker") {
-        worker(&args[2..]);
-        return;
-    }
-    if args.iter().any(|a| a == "--list") {
-        return; // `cargo bench -- --list`
-    }
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the overhead benchmark loads BPF programs: run it as root"
-    );
-    run();
+    common::main("overhead", worker, run);
 }
 
 /// Runs one measured loop, optionally inside a cgroup: prints `ns_per_op`.
@@ -123,62 +112,6 @@ fn prog_stats(name: &str) -> Option<(u64, u64)> {
         }
     }
     found.then_some((time, count))
-}
-
-/// A background `imprint record -- sleep` whose probes stay attached.
-struct Recorder {
-    child: Child,
-    procs: PathBuf,
-    _out: tempfile::TempDir,
-}
-
-impl Recorder {
-    fn start(unified: &Path) -> Recorder {
-        let out = tempfile::tempdir().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_imprint"))
-            .args(["record", "--output"])
-            .arg(out.path())
-            .args(["--", "sleep", "3600"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let procs = unified
-            .join(format!("imprint/record-{}", child.id()))
-            .join("cgroup.procs");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::fs::read_to_string(&procs)
-            .map(|t| t.trim().is_empty())
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "imprint record did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Recorder {
-            child,
-            procs,
-            _out: out,
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        // SAFETY: signalling the child we started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let _ = self.child.wait();
-    }
-}
-
-fn unified_root() -> PathBuf {
-    imprint::cgroups::Hierarchy::detect()
-        .expect("a cgroup2 mount")
-        .root()
-        .to_path_buf()
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 struct Series {
@@ -394,20 +327,4 @@ fn run() {
             "MISSED"
         }
     );
-}
-
-fn machine() -> String {
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    format!("Linux {}, {cpu}, {cores} cores", kernel.trim())
 }

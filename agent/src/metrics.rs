@@ -54,6 +54,9 @@ pub struct AgentMetrics {
     /// Cgroups of containers the runtime could not name (reported late or
     /// under their cgroup path).
     pub resolution_failures: Counter,
+    /// Cgroups no report takes (host processes, pod sandboxes, the agent's
+    /// own pod) that the kernel was told to stop recording.
+    pub cgroups_not_recorded: Counter,
     /// Losses on the node no cgroup could be charged with, by kind
     /// (`unattributed_drops`, `storage_failures`, `syscalls_out_of_range`).
     pub node_losses: Family<KindLabel, Gauge>,
@@ -91,6 +94,11 @@ impl AgentMetrics {
             "resolution_failures",
             "Container cgroups the runtime could not name",
             self.resolution_failures.clone(),
+        );
+        r.register(
+            "cgroups_not_recorded",
+            "Cgroups no report takes (host, pod sandboxes, the agent's pod) no longer recorded",
+            self.cgroups_not_recorded.clone(),
         );
         r.register(
             "node_losses",

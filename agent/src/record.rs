@@ -257,10 +257,7 @@ async fn record_host(
             .unwrap_or_else(|| format!("cgroup-{id}"));
         // Cgroups in which nothing ran (a pod's, a QoS class's) and other
         // imprint instances' own cgroups get no report.
-        let lost = counts
-            .drops
-            .get(&id)
-            .is_some_and(|d| d.ringbuf + d.map_full + d.truncated + d.read_fails > 0);
+        let lost = counts.drops.get(&id).is_some_and(|d| d.total() > 0);
         if (behavior.is_empty() && !lost) || is_imprints_own(&path) {
             continue;
         }

@@ -176,6 +176,8 @@ pub fn build(
                 map_full: d.map_full,
                 path_truncated: d.truncated,
                 read_failures: d.read_fails,
+                // Written now: the losses happened before.
+                last_at: (d.total() > 0).then(|| clock.rfc3339(boot_ns())),
             },
             truncated: behavior.truncated.iter().map(|s| s.to_string()).collect(),
             ..Stats::default()

@@ -468,6 +468,17 @@ pub struct Drops {
     /// Kernel reads that failed.
     #[serde(default)]
     pub read_failures: u64,
+    /// When the agent last saw these counters grow (RFC 3339). A loss
+    /// keeps a profile Learning until a stability window has passed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<String>,
+}
+
+impl Drops {
+    /// Whether anything was lost (by the counters, whatever `total` says).
+    pub fn lost(&self) -> bool {
+        self.ring_buffer + self.map_full + self.path_truncated + self.read_failures > 0
+    }
 }
 
 /// The earlier of two RFC 3339 times (same format, so they sort as text).
@@ -586,6 +597,13 @@ impl ContainerBehaviorReportSpec {
         self.window.last_seen = latest(&self.window.last_seen, &other.window.last_seen);
         self.stats.events = self.stats.events.saturating_add(other.stats.events);
         let (d, o) = (&mut self.stats.drops, &other.stats.drops);
+        // A loss of unknown time stays unknown in the union.
+        d.last_at = match (d.lost(), o.lost()) {
+            (true, true) if d.last_at.is_none() || o.last_at.is_none() => None,
+            (true, true) => latest(&d.last_at, &o.last_at),
+            (true, false) => d.last_at.clone(),
+            (false, _) => o.last_at.clone(),
+        };
         d.ring_buffer = d.ring_buffer.saturating_add(o.ring_buffer);
         d.map_full = d.map_full.saturating_add(o.map_full);
         d.path_truncated = d.path_truncated.saturating_add(o.path_truncated);
@@ -652,6 +670,7 @@ mod tests {
         };
         spec.stats.events = 10;
         spec.stats.drops.ring_buffer = 1;
+        spec.stats.drops.last_at = Some(first.into());
         spec.update_counts();
         spec
     }
@@ -682,6 +701,16 @@ mod tests {
         assert_eq!(a.executables[0].euid, 0);
         assert_eq!(a.stats.events, 20);
         assert_eq!(a.stats.drops.total, 2);
+        // Both lost something at a known time: the later one.
+        assert_eq!(
+            a.stats.drops.last_at.as_deref(),
+            Some("2026-01-02T00:00:00.000Z")
+        );
+        // A loss of unknown time (an older agent) stays unknown.
+        let mut unknown = b.clone();
+        unknown.stats.drops.last_at = None;
+        a.absorb(&unknown);
+        assert_eq!(a.stats.drops.last_at, None);
         assert_eq!(a.stats.syscalls, 3);
         assert_eq!(
             a.window.first_seen.as_deref(),

@@ -31,6 +31,10 @@
 #   - the API server stopped for 2 minutes: the agent keeps recording and
 #     publishes afterwards
 #   - /metrics, /healthz, /readyz of both
+#   - a privileged pod's child cgroups (one named after another pod's
+#     container) are its own: one report, the other pod charged nothing
+#   - host processes are not recorded (no report takes them); 8 pods in a
+#     fork/exec loop lose nothing and a victim beside them goes Stable
 # Needs: root, the local cluster (eval "$(e2e/cluster/env.sh)": it names the
 # runtime socket, the kubelet root and the API server's pid file), kubectl,
 # jq, curl, IMPRINT_BIN, SPO's CRDs (IMPRINT_SPO_CRDS).
@@ -323,6 +327,96 @@ many_directories_keep_the_agent_bounded() {
   eventually 60 holds bp deployment-dirs '.status.containers[0].securityContext.readOnlyRootFilesystem == false'
 }
 
+# --- one noisy container cannot blind the node -------------------------------
+agent_metric() { # agent_metric NAME: its value (0 when absent)
+  curl -fsS "http://127.0.0.1:$AGENT_PORT/metrics" | awk -v m="$1" '$1 == m {v = $2} END {print v + 0}'
+}
+
+some_cgroup_not_recorded() { (($(agent_metric imprint_agent_cgroups_not_recorded_total) > 0)); }
+loops_running() { [[ $(k get pods -l app=forkloop --field-selector=status.phase=Running -o name | wc -l) -eq $1 ]]; }
+
+# 8 pods in a fork/exec loop (100m CPU each) beside a victim: the kernel
+# counts the loops' repeats instead of sending them, nothing is lost, and
+# the victim's profile goes Stable with no loss on it.
+fork_loops_do_not_blind_the_node() {
+  local before after pod
+  before=$(agent_metric imprint_agent_drops) || return 1
+  deploy forkloop container=loop replicas=8 script='while :; do /bin/true; done' cpu=100m || return 1
+  web victim 'while :; do cat /etc/hostname > /dev/null; ls / > /dev/null; sleep 1; done' || return 1
+  eventually 120 loops_running 8 ||
+    { echo "the loops did not start"; return 1; }
+  pod=$(pods_of forkloop | head -1)
+  # Each loop's report counts its repeats (a fork/exec per iteration):
+  # more executions than events received, which only the kernel's
+  # de-duplication allows.
+  eventually 120 holds cbr "$pod-loop" \
+    '([.spec.executables[] | select(.args == ["/bin/true"]) | .count] | max) as $n | $n > 100 and $n > .spec.stats.events' ||
+    { cbr "$pod-loop" -o json | jq -c '.spec.executables, .spec.stats'; return 1; }
+  eventually 180 phase_is deployment-victim Stable || { bp deployment-victim -o yaml | head -60; return 1; }
+  holds bp deployment-victim '[.status.conditions[]? | select(.type == "Drops")] | length == 0' ||
+    { bp deployment-victim -o json | jq -c .status.conditions; return 1; }
+  after=$(agent_metric imprint_agent_drops)
+  ((after <= before)) || { echo "imprint_agent_drops went from $before to $after"; return 1; }
+  k delete deployment forkloop victim --wait=false > /dev/null
+}
+
+# A host process (this script's own cgroup) opening 10,000 new files adds
+# no event: no report would take them, so the kernel was told to stop
+# recording that cgroup (what once let the node's disk-usage walk of a pod
+# flood the ring buffer).
+host_processes_are_not_recorded() {
+  local before after dir=$work/host-files i
+  eventually 30 some_cgroup_not_recorded || { echo "no cgroup was ever left unrecorded"; return 1; }
+  # This cgroup has had events for minutes: it is not recorded any more.
+  before=$(agent_metric 'imprint_agent_events_total{kind="file"}')
+  mkdir -p "$dir" && for ((i = 0; i < 10000; i++)); do : > "$dir/$i"; done
+  cat "$dir"/* > /dev/null
+  sleep 7
+  after=$(agent_metric 'imprint_agent_events_total{kind="file"}')
+  rm -rf "$dir"
+  echo "# file events while the host opened 20,000 files: $((after - before))" >&2
+  ((after - before < 5000)) || { echo "file events rose by $((after - before))"; return 1; }
+}
+
+# --- nested cgroups belong to their container ---------------------------------
+running() { [[ $(k get pods -l "app=$1" -o jsonpath='{.items[*].status.phase}') == Running ]]; }
+container_id() { # container_id POD: the runtime's id of its first container
+  k get pod "$1" -o jsonpath='{.status.containerStatuses[0].containerID}' | sed 's|.*://||'
+}
+
+# A privileged pod makes a child cgroup of its own, and one named after
+# another pod's container (in the unified hierarchy, mounting it when the
+# runtime did not): what runs in either is its own (one report), never the
+# other pod's.
+NESTED='root=/sys/fs/cgroup; [ -e $root/unified/cgroup.procs ] && root=$root/unified;
+  [ -e $root/cgroup.procs ] || { mkdir -p /tmp/cg && mount -t cgroup2 none /tmp/cg && root=/tmp/cg; };
+  cg=$root$(sed -n "s/^0:://p" /proc/self/cgroup);
+  mkdir "$cg/nested" "$cg/$VICTIM" &&
+  sh -c "echo \$\$ > $cg/nested/cgroup.procs && exec cat /etc/hostname" > /dev/null &&
+  sh -c "echo \$\$ > $cg/$VICTIM/cgroup.procs && exec cat /etc/passwd" > /dev/null &&
+  touch /nested-done; exec sleep 3600'
+
+a_child_cgroup_is_its_container() {
+  local victim nested id
+  web quiet 'exec sleep 3600' || return 1
+  eventually 60 running quiet || return 1
+  victim=$(pods_of quiet | head -1)
+  id=$(container_id "$victim")
+  [[ -n $id ]] || { echo "no container id for $victim"; return 1; }
+  web nested "VICTIM=$id; $NESTED" sc='{privileged: true}' || return 1
+  eventually 90 k exec deploy/nested -- test -e /nested-done 2> /dev/null ||
+    { k logs deploy/nested; return 1; }
+  nested=$(pods_of nested | head -1)
+  eventually 60 holds cbr "$nested-web" 'any(.spec.executables[]; .args == ["cat", "/etc/hostname"]) and any(.spec.executables[]; .args == ["cat", "/etc/passwd"])' ||
+    { cbr "$nested-web" -o json | jq -c '.spec.executables'; return 1; }
+  holds cbr "$victim-web" 'any(.spec.executables[]; .args == ["cat", "/etc/passwd"]) | not' ||
+    { echo "the victim was charged with the other pod's child"; cbr "$victim-web" -o json | jq -c '.spec.executables'; return 1; }
+  # No report of their own for the children.
+  [[ $(cbr -o json | jq --arg n "$nested" '[.items[] | select(.spec.subject.pod == $n)] | length') -eq 1 ]] ||
+    { cbr -o json | jq -c --arg n "$nested" '[.items[] | select(.spec.subject.pod == $n) | .metadata.name]'; return 1; }
+  k delete deployment quiet nested --wait=false > /dev/null
+}
+
 # --- lifecycle -------------------------------------------------------------
 deleted_pod_is_folded_into_the_archive() {
   local pod
@@ -595,6 +689,9 @@ check "a workload started before the agent stays Learning until a start is recor
 check "bad report entries: skipped, condition, Event; others served" bad_report_entries_are_skipped
 check "API server down ${API_DOWN}s: recording goes on, published after" api_server_down_loses_nothing
 check "metrics, health and readiness" metrics_and_health_are_served
+check "a host process's files are not recorded" host_processes_are_not_recorded
+check "8 fork/exec loops: nothing lost, the victim goes Stable" fork_loops_do_not_blind_the_node
+check "a child cgroup, even one named after another pod's container, is its own container's" a_child_cgroup_is_its_container
 # Late: the node walks those directories afterwards (the kubelet measures
 # the pod's disk use), and the file events of that walk fill the ring
 # buffer, which would charge drops to the workloads of the checks above.

@@ -3,7 +3,8 @@
  * Cgroups: a cgroup made below a recorded one is recorded from its creation,
  * before its first syscall (a container's cgroup is made by the runtime and
  * joined by its init). Removal of a recorded cgroup is announced so user
- * space can close its report; everything it did was already sent.
+ * space can close its report; everything it did was already sent. The
+ * entries of removed cgroups leave `cgroup_ids`, so it holds the living.
  */
 #include "common.h"
 
@@ -67,8 +68,12 @@ int BPF_PROG(imprint_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	if (!on_default_hierarchy(cgrp))
 		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
-	if (!recorded(id))
+	if (!recorded(id)) {
+		/* A cgroup user space stopped recording leaves no entry behind. */
+		if (record_all_cgroups)
+			bpf_map_delete_elem(&cgroup_ids, &id);
 		return 0;
+	}
 	struct cgroup *parent = (struct cgroup *)BPF_CORE_READ(cgrp, self.parent);
 	__u64 parent_id = BPF_CORE_READ(parent, kn, id);
 	if (!record_all_cgroups)

@@ -348,6 +348,13 @@ pub struct DropCounts {
     pub read_fails: u64,
 }
 
+impl DropCounts {
+    /// Every loss counted.
+    pub fn total(&self) -> u64 {
+        self.ringbuf + self.map_full + self.truncated + self.read_fails
+    }
+}
+
 /// `struct counters`: the global per-CPU counters.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

@@ -18,6 +18,8 @@ pub const HOOKS_MISSING: &str = "HooksMissing";
 pub const UNATTRIBUTED_LOSSES: &str = "UnattributedLosses";
 /// No replica of a container was recorded from its start.
 pub const START_NOT_OBSERVED: &str = "StartNotObserved";
+/// Events of the workload's containers were lost in the kernel.
+pub const DROPS: &str = "Drops";
 /// Containers lived through time nobody recorded (informational).
 pub const UNRECORDED: &str = "Unrecorded";
 
@@ -28,6 +30,67 @@ fn condition(type_: &str, reason: &str, message: String) -> ProfileCondition {
         reason: reason.into(),
         message,
     }
+}
+
+/// When the reports of a workload last lost events: `None` when none did;
+/// a report with losses but no (readable) time counts as losing now and
+/// for ever (an older agent): the safe side.
+pub fn last_loss(reports: &[&ContainerBehaviorReportSpec]) -> Option<i64> {
+    reports
+        .iter()
+        .filter(|r| r.stats.drops.lost())
+        .map(|r| {
+            r.stats
+                .drops
+                .last_at
+                .as_deref()
+                .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                .map_or(i64::MAX, |t| t.as_second())
+        })
+        .max()
+}
+
+/// The condition of `drops` events lost, the last at `last` (see
+/// [`last_loss`]), and whether it keeps the profile from `Stable`: a loss
+/// blocks until a stability window (`window_secs`) has passed since it
+/// with no new one. By then what was lost has been seen again (the kernel
+/// sends again what it could not send) or was not needed in a whole
+/// window; either way the profile would go `Stable` after a window
+/// without change.
+pub fn drops(
+    drops: u64,
+    last: Option<i64>,
+    now: i64,
+    window_secs: i64,
+) -> Option<(ProfileCondition, bool)> {
+    let last = last?;
+    let recovered = last != i64::MAX && now.saturating_sub(last) >= window_secs;
+    let when = match k8s_openapi::jiff::Timestamp::from_second(last) {
+        Ok(t) if last != i64::MAX => format!("the last at {t}"),
+        _ => "at a time the reports do not say".to_string(),
+    };
+    let (status, reason, tail) = if recovered {
+        (
+            "False",
+            "Recovered",
+            "no loss since for a stability window: it no longer keeps the profile Learning",
+        )
+    } else {
+        (
+            "True",
+            "EventsLost",
+            "the profile stays Learning until a stability window passes without loss",
+        )
+    };
+    Some((
+        ProfileCondition {
+            type_: DROPS.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: format!("{drops} events were lost in the kernel, {when}; {tail}"),
+        },
+        !recovered,
+    ))
 }
 
 /// The conditions `reports` (one workload's) call for, sorted by type.
@@ -138,6 +201,44 @@ mod tests {
 
     fn types(reports: &[&ContainerBehaviorReportSpec]) -> Vec<String> {
         conditions(reports).into_iter().map(|c| c.type_).collect()
+    }
+
+    #[test]
+    fn a_loss_blocks_until_a_window_passes_without_another() {
+        let window = 600;
+        let mut a = report("web", "n1");
+        a.stats.drops.ring_buffer = 5;
+        a.stats.drops.last_at = Some("2026-01-01T00:00:00Z".into());
+        let b = report("web", "n2");
+        let last = last_loss(&[&a, &b]);
+        let at = "2026-01-01T00:00:00Z"
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .unwrap()
+            .as_second();
+        assert_eq!(last, Some(at));
+        let (condition, blocks) = drops(5, last, at + 599, window).unwrap();
+        assert!(blocks);
+        assert_eq!(
+            (condition.type_.as_str(), condition.status.as_str()),
+            (DROPS, "True")
+        );
+        let (condition, blocks) = drops(5, last, at + 600, window).unwrap();
+        assert!(!blocks, "{condition:?}");
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("False", "Recovered")
+        );
+        // A later loss on another replica starts the wait again.
+        let mut c = report("web", "n3");
+        c.stats.drops.map_full = 1;
+        c.stats.drops.last_at = Some("2026-01-01T00:09:00Z".into());
+        assert!(drops(6, last_loss(&[&a, &c]), at + 600, window).unwrap().1);
+        // A loss of unknown time (an older agent) never stops blocking.
+        a.stats.drops.last_at = None;
+        assert!(drops(5, last_loss(&[&a]), i64::MAX - 1, window).unwrap().1);
+        // No loss, no condition.
+        assert_eq!(last_loss(&[&b]), None);
+        assert!(drops(0, None, at, window).is_none());
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct MergedWorkload {
     pub nodes: u64,
     /// Events lost in any report.
     pub drops: u64,
+    /// When the last of them was lost ([`completeness::last_loss`]).
+    pub last_loss: Option<i64>,
     /// What keeps the profile from Stable however long it is unchanged
     /// (losses, missing hooks, starts never observed): the types of the
     /// conditions that say so.
@@ -129,14 +131,6 @@ pub fn merge_workload(
             ),
         });
     }
-    if drops > 0 {
-        conditions.push(ProfileCondition {
-            type_: "Drops".into(),
-            status: "True".into(),
-            reason: "EventsLost".into(),
-            message: format!("{drops} events were lost in the kernel; the profile stays Learning"),
-        });
-    }
     conditions.extend(completeness::conditions(reports));
     let incomplete = conditions
         .iter()
@@ -150,6 +144,7 @@ pub fn merge_workload(
         replicas: pods.len() as u64,
         nodes: nodes.len() as u64,
         drops,
+        last_loss: completeness::last_loss(reports),
         skipped: skipped.len(),
         conditions,
     }

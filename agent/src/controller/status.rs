@@ -14,6 +14,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::{Api, Resource, ResourceExt};
 use tracing::debug;
 
+use super::completeness;
 use super::merge::{self, MergedWorkload};
 use super::objects::{FIELD_MANAGER, seccomp_name};
 
@@ -76,12 +77,21 @@ pub fn compute(
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok())
         .map(|t| t.as_second());
+    let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+    let mut conditions = merged.conditions;
+    let mut losing = false;
+    if let Some((condition, blocks)) =
+        completeness::drops(merged.drops, merged.last_loss, now, window_secs)
+    {
+        conditions.push(condition);
+        losing = blocks;
+    }
     let (phase, last) = merge::next_phase(
         changed,
-        merged.drops > 0 || !merged.incomplete.is_empty(),
+        losing || !merged.incomplete.is_empty(),
         last_change,
         now,
-        i64::try_from(window.as_secs()).unwrap_or(i64::MAX),
+        window_secs,
     );
     BehaviorProfileStatus {
         phase,
@@ -90,7 +100,7 @@ pub fn compute(
         nodes: merged.nodes,
         last_change: Timestamp::from_second(last).ok().map(|t| t.to_string()),
         containers,
-        conditions: merged.conditions,
+        conditions,
     }
 }
 

@@ -16,6 +16,10 @@ use crate::capture::aggregate::Aggregator;
 use crate::capture::decode::{Event, decode};
 use crate::task::AbortOnDrop;
 
+/// How long events of a cgroup can still be in the ring buffer after the
+/// kernel stopped recording it.
+const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Sees every decoded event before it is aggregated (metrics, detection).
 pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
@@ -28,12 +32,19 @@ pub struct Captured {
     pub changed: HashSet<u64>,
     /// Cgroups the kernel removed, and when the removal was drained.
     pub removed: HashMap<u64, Instant>,
+    /// Cgroups no longer recorded, and since when: events of theirs still
+    /// in the ring buffer are dropped.
+    ignored: HashMap<u64, Instant>,
 }
 
 impl Captured {
     /// Folds one decoded event in.
     fn add(&mut self, event: &Event) {
         let id = event.header().cgroup_id;
+        if self.ignored.contains_key(&id) {
+            // Sent before the kernel was told to stop.
+            return;
+        }
         match event {
             Event::CgroupRemoved { .. } => {
                 self.removed.insert(id, Instant::now());
@@ -44,6 +55,16 @@ impl Captured {
             }
         }
         self.aggregator.add(event);
+    }
+
+    /// Drops what is still in flight of a cgroup the kernel no longer
+    /// records. What was in flight has been drained a minute later.
+    pub fn ignore(&mut self, id: u64) {
+        self.forget(id);
+        let now = Instant::now();
+        self.ignored
+            .retain(|_, since| now.duration_since(*since) < IN_FLIGHT);
+        self.ignored.insert(id, now);
     }
 
     /// Drops everything kept about a cgroup.

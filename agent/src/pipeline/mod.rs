@@ -208,6 +208,22 @@ impl Session {
         self.probes.forget_drops(id);
     }
 
+    /// Stops recording cgroup `id` (at `path`), whose behavior no report
+    /// takes (host processes, imprint's own pod, a pod sandbox): the kernel
+    /// sends nothing more of it, so it cannot crowd the ring buffer, and
+    /// what it did is dropped. An error when the cgroup is already gone
+    /// (nothing more can come of it then either).
+    pub fn stop_recording(
+        &mut self,
+        hierarchy: &Hierarchy,
+        id: u64,
+        path: &str,
+    ) -> Result<(), crate::probes::ProbeError> {
+        self.forget(id);
+        self.captured().ignore(id);
+        self.probes.ignore_cgroup(&hierarchy.dir(path), id)
+    }
+
     /// Whether cgroup `id` existed before recording began.
     pub fn preexisting(&self, id: u64) -> bool {
         self.preexisting.contains(&id)

@@ -215,6 +215,12 @@ impl Probes {
         mark(&mut self.ebpf, dir, id, cgroup_flags::RECORDED)
     }
 
+    /// Stops recording the cgroup at `dir` (id `id`): the hooks send
+    /// nothing more of it. Cgroups made below it are not affected.
+    pub fn ignore_cgroup(&mut self, dir: &Path, id: u64) -> Result<(), ProbeError> {
+        mark(&mut self.ebpf, dir, id, cgroup_flags::IGNORED)
+    }
+
     /// Takes the event ring buffer (once).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
         let map = self.ebpf.take_map(maps::EVENTS).ok_or(ProbeError::Map(

@@ -66,6 +66,9 @@ struct Tracked {
     /// known (it was there when recording began and the report had been
     /// written before).
     unrecorded: Option<Period>,
+    /// Its kernel loss counters as last read, and the tick that first saw
+    /// them at that value (when the last loss was noticed).
+    drops: (u64, Option<String>),
 }
 
 /// What became of one container's report at a tick.
@@ -74,6 +77,9 @@ enum Outcome {
     Done,
     /// Not a pod container of this node: nothing to write, ever.
     Ignored,
+    /// No report ever takes what this cgroup does (host processes, a pod
+    /// sandbox, the agent's own pod): stop recording it.
+    Unwanted,
     /// The runtime has not named the container yet.
     Unresolved,
     /// The API server refused or was unreachable.
@@ -106,6 +112,9 @@ pub struct Publisher {
     losses: NodeLosses,
     /// Node-wide losses read at this tick.
     tick_losses: NodeLosses,
+    /// Each cgroup's kernel loss total at the previous tick: a cgroup
+    /// whose total grew is written, even if all its events were lost.
+    drops_read: HashMap<u64, u64>,
     /// The last write went through (exits are written early only then;
     /// otherwise at the regular interval, not in a tight retry loop).
     pub api_ok: bool,
@@ -137,6 +146,7 @@ impl Publisher {
             pod_workloads: HashMap::new(),
             losses: NodeLosses::default(),
             tick_losses: NodeLosses::default(),
+            drops_read: HashMap::new(),
             api_ok: true,
         }
     }
@@ -215,13 +225,23 @@ impl Publisher {
             all = true;
         }
         self.tick_losses = losses.clone();
-        self.metrics.drops.set(
-            counts
-                .drops
-                .values()
-                .map(|d| (d.ringbuf + d.map_full + d.truncated + d.read_fails) as i64)
-                .sum::<i64>(),
-        );
+        self.metrics
+            .drops
+            .set(counts.drops.values().map(|d| d.total() as i64).sum::<i64>());
+        let drops_read: HashMap<u64, u64> = counts
+            .drops
+            .iter()
+            .map(|(id, d)| (*id, d.total()))
+            .collect();
+        {
+            let mut captured = session.captured();
+            for (id, total) in &drops_read {
+                if self.drops_read.get(id) != Some(total) {
+                    captured.changed.insert(*id);
+                }
+            }
+        }
+        self.drops_read = drops_read;
         if !self.read_back().await {
             self.api_ok = false;
             return;
@@ -281,6 +301,19 @@ impl Publisher {
             match outcome {
                 Outcome::Done if gone.is_some() => self.forget(id, session),
                 Outcome::Done => {}
+                Outcome::Unwanted => {
+                    let path = paths.get(&id).map_or("", String::as_str);
+                    match session.stop_recording(hierarchy, id, path) {
+                        Ok(()) => debug!(
+                            cgroup = path,
+                            "no report takes this cgroup: not recorded any more"
+                        ),
+                        Err(error) => {
+                            debug!(cgroup = path, %error, "no report takes this cgroup (gone already?)")
+                        }
+                    }
+                    self.metrics.cgroups_not_recorded.inc();
+                }
                 Outcome::Ignored => {
                     session.captured().aggregator.cgroups.remove(&id);
                     if gone.is_some() {
@@ -399,7 +432,8 @@ impl Publisher {
                 }
                 return Outcome::Unresolved;
             }
-            Err(_) => return Outcome::Ignored,
+            Err(Skip::Host | Skip::NotAPodContainer | Skip::OwnPod) => return Outcome::Unwanted,
+            Err(Skip::OtherNode) => return Outcome::Ignored,
         };
         let Ok(pod) = self.pod(&target).await else {
             self.metrics.api_errors.inc();
@@ -472,6 +506,11 @@ impl Publisher {
             })
             .clone();
         session.annotate(&mut spec, &self.tick_losses, &baseline);
+        let lost = spec.stats.drops.total;
+        if lost > tracked.drops.0 {
+            tracked.drops = (lost, Some(clock.rfc3339(crate::report::boot_ns())));
+        }
+        spec.stats.drops.last_at = tracked.drops.1.clone().filter(|_| lost > 0);
         spec.stats.start_observed =
             plan::start_observed(path, spec.subject.cgroup.as_deref(), preexisting);
         if tracked.unrecorded.is_none() {
