@@ -80,6 +80,8 @@ clusterDomain: cluster.local
 resolvConf: ""
 podLogsDir: $STATE/pod-logs
 failSwapOn: false
+# Room for the suites' crowds (100 pods at once) beside everything else.
+maxPods: 250
 # Thresholds low enough that a busy build machine does not evict test pods.
 evictionHard:
   memory.available: 100Mi

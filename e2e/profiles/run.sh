@@ -34,7 +34,8 @@
 #   - a privileged pod's child cgroups (one named after another pod's
 #     container) are its own: one report, the other pod charged nothing
 #   - host processes are not recorded (no report takes them); 8 pods in a
-#     fork/exec loop lose nothing and a victim beside them goes Stable
+#     fork/exec loop lose nothing and a victim beside them goes Stable; 100
+#     pods start behind an API server slowed to 300 ms a call: nothing lost
 # Needs: root, the local cluster (eval "$(e2e/cluster/env.sh)": it names the
 # runtime socket, the kubelet root and the API server's pid file), kubectl,
 # jq, curl, IMPRINT_BIN, SPO's CRDs (IMPRINT_SPO_CRDS).
@@ -59,8 +60,8 @@ AGENT_PORT=19290
 CONTROLLER_PORT=19291
 work=$(mktemp -d)
 
-start_agent() {
-  IMPRINT_LOG=info "$IMPRINT" agent --node-name "$NODE" --runtime-socket "$SOCKET" \
+start_agent() { # start_agent [KUBECONFIG]
+  KUBECONFIG=${1:-$KUBECONFIG} IMPRINT_LOG=info "$IMPRINT" agent --node-name "$NODE" --runtime-socket "$SOCKET" \
     --interval 3s --listen "127.0.0.1:$AGENT_PORT" >> "$work/agent.log" 2>&1 &
   echo $! > "$work/agent.pid"
 }
@@ -100,6 +101,7 @@ cleanup() {
   stop controller
   stop standby
   stop v1beta1
+  stop proxy
   if [[ -n ${IMPRINT_E2E_KEEP_LOGS:-} ]]; then cp "$work"/*.log "$IMPRINT_E2E_KEEP_LOGS/" 2> /dev/null; fi
   [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]] && { echo "kept namespace $NS"; rm -rf "$work"; return; }
   kubectl delete namespace "$LEASE_NS" --wait=false > /dev/null 2>&1
@@ -358,6 +360,40 @@ fork_loops_do_not_blind_the_node() {
   after=$(agent_metric imprint_agent_drops)
   ((after <= before)) || { echo "imprint_agent_drops went from $before to $after"; return 1; }
   k delete deployment forkloop victim --wait=false > /dev/null
+}
+
+# The API server made slow (each call held 300 ms by a proxy) while 100
+# pods start: the agent, restarted against the proxy, writes their reports
+# in time and loses no event (the ring buffer is drained on a task of its
+# own, never behind an API call).
+DELAY_PROXY=${IMPRINT_DELAY_PROXY:-$(dirname "$(command -v "$IMPRINT")")/examples/delay_proxy}
+crowd_reports() { [[ $(cbr -l imprint.dev/workload-name=crowd -o name | wc -l) -ge $1 ]]; }
+
+a_slow_api_server_loses_nothing() {
+  local server host ip proxied
+  [[ -x $DELAY_PROXY ]] || { echo "no delay proxy at $DELAY_PROXY (cargo build --examples; IMPRINT_DELAY_PROXY)"; return 1; }
+  server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+  host=${server#https://}
+  ip=${host%:*}
+  proxied=$ip:16443
+  "$DELAY_PROXY" "$proxied" "$host" 300 >> "$work/proxy.log" 2>&1 &
+  echo $! > "$work/proxy.pid"
+  kubectl config view --raw --minify | sed "s|$server|https://$proxied|" > "$work/slow.kubeconfig"
+  stop agent
+  start_agent "$work/slow.kubeconfig"
+  eventually 60 curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" > /dev/null || return 1
+  deploy crowd replicas=100 script='cat /etc/hostname > /dev/null; exec sleep 3600' || return 1
+  eventually 400 crowd_reports 100 ||
+    { echo "$(cbr -l imprint.dev/workload-name=crowd -o name | wc -l) of 100 reports"; tail -5 "$work/agent.log"; return 1; }
+  local drops
+  drops=$(agent_metric imprint_agent_drops)
+  echo "# 100 pods behind a 300 ms API server: $drops events lost" >&2
+  ((drops == 0)) || { echo "$drops events lost"; return 1; }
+  k delete deployment crowd --wait=false > /dev/null
+  stop agent
+  stop proxy
+  start_agent
+  eventually 60 curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" > /dev/null
 }
 
 # A host process (this script's own cgroup) opening 10,000 new files adds
@@ -691,6 +727,7 @@ check "API server down ${API_DOWN}s: recording goes on, published after" api_ser
 check "metrics, health and readiness" metrics_and_health_are_served
 check "a host process's files are not recorded" host_processes_are_not_recorded
 check "8 fork/exec loops: nothing lost, the victim goes Stable" fork_loops_do_not_blind_the_node
+check "100 pods behind an API server slowed to 300 ms a call: nothing lost" a_slow_api_server_loses_nothing
 check "a child cgroup, even one named after another pod's container, is its own container's" a_child_cgroup_is_its_container
 # Late: the node walks those directories afterwards (the kubelet measures
 # the pod's disk use), and the file events of that walk fill the ring
