@@ -506,6 +506,20 @@ fn extend_unique<T: PartialEq + Clone>(into: &mut Vec<T>, from: &[T]) {
     }
 }
 
+/// Adds a `stats.truncated` note, replacing an earlier note of the same
+/// kind (the same words, other counts): notes say what the latest bounding
+/// did, and never pile up in a report folded again and again.
+pub fn add_note(notes: &mut Vec<String>, note: &str) {
+    let kind = |n: &str| {
+        n.chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect::<String>()
+    };
+    let wanted = kind(note);
+    notes.retain(|n| kind(n) != wanted);
+    notes.push(note.to_string());
+}
+
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -609,7 +623,9 @@ impl ContainerBehaviorReportSpec {
         d.path_truncated = d.path_truncated.saturating_add(o.path_truncated);
         d.read_failures = d.read_failures.saturating_add(o.read_failures);
         let (s, o) = (&mut self.stats, &other.stats);
-        extend_unique(&mut s.truncated, &o.truncated);
+        for note in &o.truncated {
+            add_note(&mut s.truncated, note);
+        }
         extend_unique(&mut s.missing_hooks, &o.missing_hooks);
         s.node_losses.add(&o.node_losses);
         // One run recorded from its start is enough: the runtime's

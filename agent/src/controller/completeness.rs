@@ -32,20 +32,23 @@ fn condition(type_: &str, reason: &str, message: String) -> ProfileCondition {
     }
 }
 
-/// When the reports of a workload last lost events: `None` when none did;
-/// a report with losses but no (readable) time counts as losing now and
-/// for ever (an older agent): the safe side.
+/// When the reports of a workload last lost events: `None` when none did.
+/// A report without the time of its last loss (written by an older agent)
+/// counts from its last event; one without either counts as losing for
+/// ever: the safe side.
 pub fn last_loss(reports: &[&ContainerBehaviorReportSpec]) -> Option<i64> {
+    let seconds = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+            .map(|t| t.as_second())
+    };
     reports
         .iter()
         .filter(|r| r.stats.drops.lost())
         .map(|r| {
-            r.stats
-                .drops
-                .last_at
-                .as_deref()
-                .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
-                .map_or(i64::MAX, |t| t.as_second())
+            seconds(&r.stats.drops.last_at)
+                .or_else(|| seconds(&r.window.last_seen))
+                .unwrap_or(i64::MAX)
         })
         .max()
 }
@@ -233,8 +236,12 @@ mod tests {
         c.stats.drops.map_full = 1;
         c.stats.drops.last_at = Some("2026-01-01T00:09:00Z".into());
         assert!(drops(6, last_loss(&[&a, &c]), at + 600, window).unwrap().1);
-        // A loss of unknown time (an older agent) never stops blocking.
+        // A loss of unknown time (an older agent) counts from the report's
+        // last event, and without one it never stops blocking.
         a.stats.drops.last_at = None;
+        a.window.last_seen = Some("2026-01-01T00:05:00Z".into());
+        assert_eq!(last_loss(&[&a]), Some(at + 300));
+        a.window.last_seen = None;
         assert!(drops(5, last_loss(&[&a]), i64::MAX - 1, window).unwrap().1);
         // No loss, no condition.
         assert_eq!(last_loss(&[&b]), None);

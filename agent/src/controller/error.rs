@@ -28,6 +28,13 @@ pub enum Error {
         /// The API's error.
         source: kube::Error,
     },
+    /// The reconcile took longer than its bound (an API server answering
+    /// slowly must not keep a replica writing past its Lease).
+    #[error("not done within {0:?}")]
+    TimedOut(std::time::Duration),
+    /// This replica stopped holding the Lease: it writes nothing more.
+    #[error(transparent)]
+    NotLeading(#[from] super::leader::NotLeading),
     /// Writing the BehaviorProfile's status failed.
     #[error("status of {name}: {source}")]
     Status {
@@ -40,7 +47,14 @@ pub enum Error {
 
 impl Error {
     /// Every metric label, so each series exists (at 0) from the start.
-    pub const LABELS: [&'static str; 4] = ["profile", "archive", "release", "status"];
+    pub const LABELS: [&'static str; 6] = [
+        "profile",
+        "archive",
+        "release",
+        "status",
+        "not_leading",
+        "timeout",
+    ];
 
     /// The `error` label of `reconcile_errors`.
     pub fn metric_label(&self) -> &'static str {
@@ -49,6 +63,8 @@ impl Error {
             Error::Archive { .. } => Self::LABELS[1],
             Error::Release { .. } => Self::LABELS[2],
             Error::Status { .. } => Self::LABELS[3],
+            Error::NotLeading(_) => Self::LABELS[4],
+            Error::TimedOut(_) => Self::LABELS[5],
         }
     }
 }

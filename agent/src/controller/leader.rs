@@ -1,7 +1,7 @@
 //! Leader election on a coordination.k8s.io Lease: one controller replica
 //! acts, the others wait to take over when the holder stops renewing.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -11,12 +11,13 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use tracing::{debug, info};
 
-/// Who holds a Lease, and until when it counts as held.
+/// Who holds a Lease, as its record says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holding {
     /// `holderIdentity`.
     pub holder: Option<String>,
-    /// `renewTime` in seconds since the epoch.
+    /// `renewTime` in microseconds since the epoch (only compared for
+    /// change, never with this machine's clock).
     pub renewed: Option<i64>,
     /// `leaseDurationSeconds`.
     pub duration: i64,
@@ -27,18 +28,80 @@ impl Holding {
         let spec = lease.spec.clone().unwrap_or_default();
         Holding {
             holder: spec.holder_identity,
-            renewed: spec.renew_time.map(|t| t.0.as_second()),
+            renewed: spec.renew_time.map(|t| t.0.as_microsecond()),
             duration: i64::from(spec.lease_duration_seconds.unwrap_or(15)),
         }
     }
+}
 
-    /// Whether `identity` may take the lease at `now`: it holds it already,
-    /// nobody does, or the holder stopped renewing.
-    pub fn free_for(&self, identity: &str, now: i64) -> bool {
-        match (&self.holder, self.renewed) {
-            (Some(holder), _) if holder == identity => true,
-            (None, _) | (_, None) => true,
-            (Some(_), Some(renewed)) => now > renewed + self.duration,
+/// A Lease record as this replica last saw it, and when (by its own
+/// monotonic clock).
+#[derive(Clone, Debug)]
+pub struct Sighting {
+    holding: Holding,
+    at: Instant,
+}
+
+/// Whether `identity` may take a Lease found as `holding` at `now`: it
+/// holds it already, nobody does, or the record has not changed for the
+/// lease's duration as this replica has watched it (`seen`, updated here).
+/// As client-go's leader election: the holder's `renewTime` is never
+/// compared with this machine's wall clock, so a clock skew between two
+/// replicas cannot make two leaders.
+pub fn free_for(
+    seen: &mut Option<Sighting>,
+    holding: &Holding,
+    identity: &str,
+    now: Instant,
+) -> bool {
+    match (&holding.holder, holding.renewed) {
+        (Some(holder), _) if holder == identity => return true,
+        (None, _) | (_, None) => return true,
+        _ => {}
+    }
+    match seen {
+        Some(sighting) if sighting.holding == *holding => {
+            let duration = Duration::from_secs(u64::try_from(holding.duration).unwrap_or(15));
+            now.saturating_duration_since(sighting.at) > duration
+        }
+        _ => {
+            *seen = Some(Sighting {
+                holding: holding.clone(),
+                at: now,
+            });
+            false
+        }
+    }
+}
+
+/// Whether this replica may write now: always when it runs alone, else
+/// while its Lease is held. Checked before every write a reconcile makes,
+/// so a long batch stops writing the moment the Lease is no longer held.
+#[derive(Clone, Default)]
+pub struct Leadership(Option<Arc<LeaderLease>>);
+
+/// A write refused because this replica does not hold the Lease.
+#[derive(Debug, thiserror::Error)]
+#[error("not leading: the Lease was not renewed in time")]
+pub struct NotLeading;
+
+impl Leadership {
+    /// Writes allowed while `lease` is held (always, without one).
+    pub fn new(lease: Option<Arc<LeaderLease>>) -> Self {
+        Leadership(lease)
+    }
+
+    /// Whether writing is allowed now.
+    pub fn may_write(&self) -> bool {
+        self.0.as_ref().is_none_or(|lease| lease.is_held())
+    }
+
+    /// `Err` when writing is not allowed now.
+    pub fn ensure(&self) -> Result<(), NotLeading> {
+        if self.may_write() {
+            Ok(())
+        } else {
+            Err(NotLeading)
         }
     }
 }
@@ -52,6 +115,8 @@ pub struct LeaderLease {
     /// When the last successful take or renewal started (the renewTime it
     /// wrote is not earlier): the lease counts as ours from there.
     held_since: Mutex<Option<Instant>>,
+    /// The other holder's record as last seen, and when.
+    seen: Mutex<Option<Sighting>>,
 }
 
 /// A renewal that did not go through.
@@ -87,6 +152,7 @@ impl LeaderLease {
             identity: identity.into(),
             duration,
             held_since: Mutex::new(None),
+            seen: Mutex::new(None),
         }
     }
 
@@ -195,7 +261,11 @@ impl LeaderLease {
             }
             Some(mut lease) => {
                 let holding = Holding::of(&lease);
-                if !holding.free_for(&self.identity, now.as_second()) {
+                let free = {
+                    let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+                    free_for(&mut seen, &holding, &self.identity, Instant::now())
+                };
+                if !free {
                     return Ok(false);
                 }
                 let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
@@ -248,21 +318,72 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_is_free_when_unheld_ours_or_expired() {
+    fn a_lease_is_free_when_unheld_ours_or_unrenewed_for_its_duration() {
         let held = |holder: &str, renewed| Holding {
             holder: Some(holder.into()),
             renewed: Some(renewed),
             duration: 15,
         };
-        assert!(held("me", 100).free_for("me", 101));
-        assert!(!held("other", 100).free_for("me", 110));
-        assert!(!held("other", 100).free_for("me", 115));
-        assert!(held("other", 100).free_for("me", 116));
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut seen = None;
+        assert!(free_for(&mut seen, &held("me", 100), "me", t0));
+        // Another holder: counted from when this replica first saw it.
+        assert!(!free_for(&mut seen, &held("other", 100), "me", at(0)));
+        assert!(!free_for(&mut seen, &held("other", 100), "me", at(15)));
+        assert!(free_for(&mut seen, &held("other", 100), "me", at(16)));
         let unheld = Holding {
             holder: None,
             renewed: None,
             duration: 15,
         };
-        assert!(unheld.free_for("me", 0));
+        assert!(free_for(&mut None, &unheld, "me", t0));
+    }
+
+    /// The leader writes renewTimes by its clock, 10 s behind the
+    /// standby's (or the standby's 10 s ahead): compared with the standby's
+    /// wall clock, a record renewed 6 s ago would look 16 s old, expired.
+    /// Judged by the standby's own time since the record last changed, the
+    /// lease stays the leader's while it renews every 5 s, and is free 15 s
+    /// after the renewals stop.
+    #[test]
+    fn a_standby_whose_clock_is_ahead_never_takes_a_renewed_lease() {
+        let leader_clock_behind_us = 10_000_000; // µs
+        let t0 = Instant::now();
+        let mut seen = None;
+        let mut renewed = 0;
+        for tick in 0..12u64 {
+            // The standby looks every 5 s; the leader renewed just before.
+            renewed = 1_000_000_000 + tick as i64 * 5_000_000 - leader_clock_behind_us;
+            let holding = Holding {
+                holder: Some("leader".into()),
+                renewed: Some(renewed),
+                duration: 15,
+            };
+            let now = t0 + Duration::from_secs(tick * 5 + 1);
+            assert!(
+                !free_for(&mut seen, &holding, "standby", now),
+                "taken at tick {tick}"
+            );
+        }
+        // The leader stops renewing.
+        let last = Holding {
+            holder: Some("leader".into()),
+            renewed: Some(renewed),
+            duration: 15,
+        };
+        let stopped = t0 + Duration::from_secs(11 * 5 + 1);
+        assert!(!free_for(
+            &mut seen,
+            &last,
+            "standby",
+            stopped + Duration::from_secs(15)
+        ));
+        assert!(free_for(
+            &mut seen,
+            &last,
+            "standby",
+            stopped + Duration::from_secs(16)
+        ));
     }
 }

@@ -7,17 +7,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imprint_crd::profile::{BehaviorProfile, Phase, ProfileCondition};
-use imprint_crd::report::ContainerBehaviorReportSpec;
+use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::error::Error;
+use super::leader::Leadership;
 use super::merge;
-use super::objects::{self, FIELD_MANAGER, profile_name};
+use super::objects::{self, profile_name};
 use super::release::{self, Unfolded};
 use super::seccomp::SeccompProfiles;
 use super::status;
@@ -36,7 +37,14 @@ pub struct Context {
     pub recorder: Recorder,
     /// The SeccompProfile writer.
     pub seccomp: SeccompProfiles,
+    /// Whether this replica may write (checked before every write).
+    pub leadership: Leadership,
 }
+
+/// The longest one workload's reconcile may take (its calls included), so
+/// that no call of a replica that lost the Lease is still under way when
+/// another replica may lead (each write also checks the Lease first).
+pub const RECONCILE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The controller's state: its context, the reports and the profiles.
 pub struct Controller {
@@ -90,11 +98,19 @@ impl Controller {
             let existing = self
                 .profiles
                 .get(&ObjectRef::new(&profile_name(&key.1)).within(&key.0));
-            if let Err(error) =
-                reconcile(&mut self.context, &key, existing.as_deref(), reports).await
-            {
+            let result = tokio::time::timeout(
+                RECONCILE_DEADLINE,
+                reconcile(&mut self.context, &key, existing.as_deref(), reports),
+            )
+            .await
+            .unwrap_or(Err(Error::TimedOut(RECONCILE_DEADLINE)));
+            if let Err(error) = result {
                 self.context.metrics.reconcile_error(error.metric_label());
                 warn!(namespace = %key.0, workload = %key.1.name, error = %error, "reconcile failed (retried at the next resync)");
+                if matches!(error, Error::NotLeading(_)) {
+                    // The rest of the batch waits for the Lease (resync).
+                    break;
+                }
             }
             self.context
                 .metrics
@@ -137,7 +153,10 @@ pub async fn reconcile(
     let profile = match existing {
         Some(profile) => profile,
         None if reports.is_empty() => return Ok(()),
-        None => match api
+        None => match context
+            .leadership
+            .ensure()
+            .map(|()| &api)?
             .create(
                 &PostParams::default(),
                 &objects::new_profile(namespace, workload),
@@ -180,7 +199,11 @@ pub async fn reconcile(
         context.stability_window,
         Timestamp::now().as_second(),
     );
-    if let Some(error) = context.seccomp.apply(&profile, &status).await {
+    if let Some(error) = context
+        .seccomp
+        .apply(&profile, &status, &context.leadership)
+        .await
+    {
         status.conditions.push(ProfileCondition {
             type_: "SeccompProfilesWritten".into(),
             status: "False".into(),
@@ -188,6 +211,7 @@ pub async fn reconcile(
             message: error,
         });
     }
+    context.leadership.ensure()?;
     status::publish(&api, &context.recorder, &profile, status)
         .await
         .map_err(|source| Error::Status {
@@ -216,7 +240,6 @@ async fn fold(
     reports: &[Arc<StoredReport>],
 ) -> Result<Vec<ContainerBehaviorReportSpec>, Error> {
     let namespace = profile.namespace().unwrap_or_default();
-    let workload = &profile.spec.workload;
     let mut live: Vec<ContainerBehaviorReportSpec> = Vec::new();
     let mut archives: BTreeMap<String, ContainerBehaviorReportSpec> = BTreeMap::new();
     let mut leaving = Vec::new();
@@ -236,52 +259,122 @@ async fn fold(
             live.push(spec);
         }
     }
+    // One archive write per container takes every report leaving it, then
+    // each is released: a Deployment scaled down by 100 is 100 releases
+    // and one write, not 100 writes of a growing archive.
+    let mut by_container: BTreeMap<String, Vec<(Arc<StoredReport>, ContainerBehaviorReportSpec)>> =
+        BTreeMap::new();
     for (report, folded) in leaving {
-        if !release::held(&report) {
-            continue;
+        if release::held(&report) {
+            by_container
+                .entry(report.container.clone())
+                .or_default()
+                .push((report, folded));
         }
-        let container = report.container.clone();
-        let archive = archives.entry(container.clone()).or_insert_with(|| {
-            let mut spec = ContainerBehaviorReportSpec::default();
-            spec.subject.namespace = Some(namespace.clone());
-            spec.subject.container = Some(container.clone());
-            spec.subject.workload = Some(workload.clone());
-            spec.syscalls.arch = folded.syscalls.arch.clone();
-            spec
-        });
-        archive.absorb(&folded);
-        let object = objects::archive(profile, &container, archive);
-        let name = object.name_any();
-        let written = Api::<imprint_crd::report::ContainerBehaviorReport>::namespaced(
-            context.client.clone(),
-            &namespace,
-        )
-        .patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&object),
-        )
-        .await;
-        match written {
-            Ok(_) => {}
-            Err(error) if release::namespace_terminating(&error) => {
-                release::release_unfolded(context, &report, Unfolded::NamespaceTerminating).await?;
+    }
+    for (container, leaving) in by_container {
+        let folded: Vec<&ContainerBehaviorReportSpec> = leaving.iter().map(|(_, f)| f).collect();
+        match write_archive(context, profile, &container, &folded).await? {
+            Archived::Written(spec) => {
+                archives.insert(container, *spec);
+            }
+            Archived::NamespaceTerminating => {
+                for (report, _) in &leaving {
+                    release::release_unfolded(context, report, Unfolded::NamespaceTerminating)
+                        .await?;
+                }
                 continue;
             }
-            Err(source) => return Err(Error::Archive { name, source }),
         }
-        release::release(context, &report).await?;
-        context.metrics.folded_reports.inc();
-        info!(namespace, report = %report.name, "folded the report of a deleted pod into the archive");
+        for (report, _) in &leaving {
+            release::release(context, report).await?;
+            context.metrics.folded_reports.inc();
+            info!(namespace, report = %report.name, "folded the report of a deleted pod into the archive");
+        }
     }
     live.extend(archives.into_values());
     Ok(live)
+}
+
+/// What became of a fold into an archive.
+enum Archived {
+    /// The archive as written.
+    Written(Box<ContainerBehaviorReportSpec>),
+    /// The namespace is being deleted: nothing can be written there.
+    NamespaceTerminating,
+}
+
+/// Conflicting writes to one archive tried again at most this often.
+const ARCHIVE_ATTEMPTS: usize = 5;
+
+/// Adds every `folded` report to the archive of `container` as the API
+/// server holds it now (never as a store that may lag behind has it):
+/// written at the resource version just read, read again and retried when
+/// another write came between, so no fold overwrites another.
+async fn write_archive(
+    context: &Context,
+    profile: &BehaviorProfile,
+    container: &str,
+    folded: &[&ContainerBehaviorReportSpec],
+) -> Result<Archived, Error> {
+    let namespace = profile.namespace().unwrap_or_default();
+    let api = Api::<ContainerBehaviorReport>::namespaced(context.client.clone(), &namespace);
+    let name = objects::archive_name(&profile.name_any(), container);
+    let archive_error = |source| Error::Archive {
+        name: name.clone(),
+        source,
+    };
+    let mut conflict = None;
+    for _ in 0..ARCHIVE_ATTEMPTS {
+        let current = api.get_opt(&name).await.map_err(archive_error)?;
+        let mut spec = match &current {
+            Some(archive) => archive.spec.clone(),
+            None => {
+                let mut spec = ContainerBehaviorReportSpec::default();
+                spec.subject.namespace = Some(namespace.clone());
+                spec.subject.container = Some(container.to_string());
+                spec.subject.workload = Some(profile.spec.workload.clone());
+                spec.syscalls.arch = folded
+                    .first()
+                    .map(|f| f.syscalls.arch.clone())
+                    .unwrap_or_default();
+                spec
+            }
+        };
+        for report in folded {
+            spec.absorb(report);
+        }
+        let mut object = objects::archive(profile, container, &spec);
+        context.leadership.ensure()?;
+        let written = match current {
+            Some(archive) => {
+                object.metadata.resource_version = archive.metadata.resource_version;
+                api.replace(&name, &PostParams::default(), &object).await
+            }
+            None => api.create(&PostParams::default(), &object).await,
+        };
+        match written {
+            Ok(written) => return Ok(Archived::Written(Box::new(written.spec))),
+            Err(error) if release::namespace_terminating(&error) => {
+                return Ok(Archived::NamespaceTerminating);
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                debug!(archive = %name, "another write came between: read again");
+                conflict = Some(kube::Error::Api(status));
+            }
+            Err(error) => return Err(archive_error(error)),
+        }
+    }
+    Err(archive_error(
+        conflict.expect("a conflict ended the attempts"),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::controller::mock_api::{self, Call};
+    use crate::controller::objects::FIELD_MANAGER;
     use crate::controller::seccomp::SeccompApi;
     use crate::publish::FOLD_FINALIZER;
     use crate::recommend::tests::with_baseline;
@@ -342,8 +435,49 @@ mod tests {
                 ApiResource::from_gvk_with_plural(&gvk, "seccompprofiles"),
                 Scope::Cluster,
             ),
+            leadership: Leadership::default(),
             client,
         }
+    }
+
+    /// A replica whose Lease is not held (its renewals stopped going
+    /// through): a reconcile makes no write at all.
+    #[tokio::test]
+    async fn a_replica_that_cannot_renew_writes_nothing() {
+        let (client, recorded) = mock_api::client(profile(), |_, _| None);
+        let mut context = context(client.clone());
+        let lease = crate::controller::leader::LeaderLease::new(
+            client,
+            "imprint",
+            "imprint-controller",
+            "me",
+            Duration::from_secs(15),
+        );
+        context.leadership = Leadership::new(Some(Arc::new(lease)));
+        let key = ("shop".to_string(), web());
+        let reports = || {
+            vec![
+                report("web-1", &["read", "write"], false),
+                report("web-2", &["personality", "read"], true),
+            ]
+        };
+        let writes = || {
+            recorded
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.method != "GET" && !c.path.ends_with("/events"))
+                .count()
+        };
+        let result = reconcile(&mut context, &key, Some(&profile()), reports()).await;
+        assert!(matches!(result, Err(Error::NotLeading(_))), "{result:?}");
+        assert_eq!(writes(), 0, "{:?}", recorded.lock().unwrap());
+        // Leading (a lone replica has no Lease), the same reconcile writes.
+        context.leadership = Leadership::default();
+        reconcile(&mut context, &key, Some(&profile()), reports())
+            .await
+            .unwrap();
+        assert!(writes() >= 3, "archive, release, status at least");
     }
 
     fn names(value: &serde_json::Value) -> Vec<&str> {
@@ -374,12 +508,12 @@ mod tests {
             .unwrap();
         let calls = calls.lock().unwrap().clone();
 
-        let (archived, archive) = find(
-            &calls,
-            "PATCH",
-            "/namespaces/shop/containerbehaviorreports/deployment-web-nginx-archive",
-        )
-        .expect("the archive is written");
+        let (archived, archive) = find(&calls, "POST", "/namespaces/shop/containerbehaviorreports")
+            .expect("the archive is written");
+        assert_eq!(
+            archive.body["metadata"]["name"],
+            "deployment-web-nginx-archive"
+        );
         assert_eq!(
             names(&archive.body["spec"]["syscalls"]["names"]),
             ["personality", "read"],
@@ -436,10 +570,52 @@ mod tests {
         assert_eq!(context.metrics.folded_reports.get(), 1);
     }
 
+    /// The archive as the API server holds it already has a fold the
+    /// controller's store has not seen yet (a watch one event behind), and
+    /// another write comes between the controller's read and its write: the
+    /// fold is written on top of both, never over them.
+    #[tokio::test]
+    async fn a_fold_never_overwrites_an_archive_it_has_not_read() {
+        let archive_path = "/apis/imprint.dev/v1alpha1/namespaces/shop/containerbehaviorreports/deployment-web-nginx-archive";
+        let objects = mock_api::Objects::default();
+        let mut earlier = ContainerBehaviorReportSpec::default();
+        earlier.syscalls.arch = "x86_64".into();
+        earlier.syscalls.names = vec!["clone".into()];
+        let mut stored = ContainerBehaviorReport::new("deployment-web-nginx-archive", earlier);
+        stored.metadata.namespace = Some("shop".into());
+        stored.metadata.resource_version = Some("5".into());
+        objects.lock().unwrap().insert(
+            archive_path.to_string(),
+            serde_json::to_value(&stored).unwrap(),
+        );
+        // The first replace is refused: another write came between.
+        let mut refused = false;
+        let fail: mock_api::Fail = Box::new(move |method, _| {
+            (method == "PUT" && !std::mem::replace(&mut refused, true)).then_some(409)
+        });
+        let (client, calls) = mock_api::client_with(profile(), fail, objects.clone());
+        let mut context = context(client);
+        let key = ("shop".to_string(), web());
+        let reports = vec![report("web-2", &["personality", "read"], true)];
+        reconcile(&mut context, &key, Some(&profile()), reports)
+            .await
+            .unwrap();
+        let archive = objects.lock().unwrap()[archive_path].clone();
+        assert_eq!(
+            names(&archive["spec"]["syscalls"]["names"]),
+            ["clone", "personality", "read"],
+            "the earlier fold is kept"
+        );
+        let calls = calls.lock().unwrap().clone();
+        let puts = calls.iter().filter(|c| c.method == "PUT").count();
+        assert_eq!(puts, 2, "read again and written again after the conflict");
+        assert!(find(&calls, "PATCH", "/containerbehaviorreports/web-2-nginx").is_some());
+    }
+
     #[tokio::test]
     async fn a_report_is_never_released_when_its_archive_was_not_written() {
         let (client, calls) = mock_api::client(profile(), |method, path| {
-            (method == "PATCH" && path.ends_with("-archive")).then_some(500)
+            (method == "POST" && path.ends_with("/containerbehaviorreports")).then_some(500)
         });
         let mut context = context(client);
         let key = ("shop".to_string(), web());
@@ -476,7 +652,10 @@ mod tests {
             release.body["metadata"]["finalizers"],
             serde_json::json!([])
         );
-        assert!(find(&calls, "PATCH", "-archive").is_none(), "{calls:?}");
+        assert!(
+            find(&calls, "POST", "/containerbehaviorreports").is_none(),
+            "{calls:?}"
+        );
         assert!(
             find(&calls, "PATCH", "/containerbehaviorreports/web-1-nginx").is_none(),
             "a live report is left alone"
@@ -496,7 +675,7 @@ mod tests {
     #[tokio::test]
     async fn an_archive_refused_in_a_namespace_being_deleted_releases_the_report() {
         let (client, calls) = mock_api::client(profile(), |method, path| {
-            (method == "PATCH" && path.ends_with("-archive")).then_some(403)
+            (method == "POST" && path.ends_with("/containerbehaviorreports")).then_some(403)
         });
         let mut context = context(client);
         let key = ("shop".to_string(), web());
@@ -525,7 +704,7 @@ mod tests {
             .unwrap();
         let calls = calls.lock().unwrap().clone();
         assert!(find(&calls, "PATCH", "/containerbehaviorreports/web-2-nginx").is_some());
-        assert!(find(&calls, "PATCH", "-archive").is_none());
+        assert!(find(&calls, "POST", "/containerbehaviorreports").is_none());
     }
 
     #[tokio::test]

@@ -83,6 +83,7 @@ pub fn held(report: &StoredReport) -> bool {
 /// Removes the fold finalizer from `report` (at the resource version the
 /// store saw); `false` when there was nothing to release.
 pub async fn release(context: &Context, report: &StoredReport) -> Result<bool, Error> {
+    context.leadership.ensure()?;
     let api = Api::namespaced(context.client.clone(), &report.namespace);
     release_fold(
         &api,

@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::leader::LeaderLease;
+use super::leader::{LeaderLease, Leadership};
 use super::objects::FIELD_MANAGER;
 use super::reconcile::{Context, Controller};
 use super::seccomp::{SeccompApi, SeccompProfiles};
@@ -129,6 +129,7 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
                 },
             ),
             seccomp: SeccompProfiles::new(client, options.seccomp_api),
+            leadership: Leadership::new(lease.clone()),
         },
         reports,
         profiles,
@@ -171,7 +172,8 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
             _ = resync.tick() => {
                 dirty.extend(controller.all_keys());
                 if may_act(&controller.context.metrics) {
-                    controller.context.seccomp.collect_orphans(&controller.profiles).await;
+                    let context = &mut controller.context;
+                    context.seccomp.collect_orphans(&controller.profiles, &context.leadership).await;
                 }
             }
             _ = lost.recv() => {

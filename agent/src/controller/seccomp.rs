@@ -15,6 +15,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use tracing::{debug, info, warn};
 
+use super::leader::Leadership;
 use super::objects::{
     FIELD_MANAGER, MANAGED_BY, PROFILE_NAME, PROFILE_NAMESPACE, managed_labels, owner,
 };
@@ -100,12 +101,13 @@ impl SeccompProfiles {
         }
     }
 
-    /// Applies one SeccompProfile per container of `status`; the error
-    /// text when any failed.
+    /// Applies one SeccompProfile per container of `status` while
+    /// `leadership` allows; the error text when any failed.
     pub async fn apply(
         &mut self,
         profile: &BehaviorProfile,
         status: &BehaviorProfileStatus,
+        leadership: &Leadership,
     ) -> Option<String> {
         let (resource, scope) = match self.resource().await {
             Ok(found) => found,
@@ -134,6 +136,9 @@ impl SeccompProfiles {
                     Api::namespaced_with(self.client.clone(), &namespace, &resource)
                 }
             };
+            if let Err(error) = leadership.ensure() {
+                return Some(error.to_string());
+            }
             let object = serde_json::json!({
                 "apiVersion": resource.api_version,
                 "kind": resource.kind,
@@ -163,7 +168,11 @@ impl SeccompProfiles {
 
     /// Deletes SeccompProfiles (v1, cluster-scoped) whose BehaviorProfile
     /// is gone: a cluster-scoped object cannot be owned by a namespaced one.
-    pub async fn collect_orphans(&mut self, profiles: &Store<BehaviorProfile>) {
+    pub async fn collect_orphans(
+        &mut self,
+        profiles: &Store<BehaviorProfile>,
+        leadership: &Leadership,
+    ) {
         let Some((resource, Scope::Cluster)) = self.resource.clone() else {
             return;
         };
@@ -190,6 +199,9 @@ impl SeccompProfiles {
                     .await
                     .is_ok_and(|p| p.is_none())
             {
+                if !leadership.may_write() {
+                    return;
+                }
                 let name = object.name_any();
                 info!(
                     name,

@@ -161,9 +161,7 @@ pub fn bound(spec: &mut ContainerBehaviorReportSpec, max: usize) -> bool {
     }
     let changed = !notes.is_empty();
     for note in notes {
-        if !spec.stats.truncated.contains(&note) {
-            spec.stats.truncated.push(note);
-        }
+        imprint_crd::report::add_note(&mut spec.stats.truncated, &note);
     }
     spec.update_counts();
     changed
@@ -393,6 +391,29 @@ mod tests {
         let mut small = ContainerBehaviorReportSpec::default();
         assert!(!bound(&mut small, MAX_REPORT_BYTES));
         assert!(small.stats.truncated.is_empty());
+    }
+
+    /// An archive takes fold after fold, each bounded: its notes say what
+    /// the latest bounding did, one per kind, and never pile up.
+    #[test]
+    fn notes_of_repeated_folds_do_not_pile_up() {
+        let mut archive = ContainerBehaviorReportSpec::default();
+        for round in 0..6 {
+            // Each pod read a different number of files: each bounding
+            // notes other counts.
+            let mut folded = crowded();
+            folded.files.extend((0..round * 10).map(|i| FileAccess {
+                path: format!("/srv/extra-{round}/file-{i}"),
+                access: [Access::Read].into(),
+            }));
+            bound(&mut folded, MAX_REPORT_BYTES);
+            archive.absorb(&folded);
+            bound(&mut archive, MAX_REPORT_BYTES);
+        }
+        let size = serde_json::to_vec(&archive).unwrap().len();
+        assert!(size <= MAX_REPORT_BYTES, "{size}");
+        let notes = &archive.stats.truncated;
+        assert!(!notes.is_empty() && notes.len() <= 5, "{notes:#?}");
     }
 
     /// 4,000 long read paths, one pid file write, 3,000 long executions and
