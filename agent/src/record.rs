@@ -239,9 +239,18 @@ async fn record_host(
         .keys()
         .copied()
         .collect();
+    // Cgroups of which every event was lost have losses to report.
+    let counts = session.probes.kernel_counts();
+    ids.extend(
+        counts
+            .drops
+            .iter()
+            .filter(|(id, d)| d.total() > 0 && !ids.contains(id))
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+    );
     ids.sort_unstable();
     let known = session.paths(hierarchy, &ids);
-    let counts = session.probes.kernel_counts();
     let clock = Clock::now();
     let arch = Arch::native().context("unsupported architecture")?;
     // One report per container: a child cgroup it made folds into it.

@@ -241,6 +241,8 @@ impl Behavior {
 
     /// Folds another cgroup's behavior in (a cgroup made below this one).
     pub fn merge(&mut self, other: &Behavior) {
+        // What the kernel lost of it counts even when nothing reached us.
+        self.add_drops(&other.drops);
         if other.events == 0 {
             return;
         }
@@ -281,7 +283,11 @@ impl Behavior {
         }
         self.truncated_paths += other.truncated_paths;
         self.truncated.extend(other.truncated.iter().copied());
-        self.add_drops(&other.drops);
+    }
+
+    /// Whether the kernel lost anything of it.
+    pub fn lost_anything(&self) -> bool {
+        self.drops.total() > 0
     }
 
     /// Adds losses counted in the kernel.
@@ -778,6 +784,27 @@ mod tests {
         parent.add_exec_repeats(&HashMap::from([(3, 10), (99, 5)]));
         let stats = &parent.executables[&("/bin/tool".to_string(), vec!["tool".to_string()])];
         assert_eq!(stats.count, 12);
+    }
+
+    #[test]
+    fn a_child_cgroup_whose_events_were_all_lost_still_brings_its_losses() {
+        let mut parent = Behavior::default();
+        parent.add(
+            &Event::Syscall {
+                header: h(kind::SYSCALL, 1),
+                nr: 0,
+            },
+            &Limits::default(),
+        );
+        let mut child = Behavior::default();
+        child.add_drops(&DropCounts {
+            ringbuf: 7,
+            ..DropCounts::default()
+        });
+        assert_eq!(child.events, 0);
+        parent.merge(&child);
+        assert_eq!(parent.drops.ringbuf, 7);
+        assert!(parent.lost_anything());
     }
 
     #[test]

@@ -158,11 +158,10 @@ impl Session {
 
     /// The behavior of cgroup `id` with what the kernel counted of it
     /// (drops, exec repeats; `counts` from one [`Probes::kernel_counts`]
-    /// read) folded in; `None` when nothing was seen of it.
+    /// read) folded in; `None` when nothing was seen of it and nothing of
+    /// it was lost.
     pub fn behavior_of(&self, id: u64, counts: &KernelCounts) -> Option<Behavior> {
-        let mut behavior = self.captured().aggregator.cgroups.get(&id)?.clone();
-        counts.apply(id, &mut behavior);
-        Some(behavior)
+        with_counts(self.captured().aggregator.cgroups.get(&id), id, counts)
     }
 
     /// Events seen of cgroup `id` (0 when none).
@@ -332,4 +331,41 @@ pub fn require_root(command: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `seen` (what was decoded of cgroup `id`) with what the kernel counted
+/// of it; a cgroup of which every event was lost is its losses alone, so
+/// its report says what was lost.
+fn with_counts(seen: Option<&Behavior>, id: u64, counts: &KernelCounts) -> Option<Behavior> {
+    let mut behavior = match seen {
+        Some(seen) => seen.clone(),
+        None if counts.drops.get(&id).is_some_and(|d| d.total() > 0) => Behavior::default(),
+        None => return None,
+    };
+    counts.apply(id, &mut behavior);
+    Some(behavior)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imprint_probes::events::DropCounts;
+
+    #[test]
+    fn a_cgroup_whose_events_were_all_lost_is_its_losses() {
+        let lost = DropCounts {
+            ringbuf: 3,
+            ..DropCounts::default()
+        };
+        let counts = KernelCounts {
+            drops: HashMap::from([(7, lost), (8, DropCounts::default())]),
+            ..KernelCounts::default()
+        };
+        let behavior = with_counts(None, 7, &counts).expect("a behavior of losses alone");
+        assert!(behavior.is_empty() && behavior.lost_anything());
+        assert_eq!(behavior.drops.ringbuf, 3);
+        // Nothing seen and nothing lost: nothing to report.
+        assert!(with_counts(None, 8, &counts).is_none());
+        assert!(with_counts(None, 9, &counts).is_none());
+    }
 }

@@ -465,7 +465,7 @@ impl Publisher {
                 uid.as_ref().and_then(|u| self.pod_workloads.get(u)),
             ),
         };
-        let Some(behavior) = behavior.filter(|b| !b.is_empty()) else {
+        let Some(behavior) = behavior.filter(|b| !b.is_empty() || b.lost_anything()) else {
             return Outcome::Done;
         };
         let mut spec = plan::spec(
