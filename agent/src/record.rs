@@ -245,11 +245,11 @@ async fn record_host(
         counts
             .drops
             .iter()
-            .filter(|(id, d)| d.total() > 0 && !ids.contains(id))
-            .map(|(id, _)| *id)
-            .collect::<Vec<_>>(),
+            .filter(|(_, d)| d.total() > 0)
+            .map(|(id, _)| *id),
     );
     ids.sort_unstable();
+    ids.dedup();
     let known = session.paths(hierarchy, &ids);
     let clock = Clock::now();
     let arch = Arch::native().context("unsupported architecture")?;

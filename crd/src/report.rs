@@ -475,9 +475,14 @@ pub struct Drops {
 }
 
 impl Drops {
+    /// The sum of the counters (what `total` holds once counts are updated).
+    pub fn counted(&self) -> u64 {
+        self.ring_buffer + self.map_full + self.path_truncated + self.read_failures
+    }
+
     /// Whether anything was lost (by the counters, whatever `total` says).
     pub fn lost(&self) -> bool {
-        self.ring_buffer + self.map_full + self.path_truncated + self.read_failures > 0
+        self.counted() > 0
     }
 }
 
@@ -648,7 +653,7 @@ impl ContainerBehaviorReportSpec {
         self.stats.connections = self.network.len() as u64;
         self.stats.capabilities = self.capabilities.len() as u64;
         let d = &mut self.stats.drops;
-        d.total = d.ring_buffer + d.map_full + d.path_truncated + d.read_failures;
+        d.total = d.counted();
     }
 }
 

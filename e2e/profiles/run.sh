@@ -114,6 +114,11 @@ trap cleanup EXIT
 cbr() { k get containerbehaviorreports "$@"; }
 bp() { k get behaviorprofiles "$@"; }
 pods_of() { k get pods -l "app=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
+live_pods() { # live_pods APP: its pods that run and are not being deleted
+  k get pods -l "app=$1" -o json |
+    jq -r '.items[] | select(.metadata.deletionTimestamp == null and .status.phase == "Running") | .metadata.name'
+}
+live() { [[ $(live_pods "$1" | wc -l) -eq $2 ]]; } # live APP N: N pods of APP run
 
 # --- workloads ---------------------------------------------------------------
 # mixed: each replica writes and executes a copy of busybox named after its
@@ -336,7 +341,6 @@ agent_metric() { # agent_metric NAME: its value (0 when absent)
 }
 
 some_cgroup_not_recorded() { (($(agent_metric imprint_agent_cgroups_not_recorded_total) > 0)); }
-loops_running() { [[ $(k get pods -l app=forkloop --field-selector=status.phase=Running -o name | wc -l) -eq $1 ]]; }
 
 # 8 pods in a fork/exec loop (100m CPU each) beside a victim: the kernel
 # counts the loops' repeats instead of sending them (far fewer exec events
@@ -350,7 +354,7 @@ fork_loops_do_not_blind_the_node() {
   execs_before=$(agent_metric 'imprint_agent_events_total{kind="exec"}')
   deploy forkloop container=loop replicas=8 script="$LOOP" cpu=100m || return 1
   web victim 'while :; do cat /etc/hostname > /dev/null; ls / > /dev/null; sleep 1; done' || return 1
-  eventually 120 loops_running 8 || { echo "the loops did not start"; return 1; }
+  eventually 120 live forkloop 8 || { echo "the loops did not start"; return 1; }
   eventually 180 phase_is deployment-victim Stable || { bp deployment-victim -o yaml | head -60; return 1; }
   holds bp deployment-victim '[.status.conditions[]? | select(.type == "Drops")] | length == 0' ||
     { bp deployment-victim -o json | jq -c .status.conditions; return 1; }
@@ -424,7 +428,6 @@ host_processes_are_not_recorded() {
 }
 
 # --- nested cgroups belong to their container ---------------------------------
-running() { [[ $(k get pods -l "app=$1" -o jsonpath='{.items[*].status.phase}') == Running ]]; }
 container_id() { # container_id POD: the runtime's id of its first container
   k get pod "$1" -o jsonpath='{.status.containerStatuses[0].containerID}' | sed 's|.*://||'
 }
@@ -444,7 +447,7 @@ NESTED='root=/sys/fs/cgroup; [ -e $root/unified/cgroup.procs ] && root=$root/uni
 a_child_cgroup_is_its_container() {
   local victim nested id
   web quiet 'exec sleep 3600' || return 1
-  eventually 60 running quiet || return 1
+  eventually 60 live quiet 1 || return 1
   victim=$(pods_of quiet | head -1)
   id=$(container_id "$victim")
   [[ -n $id ]] || { echo "no container id for $victim"; return 1; }
@@ -476,10 +479,6 @@ deleted_pod_is_folded_into_the_archive() {
 # 10 pods of one Deployment, each running a program with its own name as
 # its argument, deleted all at once, 5 times over: every deleted pod's own
 # execution is in the archive afterwards (no fold overwrites another).
-live_pods() { # live_pods APP: its pods that run and are not being deleted
-  k get pods -l "app=$1" -o json |
-    jq -r '.items[] | select(.metadata.deletionTimestamp == null and .status.phase == "Running") | .metadata.name'
-}
 all_reported() { # all_reported APP N: N live pods, each with a report of its own execution
   local pods pod
   mapfile -t pods < <(live_pods "$1")

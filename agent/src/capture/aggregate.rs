@@ -63,6 +63,19 @@ pub struct ExecStats {
     pub kernel_keys: BTreeSet<u64>,
 }
 
+impl ExecStats {
+    /// Adds other executions of the same (path, argv): counts add up, and
+    /// what any of them did (ran as root, gained privilege) stays.
+    pub fn absorb(&mut self, other: &ExecStats) {
+        self.count += other.count;
+        self.euid = self.euid.min(other.euid);
+        self.setuid |= other.setuid;
+        self.setgid |= other.setgid;
+        self.file_caps |= other.file_caps;
+        self.kernel_keys.extend(other.kernel_keys.iter().copied());
+    }
+}
+
 /// How one capability was checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CapStats {
@@ -155,20 +168,20 @@ impl Behavior {
                     self.executables.len() < limits.executables
                 };
                 if room || self.executables.contains_key(&key) {
-                    let stats = self.executables.entry(key).or_insert_with(|| ExecStats {
-                        count: 0,
+                    let this = ExecStats {
+                        count: 1,
                         euid: *euid,
                         setuid,
                         setgid,
-                        file_caps: 0,
-                        kernel_keys: BTreeSet::new(),
-                    });
-                    stats.count += 1;
-                    stats.euid = stats.euid.min(*euid);
-                    stats.setuid |= setuid;
-                    stats.setgid |= setgid;
-                    stats.file_caps |= cap_gained;
-                    stats.kernel_keys.insert(*key_hash);
+                        file_caps: *cap_gained,
+                        kernel_keys: [*key_hash].into(),
+                    };
+                    match self.executables.get_mut(&key) {
+                        Some(stats) => stats.absorb(&this),
+                        None => {
+                            self.executables.insert(key, this);
+                        }
+                    }
                 } else {
                     self.truncated.insert("executables");
                 }
@@ -254,14 +267,7 @@ impl Behavior {
         self.syscalls.extend(other.syscalls.iter().copied());
         for (key, stats) in &other.executables {
             match self.executables.get_mut(key) {
-                Some(entry) => {
-                    entry.count += stats.count;
-                    entry.euid = entry.euid.min(stats.euid);
-                    entry.setuid |= stats.setuid;
-                    entry.setgid |= stats.setgid;
-                    entry.file_caps |= stats.file_caps;
-                    entry.kernel_keys.extend(stats.kernel_keys.iter().copied());
-                }
+                Some(entry) => entry.absorb(stats),
                 None => {
                     self.executables.insert(key.clone(), stats.clone());
                 }

@@ -144,11 +144,11 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
     // or only unreachable from here) pauses before any standby may take
     // over, and goes on once a renewal goes through.
     let mut acting = true;
-    let mut may_act = |metrics: &ControllerMetrics| {
-        let held = lease.as_ref().is_none_or(|lease| lease.is_held());
+    let mut may_act = |context: &Context| {
+        let held = context.leadership.may_write();
         if held != acting {
             acting = held;
-            metrics.leader.set(i64::from(held));
+            context.metrics.leader.set(i64::from(held));
             if held {
                 info!("the Lease is renewed again: acting");
             } else {
@@ -164,14 +164,14 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
             Some(key) = keys.recv() => { dirty.insert(key); }
             Some(event) = report_events.recv() => { dirty.extend(controller.reports.apply(event)); }
             _ = debounce.tick() => {
-                if !dirty.is_empty() && may_act(&controller.context.metrics) {
+                if !dirty.is_empty() && may_act(&controller.context) {
                     let batch: Vec<_> = dirty.drain().collect();
                     controller.reconcile_all(batch).await;
                 }
             }
             _ = resync.tick() => {
                 dirty.extend(controller.all_keys());
-                if may_act(&controller.context.metrics) {
+                if may_act(&controller.context) {
                     let context = &mut controller.context;
                     context.seccomp.collect_orphans(&controller.profiles, &context.leadership).await;
                 }

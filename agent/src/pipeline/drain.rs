@@ -58,9 +58,9 @@ impl Captured {
     }
 
     /// Drops what is still in flight of a cgroup the kernel no longer
-    /// records. What was in flight has been drained a minute later.
+    /// records (what was kept of it is [`Captured::forget`]'s). What was in
+    /// flight has been drained a minute later.
     pub fn ignore(&mut self, id: u64) {
-        self.forget(id);
         let now = Instant::now();
         self.ignored
             .retain(|_, since| now.duration_since(*since) < IN_FLIGHT);

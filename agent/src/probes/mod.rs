@@ -231,7 +231,7 @@ impl Probes {
     }
 
     /// Losses counted in the kernel, per cgroup id.
-    pub fn drops(&self) -> HashMap<u64, DropCounts> {
+    fn drops(&self) -> HashMap<u64, DropCounts> {
         let Some(map) = self.ebpf.map(maps::CGROUP_DROPS) else {
             return HashMap::new();
         };
@@ -244,7 +244,7 @@ impl Probes {
     /// Repeats of execs the kernel did not send again, per cgroup id and
     /// exec key. An entry the kernel evicted takes its repeats with it:
     /// these are lower bounds.
-    pub fn exec_repeats(&self) -> HashMap<u64, HashMap<u64, u64>> {
+    fn exec_repeats(&self) -> HashMap<u64, HashMap<u64, u64>> {
         let mut repeats: HashMap<u64, HashMap<u64, u64>> = HashMap::new();
         let Some(map) = self.ebpf.map(maps::EXECS_SEEN) else {
             return repeats;

@@ -225,14 +225,14 @@ impl Publisher {
             all = true;
         }
         self.tick_losses = losses.clone();
-        self.metrics
-            .drops
-            .set(counts.drops.values().map(|d| d.total() as i64).sum::<i64>());
         let drops_read: HashMap<u64, u64> = counts
             .drops
             .iter()
             .map(|(id, d)| (*id, d.total()))
             .collect();
+        self.metrics
+            .drops
+            .set(i64::try_from(drops_read.values().sum::<u64>()).unwrap_or(i64::MAX));
         {
             let mut captured = session.captured();
             for (id, total) in &drops_read {
