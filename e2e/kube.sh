@@ -17,6 +17,32 @@ k() { kubectl -n "$NS" "$@"; }
 # pipe into it hides kubectl's failure).
 holds() { local json; json=$(k get "$1" "$2" -o json 2> /dev/null) && jq -e "$3" <<< "$json" > /dev/null; }
 
+# Generated names end with a hash of what they name (README, "Names"): the
+# tests find objects by what they are, never by spelling their names.
+# seccomp_of PROFILE CONTAINER: the SeccompProfile the BehaviorProfile's
+# status names for CONTAINER.
+seccomp_of() {
+  k get behaviorprofiles "$1" -o json 2> /dev/null |
+    jq -r --arg c "$2" '.status.containers[]? | select(.name == $c) | .seccompProfile // empty'
+}
+# report_of POD CONTAINER: the name of that pod container's report (empty
+# when there is none).
+report_of() {
+  k get containerbehaviorreports -l '!imprint.dev/archive' -o json 2> /dev/null |
+    jq -r --arg p "$1" --arg c "$2" '.items[] | select(.spec.subject.pod == $p and .spec.subject.container == $c) | .metadata.name' | head -1
+}
+# holds_report POD CONTAINER JQ: that pod container's report exists and
+# the jq filter JQ holds for it (looked up again at each call).
+holds_report() { local name; name=$(report_of "$1" "$2") && [[ -n $name ]] && holds containerbehaviorreports "$name" "$3"; }
+# report_gone POD CONTAINER: that pod container has no report (any more).
+report_gone() { [[ -z $(report_of "$1" "$2") ]]; }
+# archive_of WORKLOAD CONTAINER: the name of the archive of CONTAINER of
+# WORKLOAD (the folded reports of its deleted pods).
+archive_of() {
+  k get containerbehaviorreports -l "imprint.dev/archive=true,imprint.dev/workload-name=$1,imprint.dev/container=$2" \
+    -o jsonpath='{.items[0].metadata.name}' 2> /dev/null
+}
+
 # phase_is PROFILE PHASE: the BehaviorProfile PROFILE is in PHASE.
 phase_is() { [[ $(k get behaviorprofiles "$1" -o jsonpath='{.status.phase}' 2> /dev/null) == "$2" ]]; }
 

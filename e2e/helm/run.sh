@@ -295,7 +295,8 @@ seccomp_profiles_exist() {
   local c name line
   load_image_names
   for c in nginx redis; do
-    name=$NS-$c-$c
+    name=$(seccomp_of "deployment-$c" "$c")
+    [[ -n $name ]] || { echo "BehaviorProfile of $c names no SeccompProfile"; return 1; }
     kubectl get "$SP" "$name" -o json > "$work/sp-$c.json" || return 1
     jq -e --arg ns "$NS" '.spec.defaultAction == "SCMP_ACT_ERRNO" and (.spec.syscalls[0].names | length) > 30 and
       .metadata.labels["imprint.dev/profile-namespace"] == $ns' "$work/sp-$c.json" > /dev/null || { jq .spec "$work/sp-$c.json" | head; return 1; }
@@ -311,7 +312,7 @@ apiVersion: security-profiles-operator.x-k8s.io/v1
 kind: ProfileBinding
 metadata: {name: nginx}
 spec:
-  profileRef: {kind: SeccompProfile, name: $NS-nginx-nginx}
+  profileRef: {kind: SeccompProfile, name: $(seccomp_of deployment-nginx nginx)}
   image: $NGINX_IMAGE
 YAML
   # What a user sees.
@@ -321,8 +322,8 @@ YAML
 }
 
 # --- enforcement ---------------------------------------------------------------
-# Each container's SeccompProfile ($NS-CONTAINER-CONTAINER) as a localhost
-# profile of that name, and its recommended securityContext (kube.sh).
+# Each container's SeccompProfile (the name its BehaviorProfile gives) as a
+# localhost profile of that name, and its recommended securityContext (kube.sh).
 
 runs_under_profile() { # runs_under_profile APP COMM: every COMM process of APP's pods is filtered
   local uid pid n=0
@@ -338,10 +339,11 @@ runs_under_profile() { # runs_under_profile APP COMM: every COMM process of APP'
 
 enforced_workloads_serve_without_errors() {
   load_image_names
-  local c sc
+  local c sc name
   for c in nginx redis; do
-    install_profile "$NS-$c-$c" || return 1
-    sc=$(enforced_context "deployment-$c" "$c" "$NS-$c-$c") || return 1
+    name=$(seccomp_of "deployment-$c" "$c") && [[ -n $name ]] || return 1
+    install_profile "$name" || return 1
+    sc=$(enforced_context "deployment-$c" "$c" "$name") || return 1
     note "$c: securityContext $sc"
     echo "$sc" > "$work/sc-$c.json"
   done
@@ -371,7 +373,7 @@ new_behavior_is_denied_and_learnt() {
   # The restarted pods may still bring the profile a few new facts (the
   # runtime under the new securityContext); start from Stable.
   eventually 120 phase_is deployment-nginx Stable || { k get bp; return 1; }
-  allowed=$(kubectl get "$SP" "$NS-nginx-nginx" -o json |
+  allowed=$(kubectl get "$SP" "$(seccomp_of deployment-nginx nginx)" -o json |
     jq -r '.spec.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]')
   for entry in "${OUTSIDE[@]}"; do
     syscall=${entry%%:*}

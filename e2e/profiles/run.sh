@@ -93,7 +93,7 @@ cleanup() {
       start_controller
       eventually 60 curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/readyz" > /dev/null
     fi
-    if ! kubectl delete namespace "$NS" "$NS-gone" --ignore-not-found --timeout=90s > /dev/null 2>&1; then
+    if ! kubectl delete namespace "$NS" "$NS-gone" "$NS-x" --ignore-not-found --timeout=90s > /dev/null 2>&1; then
       echo "namespace $NS not deleted within 90s; the controller said:"
       tail -n 20 "$work"/controller.log "$work"/standby.log 2> /dev/null
     fi
@@ -107,6 +107,7 @@ cleanup() {
   [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]] && { echo "kept namespace $NS"; rm -rf "$work"; return; }
   kubectl delete namespace "$LEASE_NS" --wait=false > /dev/null 2>&1
   delete_profiles
+  NS=$NS-x delete_profiles
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -153,13 +154,13 @@ setup() {
 reports_name_pod_container_node_and_workload() {
   local pod
   for pod in $(pods_of mixed); do
-    eventually 60 cbr "$pod-web" > /dev/null || return 1
-    cbr "$pod-web" -o json | jq -e --arg pod "$pod" --arg node "$NODE" '
+    eventually 60 holds_report "$pod" web true || return 1
+    cbr "$(report_of "$pod" web)" -o json | jq -e --arg pod "$pod" --arg node "$NODE" '
       .spec.subject.pod == $pod and .spec.subject.container == "web" and
       .spec.subject.node == $node and .spec.subject.workload == {kind: "Deployment", name: "mixed"} and
       .metadata.ownerReferences[0].kind == "Pod" and
       .metadata.labels["imprint.dev/workload-name"] == "mixed" and
-      (.spec.syscalls.names | length) > 20' > /dev/null || { cbr "$pod-web" -o yaml; return 1; }
+      (.spec.syscalls.names | length) > 20' > /dev/null || { cbr "$(report_of "$pod" web)" -o yaml; return 1; }
   done
   [[ $(pods_of mixed | wc -l) -eq 2 ]]
 }
@@ -197,7 +198,7 @@ peers_are_named_in_both_reports() {
 a_server_names_the_client() {
   local pod
   for pod in $(pods_of mixed); do
-    holds cbr "$pod-web" '[.spec.network[] | select(.direction == "inbound" and .peer.kind == "Pod" and .peer.workload.name == "client")] | length > 0' &&
+    holds_report "$pod" web '[.spec.network[] | select(.direction == "inbound" and .peer.kind == "Pod" and .peer.workload.name == "client")] | length > 0' &&
       return 0
   done
   return 1
@@ -215,13 +216,13 @@ a_restarted_container_keeps_its_first_run() {
     { echo "the container did not restart"; return 1; }
   pod=$(pods_of restarter | head -1)
   # The second run is written (its sleep is in the report) ...
-  eventually 90 holds cbr "$pod-web" '[.spec.executables[].args | join(" ")] | any(test("sleep 3600"))' ||
-    { echo "report $pod-web without the second run:"; cbr "$pod-web" -o yaml | head -60; restarter_log "$pod"; return 1; }
+  eventually 90 holds_report "$pod" web '[.spec.executables[].args | join(" ")] | any(test("sleep 3600"))' ||
+    { echo "the report of $pod without the second run:"; cbr "$(report_of "$pod" web)" -o yaml | head -60; restarter_log "$pod"; return 1; }
   # ... and the first run is still there.
   local executables
-  executables=$(cbr "$pod-web" -o json | jq -c '[.spec.executables[].path]')
+  executables=$(cbr "$(report_of "$pod" web)" -o json | jq -c '[.spec.executables[].path]')
   if ! jq -e 'index("/tmp/first-run")' <<< "$executables" > /dev/null; then
-    echo "report $pod-web without the first run: $executables"; restarter_log "$pod"; return 1
+    echo "the report of $pod without the first run: $executables"; restarter_log "$pod"; return 1
   fi
 }
 
@@ -231,7 +232,9 @@ restarter_log() { # what the agent said about POD, and the pod's statuses
 }
 
 seccomp_profiles_are_accepted() {
-  local name=$NS-mixed-web
+  local name
+  eventually 60 bash -c "[[ -n \$(kubectl -n $NS get bp deployment-mixed -o jsonpath='{.status.containers[0].seccompProfile}' 2> /dev/null) ]]" || return 1
+  name=$(seccomp_of deployment-mixed web)
   eventually 60 kubectl get "$SP" "$name" > /dev/null || return 1
   kubectl get "$SP" "$name" -o json | jq -e --arg ns "$NS" '
     .spec.defaultAction == "SCMP_ACT_ERRNO" and .spec.architectures == ["SCMP_ARCH_X86_64"] and
@@ -273,14 +276,16 @@ serves() { # serves APP REQUESTS: every request to every pod of APP answers
 }
 
 enforced_profile_serves_without_errors() {
-  install_profile "$NS-mixed-web" &&
-    web enforced "$MIXED" sc="$(enforced_context deployment-mixed web "$NS-mixed-web")" &&
+  local name
+  name=$(seccomp_of deployment-mixed web) && [[ -n $name ]] || return 1
+  install_profile "$name" &&
+    web enforced "$MIXED" sc="$(enforced_context deployment-mixed web "$name")" &&
     k rollout status deployment/enforced --timeout=90s &&
     serves enforced 50
 }
 
 profile_without_a_needed_syscall_fails() {
-  install_profile "$NS-mixed-web" "$NS-broken" bind &&
+  install_profile "$(seccomp_of deployment-mixed web)" "$NS-broken" bind &&
     web broken "$MIXED" sc="$(enforced_context deployment-mixed web "$NS-broken")" || return 1
   # httpd cannot bind its port: the pod never becomes Ready.
   sleep 20
@@ -299,9 +304,10 @@ files_made_without_open_keep_the_root_writable() {
   eventually 60 holds bp deployment-linker \
     '.status.containers[0] | (.securityContext.readOnlyRootFilesystem == false) and (.rootWrites | length > 0)' ||
     { bp deployment-linker -o json | jq -c '.status.containers[0] | {securityContext, rootWrites}'; return 1; }
-  local sc
-  install_profile "$NS-linker-web" || return 1
-  sc=$(enforced_context deployment-linker web "$NS-linker-web") || return 1
+  local sc name
+  name=$(seccomp_of deployment-linker web) && [[ -n $name ]] || return 1
+  install_profile "$name" || return 1
+  sc=$(enforced_context deployment-linker web "$name") || return 1
   web linker-enforced "$LINKER" sc="$sc" || return 1
   if ! k rollout status deployment/linker-enforced --timeout=60s > /dev/null; then
     echo "under its recommendation ($sc):"; k get pods -l app=linker-enforced; return 1
@@ -324,11 +330,11 @@ many_directories_keep_the_agent_bounded() {
   web dirs "$DIRS" || return 1
   eventually 600 k exec deploy/dirs -- test -e /done 2> /dev/null || { echo "the pod did not finish"; return 1; }
   pod=$(pods_of dirs | head -1)
-  eventually 60 holds cbr "$pod-web" '.spec.stats.truncated | index("files (folded to top-level directories)")' ||
-    { cbr "$pod-web" -o json | jq -c '.spec.stats'; return 1; }
+  eventually 60 holds_report "$pod" web '.spec.stats.truncated | index("files (folded to top-level directories)")' ||
+    { cbr "$(report_of "$pod" web)" -o json | jq -c '.spec.stats'; return 1; }
   kill -0 "$pid" 2> /dev/null || { echo "the agent died"; return 1; }
   peak=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
-  bytes=$(cbr "$pod-web" -o json | jq -c .spec | wc -c)
+  bytes=$(cbr "$(report_of "$pod" web)" -o json | jq -c .spec | wc -c)
   echo "# agent peak RSS $((peak / 1024)) MiB; report $((bytes / 1024)) KiB" >&2
   ((peak < 128 * 1024)) || { echo "agent peak RSS $((peak / 1024)) MiB"; return 1; }
   ((bytes < 512 * 1024)) || { echo "report of $bytes bytes"; return 1; }
@@ -465,13 +471,107 @@ a_child_cgroup_is_its_container() {
   k delete deployment quiet nested --wait=false > /dev/null
 }
 
+# --- names ---------------------------------------------------------------------
+# Namespace $NS-x with Deployment w and namespace $NS with Deployment x-w:
+# an earlier release named both SeccompProfiles $NS-x-w-web (the two
+# controllers' writes flipped it, and deleting either profile deleted the
+# other's). Now each has its own, labelled with its own profile's UID, and
+# deleting one namespace collects only its profile.
+names_never_collide_across_namespaces() {
+  local other=$NS-x a b uid_a uid_b
+  kubectl create namespace "$other" > /dev/null || return 1
+  NS=$other web w 'while true; do cat /etc/hostname > /dev/null; sleep 2; done' || return 1
+  web x-w 'while true; do cat /etc/hostname > /dev/null; sleep 2; done' || return 1
+  eventually 90 bash -c "[[ -n \$(kubectl -n $other get bp deployment-w -o jsonpath='{.status.containers[0].seccompProfile}' 2> /dev/null) ]]" ||
+    { kubectl -n "$other" get bp,cbr; return 1; }
+  eventually 90 bash -c "[[ -n \$(kubectl -n $NS get bp deployment-x-w -o jsonpath='{.status.containers[0].seccompProfile}' 2> /dev/null) ]]" || return 1
+  a=$(NS=$other seccomp_of deployment-w web)
+  b=$(seccomp_of deployment-x-w web)
+  echo "# $other/w: $a; $NS/x-w: $b" >&2
+  [[ $a != "$b" ]] || { echo "both are $a"; return 1; }
+  uid_a=$(kubectl -n "$other" get bp deployment-w -o jsonpath='{.metadata.uid}')
+  uid_b=$(k get bp deployment-x-w -o jsonpath='{.metadata.uid}')
+  eventually 30 bash -c "[[ \$(kubectl get $SP $a -o jsonpath='{.metadata.labels.imprint\.dev/profile-uid}') == $uid_a ]]" || return 1
+  eventually 30 bash -c "[[ \$(kubectl get $SP $b -o jsonpath='{.metadata.labels.imprint\.dev/profile-uid}') == $uid_b ]]" || return 1
+  kubectl delete namespace "$other" --timeout=60s > /dev/null || { echo "namespace $other not deleted"; return 1; }
+  eventually 60 bash -c "! kubectl get $SP $a > /dev/null 2>&1" || { echo "$a not collected"; return 1; }
+  kubectl get "$SP" "$b" -o json | jq -e --arg u "$uid_b" '.metadata.labels["imprint.dev/profile-uid"] == $u' > /dev/null ||
+    { echo "$b went with the other namespace's profile"; return 1; }
+  k delete deployment x-w --wait=false > /dev/null
+}
+
+# An upgrade: the objects an earlier release made for a workload (its
+# SeccompProfile $NS-upgraded-web, which ProfileBindings and pods may name,
+# and its archive deployment-upgraded-web-archive with what deleted pods
+# did) are adopted under their names: what was learnt is kept and merged,
+# the SeccompProfile goes on under its name with the profile's UID label,
+# and the next fold goes into that archive; nothing is made beside them.
+earlier_release_objects_are_adopted() {
+  local uid sp=$NS-upgraded-web archive=deployment-upgraded-web-archive
+  stop controller
+  k apply --server-side -f - > /dev/null <<YAML || return 1
+apiVersion: imprint.dev/v1alpha1
+kind: BehaviorProfile
+metadata:
+  name: deployment-upgraded
+  labels: {app.kubernetes.io/managed-by: imprint, imprint.dev/workload-kind: Deployment, imprint.dev/workload-name: upgraded}
+spec:
+  workload: {kind: Deployment, name: upgraded}
+YAML
+  uid=$(k get bp deployment-upgraded -o jsonpath='{.metadata.uid}')
+  kubectl apply --server-side -f - > /dev/null <<YAML || return 1
+apiVersion: security-profiles-operator.x-k8s.io/v1
+kind: SeccompProfile
+metadata:
+  name: $sp
+  labels: {app.kubernetes.io/managed-by: imprint, imprint.dev/profile-namespace: $NS, imprint.dev/profile-name: deployment-upgraded,
+           imprint.dev/container: web, imprint.dev/workload-kind: Deployment, imprint.dev/workload-name: upgraded}
+spec:
+  defaultAction: SCMP_ACT_ERRNO
+  architectures: [SCMP_ARCH_X86_64]
+  syscalls: [{action: SCMP_ACT_ALLOW, names: [read, acct]}]
+---
+apiVersion: imprint.dev/v1alpha1
+kind: ContainerBehaviorReport
+metadata:
+  name: $archive
+  namespace: $NS
+  labels: {imprint.dev/archive: "true", imprint.dev/container: web, imprint.dev/workload-kind: Deployment, imprint.dev/workload-name: upgraded}
+  ownerReferences: [{apiVersion: imprint.dev/v1alpha1, kind: BehaviorProfile, name: deployment-upgraded, uid: $uid, controller: true}]
+spec:
+  subject: {namespace: $NS, container: web, workload: {kind: Deployment, name: upgraded}}
+  syscalls: {arch: x86_64, names: [read, acct]}
+  executables: [{path: /learnt/before/upgrade, args: [/learnt/before/upgrade], count: 1, euid: 0}]
+YAML
+  web upgraded 'cp /bin/busybox /tmp/after-upgrade; /tmp/after-upgrade true; while true; do cat /etc/hostname > /dev/null; sleep 2; done' || return 1
+  start_controller
+  eventually 90 holds bp deployment-upgraded ".status.containers[0].seccompProfile == \"$sp\"" ||
+    { bp deployment-upgraded -o json | jq -c '.status.containers[0].seccompProfile'; return 1; }
+  eventually 60 profile_has_executables deployment-upgraded /learnt/before/upgrade /tmp/after-upgrade || return 1
+  eventually 60 bash -c "kubectl get $SP $sp -o json | jq -e --arg u $uid '.metadata.labels[\"imprint.dev/profile-uid\"] == \$u and
+    ([.spec.syscalls[].names[]] | index(\"acct\") and index(\"execve\"))' > /dev/null" ||
+    { kubectl get "$SP" "$sp" -o json | jq -c '{labels: .metadata.labels, names: [.spec.syscalls[].names[]]}'; return 1; }
+  [[ $(kubectl get "$SP" -l "imprint.dev/profile-namespace=$NS,imprint.dev/profile-name=deployment-upgraded" -o name | wc -l) -eq 1 ]] ||
+    { echo "a second SeccompProfile was made:"; kubectl get "$SP" -l "imprint.dev/profile-name=deployment-upgraded"; return 1; }
+  local pod
+  pod=$(pods_of upgraded | head -1)
+  eventually 60 holds_report "$pod" web '[.spec.executables[].path] | index("/tmp/after-upgrade")' || return 1
+  k delete pod "$pod" --wait=true --timeout=60s > /dev/null || return 1
+  eventually 60 report_gone "$pod" web || return 1
+  eventually 30 holds cbr "$archive" '(.spec.executables | map(.path) | index("/learnt/before/upgrade") and index("/tmp/after-upgrade"))' ||
+    { cbr "$archive" -o json | jq -c '[.spec.executables[].path]'; return 1; }
+  [[ $(cbr -l imprint.dev/archive=true,imprint.dev/workload-name=upgraded -o name | wc -l) -eq 1 ]] ||
+    { echo "a second archive was made:"; cbr -l imprint.dev/archive=true; return 1; }
+  k delete deployment upgraded --wait=false > /dev/null
+}
+
 # --- lifecycle -------------------------------------------------------------
 deleted_pod_is_folded_into_the_archive() {
   local pod
   pod=$(pods_of mixed | head -1)
   k delete pod "$pod" --wait=true --timeout=60s || return 1
-  eventually 60 bash -c "! kubectl -n $NS get cbr $pod-web > /dev/null 2>&1" || { cbr "$pod-web" -o yaml | head -20; return 1; }
-  cbr deployment-mixed-web-archive -o json |
+  eventually 60 report_gone "$pod" web || { cbr "$(report_of "$pod" web)" -o yaml | head -20; return 1; }
+  cbr "$(archive_of mixed web)" -o json |
     jq -e --arg p "/tmp/x-$pod" '[.spec.executables[].path] | index($p)' > /dev/null &&
     profile_has_executables deployment-mixed "/tmp/x-$pod"
 }
@@ -484,10 +584,14 @@ all_reported() { # all_reported APP N: N live pods, each with a report of its ow
   mapfile -t pods < <(live_pods "$1")
   ((${#pods[@]} == $2)) || return 1
   for pod in "${pods[@]}"; do
-    holds cbr "$pod-web" "any(.spec.executables[]; .args == [\"/bin/true\", \"$pod\"])" || return 1
+    holds_report "$pod" web "any(.spec.executables[]; .args == [\"/bin/true\", \"$pod\"])" || return 1
   done
 }
-none_left() { local pod; for pod in "$@"; do ! cbr "$pod-web" > /dev/null 2>&1 || return 1; done; }
+none_left() {
+  local left
+  left=$(cbr -l '!imprint.dev/archive' -o json | jq -r '.items[].spec.subject.pod') || return 1
+  local pod; for pod in "$@"; do ! grep -qx "$pod" <<< "$left" || return 1; done
+}
 
 folds_keep_every_deleted_pod() {
   local round pods=() current pod missing=() args
@@ -499,7 +603,7 @@ folds_keep_every_deleted_pod() {
     k delete pods "${current[@]}" --wait=false > /dev/null || return 1
   done
   eventually 120 none_left "${pods[@]}" || { echo "reports of deleted pods are left"; return 1; }
-  args=$(cbr deployment-folds-web-archive -o json | jq -c '[.spec.executables[].args]') || return 1
+  args=$(cbr "$(archive_of folds web)" -o json | jq -c '[.spec.executables[].args]') || return 1
   for pod in "${pods[@]}"; do
     jq -e --arg p "$pod" 'index([["/bin/true", $p]])' <<< "$args" > /dev/null || missing+=("$pod")
   done
@@ -532,11 +636,11 @@ force_deleted_and_broken_reports_go() {
   local pod uid
   pod=$(pods_of mixed | tail -1)
   k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/forced; /tmp/forced; exit 0' || return 1
-  eventually 60 holds cbr "$pod-web" '[.spec.executables[].path] | index("/tmp/forced")' || return 1
+  eventually 60 holds_report "$pod" web '[.spec.executables[].path] | index("/tmp/forced")' || return 1
   k delete pod "$pod" --grace-period=0 --force > /dev/null 2>&1
-  eventually 60 bash -c "! kubectl -n $NS get cbr $pod-web > /dev/null 2>&1" ||
+  eventually 60 report_gone "$pod" web ||
     { echo "the force-deleted pod's report stayed"; return 1; }
-  holds cbr deployment-mixed-web-archive '[.spec.executables[].path] | index("/tmp/forced")' ||
+  holds cbr "$(archive_of mixed web)" '[.spec.executables[].path] | index("/tmp/forced")' ||
     { echo "the force-deleted pod's behavior is not in the archive"; return 1; }
   # A bare pod and a report of it that names no workload.
   k run owner --image="$BUSYBOX" --image-pull-policy=Never --restart=Never -- sleep 3600 > /dev/null || return 1
@@ -563,7 +667,8 @@ agent_restart_loses_nothing() {
   # A pod the agent has written a report for already (the replacement of
   # the pod deleted above may have none yet).
   for pod in $(pods_of mixed); do
-    before=$(cbr "$pod-web" -o jsonpath='{.spec.stats.syscalls}' 2> /dev/null) && break
+    [[ -n $(report_of "$pod" web) ]] &&
+      before=$(cbr "$(report_of "$pod" web)" -o jsonpath='{.spec.stats.syscalls}' 2> /dev/null) && break
   done
   [[ -n $before ]] || { echo "no mixed pod has a report yet"; return 1; }
   stop agent
@@ -576,14 +681,14 @@ agent_restart_loses_nothing() {
   eventually 60 curl -fsS "http://127.0.0.1:$AGENT_PORT/readyz" > /dev/null || return 1
   # New behavior after the restart, so the restarted agent writes again.
   k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/after-restart; /tmp/after-restart; exit 0' || return 1
-  eventually 60 holds cbr "$pod-web" '[.spec.executables[].path] | index("/tmp/after-restart")' || return 1
-  after=$(cbr "$pod-web" -o jsonpath='{.spec.stats.syscalls}')
+  eventually 60 holds_report "$pod" web '[.spec.executables[].path] | index("/tmp/after-restart")' || return 1
+  after=$(cbr "$(report_of "$pod" web)" -o jsonpath='{.spec.stats.syscalls}')
   (( after >= before )) || { echo "syscalls before $before, after $after"; return 1; }
-  cbr "$pod-web" -o json | jq -e --arg p "/tmp/x-$pod" '[.spec.executables[].path] | index($p)' > /dev/null ||
+  cbr "$(report_of "$pod" web)" -o json | jq -e --arg p "/tmp/x-$pod" '[.spec.executables[].path] | index($p)' > /dev/null ||
     { echo "the run before the restart is gone"; return 1; }
   # The time nobody recorded is in the report; its start was seen before.
-  cbr "$pod-web" -o json | jq -e '.spec.stats | (.unrecorded | length == 1) and .startObserved == true' > /dev/null ||
-    { echo "no unrecorded period, or start not observed:"; cbr "$pod-web" -o json | jq -c .spec.stats; return 1; }
+  cbr "$(report_of "$pod" web)" -o json | jq -e '.spec.stats | (.unrecorded | length == 1) and .startObserved == true' > /dev/null ||
+    { echo "no unrecorded period, or start not observed:"; cbr "$(report_of "$pod" web)" -o json | jq -c .spec.stats; return 1; }
 }
 
 # The Deployment started while the agent was down (above): its report says
@@ -593,8 +698,8 @@ agent_restart_loses_nothing() {
 a_start_never_seen_keeps_learning() {
   local pod
   pod=$(pods_of early | head -1)
-  eventually 60 holds cbr "$pod-web" '.spec.stats.startObserved == false' ||
-    { echo "report $pod-web does not say its start was missed"; cbr "$pod-web" -o json | jq -c .spec.stats; return 1; }
+  eventually 60 holds_report "$pod" web '.spec.stats.startObserved == false' ||
+    { echo "the report of $pod does not say its start was missed"; cbr "$(report_of "$pod" web)" -o json | jq -c .spec.stats; return 1; }
   eventually 30 holds bp deployment-early '[.status.conditions[].type] | index("StartNotObserved")' ||
     { bp deployment-early -o yaml; return 1; }
   sleep 25 # past the stability window, with nothing new
@@ -647,7 +752,7 @@ api_server_down_loses_nothing() {
   echo $! > "$pidfile"
   eventually 120 kubectl get --raw /readyz > /dev/null || return 1
   kill -0 "$(cat "$work/agent.pid")" || { echo "the agent died"; return 1; }
-  eventually 90 holds cbr "$pod-web" '[.spec.executables[].path] | index("/tmp/late-marker")' || {
+  eventually 90 holds_report "$pod" web '[.spec.executables[].path] | index("/tmp/late-marker")' || {
     tail -20 "$work/agent.log"; return 1; }
   # Noticed: a write failed, the reports could not be read back, or a new
   # pod's owner could not be looked up (which of these depends on timing).
@@ -737,8 +842,10 @@ seccomp_v1beta1_when_selected() {
     kubectl apply --server-side -f - || return 1
   kubectl wait --for condition=Established --timeout=60s "crd/$crd" || return 1
   start_controller v1beta1 "$CONTROLLER_PORT" --seccomp-api v1beta1
-  eventually 60 k get "$crd" "$NS-mixed-web" > /dev/null || { tail -5 "$work/v1beta1.log"; return 1; }
-  k get "$crd" "$NS-mixed-web" -o json | jq -e '
+  local name
+  name=$(seccomp_of deployment-mixed web) && [[ -n $name ]] || return 1
+  eventually 60 k get "$crd" "$name" > /dev/null || { tail -5 "$work/v1beta1.log"; return 1; }
+  k get "$crd" "$name" -o json | jq -e '
     .apiVersion == "security-profiles-operator.x-k8s.io/v1beta1" and
     .metadata.ownerReferences[0].kind == "BehaviorProfile" and .spec.defaultAction == "SCMP_ACT_ERRNO" and
     (.spec.syscalls[0].names | length) > 20' > /dev/null || return 1
@@ -761,6 +868,8 @@ check "new behavior: back to Learning, with an Event" new_behavior_means_learnin
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails
 check "a root written only by links and FIFOs stays writable, and the workload runs" files_made_without_open_keep_the_root_writable
+check "names never collide: namespace a-b + Deployment c, namespace a + Deployment b-c" names_never_collide_across_namespaces
+check "an earlier release's SeccompProfile and archive are adopted, nothing learnt is lost" earlier_release_objects_are_adopted
 check "a deleted pod's report is folded into the archive" deleted_pod_is_folded_into_the_archive
 check "a force-deleted pod's report is folded; a report of no workload is released" force_deleted_and_broken_reports_go
 check "10 pods deleted at once, 5 times over: every one is in the archive" folds_keep_every_deleted_pod

@@ -10,15 +10,15 @@ use imprint_crd::profile::{BehaviorProfile, Phase, ProfileCondition};
 use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
-use kube::runtime::events::Recorder;
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::error::Error;
 use super::leader::Leadership;
 use super::merge;
-use super::objects::{self, profile_name};
+use super::objects::{self, Ownership, profile_name};
 use super::release::{self, Unfolded};
 use super::seccomp::SeccompProfiles;
 use super::status;
@@ -40,6 +40,10 @@ pub struct Context {
     /// Whether this replica may write (checked before every write).
     pub leadership: Leadership,
 }
+
+/// Condition of a profile some of whose object names are held by objects
+/// not its own.
+const NAME_CONFLICT: &str = "NameConflict";
 
 /// The longest one workload's reconcile may take (its calls included), so
 /// that no call of a replica that lost the Lease is still under way when
@@ -179,8 +183,16 @@ pub async fn reconcile(
     if profile.metadata.deletion_timestamp.is_some() {
         return release_all(context, &reports, Unfolded::ProfileDeleted).await;
     }
+    if profile.spec.workload != *workload {
+        // Only a name cut to fit (and given a hash) can meet another's.
+        warn!(
+            namespace,
+            name, "the BehaviorProfile of this name is another workload's: left alone"
+        );
+        return Ok(());
+    }
 
-    let live = fold(context, &profile, &reports).await?;
+    let (live, mut taken) = fold(context, &profile, &reports).await?;
     let specs: Vec<&ContainerBehaviorReportSpec> = live.iter().collect();
     let merged = merge::merge_workload(
         &specs,
@@ -192,23 +204,54 @@ pub async fn reconcile(
         .metrics
         .skipped_entries
         .inc_by(merged.skipped as u64);
+    let containers: Vec<String> = merged.containers.iter().map(|c| c.name.clone()).collect();
+    let seccomp_names = context.seccomp.names(&profile, &containers).await;
     let mut status = status::compute(
         &profile,
         merged,
         &specs,
+        &seccomp_names,
         context.stability_window,
         Timestamp::now().as_second(),
     );
-    if let Some(error) = context
+    let applied = context
         .seccomp
         .apply(&profile, &status, &context.leadership)
-        .await
-    {
+        .await;
+    if let Some(error) = applied.failure {
         status.conditions.push(ProfileCondition {
             type_: "SeccompProfilesWritten".into(),
             status: "False".into(),
             reason: "ApiError".into(),
             message: error,
+        });
+    }
+    taken.extend(applied.taken);
+    if !taken.is_empty() {
+        let message = format!(
+            "objects of these names exist and are not this profile's; imprint leaves them alone and writes nothing there: {}",
+            taken.join(", ")
+        );
+        let told = profile
+            .status
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .any(|c| c.type_ == NAME_CONFLICT && c.message == message);
+        if !told {
+            status::event(
+                &context.recorder,
+                &profile.object_ref(&()),
+                EventType::Warning,
+                status::reasons::NAME_TAKEN,
+                &message,
+            )
+            .await;
+        }
+        status.conditions.push(ProfileCondition {
+            type_: NAME_CONFLICT.into(),
+            status: "True".into(),
+            reason: "NotOurs".into(),
+            message,
         });
     }
     context.leadership.ensure()?;
@@ -233,12 +276,14 @@ async fn release_all(
 }
 
 /// Folds the reports of deleted pods into the workload's archives and
-/// releases them; returns the specs to merge (live reports and archives).
+/// releases them; returns the specs to merge (live reports and archives)
+/// and the archive names found taken by objects not this profile's (their
+/// reports stay held, and are released unfolded at the deadline).
 async fn fold(
     context: &Context,
     profile: &BehaviorProfile,
     reports: &[Arc<StoredReport>],
-) -> Result<Vec<ContainerBehaviorReportSpec>, Error> {
+) -> Result<(Vec<ContainerBehaviorReportSpec>, Vec<String>), Error> {
     let namespace = profile.namespace().unwrap_or_default();
     let mut live: Vec<ContainerBehaviorReportSpec> = Vec::new();
     let mut archives: BTreeMap<String, ContainerBehaviorReportSpec> = BTreeMap::new();
@@ -252,7 +297,7 @@ async fn fold(
             }
         };
         if report.archive {
-            archives.insert(report.container.clone(), spec);
+            archives.insert(report.name.clone(), spec);
         } else if report.deleting() {
             leaving.push((report.clone(), spec));
         } else {
@@ -272,11 +317,17 @@ async fn fold(
                 .push((report, folded));
         }
     }
+    let mut taken = Vec::new();
     for (container, leaving) in by_container {
         let folded: Vec<&ContainerBehaviorReportSpec> = leaving.iter().map(|(_, f)| f).collect();
         match write_archive(context, profile, &container, &folded).await? {
-            Archived::Written(spec) => {
-                archives.insert(container, *spec);
+            Archived::Written(name, spec) => {
+                archives.insert(name, *spec);
+            }
+            Archived::Taken(name) => {
+                warn!(namespace, archive = %name, "an object of the archive's name is not this profile's: left alone, the reports stay held");
+                taken.push(name);
+                continue;
             }
             Archived::NamespaceTerminating => {
                 for (report, _) in &leaving {
@@ -293,13 +344,15 @@ async fn fold(
         }
     }
     live.extend(archives.into_values());
-    Ok(live)
+    Ok((live, taken))
 }
 
 /// What became of a fold into an archive.
 enum Archived {
-    /// The archive as written.
-    Written(Box<ContainerBehaviorReportSpec>),
+    /// The archive as written, and its name.
+    Written(String, Box<ContainerBehaviorReportSpec>),
+    /// An object of the archive's name is not this profile's.
+    Taken(String),
     /// The namespace is being deleted: nothing can be written there.
     NamespaceTerminating,
 }
@@ -320,13 +373,48 @@ async fn write_archive(
     let namespace = profile.namespace().unwrap_or_default();
     let api = Api::<ContainerBehaviorReport>::namespaced(context.client.clone(), &namespace);
     let name = objects::archive_name(&profile.name_any(), container);
-    let archive_error = |source| Error::Archive {
-        name: name.clone(),
+    let archive_error = |name: &str, source| Error::Archive {
+        name: name.to_string(),
         source,
     };
+    let ours = |archive: &ContainerBehaviorReport| {
+        archive
+            .labels()
+            .get(crate::publish::labels::ARCHIVE)
+            .is_some_and(|v| v == "true")
+            && objects::ownership(&archive.metadata, profile, container) != Ownership::NotOurs
+    };
+    // An archive an earlier release named is adopted under its name.
+    let mut first = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| archive_error(&name, e))?;
+    let mut name = name;
+    if first.is_none() {
+        let earlier = objects::legacy::archive_name(&profile.name_any(), container);
+        if let Some(archive) = api
+            .get_opt(&earlier)
+            .await
+            .map_err(|e| archive_error(&earlier, e))?
+            && ours(&archive)
+        {
+            info!(namespace, archive = %earlier, "the archive of an earlier release adopted under its name");
+            name = earlier;
+            first = Some(archive);
+        }
+    }
     let mut conflict = None;
-    for _ in 0..ARCHIVE_ATTEMPTS {
-        let current = api.get_opt(&name).await.map_err(archive_error)?;
+    for attempt in 0..ARCHIVE_ATTEMPTS {
+        let current = match first.take() {
+            Some(read) if attempt == 0 => Some(read),
+            _ => api
+                .get_opt(&name)
+                .await
+                .map_err(|e| archive_error(&name, e))?,
+        };
+        if current.as_ref().is_some_and(|archive| !ours(archive)) {
+            return Ok(Archived::Taken(name));
+        }
         let mut spec = match &current {
             Some(archive) => archive.spec.clone(),
             None => {
@@ -344,7 +432,7 @@ async fn write_archive(
         for report in folded {
             spec.absorb(report);
         }
-        let mut object = objects::archive(profile, container, &spec);
+        let mut object = objects::archive_named(&name, profile, container, &spec);
         context.leadership.ensure()?;
         let written = match current {
             Some(archive) => {
@@ -354,7 +442,7 @@ async fn write_archive(
             None => api.create(&PostParams::default(), &object).await,
         };
         match written {
-            Ok(written) => return Ok(Archived::Written(Box::new(written.spec))),
+            Ok(written) => return Ok(Archived::Written(name, Box::new(written.spec))),
             Err(error) if release::namespace_terminating(&error) => {
                 return Ok(Archived::NamespaceTerminating);
             }
@@ -362,10 +450,11 @@ async fn write_archive(
                 debug!(archive = %name, "another write came between: read again");
                 conflict = Some(kube::Error::Api(status));
             }
-            Err(error) => return Err(archive_error(error)),
+            Err(error) => return Err(archive_error(&name, error)),
         }
     }
     Err(archive_error(
+        &name,
         conflict.expect("a conflict ended the attempts"),
     ))
 }
@@ -392,6 +481,9 @@ mod tests {
         }
     }
 
+    const REPORTS: &str = "/apis/imprint.dev/v1alpha1/namespaces/shop/containerbehaviorreports";
+    const SECCOMP: &str = "/apis/security-profiles-operator.x-k8s.io/v1/seccompprofiles";
+
     fn profile() -> BehaviorProfile {
         let mut profile = objects::new_profile("shop", &web());
         profile.metadata.uid = Some("uid-profile".into());
@@ -417,18 +509,22 @@ mod tests {
         Arc::new(StoredReport::keep(&report))
     }
 
+    fn context_recorder(client: Client) -> Recorder {
+        Recorder::new(
+            client,
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: None,
+            },
+        )
+    }
+
     fn context(client: Client) -> Context {
         let gvk = GroupVersionKind::gvk(spo::GROUP, "v1", "SeccompProfile");
         Context {
             stability_window: Duration::from_secs(600),
             metrics: ControllerMetrics::default(),
-            recorder: Recorder::new(
-                client.clone(),
-                Reporter {
-                    controller: FIELD_MANAGER.into(),
-                    instance: None,
-                },
-            ),
+            recorder: context_recorder(client.clone()),
             seccomp: SeccompProfiles::with_resource(
                 client.clone(),
                 SeccompApi::V1,
@@ -512,7 +608,7 @@ mod tests {
             .expect("the archive is written");
         assert_eq!(
             archive.body["metadata"]["name"],
-            "deployment-web-nginx-archive"
+            objects::archive_name("deployment-web", "nginx")
         );
         assert_eq!(
             names(&archive.body["spec"]["syscalls"]["names"]),
@@ -536,8 +632,14 @@ mod tests {
             "a live report is left alone"
         );
 
-        let (_, seccomp) = find(&calls, "PATCH", "/seccompprofiles/shop-web-nginx")
-            .expect("the SeccompProfile is written");
+        let seccomp_name = objects::seccomp_name("shop", &web(), "nginx");
+        let (_, seccomp) =
+            find(&calls, "POST", "/seccompprofiles").expect("the SeccompProfile is created");
+        assert_eq!(seccomp.body["metadata"]["name"], seccomp_name.as_str());
+        assert_eq!(
+            seccomp.body["metadata"]["labels"]["imprint.dev/profile-uid"],
+            "uid-profile"
+        );
         assert_eq!(
             names(&seccomp.body["spec"]["syscalls"][0]["names"]),
             with_baseline(&["personality", "read", "write"])
@@ -559,7 +661,7 @@ mod tests {
             names(&container["syscalls"]),
             with_baseline(&["personality", "read", "write"])
         );
-        assert_eq!(container["seccompProfile"], "shop-web-nginx");
+        assert_eq!(container["seccompProfile"], seccomp_name.as_str());
         assert_eq!(status.body["status"]["phase"], "Learning");
         let reasons: Vec<&str> = calls
             .iter()
@@ -576,18 +678,20 @@ mod tests {
     /// fold is written on top of both, never over them.
     #[tokio::test]
     async fn a_fold_never_overwrites_an_archive_it_has_not_read() {
-        let archive_path = "/apis/imprint.dev/v1alpha1/namespaces/shop/containerbehaviorreports/deployment-web-nginx-archive";
+        let archive_path = format!(
+            "{REPORTS}/{}",
+            objects::archive_name("deployment-web", "nginx")
+        );
         let objects = mock_api::Objects::default();
         let mut earlier = ContainerBehaviorReportSpec::default();
         earlier.syscalls.arch = "x86_64".into();
         earlier.syscalls.names = vec!["clone".into()];
-        let mut stored = ContainerBehaviorReport::new("deployment-web-nginx-archive", earlier);
-        stored.metadata.namespace = Some("shop".into());
+        let mut stored = objects::archive(&profile(), "nginx", &earlier);
         stored.metadata.resource_version = Some("5".into());
-        objects.lock().unwrap().insert(
-            archive_path.to_string(),
-            serde_json::to_value(&stored).unwrap(),
-        );
+        objects
+            .lock()
+            .unwrap()
+            .insert(archive_path.clone(), serde_json::to_value(&stored).unwrap());
         // The first replace is refused: another write came between.
         let mut refused = false;
         let fail: mock_api::Fail = Box::new(move |method, _| {
@@ -600,7 +704,7 @@ mod tests {
         reconcile(&mut context, &key, Some(&profile()), reports)
             .await
             .unwrap();
-        let archive = objects.lock().unwrap()[archive_path].clone();
+        let archive = objects.lock().unwrap()[&archive_path].clone();
         assert_eq!(
             names(&archive["spec"]["syscalls"]["names"]),
             ["clone", "personality", "read"],
@@ -610,6 +714,204 @@ mod tests {
         let puts = calls.iter().filter(|c| c.method == "PUT").count();
         assert_eq!(puts, 2, "read again and written again after the conflict");
         assert!(find(&calls, "PATCH", "/containerbehaviorreports/web-2-nginx").is_some());
+    }
+
+    /// Reconciles `profile()` with `reports` against an API server that
+    /// holds `store`: the context, and every call made.
+    async fn reconcile_against(
+        store: &mock_api::Objects,
+        reports: Vec<Arc<StoredReport>>,
+    ) -> (Context, Vec<Call>) {
+        let (client, calls) =
+            mock_api::client_with(profile(), Box::new(|_, _| None), store.clone());
+        let mut context = context(client);
+        let key = ("shop".to_string(), web());
+        reconcile(&mut context, &key, Some(&profile()), reports)
+            .await
+            .unwrap();
+        let calls = calls.lock().unwrap().clone();
+        (context, calls)
+    }
+
+    fn seccomp_object(name: &str, labels: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "security-profiles-operator.x-k8s.io/v1",
+            "kind": "SeccompProfile",
+            "metadata": {"name": name, "labels": labels, "resourceVersion": "3", "uid": format!("uid-{name}")},
+            "spec": {"defaultAction": "SCMP_ACT_LOG"},
+        })
+    }
+
+    fn reasons_of(calls: &[Call]) -> Vec<String> {
+        calls
+            .iter()
+            .filter(|c| c.method == "POST" && c.path.ends_with("/events"))
+            .filter_map(|c| c.body["reason"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Another namespace's workload (or a hand-made object) holds the
+    /// SeccompProfile name: it is never written over; the profile says so
+    /// in a condition and a Warning Event.
+    #[tokio::test]
+    async fn an_object_of_the_name_that_is_not_ours_is_left_alone() {
+        let name = objects::seccomp_name("shop", &web(), "nginx");
+        let store = mock_api::Objects::default();
+        let theirs = serde_json::json!({
+            "app.kubernetes.io/managed-by": "imprint",
+            "imprint.dev/profile-namespace": "other",
+            "imprint.dev/profile-name": "deployment-web",
+            "imprint.dev/profile-uid": "uid-other",
+            "imprint.dev/container": "nginx",
+        });
+        store
+            .lock()
+            .unwrap()
+            .insert(format!("{SECCOMP}/{name}"), seccomp_object(&name, theirs));
+        let (mut context, calls) =
+            reconcile_against(&store, vec![report("web-1", &["read"], false)]).await;
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.path.contains("/seccompprofiles") && c.method != "GET"),
+            "{calls:?}"
+        );
+        assert_eq!(
+            store.lock().unwrap()[&format!("{SECCOMP}/{name}")]["metadata"]["labels"]["imprint.dev/profile-uid"],
+            "uid-other"
+        );
+        let (_, status) = find(&calls, "PATCH", "/status").expect("the status is written");
+        let conditions = status.body["status"]["conditions"].as_array().unwrap();
+        let conflict = conditions
+            .iter()
+            .find(|c| c["type"] == "NameConflict")
+            .expect("a NameConflict condition");
+        assert!(conflict["message"].as_str().unwrap().contains(&name));
+        assert!(reasons_of(&calls).contains(&"NameTaken".to_string()));
+        // Told once: the next reconcile, with the condition already set,
+        // sends no second Event.
+        let mut told = profile();
+        told.status = Some(serde_json::from_value(status.body["status"].clone()).unwrap());
+        let before = reasons_of(&calls).len();
+        let (client, calls) = mock_api::client_with(told.clone(), Box::new(|_, _| None), store);
+        context.client = client.clone();
+        context.recorder = context_recorder(client);
+        reconcile(
+            &mut context,
+            &("shop".to_string(), web()),
+            Some(&told),
+            vec![report("web-1", &["read"], false)],
+        )
+        .await
+        .unwrap();
+        let again = reasons_of(&calls.lock().unwrap());
+        assert!(
+            !again.contains(&"NameTaken".to_string()),
+            "{again:?} after {before}"
+        );
+    }
+
+    /// An upgrade: the SeccompProfile an earlier release wrote under
+    /// `<namespace>-<workload>-<container>` is adopted under that name
+    /// (ProfileBindings name it), written at the version read, and labelled
+    /// with the profile's UID; no second profile is made beside it.
+    #[tokio::test]
+    async fn a_seccomp_profile_of_an_earlier_release_is_adopted() {
+        let store = mock_api::Objects::default();
+        let earlier_labels = serde_json::json!({
+            "app.kubernetes.io/managed-by": "imprint",
+            "imprint.dev/profile-namespace": "shop",
+            "imprint.dev/profile-name": "deployment-web",
+            "imprint.dev/container": "nginx",
+        });
+        store.lock().unwrap().insert(
+            format!("{SECCOMP}/shop-web-nginx"),
+            seccomp_object("shop-web-nginx", earlier_labels),
+        );
+        let (_, calls) = reconcile_against(&store, vec![report("web-1", &["read"], false)]).await;
+        let (_, adopted) = find(&calls, "PATCH", "/seccompprofiles/shop-web-nginx")
+            .expect("the earlier profile is written");
+        assert_eq!(adopted.body["metadata"]["resourceVersion"], "3");
+        assert_eq!(
+            adopted.body["metadata"]["labels"]["imprint.dev/profile-uid"],
+            "uid-profile"
+        );
+        assert!(
+            find(&calls, "POST", "/seccompprofiles").is_none(),
+            "{calls:?}"
+        );
+        let (_, status) = find(&calls, "PATCH", "/status").unwrap();
+        assert_eq!(
+            status.body["status"]["containers"][0]["seccompProfile"],
+            "shop-web-nginx"
+        );
+    }
+
+    /// An upgrade: the archive an earlier release wrote
+    /// (`<profile>-<container>-archive`, owned by the profile) keeps what
+    /// was learnt and takes the next fold; no second archive is made.
+    #[tokio::test]
+    async fn an_archive_of_an_earlier_release_is_adopted() {
+        let store = mock_api::Objects::default();
+        let mut learnt = ContainerBehaviorReportSpec::default();
+        learnt.syscalls.arch = "x86_64".into();
+        learnt.syscalls.names = vec!["clone".into()];
+        let mut earlier =
+            objects::archive_named("deployment-web-nginx-archive", &profile(), "nginx", &learnt);
+        let labels = earlier.metadata.labels.as_mut().unwrap();
+        labels.retain(|k, _| {
+            k.starts_with("imprint.dev/workload")
+                || k == "imprint.dev/container"
+                || k == "imprint.dev/archive"
+        });
+        earlier.metadata.resource_version = Some("4".into());
+        let path = format!("{REPORTS}/deployment-web-nginx-archive");
+        store
+            .lock()
+            .unwrap()
+            .insert(path.clone(), serde_json::to_value(&earlier).unwrap());
+        let (_, calls) =
+            reconcile_against(&store, vec![report("web-2", &["personality"], true)]).await;
+        assert!(
+            find(&calls, "POST", "/containerbehaviorreports").is_none(),
+            "{calls:?}"
+        );
+        let archive = store.lock().unwrap()[&path].clone();
+        assert_eq!(
+            names(&archive["spec"]["syscalls"]["names"]),
+            ["clone", "personality"]
+        );
+        assert_eq!(
+            archive["metadata"]["labels"]["imprint.dev/profile-uid"],
+            "uid-profile"
+        );
+        assert!(find(&calls, "PATCH", "/containerbehaviorreports/web-2-nginx").is_some());
+    }
+
+    /// A report made by hand under the archive's name is never written
+    /// over: the deleted pod's report stays held (until the deadline).
+    #[tokio::test]
+    async fn an_archive_name_taken_by_another_object_is_left_alone() {
+        let store = mock_api::Objects::default();
+        let name = objects::archive_name("deployment-web", "nginx");
+        let mut forged =
+            ContainerBehaviorReport::new(&name, ContainerBehaviorReportSpec::default());
+        forged.metadata.namespace = Some("shop".into());
+        forged.metadata.resource_version = Some("2".into());
+        let path = format!("{REPORTS}/{name}");
+        store
+            .lock()
+            .unwrap()
+            .insert(path.clone(), serde_json::to_value(&forged).unwrap());
+        let (_, calls) =
+            reconcile_against(&store, vec![report("web-2", &["personality"], true)]).await;
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.path.contains("/containerbehaviorreports") && c.method != "GET"),
+            "nothing written, nothing released: {calls:?}"
+        );
+        assert!(reasons_of(&calls).contains(&"NameTaken".to_string()));
     }
 
     #[tokio::test]

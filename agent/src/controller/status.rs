@@ -3,6 +3,7 @@
 //! changed, and told in Events (BehaviorChanged, Stable, Learning,
 //! SkippedEntries).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use imprint_crd::profile::{BehaviorProfile, BehaviorProfileStatus, Phase};
@@ -30,14 +31,19 @@ pub mod reasons {
     pub const SKIPPED_ENTRIES: &str = "SkippedEntries";
     /// A deleted report was released without being folded.
     pub const RELEASED_UNFOLDED: &str = "ReleasedUnfolded";
+    /// An object of a name the profile needs is not imprint's (for this
+    /// profile): left alone.
+    pub const NAME_TAKEN: &str = "NameTaken";
 }
 
-/// The new status of `profile`: merged behavior, phase, names, differences;
-/// `now` in seconds since the epoch.
+/// The new status of `profile`: merged behavior, phase, names (each
+/// container's SeccompProfile from `seccomp_names`, else the injective
+/// name), differences; `now` in seconds since the epoch.
 pub fn compute(
     profile: &BehaviorProfile,
     merged: MergedWorkload,
     specs: &[&ContainerBehaviorReportSpec],
+    seccomp_names: &BTreeMap<String, String>,
     default_window: Duration,
     now: i64,
 ) -> BehaviorProfileStatus {
@@ -46,7 +52,10 @@ pub fn compute(
     let previous = profile.status.clone().unwrap_or_default();
     let mut containers = merged.containers;
     for container in &mut containers {
-        let seccomp = seccomp_name(&namespace, workload, &container.name);
+        let seccomp = seccomp_names
+            .get(&container.name)
+            .cloned()
+            .unwrap_or_else(|| seccomp_name(&namespace, workload, &container.name));
         let current = specs
             .iter()
             .filter(|s| s.subject.container.as_deref() == Some(container.name.as_str()))

@@ -58,8 +58,18 @@ pub mod labels {
     }
 }
 
-/// Name of the report of one container of one pod (at most 253 characters).
+/// Name of the report of one container of one pod:
+/// `<pod>-<container>-<hash>` (8 hex digits over both names; at most 253
+/// characters), so pod `a-b` + container `c` and pod `a` + container `b-c`
+/// get different reports.
 pub fn report_name(pod: &str, container: &str) -> String {
+    crate::kube_names::injective_name("report", &[pod, container], 8)
+}
+
+/// The name an earlier release gave the report of one container of one
+/// pod (`<pod>-<container>`, not injective): a report found under it is
+/// adopted, and written under that name while its pod lives.
+pub fn earlier_report_name(pod: &str, container: &str) -> String {
     object_name(&format!("{pod}-{container}"), 253)
 }
 
@@ -347,7 +357,13 @@ mod tests {
 
     #[test]
     fn names_are_valid_bounded_and_distinct() {
-        assert_eq!(report_name("web-7d9-abc", "nginx"), "web-7d9-abc-nginx");
+        let name = report_name("web-7d9-abc", "nginx");
+        assert!(name.starts_with("web-7d9-abc-nginx-"), "{name}");
+        assert_ne!(report_name("a-b", "c"), report_name("a", "b-c"));
+        assert_eq!(
+            earlier_report_name("a-b", "c"),
+            earlier_report_name("a", "b-c")
+        );
         assert_eq!(object_name("Web_Server", 253), "web-server");
         let long_a = "a".repeat(300);
         let long_b = format!("{}b", "a".repeat(299));

@@ -4,10 +4,12 @@
 //! (created, updated) or is unchanged. [`super::Publisher`] gathers the
 //! inputs and applies the decision.
 
+use std::collections::HashMap;
+
 use imprint_crd::report::{ContainerBehaviorReportSpec, WorkloadRef};
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{MAX_REPORT_BYTES, behavior_differs, bound, report_name};
+use super::{MAX_REPORT_BYTES, behavior_differs, bound, earlier_report_name, report_name};
 use crate::capture::aggregate::Behavior;
 use crate::cluster::workload::container_facts;
 use crate::names::Arch;
@@ -76,6 +78,52 @@ pub fn target(
         container,
         name,
     })
+}
+
+/// A pod container's report as an earlier release named it: (namespace,
+/// pod, container) -> (report name, pod UID).
+pub type EarlierNames = HashMap<(String, String, String), (String, Option<String>)>;
+
+/// The reports read back that an earlier release named (`<pod>-<container>`
+/// where the name is now injective): each is adopted, so the pod's report
+/// goes on under the name it has (its pods and its fold finalizer keep
+/// working) instead of a second report beside it.
+pub fn earlier_names<'a>(
+    reports: impl IntoIterator<Item = (&'a str, &'a str, &'a ContainerBehaviorReportSpec)>,
+) -> EarlierNames {
+    reports
+        .into_iter()
+        .filter_map(|(namespace, name, spec)| {
+            let pod = spec.subject.pod.as_deref()?;
+            let container = spec.subject.container.as_deref()?;
+            (name != report_name(pod, container) && name == earlier_report_name(pod, container))
+                .then(|| {
+                    (
+                        (
+                            namespace.to_string(),
+                            pod.to_string(),
+                            container.to_string(),
+                        ),
+                        (name.to_string(), spec.subject.pod_uid.clone()),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// `target` under the name an earlier release gave its report, when that
+/// report is of this very pod (same UID, when both are known).
+pub fn adopt_earlier_name(target: &mut Target, earlier: &EarlierNames) {
+    let key = (
+        target.namespace.clone(),
+        target.pod.clone(),
+        target.container.clone(),
+    );
+    if let Some((name, uid)) = earlier.get(&key)
+        && (uid.is_none() || target.pod_uid.is_none() || *uid == target.pod_uid)
+    {
+        target.name = name.clone();
+    }
 }
 
 /// Whether `pod` is bound to a node other than `node` (its cgroup here is
@@ -211,6 +259,45 @@ mod tests {
         }
     }
 
+    /// An upgrade: the report an earlier release wrote as `web-1-nginx` is
+    /// written on under that name (never beside it), only for that pod.
+    #[test]
+    fn a_report_an_earlier_release_named_is_adopted() {
+        let holder = fixtures::named("shop", "web-1", "nginx");
+        let mut target = target(&holder, &fixtures::agent_filter(), None).unwrap();
+        assert_eq!(target.name, report_name("web-1", "nginx"));
+        let mut earlier = ContainerBehaviorReportSpec::default();
+        earlier.subject.pod = Some("web-1".into());
+        earlier.subject.container = Some("nginx".into());
+        earlier.subject.pod_uid = target.pod_uid.clone();
+        let current_name = report_name("web-1", "nginx");
+        let names = earlier_names([
+            ("shop", "web-1-nginx", &earlier),
+            ("shop", current_name.as_str(), &earlier),
+            ("shop", "something-else", &earlier),
+        ]);
+        assert_eq!(names.len(), 1, "{names:?}");
+        let mut other_pod = target.clone();
+        other_pod.pod = "web".into();
+        other_pod.container = "1-nginx".into();
+        adopt_earlier_name(&mut target, &names);
+        assert_eq!(target.name, "web-1-nginx");
+        let before = other_pod.name.clone();
+        adopt_earlier_name(&mut other_pod, &names);
+        assert_eq!(
+            other_pod.name, before,
+            "pod web, container 1-nginx: its own name"
+        );
+        // A pod of the same name made again (another UID) starts anew.
+        let mut again = target.clone();
+        again.name = current_name.clone();
+        again.pod_uid = Some("another-uid".into());
+        earlier.subject.pod_uid = Some("first-uid".into());
+        let names = earlier_names([("shop", "web-1-nginx", &earlier)]);
+        adopt_earlier_name(&mut again, &names);
+        assert_eq!(again.name, current_name);
+    }
+
     fn spec_of(syscalls: &[u32], exec_count: u64) -> ContainerBehaviorReportSpec {
         let holder = fixtures::named("shop", "web-1", "nginx");
         let target = target(&holder, &fixtures::agent_filter(), None).unwrap();
@@ -254,7 +341,7 @@ mod tests {
                 pod: "web-1".into(),
                 pod_uid: Some("uid-web-1".into()),
                 container: "nginx".into(),
-                name: "web-1-nginx".into(),
+                name: report_name("web-1", "nginx"),
             }
         );
     }

@@ -106,6 +106,8 @@ pub struct Publisher {
     retained: HashMap<Key, ContainerBehaviorReportSpec>,
     /// The reports written before were read back.
     read_back: bool,
+    /// Reports read back that an earlier release named: adopted.
+    earlier_names: plan::EarlierNames,
     /// Workload of each pod seen, by pod UID (for pods already deleted).
     pod_workloads: HashMap<String, WorkloadRef>,
     /// Node-wide losses at the previous tick.
@@ -143,6 +145,7 @@ impl Publisher {
             published: HashMap::new(),
             retained: HashMap::new(),
             read_back: false,
+            earlier_names: plan::EarlierNames::new(),
             pod_workloads: HashMap::new(),
             losses: NodeLosses::default(),
             tick_losses: NodeLosses::default(),
@@ -177,6 +180,16 @@ impl Publisher {
                     })
                     .filter_map(|r| Some(((r.metadata.namespace?, r.metadata.name?), r.spec)))
                     .collect();
+                self.earlier_names =
+                    plan::earlier_names(earlier.iter().map(|((namespace, name), spec)| {
+                        (namespace.as_str(), name.as_str(), spec)
+                    }));
+                if !self.earlier_names.is_empty() {
+                    info!(
+                        reports = self.earlier_names.len(),
+                        "reports an earlier release named are written on under their names"
+                    );
+                }
                 info!(
                     reports = earlier.len(),
                     "read back this node's earlier reports"
@@ -387,6 +400,9 @@ impl Publisher {
             })
             .map(|(key, _)| key.clone())
             .collect();
+        self.earlier_names.retain(|(namespace, _, _), (name, _)| {
+            !gone.contains(&(namespace.clone(), name.clone()))
+        });
         for key in gone {
             self.published.remove(&key);
             self.retained.remove(&key);
@@ -420,21 +436,24 @@ impl Publisher {
         clock: &Clock,
     ) -> Outcome {
         let holder = runtime::classify(path, &session.containers);
-        let target = match plan::target(&holder, &self.config.filter, self.config.own_pod.as_ref())
-        {
-            Ok(target) => target,
-            Err(Skip::Unresolved) => {
-                let tracked = self.cgroups.entry(id).or_default();
-                if !tracked.warned_unresolved {
-                    tracked.warned_unresolved = true;
-                    self.metrics.resolution_failures.inc();
-                    debug!(cgroup = %path, "container not (yet) known to the runtime");
+        let mut target =
+            match plan::target(&holder, &self.config.filter, self.config.own_pod.as_ref()) {
+                Ok(target) => target,
+                Err(Skip::Unresolved) => {
+                    let tracked = self.cgroups.entry(id).or_default();
+                    if !tracked.warned_unresolved {
+                        tracked.warned_unresolved = true;
+                        self.metrics.resolution_failures.inc();
+                        debug!(cgroup = %path, "container not (yet) known to the runtime");
+                    }
+                    return Outcome::Unresolved;
                 }
-                return Outcome::Unresolved;
-            }
-            Err(Skip::Host | Skip::NotAPodContainer | Skip::OwnPod) => return Outcome::Unwanted,
-            Err(Skip::OtherNode) => return Outcome::Ignored,
-        };
+                Err(Skip::Host | Skip::NotAPodContainer | Skip::OwnPod) => {
+                    return Outcome::Unwanted;
+                }
+                Err(Skip::OtherNode) => return Outcome::Ignored,
+            };
+        plan::adopt_earlier_name(&mut target, &self.earlier_names);
         let Ok(pod) = self.pod(&target).await else {
             self.metrics.api_errors.inc();
             return Outcome::Failed;
