@@ -21,59 +21,31 @@ use imprint_crd::report::{
     Executable, FileAccess, NetworkEndpoint, Protocol, Subject, SyscallSet, WorkloadRef,
 };
 
+mod peaks;
+
 const WORKLOADS: usize = 500;
 const REPLICAS: usize = 20;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        return; // `cargo bench -- --list`
-    }
-    match args.get(1).map(String::as_str) {
-        Some("full") => run(false),
-        Some("compact") => run(true),
-        _ => {
-            // Each way in a process of its own, so that each peak is its own.
-            let me = &args[0];
-            let figures = |mode: &str| {
-                let out = std::process::Command::new(me)
-                    .arg(mode)
-                    .output()
-                    .expect("runs itself");
-                assert!(
-                    out.status.success(),
-                    "{mode}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                String::from_utf8_lossy(&out.stdout).into_owned()
-            };
-            let full = figures("full");
-            let compact = figures("compact");
-            print!("{full}{compact}");
-            let peak = |text: &str| -> f64 {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("peak_mib "))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(f64::NAN)
-            };
-            let seconds = |text: &str| -> f64 {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("seconds "))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(f64::NAN)
-            };
-            let (time, mem) = (seconds(&compact), peak(&compact));
-            println!(
-                "controller (compact store): {time:.2} s (goal <= 5 s: {}), peak {mem:.1} MiB (goal <= 256 MiB: {}); \
-                 baseline (parsed objects, as a reflector holds them): {:.2} s, {:.1} MiB ({:.2}x the memory)",
-                if time <= 5.0 { "met" } else { "NOT met" },
-                if mem <= 256.0 { "met" } else { "NOT met" },
-                seconds(&full),
-                peak(&full),
-                peak(&full) / mem
-            );
-        }
-    }
+    let Some(outputs) =
+        peaks::each_in_its_own_process(&["full", "compact"], |mode| run(mode == "compact"))
+    else {
+        return;
+    };
+    let (full, compact) = (&outputs[0], &outputs[1]);
+    let (time, mem) = (
+        peaks::figure(compact, "seconds"),
+        peaks::figure(compact, "peak_mib"),
+    );
+    println!(
+        "controller (compact store): {time:.2} s (goal <= 5 s: {}), peak {mem:.1} MiB (goal <= 256 MiB: {}); \
+         baseline (parsed objects, as a reflector holds them): {:.2} s, {:.1} MiB ({:.2}x the memory)",
+        peaks::met(time <= 5.0),
+        peaks::met(mem <= 256.0),
+        peaks::figure(full, "seconds"),
+        peaks::figure(full, "peak_mib"),
+        peaks::figure(full, "peak_mib") / mem
+    );
 }
 
 /// Receives 10,000 reports as JSON and merges them, keeping them as parsed
@@ -96,34 +68,23 @@ fn run(compact: bool) {
         }
         received += t.elapsed();
     }
-    let held = vm_hwm_kib();
+    let held = peaks::vm_hwm_kib();
 
     // The controller's work: group by workload, merge, SeccompProfile specs.
     let t = Instant::now();
     let overrides = Overrides::default();
     let mut allowed = 0;
-    let mut merge = |specs: &[&ContainerBehaviorReportSpec]| {
-        let merged = merge_workload(specs, &overrides, &writable_mounts(specs));
-        for container in &merged.containers {
-            let spec = seccomp_spec(&container.architectures, &container.syscalls);
-            allowed += spec.syscalls.first().map_or(0, |r| r.names.len());
-        }
-    };
     let profiles = if compact {
-        // As the controller does: one workload's specs parsed at a time.
-        let mut groups: HashMap<String, Vec<&StoredReport>> = HashMap::new();
-        for stored in &store {
-            groups
-                .entry(format!("{:?}", stored.workload))
-                .or_default()
-                .push(stored);
+        // As the controller does: one report parsed, added and dropped at a
+        // time.
+        let merged = peaks::merge_as_the_controller(&store, &overrides);
+        for merged in &merged {
+            for container in &merged.containers {
+                let spec = seccomp_spec(&container.architectures, &container.syscalls);
+                allowed += spec.syscalls.first().map_or(0, |r| r.names.len());
+            }
         }
-        for stored in groups.values() {
-            let specs: Vec<ContainerBehaviorReportSpec> =
-                stored.iter().map(|s| s.spec().expect("parses")).collect();
-            merge(&specs.iter().collect::<Vec<_>>());
-        }
-        groups.len()
+        merged.len()
     } else {
         let mut groups: HashMap<String, Vec<&ContainerBehaviorReportSpec>> = HashMap::new();
         for report in &full {
@@ -134,12 +95,16 @@ fn run(compact: bool) {
             groups.entry(key).or_default().push(&report.spec);
         }
         for specs in groups.values() {
-            merge(specs);
+            let merged = merge_workload(specs, &overrides, &writable_mounts(specs));
+            for container in &merged.containers {
+                let spec = seccomp_spec(&container.architectures, &container.syscalls);
+                allowed += spec.syscalls.first().map_or(0, |r| r.names.len());
+            }
         }
         groups.len()
     };
     let merging = t.elapsed();
-    let peak = vm_hwm_kib();
+    let peak = peaks::vm_hwm_kib();
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
         "{}: {} reports ({} workloads x {} replicas, {:.1} KiB of JSON each): received in {:.2} s, held in {:.1} MiB; merged into {} profiles ({} allowed syscall entries) in {:.2} s; peak {:.1} MiB",
@@ -161,18 +126,6 @@ fn run(compact: bool) {
     );
     println!("seconds {:.3}", (received + merging).as_secs_f64());
     println!("peak_mib {:.1}", mib(peak));
-}
-
-/// Peak resident memory of this process so far, KiB.
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn syscall_names() -> Vec<&'static str> {

@@ -108,9 +108,12 @@ async fn record_and_publish(
             "no containerd socket found: containers cannot be named, no reports will be written"
         ),
     }
+    // Only this node's pods: a cluster's pods on every node would cost
+    // every agent memory in proportion to the cluster (peers elsewhere are
+    // looked up by address when a report names them).
     let (pods, _pod_watch) = reflect(
         Api::<Pod>::all(client.clone()),
-        watcher::Config::default(),
+        watcher::Config::default().fields(&format!("spec.nodeName={}", options.node)),
         |_| {},
     );
     let (services, _service_watch) = reflect(

@@ -39,26 +39,35 @@ pub struct Merged {
 pub fn merge<'a>(reports: impl IntoIterator<Item = &'a ContainerBehaviorReportSpec>) -> Merged {
     let mut merged = Merged::default();
     for report in reports {
-        merged.reports += 1;
+        merged.add(report);
+    }
+    merged
+}
+
+impl Merged {
+    /// Adds one report (what [`merge`] does for each).
+    pub fn add(&mut self, report: &ContainerBehaviorReportSpec) {
+        self.reports += 1;
         let Some(arch) = Arch::from_kernel_name(&report.syscalls.arch) else {
-            merged
-                .skipped
+            self.skipped
                 .push(format!("architecture {:?}", report.syscalls.arch));
-            continue;
+            return;
         };
-        let names = merged.syscalls.entry(arch).or_default();
+        let names = self.syscalls.entry(arch).or_default();
         for name in &report.syscalls.names {
             if arch.has_syscall(name) {
-                names.insert(name.clone());
+                if !names.contains(name) {
+                    names.insert(name.clone());
+                }
             } else {
-                merged.skipped.push(format!(
+                self.skipped.push(format!(
                     "syscall {name:?} (not a {} syscall)",
                     arch.kernel_name()
                 ));
             }
         }
         for nr in &report.syscalls.unknown_numbers {
-            merged.skipped.push(format!(
+            self.skipped.push(format!(
                 "syscall number {nr} (no name in the {} table)",
                 arch.kernel_name()
             ));
@@ -66,13 +75,12 @@ pub fn merge<'a>(reports: impl IntoIterator<Item = &'a ContainerBehaviorReportSp
         for cap in report.capabilities.iter().filter(|c| c.needed) {
             match capability_from_name(&cap.name) {
                 Some(c) => {
-                    merged.capabilities.insert(c.to_string());
+                    self.capabilities.insert(c.to_string());
                 }
-                None => merged.skipped.push(format!("capability {:?}", cap.name)),
+                None => self.skipped.push(format!("capability {:?}", cap.name)),
             }
         }
     }
-    merged
 }
 
 /// Syscalls every profile allows, observed or not: what any Linux process

@@ -17,6 +17,9 @@
 #     same load, zero errors
 #   - a new behavior after enforcement (a shell exec'd into nginx calling a
 #     syscall outside the profile) is denied; the profile goes back to Learning
+#   - the ValidatingAdmissionPolicy binds the agent's writes to its node:
+#     impersonating its ServiceAccount with another node's token claim, an
+#     archive, no claim, or a take-over of a real report is refused
 #   - no 403 in the logs (the chart's RBAC is enough); metrics are served
 #   - helm upgrade rolls the agent: the old one's BPF objects go, the Lease
 #     still elects
@@ -396,6 +399,53 @@ new_behavior_is_denied_and_learnt() {
   eventually 30 holds bp deployment-nginx '.status.containers[] | select(.name == "nginx") | .executables | index("/tools/busybox")'
 }
 
+# The trust model: a report write by the agent's ServiceAccount is bound to
+# the node named in its token. Impersonating that ServiceAccount (the API
+# server's impersonation, with the token's node claim as user extra):
+# another node's claim, an archive, or no claim at all is refused; its own
+# node's report is accepted; a real agent's report cannot be taken over
+# from another node. The agents' own writes go on (no 403 in their logs,
+# checked next).
+# forge NAME CLAIM LABEL-NODE SUBJECT-NODE [EXTRA-LABELS]: apply a report as
+# the agent, with CLAIM as its node (none when empty); kubectl's output.
+forge() {
+  local as=(--as "$AGENT_USER")
+  [[ -n $2 ]] && as+=(--as-user-extra "authentication.kubernetes.io/node-name=$2")
+  k apply --server-side --field-manager=imprint-agent "${as[@]}" -f - 2>&1 <<YAML
+apiVersion: imprint.dev/v1alpha1
+kind: ContainerBehaviorReport
+metadata:
+  name: $1
+  labels: {imprint.dev/node: $3${5:+, $5}}
+spec:
+  subject: {namespace: $NS, pod: forged, container: forged, node: $4}
+  syscalls: {arch: x86_64, names: [read, reboot]}
+YAML
+}
+
+forged_reports_are_refused() {
+  local node out report
+  AGENT_USER=system:serviceaccount:$RELEASE_NS:$(ks get ds -o jsonpath='{.items[0].spec.template.spec.serviceAccountName}')
+  node=$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')
+  out=$(forge forged-elsewhere other-node "$node" "$node") &&
+    { echo "a report for $node written with another node's token: $out"; return 1; }
+  grep -q "must be that node's" <<< "$out" || { echo "refused, but not by the policy: $out"; return 1; }
+  note "another node's token: $(grep -o 'ValidatingAdmissionPolicy.*' <<< "$out" | head -c 200)"
+  out=$(forge forged-archive "$node" "$node" "$node" 'imprint.dev/archive: "true"') &&
+    { echo "an archive written by the agent: $out"; return 1; }
+  grep -q "never writes archives" <<< "$out" || { echo "$out"; return 1; }
+  out=$(forge forged-unclaimed "" "$node" "$node") && { echo "written without a node claim: $out"; return 1; }
+  grep -q "names no node" <<< "$out" || { echo "$out"; return 1; }
+  # Taking over a real agent's report from another node.
+  report=$(k get cbr -l "imprint.dev/node=$node,!imprint.dev/archive" -o jsonpath='{.items[0].metadata.name}')
+  [[ -n $report ]] || { echo "no agent report to take over"; return 1; }
+  out=$(forge "$report" other-node other-node other-node) && { echo "another node took over $report: $out"; return 1; }
+  grep -q "may update only its own reports\|must be that node's" <<< "$out" || { echo "$out"; return 1; }
+  # The agent's own node: accepted.
+  out=$(forge forged-here "$node" "$node" "$node") || { echo "the node's own report refused: $out"; return 1; }
+  k delete cbr forged-here > /dev/null
+}
+
 no_forbidden_in_logs() {
   local pod
   for pod in $(ks get pods -o name); do
@@ -580,6 +630,7 @@ check "each workload's BehaviorProfile reaches Stable" profiles_become_stable
 check "SeccompProfiles exist, validated by SPO's CRD (and a ProfileBinding for one)" seccomp_profiles_exist
 check "enforced: localhost profiles + recommended securityContext, same load, zero errors" enforced_workloads_serve_without_errors
 check "new behavior after enforcement: denied, and the profile is Learning again" new_behavior_is_denied_and_learnt
+check "forged reports refused: another node's token, an archive, no node claim, a take-over; the node's own accepted" forged_reports_are_refused
 check "no 403 in the agent's and controller's logs (the chart's RBAC suffices)" no_forbidden_in_logs
 check "metrics served; the dashboard queries only served metrics" metrics_are_served
 check "helm upgrade rolls the agent (its BPF objects go with it) and keeps the Lease" upgrade_rolls_the_agent_and_keeps_the_lease

@@ -93,7 +93,9 @@ cleanup() {
       start_controller
       eventually 60 curl -fsS "http://127.0.0.1:$CONTROLLER_PORT/readyz" > /dev/null
     fi
-    if ! kubectl delete namespace "$NS" "$NS-gone" "$NS-x" --ignore-not-found --timeout=90s > /dev/null 2>&1; then
+    kubectl delete node imprint-ghost-node --ignore-not-found > /dev/null 2>&1
+    kubectl delete --raw "/api/v1/namespaces/$NS-ghost/pods?gracePeriodSeconds=0" > /dev/null 2>&1
+    if ! kubectl delete namespace "$NS" "$NS-gone" "$NS-x" "$NS-ghost" --ignore-not-found --timeout=90s > /dev/null 2>&1; then
       echo "namespace $NS not deleted within 90s; the controller said:"
       tail -n 20 "$work"/controller.log "$work"/standby.log 2> /dev/null
     fi
@@ -181,8 +183,10 @@ replicas_merge_into_one_profile() {
   bp deployment-mixed -o json | jq -e '.status.replicas == 2 and .status.nodes == 1' > /dev/null
 }
 
-peer_named() { # peer_named REPORT DIRECTION KIND WORKLOAD
-  cbr "$1" -o json | jq -e --arg d "$2" --arg k "$3" --arg w "$4" \
+peer_named() { # peer_named POD DIRECTION KIND WORKLOAD: the report of POD's web container names it
+  local name
+  name=$(report_of "$1" web) && [[ -n $name ]] || return 1
+  cbr "$name" -o json | jq -e --arg d "$2" --arg k "$3" --arg w "$4" \
     '[.spec.network[] | select(.direction == $d and .peer.kind == $k and .peer.workload.name == $w)] | length > 0' > /dev/null
 }
 
@@ -190,9 +194,9 @@ peers_are_named_in_both_reports() {
   local client server
   client=$(pods_of client | head -1)
   server=$(pods_of mixed | head -1)
-  eventually 60 peer_named "$client-web" outbound Service mixed || { cbr "$client-web" -o jsonpath='{.spec.network}'; return 1; }
+  eventually 60 peer_named "$client" outbound Service mixed || { cbr "$(report_of "$client" web)" -o jsonpath='{.spec.network}'; return 1; }
   # Either replica may have served; at least one names the client pod.
-  eventually 60 a_server_names_the_client || { cbr "$server-web" -o jsonpath='{.spec.network}'; return 1; }
+  eventually 60 a_server_names_the_client || { cbr "$(report_of "$server" web)" -o jsonpath='{.spec.network}'; return 1; }
 }
 
 a_server_names_the_client() {
@@ -461,10 +465,10 @@ a_child_cgroup_is_its_container() {
   eventually 90 k exec deploy/nested -- test -e /nested-done 2> /dev/null ||
     { k logs deploy/nested; return 1; }
   nested=$(pods_of nested | head -1)
-  eventually 60 holds cbr "$nested-web" 'any(.spec.executables[]; .args == ["cat", "/etc/hostname"]) and any(.spec.executables[]; .args == ["cat", "/etc/passwd"])' ||
-    { cbr "$nested-web" -o json | jq -c '.spec.executables'; return 1; }
-  holds cbr "$victim-web" 'any(.spec.executables[]; .args == ["cat", "/etc/passwd"]) | not' ||
-    { echo "the victim was charged with the other pod's child"; cbr "$victim-web" -o json | jq -c '.spec.executables'; return 1; }
+  eventually 60 holds_report "$nested" web 'any(.spec.executables[]; .args == ["cat", "/etc/hostname"]) and any(.spec.executables[]; .args == ["cat", "/etc/passwd"])' ||
+    { cbr "$(report_of "$nested" web)" -o json | jq -c '.spec.executables'; return 1; }
+  holds_report "$victim" web 'any(.spec.executables[]; .args == ["cat", "/etc/passwd"]) | not' ||
+    { echo "the victim was charged with the other pod's child"; cbr "$(report_of "$victim" web)" -o json | jq -c '.spec.executables'; return 1; }
   # No report of their own for the children.
   [[ $(cbr -o json | jq --arg n "$nested" '[.items[] | select(.spec.subject.pod == $n)] | length') -eq 1 ]] ||
     { cbr -o json | jq -c --arg n "$nested" '[.items[] | select(.spec.subject.pod == $n) | .metadata.name]'; return 1; }
@@ -563,6 +567,44 @@ YAML
   [[ $(cbr -l imprint.dev/archive=true,imprint.dev/workload-name=upgraded -o name | wc -l) -eq 1 ]] ||
     { echo "a second archive was made:"; cbr -l imprint.dev/archive=true; return 1; }
   k delete deployment upgraded --wait=false > /dev/null
+}
+
+# --- what the agent keeps ------------------------------------------------------
+# The agent keeps only its own node's pods: 5,000 pods bound to another
+# node (a Node object without kubelet; the pods tolerate its taints) leave
+# its memory where it was. Each pod carries a 2 KiB annotation, as real
+# pods carry managed fields and annotations.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$work/agent.pid")/status"; }
+ghost_pods() { kubectl -n "$1" get pods -o name 2> /dev/null | wc -l; }
+
+other_nodes_pods_cost_the_agent_nothing() {
+  local ghost=imprint-ghost-node gns=$NS-ghost before after bytes t0
+  kubectl apply -f - > /dev/null <<YAML || return 1
+apiVersion: v1
+kind: Node
+metadata: {name: $ghost, labels: {imprint.dev/e2e: ghost}}
+YAML
+  kubectl create namespace "$gns" > /dev/null || return 1
+  sleep 5
+  before=$(rss_kib)
+  t0=$SECONDS
+  jq -n --arg node "$ghost" --arg pad "$(head -c 2048 /dev/zero | tr '\0' x)" '{apiVersion: "v1", kind: "List", items: [range(5000) as $i |
+    {apiVersion: "v1", kind: "Pod",
+     metadata: {name: "ghost-\($i)", labels: {app: "ghost", n: "\($i)"}, annotations: {"imprint.dev/e2e-padding": $pad}},
+     spec: {nodeName: $node, tolerations: [{operator: "Exists"}],
+            containers: [{name: "c", image: "busybox", command: ["sleep", "3600"]}]}}]}' |
+    kubectl -n "$gns" create -f - > /dev/null || { echo "pods not created"; return 1; }
+  eventually 120 bash -c "[[ \$(kubectl -n $gns get pods -o name | wc -l) -ge 5000 ]]" || { echo "$(ghost_pods "$gns") pods"; return 1; }
+  # Time for any watch of every pod to have taken them all in.
+  sleep 20
+  after=$(rss_kib)
+  bytes=$(kubectl -n "$gns" get pods -o json | wc -c)
+  echo "# agent RSS $((before / 1024)) MiB with no pod on another node, $((after / 1024)) MiB with 5,000 ($((bytes / 1048576)) MiB of pod JSON a watch of every pod would take in; created in $((SECONDS - t0))s)" >&2
+  # One delete of the collection, at once (no kubelet will confirm them).
+  kubectl delete --raw "/api/v1/namespaces/$gns/pods?gracePeriodSeconds=0" > /dev/null
+  kubectl delete namespace "$gns" --wait=false > /dev/null
+  kubectl delete node "$ghost" > /dev/null
+  ((after - before < 8192)) || { echo "the agent grew by $(((after - before) / 1024)) MiB"; return 1; }
 }
 
 # --- lifecycle -------------------------------------------------------------
@@ -868,6 +910,7 @@ check "new behavior: back to Learning, with an Event" new_behavior_means_learnin
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails
 check "a root written only by links and FIFOs stays writable, and the workload runs" files_made_without_open_keep_the_root_writable
+check "5,000 pods on another node: the agent's memory stays where it was" other_nodes_pods_cost_the_agent_nothing
 check "names never collide: namespace a-b + Deployment c, namespace a + Deployment b-c" names_never_collide_across_namespaces
 check "an earlier release's SeccompProfile and archive are adopted, nothing learnt is lost" earlier_release_objects_are_adopted
 check "a deleted pod's report is folded into the archive" deleted_pod_is_folded_into_the_archive

@@ -1,9 +1,11 @@
 //! What the node agent learns from the API server beside its own
 //! observations: the workload owning a pod ([`workload`]), which pod or
-//! Service stands behind an address ([`peers`]), and the reflector stores
-//! both read from ([`reflect`]).
+//! Service stands behind an address ([`peers`], with pods of other nodes
+//! looked up by [`remote`]), and the reflector stores both read from
+//! ([`reflect`]).
 
 pub mod peers;
+pub mod remote;
 pub mod workload;
 
 use futures::StreamExt;

@@ -1,13 +1,15 @@
 //! Network peers by name: which pod or Service stands behind an address,
-//! from reflector stores of Pods and Services (no GET per address).
+//! from the reflector stores of this node's Pods and of Services, then
+//! (for pods of other nodes) from [`RemotePods`] lookups.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use imprint_crd::report::{Direction, NetworkEndpoint, Peer, WorkloadRef};
 use k8s_openapi::api::core::v1::{Pod, Service};
 
+use super::remote::RemotePods;
 use super::workload::Workloads;
 
 /// What an address belongs to.
@@ -17,11 +19,10 @@ enum Target {
     Service(Arc<Service>),
 }
 
-/// Addresses of the cluster's pods and Services at one moment.
+/// Addresses of this node's pods and the cluster's Services at one moment.
 #[derive(Debug, Default)]
 pub struct PeerIndex {
     by_address: HashMap<IpAddr, Target>,
-    pods: Vec<Arc<Pod>>,
 }
 
 /// An address in canonical form (IPv4-mapped IPv6 as IPv4).
@@ -31,7 +32,7 @@ fn canonical(address: &str) -> Option<IpAddr> {
 
 /// Whether a pod still holds its address (not finished, not on the
 /// host's network, where the address is the node's).
-fn holds_address(pod: &Pod) -> bool {
+pub(super) fn holds_address(pod: &Pod) -> bool {
     let host_network = pod
         .spec
         .as_ref()
@@ -70,7 +71,7 @@ impl PeerIndex {
                 by_address.insert(ip, Target::Service(service.clone()));
             }
         }
-        PeerIndex { by_address, pods }
+        PeerIndex { by_address }
     }
 
     /// Number of indexed addresses.
@@ -83,9 +84,23 @@ impl PeerIndex {
         self.by_address.is_empty()
     }
 
-    /// The pod or Service behind `address`, with its workload.
-    pub async fn peer(&self, address: &str, workloads: &Workloads) -> Option<Peer> {
-        let target = self.by_address.get(&canonical(address)?)?;
+    /// The pod or Service behind `address`, with its workload: this
+    /// node's pods and the Services from the index, other pods looked up.
+    pub async fn peer(
+        &self,
+        address: &str,
+        workloads: &Workloads,
+        remote: &RemotePods,
+    ) -> Option<Peer> {
+        let address = canonical(address)?;
+        let looked_up;
+        let target = match self.by_address.get(&address) {
+            Some(target) => target,
+            None => {
+                looked_up = Target::Pod(remote.at(address).await?);
+                &looked_up
+            }
+        };
         match target {
             Target::Pod(pod) => Some(Peer {
                 kind: "Pod".into(),
@@ -96,7 +111,7 @@ impl PeerIndex {
             Target::Service(service) => {
                 let namespace = service.metadata.namespace.clone().unwrap_or_default();
                 let mut owners = Vec::new();
-                for pod in self.selected(service) {
+                for pod in remote.selected(service).await {
                     let workload = workloads.of_pod(&pod).await;
                     if !owners.contains(&workload) {
                         owners.push(workload);
@@ -121,39 +136,20 @@ impl PeerIndex {
         }
     }
 
-    /// Pods a Service selects (same namespace, every selector label matches).
-    fn selected(&self, service: &Service) -> Vec<Arc<Pod>> {
-        let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
-            return Vec::new();
-        };
-        if selector.is_empty() {
-            return Vec::new();
-        }
-        self.pods
-            .iter()
-            .filter(|p| p.metadata.namespace == service.metadata.namespace && holds_address(p))
-            .filter(|p| matches(selector, p.metadata.labels.as_ref()))
-            .cloned()
-            .collect()
-    }
-
     /// Fills in the peer of every outbound and inbound endpoint it can resolve.
-    pub async fn resolve(&self, endpoints: &mut [NetworkEndpoint], workloads: &Workloads) {
+    pub async fn resolve(
+        &self,
+        endpoints: &mut [NetworkEndpoint],
+        workloads: &Workloads,
+        remote: &RemotePods,
+    ) {
         for endpoint in endpoints.iter_mut() {
             if endpoint.direction == Direction::Listening || endpoint.peer.is_some() {
                 continue;
             }
-            endpoint.peer = self.peer(&endpoint.address, workloads).await;
+            endpoint.peer = self.peer(&endpoint.address, workloads, remote).await;
         }
     }
-}
-
-/// Whether `labels` carry every key and value of `selector`.
-fn matches(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let Some(labels) = labels else {
-        return false;
-    };
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 #[cfg(test)]
@@ -165,17 +161,6 @@ mod tests {
         assert_eq!(canonical("::ffff:10.244.0.5"), canonical("10.244.0.5"));
         assert_eq!(canonical("fd00::1"), "fd00::1".parse().ok());
         assert_eq!(canonical("not an address"), None);
-    }
-
-    #[test]
-    fn a_selector_needs_every_label() {
-        let selector: BTreeMap<String, String> = [("app".into(), "web".into())].into();
-        let web: BTreeMap<String, String> =
-            [("app".into(), "web".into()), ("tier".into(), "x".into())].into();
-        let db: BTreeMap<String, String> = [("app".into(), "db".into())].into();
-        assert!(matches(&selector, Some(&web)));
-        assert!(!matches(&selector, Some(&db)));
-        assert!(!matches(&selector, None));
     }
 
     #[test]

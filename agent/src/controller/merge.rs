@@ -78,166 +78,280 @@ pub fn merge_workload(
     overrides: &Overrides,
     writable: &BTreeMap<String, Vec<String>>,
 ) -> MergedWorkload {
-    let mut by_container: BTreeMap<String, Vec<&ContainerBehaviorReportSpec>> = BTreeMap::new();
-    let mut pods = BTreeSet::new();
-    let mut nodes = BTreeSet::new();
-    let mut drops = 0;
+    let mut merge = WorkloadMerge::new(overrides);
     for report in reports {
+        merge.add(report);
+    }
+    merge.finish(Some(writable)).0
+}
+
+/// A workload's merge, one report at a time: each report is added and may
+/// be dropped at once, so a workload of a thousand large reports never has
+/// them all in memory. What the merge keeps of a report beyond the union is
+/// its subject, window and stats (its [`facts`]).
+pub struct WorkloadMerge<'a> {
+    overrides: &'a Overrides,
+    containers: BTreeMap<String, ContainerMerge>,
+    pods: BTreeSet<String>,
+    nodes: BTreeSet<String>,
+    drops: u64,
+    facts: Vec<ContainerBehaviorReportSpec>,
+    writable: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// One container's union so far.
+#[derive(Default)]
+struct ContainerMerge {
+    merged: recommend::Merged,
+    executables: BTreeSet<String>,
+    escalates: bool,
+    all_non_root: bool,
+    /// Plausible paths written (not ignored), before the writable mounts
+    /// of every report are known.
+    writes: BTreeSet<String>,
+    network: BTreeSet<imprint_crd::report::NetworkEndpoint>,
+    skipped: Vec<String>,
+}
+
+/// What the merge keeps of a report besides the union: its subject,
+/// window and stats (completeness, the current securityContext, counts).
+pub fn facts(report: &ContainerBehaviorReportSpec) -> ContainerBehaviorReportSpec {
+    ContainerBehaviorReportSpec {
+        subject: report.subject.clone(),
+        window: report.window.clone(),
+        stats: report.stats.clone(),
+        ..ContainerBehaviorReportSpec::default()
+    }
+}
+
+impl<'a> WorkloadMerge<'a> {
+    /// An empty merge with the profile's `overrides`.
+    pub fn new(overrides: &'a Overrides) -> Self {
+        WorkloadMerge {
+            overrides,
+            containers: BTreeMap::new(),
+            pods: BTreeSet::new(),
+            nodes: BTreeSet::new(),
+            drops: 0,
+            facts: Vec::new(),
+            writable: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one report.
+    pub fn add(&mut self, report: &ContainerBehaviorReportSpec) {
         let name = report.subject.container.clone().unwrap_or_default();
-        by_container.entry(name).or_default().push(report);
         if let Some(pod) = report
             .subject
             .pod_uid
             .as_ref()
             .or(report.subject.pod.as_ref())
         {
-            pods.insert(pod.clone());
+            self.pods.insert(pod.clone());
         }
         if let Some(node) = &report.subject.node {
-            nodes.insert(node.clone());
+            self.nodes.insert(node.clone());
         }
-        drops += report.stats.drops.total;
+        self.drops += report.stats.drops.total;
+        self.writable
+            .entry(name.clone())
+            .or_default()
+            .extend(report.subject.writable_mounts.iter().cloned());
+        let overrides = self.overrides;
+        let container = self
+            .containers
+            .entry(name)
+            .or_insert_with(|| ContainerMerge {
+                all_non_root: true,
+                ..ContainerMerge::default()
+            });
+        container.add(report, overrides);
+        self.facts.push(facts(report));
     }
-    let mut skipped = Vec::new();
-    let containers = by_container
-        .into_iter()
-        .map(|(name, reports)| {
-            let mounts = writable.get(&name).cloned().unwrap_or_default();
-            let (profile, mut skip) = merge_container(&name, &reports, overrides, &mounts);
-            skipped.append(&mut skip);
-            profile
-        })
-        .collect();
-    let mut conditions = Vec::new();
-    if !skipped.is_empty() {
-        conditions.push(ProfileCondition {
-            type_: "SkippedEntries".into(),
-            status: "True".into(),
-            reason: "UnknownNames".into(),
-            message: skipped_message(&skipped),
-        });
+
+    /// The subject, window and stats of every report added.
+    pub fn facts(&self) -> Vec<&ContainerBehaviorReportSpec> {
+        self.facts.iter().collect()
     }
-    let mut cut: Vec<&String> = reports.iter().flat_map(|r| &r.stats.truncated).collect();
-    cut.sort();
-    cut.dedup();
-    if !cut.is_empty() {
-        conditions.push(ProfileCondition {
-            type_: "Truncated".into(),
-            status: "True".into(),
-            reason: "ReportsBounded".into(),
-            message: format!(
-                "reports were bounded (what a recommendation depends on is never cut): {}",
-                first_few(&cut)
-            ),
-        });
-    }
-    conditions.extend(completeness::conditions(reports));
-    let incomplete = conditions
-        .iter()
-        .filter(|c| completeness::BLOCKING.contains(&c.type_.as_str()))
-        .map(|c| c.type_.clone())
-        .collect();
-    MergedWorkload {
-        incomplete,
-        containers,
-        reports: reports.len() as u64,
-        replicas: pods.len() as u64,
-        nodes: nodes.len() as u64,
-        drops,
-        last_loss: completeness::last_loss(reports),
-        skipped: skipped.len(),
-        conditions,
+
+    /// The merged workload, with root writes judged against `writable`
+    /// (per container; `None`: the writable mounts the reports name), and
+    /// the facts of every report.
+    pub fn finish(
+        self,
+        writable: Option<&BTreeMap<String, Vec<String>>>,
+    ) -> (MergedWorkload, Vec<ContainerBehaviorReportSpec>) {
+        let seen: BTreeMap<String, Vec<String>> = self
+            .writable
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect();
+        let writable = writable.unwrap_or(&seen);
+        let mut skipped = Vec::new();
+        let containers = self
+            .containers
+            .into_iter()
+            .map(|(name, container)| {
+                let mounts = writable.get(&name).cloned().unwrap_or_default();
+                let (profile, mut skip) = container.finish(&name, self.overrides, &mounts);
+                skipped.append(&mut skip);
+                profile
+            })
+            .collect();
+        let reports: Vec<&ContainerBehaviorReportSpec> = self.facts.iter().collect();
+        let mut conditions = Vec::new();
+        if !skipped.is_empty() {
+            conditions.push(ProfileCondition {
+                type_: "SkippedEntries".into(),
+                status: "True".into(),
+                reason: "UnknownNames".into(),
+                message: skipped_message(&skipped),
+            });
+        }
+        let mut cut: Vec<&String> = reports.iter().flat_map(|r| &r.stats.truncated).collect();
+        cut.sort();
+        cut.dedup();
+        if !cut.is_empty() {
+            conditions.push(ProfileCondition {
+                type_: "Truncated".into(),
+                status: "True".into(),
+                reason: "ReportsBounded".into(),
+                message: format!(
+                    "reports were bounded (what a recommendation depends on is never cut): {}",
+                    first_few(&cut)
+                ),
+            });
+        }
+        conditions.extend(completeness::conditions(&reports));
+        let incomplete = conditions
+            .iter()
+            .filter(|c| completeness::BLOCKING.contains(&c.type_.as_str()))
+            .map(|c| c.type_.clone())
+            .collect();
+        let merged = MergedWorkload {
+            incomplete,
+            containers,
+            reports: reports.len() as u64,
+            replicas: self.pods.len() as u64,
+            nodes: self.nodes.len() as u64,
+            drops: self.drops,
+            last_loss: completeness::last_loss(&reports),
+            skipped: skipped.len(),
+            conditions,
+        };
+        (merged, self.facts)
     }
 }
 
-fn merge_container(
-    name: &str,
-    reports: &[&ContainerBehaviorReportSpec],
-    overrides: &Overrides,
-    writable: &[String],
-) -> (ContainerProfile, Vec<String>) {
-    let merged = recommend::merge(reports.iter().copied());
-    let mut skipped = merged.skipped.clone();
-    let mut syscalls: BTreeSet<String> = recommend::allowed_syscalls(&merged).into_iter().collect();
-    for extra in &overrides.syscalls {
-        if merged.syscalls.keys().any(|arch| arch.has_syscall(extra)) || merged.syscalls.is_empty()
-        {
-            syscalls.insert(extra.clone());
-        } else {
-            skipped.push(format!("override syscall {extra:?}"));
-        }
-    }
-    let mut capabilities = merged.capabilities.clone();
-    for extra in &overrides.capabilities {
-        match crate::names::capability_from_name(extra) {
-            Some(cap) => {
-                capabilities.insert(cap.to_string());
-            }
-            None => skipped.push(format!("override capability {extra:?}")),
-        }
-    }
-    let ignored = |path: &str| overrides.ignore_paths.iter().any(|p| under(path, p));
-    let mut executables = BTreeSet::new();
-    let mut escalates = false;
-    let mut all_non_root = true;
-    let mut root_writes = BTreeSet::new();
-    let mut network = BTreeSet::new();
-    for report in reports {
+impl ContainerMerge {
+    fn add(&mut self, report: &ContainerBehaviorReportSpec, overrides: &Overrides) {
+        self.merged.add(report);
+        let ignored = |path: &str| overrides.ignore_paths.iter().any(|p| under(path, p));
         for exec in &report.executables {
             if !plausible_path(&exec.path) {
-                skipped.push(format!("executable path {:?}", truncated(&exec.path)));
+                self.skipped
+                    .push(format!("executable path {:?}", truncated(&exec.path)));
                 continue;
             }
-            executables.insert(exec.path.clone());
-            escalates |= exec.setuid || exec.setgid || !exec.file_capabilities.is_empty();
-            all_non_root &= exec.euid != 0;
+            if !self.executables.contains(&exec.path) {
+                self.executables.insert(exec.path.clone());
+            }
+            self.escalates |= exec.setuid || exec.setgid || !exec.file_capabilities.is_empty();
+            self.all_non_root &= exec.euid != 0;
         }
         for file in &report.files {
             if !plausible_path(&file.path) {
-                skipped.push(format!("file path {:?}", truncated(&file.path)));
+                self.skipped
+                    .push(format!("file path {:?}", truncated(&file.path)));
                 continue;
             }
-            let writes = file.access.iter().any(|a| a.is_write());
-            let on_root = !ALWAYS_WRITABLE
-                .iter()
-                .copied()
-                .chain(writable.iter().map(String::as_str))
-                .any(|m| under(&file.path, m));
-            if writes && on_root && !ignored(&file.path) {
-                root_writes.insert(file.path.clone());
+            if file.access.iter().any(|a| a.is_write())
+                && !ignored(&file.path)
+                && !self.writes.contains(&file.path)
+            {
+                self.writes.insert(file.path.clone());
             }
         }
-        network.extend(report.network.iter().cloned());
+        for endpoint in &report.network {
+            if !self.network.contains(endpoint) {
+                self.network.insert(endpoint.clone());
+            }
+        }
     }
-    let security_context = RecommendedSecurityContext {
-        capabilities_add: capabilities
-            .iter()
-            .map(|c| c.trim_start_matches("CAP_").to_string())
-            .collect(),
-        allow_privilege_escalation: escalates,
-        read_only_root_filesystem: root_writes.is_empty()
-            && !syscalls
+
+    fn finish(
+        self,
+        name: &str,
+        overrides: &Overrides,
+        writable: &[String],
+    ) -> (ContainerProfile, Vec<String>) {
+        let merged = self.merged;
+        let mut skipped = merged.skipped.clone();
+        skipped.extend(self.skipped);
+        let mut syscalls: BTreeSet<String> =
+            recommend::allowed_syscalls(&merged).into_iter().collect();
+        for extra in &overrides.syscalls {
+            if merged.syscalls.keys().any(|arch| arch.has_syscall(extra))
+                || merged.syscalls.is_empty()
+            {
+                syscalls.insert(extra.clone());
+            } else {
+                skipped.push(format!("override syscall {extra:?}"));
+            }
+        }
+        let mut capabilities = merged.capabilities.clone();
+        for extra in &overrides.capabilities {
+            match crate::names::capability_from_name(extra) {
+                Some(cap) => {
+                    capabilities.insert(cap.to_string());
+                }
+                None => skipped.push(format!("override capability {extra:?}")),
+            }
+        }
+        let root_writes: BTreeSet<String> = self
+            .writes
+            .into_iter()
+            .filter(|path| {
+                !ALWAYS_WRITABLE
+                    .iter()
+                    .copied()
+                    .chain(writable.iter().map(String::as_str))
+                    .any(|m| under(path, m))
+            })
+            .collect();
+        let executables = self.executables;
+        let security_context = RecommendedSecurityContext {
+            capabilities_add: capabilities
                 .iter()
-                .any(|s| UNSEEN_FILE_SYSCALLS.contains(&s.as_str())),
-        run_as_non_root: !executables.is_empty() && all_non_root && capabilities.is_empty(),
-    };
-    let profile = ContainerProfile {
-        name: name.to_string(),
-        architectures: merged
-            .syscalls
-            .keys()
-            .map(|a| a.kernel_name().to_string())
-            .collect(),
-        syscalls: syscalls.into_iter().collect(),
-        capabilities: capabilities.into_iter().collect(),
-        executables: executables.into_iter().collect(),
-        root_writes: root_writes.into_iter().collect(),
-        network: network.into_iter().collect(),
-        seccomp_profile: None,
-        security_context,
-        difference: Vec::new(),
-    };
-    (profile, skipped)
+                .map(|c| c.trim_start_matches("CAP_").to_string())
+                .collect(),
+            allow_privilege_escalation: self.escalates,
+            read_only_root_filesystem: root_writes.is_empty()
+                && !syscalls
+                    .iter()
+                    .any(|s| UNSEEN_FILE_SYSCALLS.contains(&s.as_str())),
+            run_as_non_root: !executables.is_empty()
+                && self.all_non_root
+                && capabilities.is_empty(),
+        };
+        let profile = ContainerProfile {
+            name: name.to_string(),
+            architectures: merged
+                .syscalls
+                .keys()
+                .map(|a| a.kernel_name().to_string())
+                .collect(),
+            syscalls: syscalls.into_iter().collect(),
+            capabilities: capabilities.into_iter().collect(),
+            executables: executables.into_iter().collect(),
+            root_writes: root_writes.into_iter().collect(),
+            network: self.network.into_iter().collect(),
+            seccomp_profile: None,
+            security_context,
+            difference: Vec::new(),
+        };
+        (profile, skipped)
+    }
 }
 
 /// Whether a path from a report is one a kernel could have given: absolute,
@@ -382,6 +496,41 @@ mod tests {
     use super::*;
     use crate::recommend::tests::with_baseline;
     use imprint_crd::report::{Access, CapabilityUse, Executable, FileAccess, Subject, SyscallSet};
+
+    /// Merging one report at a time (the controller's way, writable mounts
+    /// taken from the reports) gives what merging them all at once gives,
+    /// and keeps of each report only its subject, window and stats.
+    #[test]
+    fn one_at_a_time_is_all_at_once() {
+        let write = |path: &str| FileAccess {
+            path: path.into(),
+            access: [Access::Write].into(),
+        };
+        let mut a = report("a", "n1", "x86_64", &["read", "write"]);
+        a.subject.writable_mounts = vec!["/data".into()];
+        a.files = vec![write("/data/x"), write("/etc/y")];
+        a.stats.truncated = vec!["files: cut".into()];
+        let mut b = report("b", "n2", "x86_64", &["openat"]);
+        b.files = vec![write("/data/z"), write("/var/log/w")];
+        let specs = [&a, &b];
+        let overrides = Overrides::default();
+        let at_once = merge_workload(&specs, &overrides, &writable_mounts(&specs));
+        let mut merging = WorkloadMerge::new(&overrides);
+        for spec in specs {
+            merging.add(spec);
+        }
+        let (one_by_one, facts) = merging.finish(None);
+        assert_eq!(one_by_one, at_once);
+        assert_eq!(
+            one_by_one.containers[0].root_writes,
+            ["/etc/y", "/var/log/w"]
+        );
+        assert_eq!(one_by_one.replicas, 2);
+        assert_eq!(facts.len(), 2);
+        assert!(facts[0].files.is_empty() && facts[0].syscalls.names.is_empty());
+        assert_eq!(facts[0].stats.truncated, ["files: cut"]);
+        assert_eq!(facts[1].subject.node.as_deref(), Some("n2"));
+    }
 
     fn report(pod: &str, node: &str, arch: &str, syscalls: &[&str]) -> ContainerBehaviorReportSpec {
         ContainerBehaviorReportSpec {

@@ -1,4 +1,4 @@
-//! A stand-in API server for reconcile tests: kube's `Client` over a
+//! A stand-in API server for tests of API calls (reconciles, lookups): kube's `Client` over a
 //! `tower-test` mock service that records every request and answers it
 //! the way the API server would (echoing applied objects; keeping created
 //! and replaced objects with a resource version, refusing a replace at a
@@ -22,6 +22,8 @@ pub struct Call {
     pub method: String,
     /// Path (without the query).
     pub path: String,
+    /// The query (without `?`).
+    pub query: String,
     /// The body, parsed (`Null` when empty).
     pub body: Value,
 }
@@ -52,6 +54,7 @@ pub fn client_with(profile: BehaviorProfile, mut fail: Fail, objects: Objects) -
         while let Some((request, send)) = handle.next_request().await {
             let method = request.method().to_string();
             let path = request.uri().path().to_string();
+            let query = request.uri().query().unwrap_or_default().to_string();
             let bytes = request
                 .into_body()
                 .collect_bytes()
@@ -61,6 +64,7 @@ pub fn client_with(profile: BehaviorProfile, mut fail: Fail, objects: Objects) -
             recorded.lock().unwrap().push(Call {
                 method: method.clone(),
                 path: path.clone(),
+                query,
                 body: body.clone(),
             });
             let (status, answer) = match fail(&method, &path) {

@@ -9,7 +9,7 @@ pub mod error;
 pub mod leader;
 pub mod merge;
 #[cfg(test)]
-mod mock_api;
+pub(crate) mod mock_api;
 pub mod objects;
 pub mod reconcile;
 pub mod release;

@@ -192,13 +192,10 @@ pub async fn reconcile(
         return Ok(());
     }
 
-    let (live, mut taken) = fold(context, &profile, &reports).await?;
-    let specs: Vec<&ContainerBehaviorReportSpec> = live.iter().collect();
-    let merged = merge::merge_workload(
-        &specs,
-        &profile.spec.overrides,
-        &merge::writable_mounts(&specs),
-    );
+    let (sources, mut taken) = fold(context, &profile, &reports).await?;
+    let (merged, facts) = merge_one_by_one(&sources, &profile.spec.overrides);
+    drop(sources);
+    let specs: Vec<&ContainerBehaviorReportSpec> = facts.iter().collect();
     context.metrics.merges.inc();
     context
         .metrics
@@ -283,46 +280,38 @@ async fn fold(
     context: &Context,
     profile: &BehaviorProfile,
     reports: &[Arc<StoredReport>],
-) -> Result<(Vec<ContainerBehaviorReportSpec>, Vec<String>), Error> {
+) -> Result<(Vec<Merging>, Vec<String>), Error> {
     let namespace = profile.namespace().unwrap_or_default();
-    let mut live: Vec<ContainerBehaviorReportSpec> = Vec::new();
-    let mut archives: BTreeMap<String, ContainerBehaviorReportSpec> = BTreeMap::new();
-    let mut leaving = Vec::new();
-    for report in reports {
-        let spec = match report.spec() {
-            Ok(spec) => spec,
-            Err(error) => {
-                warn!(%error, report = %report.name, "report kept unreadable; skipped");
-                continue;
-            }
-        };
-        if report.archive {
-            archives.insert(report.name.clone(), spec);
-        } else if report.deleting() {
-            leaving.push((report.clone(), spec));
-        } else {
-            live.push(spec);
-        }
-    }
+    let mut live: Vec<Merging> = Vec::new();
+    let mut archives: BTreeMap<String, Merging> = BTreeMap::new();
     // One archive write per container takes every report leaving it, then
     // each is released: a Deployment scaled down by 100 is 100 releases
     // and one write, not 100 writes of a growing archive.
-    let mut by_container: BTreeMap<String, Vec<(Arc<StoredReport>, ContainerBehaviorReportSpec)>> =
-        BTreeMap::new();
-    for (report, folded) in leaving {
-        if release::held(&report) {
+    let mut by_container: BTreeMap<String, Vec<Arc<StoredReport>>> = BTreeMap::new();
+    for report in reports {
+        if report.archive {
+            archives.insert(report.name.clone(), Merging::Stored(report.clone()));
+        } else if report.deleting() {
+            if !release::held(report) {
+                continue;
+            }
+            if let Err(error) = report.spec() {
+                warn!(%error, report = %report.name, "report kept unreadable; not folded");
+                continue;
+            }
             by_container
                 .entry(report.container.clone())
                 .or_default()
-                .push((report, folded));
+                .push(report.clone());
+        } else {
+            live.push(Merging::Stored(report.clone()));
         }
     }
     let mut taken = Vec::new();
     for (container, leaving) in by_container {
-        let folded: Vec<&ContainerBehaviorReportSpec> = leaving.iter().map(|(_, f)| f).collect();
-        match write_archive(context, profile, &container, &folded).await? {
+        match write_archive(context, profile, &container, &leaving).await? {
             Archived::Written(name, spec) => {
-                archives.insert(name, *spec);
+                archives.insert(name, Merging::Written(spec));
             }
             Archived::Taken(name) => {
                 warn!(namespace, archive = %name, "an object of the archive's name is not this profile's: left alone, the reports stay held");
@@ -330,14 +319,14 @@ async fn fold(
                 continue;
             }
             Archived::NamespaceTerminating => {
-                for (report, _) in &leaving {
+                for report in &leaving {
                     release::release_unfolded(context, report, Unfolded::NamespaceTerminating)
                         .await?;
                 }
                 continue;
             }
         }
-        for (report, _) in &leaving {
+        for report in &leaving {
             release::release(context, report).await?;
             context.metrics.folded_reports.inc();
             info!(namespace, report = %report.name, "folded the report of a deleted pod into the archive");
@@ -345,6 +334,36 @@ async fn fold(
     }
     live.extend(archives.into_values());
     Ok((live, taken))
+}
+
+/// A report to merge: as the store keeps it (parsed when its turn comes,
+/// then dropped), or an archive as just written.
+enum Merging {
+    /// A live report or an archive, from the store.
+    Stored(Arc<StoredReport>),
+    /// An archive as written by this reconcile's fold.
+    Written(Box<ContainerBehaviorReportSpec>),
+}
+
+/// Merges `sources` one at a time (each parsed, added, dropped): the
+/// merged workload and each report's facts (subject, window, stats).
+fn merge_one_by_one(
+    sources: &[Merging],
+    overrides: &imprint_crd::profile::Overrides,
+) -> (merge::MergedWorkload, Vec<ContainerBehaviorReportSpec>) {
+    let mut merging = merge::WorkloadMerge::new(overrides);
+    for source in sources {
+        match source {
+            Merging::Written(spec) => merging.add(spec),
+            Merging::Stored(report) => match report.spec() {
+                Ok(spec) => merging.add(&spec),
+                Err(error) => {
+                    warn!(%error, report = %report.name, "report kept unreadable; skipped");
+                }
+            },
+        }
+    }
+    merging.finish(None)
 }
 
 /// What became of a fold into an archive.
@@ -368,7 +387,7 @@ async fn write_archive(
     context: &Context,
     profile: &BehaviorProfile,
     container: &str,
-    folded: &[&ContainerBehaviorReportSpec],
+    folded: &[Arc<StoredReport>],
 ) -> Result<Archived, Error> {
     let namespace = profile.namespace().unwrap_or_default();
     let api = Api::<ContainerBehaviorReport>::namespaced(context.client.clone(), &namespace);
@@ -422,15 +441,17 @@ async fn write_archive(
                 spec.subject.namespace = Some(namespace.clone());
                 spec.subject.container = Some(container.to_string());
                 spec.subject.workload = Some(profile.spec.workload.clone());
-                spec.syscalls.arch = folded
-                    .first()
-                    .map(|f| f.syscalls.arch.clone())
-                    .unwrap_or_default();
                 spec
             }
         };
+        // One report parsed at a time (checked readable before).
         for report in folded {
-            spec.absorb(report);
+            if let Ok(folded) = report.spec() {
+                if spec.syscalls.arch.is_empty() {
+                    spec.syscalls.arch = folded.syscalls.arch.clone();
+                }
+                spec.absorb(&folded);
+            }
         }
         let mut object = objects::archive_named(&name, profile, container, &spec);
         context.leadership.ensure()?;

@@ -22,7 +22,11 @@ use super::leader::{LeaderLease, Leadership};
 use super::objects::FIELD_MANAGER;
 use super::reconcile::{Context, Controller};
 use super::seccomp::{SeccompApi, SeccompProfiles};
-use super::store::{ReportStore, WorkloadKey};
+use super::store::{ReportEvent, ReportStore, WorkloadKey};
+
+/// Reports per page of the report watcher's lists (50 of the largest, 25
+/// MiB of JSON, held at once while a page is parsed).
+const REPORT_PAGE: u32 = 50;
 use crate::cluster::reflect;
 use crate::metrics::{self, ControllerMetrics};
 use crate::task::{AbortOnDrop, Stop};
@@ -94,12 +98,15 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
     let (report_events_tx, mut report_events) = mpsc::unbounded_channel();
     let report_api = Api::<ContainerBehaviorReport>::all(client.clone());
     let _report_watch = AbortOnDrop(tokio::spawn(async move {
-        let stream = watcher(report_api, watcher::Config::default()).default_backoff();
+        // Small pages: a page of the first list is held whole while it is
+        // parsed, and reports may be up to 512 KiB each.
+        let config = watcher::Config::default().page_size(REPORT_PAGE);
+        let stream = watcher(report_api, config).default_backoff();
         futures::pin_mut!(stream);
         while let Some(item) = stream.next().await {
             match item {
                 Ok(event) => {
-                    if report_events_tx.send(event).is_err() {
+                    if report_events_tx.send(ReportEvent::from(event)).is_err() {
                         return;
                     }
                 }

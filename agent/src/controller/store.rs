@@ -1,7 +1,10 @@
 //! The controller's copy of every ContainerBehaviorReport, kept small: the
-//! few metadata fields it acts on, and the spec as JSON bytes (about a third
-//! of the parsed size), parsed again only for the workload being reconciled.
-//! Fed by a watcher; the same list-then-watch semantics as a reflector store.
+//! few metadata fields it acts on, and the spec as zstd-compressed JSON
+//! (large reports are mostly paths, which compress about tenfold), parsed
+//! again only for the workload being reconciled, one report at a time.
+//! Fed by a watcher whose events are made compact as they arrive
+//! ([`ReportEvent`]); the same list-then-watch semantics as a reflector
+//! store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +17,50 @@ use crate::publish::labels;
 
 /// One workload: namespace and owning workload.
 pub type WorkloadKey = (String, WorkloadRef);
+
+/// zstd's level for kept specs: fast (hundreds of MB/s), still about
+/// tenfold on report JSON.
+const COMPRESSION_LEVEL: i32 = 3;
+
+/// Why a kept spec cannot be had again.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The kept bytes do not decompress.
+    #[error("kept spec does not decompress: {0}")]
+    Decompress(std::io::Error),
+    /// The spec does not parse.
+    #[error("spec does not parse: {0}")]
+    Parse(serde_json::Error),
+}
+
+/// A watcher event with each report already made compact (so that events
+/// waiting for the controller's loop hold the compact form, not the
+/// parsed report).
+#[derive(Debug)]
+pub enum ReportEvent {
+    /// Added or changed.
+    Apply(StoredReport),
+    /// Deleted.
+    Delete(StoredReport),
+    /// A (re)list begins.
+    Init,
+    /// One report of the list.
+    InitApply(StoredReport),
+    /// The list is complete.
+    InitDone,
+}
+
+impl From<watcher::Event<ContainerBehaviorReport>> for ReportEvent {
+    fn from(event: watcher::Event<ContainerBehaviorReport>) -> Self {
+        match event {
+            watcher::Event::Apply(r) => ReportEvent::Apply(StoredReport::keep(&r)),
+            watcher::Event::Delete(r) => ReportEvent::Delete(StoredReport::keep(&r)),
+            watcher::Event::Init => ReportEvent::Init,
+            watcher::Event::InitApply(r) => ReportEvent::InitApply(StoredReport::keep(&r)),
+            watcher::Event::InitDone => ReportEvent::InitDone,
+        }
+    }
+}
 
 /// What the controller keeps of one report.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +111,8 @@ impl StoredReport {
                 .is_some_and(|v| v == "true"),
             resource_version: report.resource_version(),
             spec: serde_json::to_vec(&report.spec)
+                .ok()
+                .and_then(|json| zstd::bulk::compress(&json, COMPRESSION_LEVEL).ok())
                 .unwrap_or_default()
                 .into_boxed_slice(),
         }
@@ -75,11 +124,12 @@ impl StoredReport {
     }
 
     /// The report's spec, parsed again.
-    pub fn spec(&self) -> Result<ContainerBehaviorReportSpec, serde_json::Error> {
-        serde_json::from_slice(&self.spec)
+    pub fn spec(&self) -> Result<ContainerBehaviorReportSpec, SpecError> {
+        let json = zstd::stream::decode_all(&self.spec[..]).map_err(SpecError::Decompress)?;
+        serde_json::from_slice(&json).map_err(SpecError::Parse)
     }
 
-    /// Bytes kept for the spec.
+    /// Bytes kept for the spec (compressed).
     pub fn spec_bytes(&self) -> usize {
         self.spec.len()
     }
@@ -96,11 +146,11 @@ pub struct ReportStore {
 
 impl ReportStore {
     /// Applies one watcher event; returns the workloads it touched.
-    pub fn apply(&mut self, event: watcher::Event<ContainerBehaviorReport>) -> Vec<WorkloadKey> {
+    pub fn apply(&mut self, event: impl Into<ReportEvent>) -> Vec<WorkloadKey> {
         let key = |r: &StoredReport| (r.namespace.clone(), r.name.clone());
-        match event {
-            watcher::Event::Apply(report) => {
-                let kept = Arc::new(StoredReport::keep(&report));
+        match event.into() {
+            ReportEvent::Apply(report) => {
+                let kept = Arc::new(report);
                 let mut touched: Vec<WorkloadKey> = kept.workload.clone().into_iter().collect();
                 if let Some(old) = self.reports.insert(key(&kept), kept)
                     && let Some(w) = old.workload.clone()
@@ -110,23 +160,22 @@ impl ReportStore {
                 }
                 touched
             }
-            watcher::Event::Delete(report) => {
-                let kept = StoredReport::keep(&report);
+            ReportEvent::Delete(kept) => {
                 self.reports.remove(&key(&kept));
                 kept.workload.into_iter().collect()
             }
-            watcher::Event::Init => {
+            ReportEvent::Init => {
                 self.listing = Some(HashMap::new());
                 Vec::new()
             }
-            watcher::Event::InitApply(report) => {
-                let kept = Arc::new(StoredReport::keep(&report));
+            ReportEvent::InitApply(report) => {
+                let kept = Arc::new(report);
                 self.listing
                     .get_or_insert_with(HashMap::new)
                     .insert(key(&kept), kept);
                 Vec::new()
             }
-            watcher::Event::InitDone => {
+            ReportEvent::InitDone => {
                 let listed = self.listing.take().unwrap_or_default();
                 let old = std::mem::replace(&mut self.reports, listed);
                 self.ready = true;

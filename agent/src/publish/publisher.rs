@@ -20,6 +20,7 @@ use super::plan::{self, Decision, Skip, SpecInput, Target};
 use super::{FIELD_MANAGER, label_value, labels, report_object};
 use crate::cgroups::Hierarchy;
 use crate::cluster::peers::PeerIndex;
+use crate::cluster::remote::RemotePods;
 use crate::cluster::workload::Workloads;
 use crate::metrics::AgentMetrics;
 use crate::names::Arch;
@@ -91,6 +92,8 @@ pub struct Publisher {
     config: PublisherConfig,
     api: Client,
     workloads: Workloads,
+    /// Pods of other nodes, looked up when a peer is one.
+    remote: RemotePods,
     pods: Store<Pod>,
     services: Store<Service>,
     metrics: AgentMetrics,
@@ -136,6 +139,7 @@ impl Publisher {
         Publisher {
             config,
             workloads: Workloads::new(api.clone()),
+            remote: RemotePods::new(api.clone()),
             api,
             pods,
             services,
@@ -500,7 +504,9 @@ impl Publisher {
             },
             clock,
         );
-        index.resolve(&mut spec.network, &self.workloads).await;
+        index
+            .resolve(&mut spec.network, &self.workloads, &self.remote)
+            .await;
         let key = (target.namespace.clone(), target.name.clone());
         let preexisting = session.preexisting(id);
         let unrecorded = match (preexisting, self.retained.get(&key)) {
