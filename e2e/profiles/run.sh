@@ -34,6 +34,10 @@
 #   - /metrics, /healthz, /readyz of both
 #   - a privileged pod's child cgroups (one named after another pod's
 #     container) are its own: one report, the other pod charged nothing
+#   - a namespace being deleted, whose reports can never be written, holds
+#     up no other report; 5,000 pods on another node leave the agent's
+#     memory where it was; names never collide across namespaces, and an
+#     earlier release's objects are adopted
 #   - host processes are not recorded (no report takes them); 8 pods in a
 #     fork/exec loop lose nothing and a victim beside them goes Stable; 100
 #     pods start behind an API server slowed to 300 ms a call: nothing lost
@@ -95,7 +99,8 @@ cleanup() {
     fi
     kubectl delete node imprint-ghost-node --ignore-not-found > /dev/null 2>&1
     kubectl delete --raw "/api/v1/namespaces/$NS-ghost/pods?gracePeriodSeconds=0" > /dev/null 2>&1
-    if ! kubectl delete namespace "$NS" "$NS-gone" "$NS-x" "$NS-ghost" --ignore-not-found --timeout=90s > /dev/null 2>&1; then
+    release_held "$NS-stuck"
+    if ! kubectl delete namespace "$NS" "$NS-gone" "$NS-x" "$NS-ghost" "$NS-stuck" --ignore-not-found --timeout=90s > /dev/null 2>&1; then
       echo "namespace $NS not deleted within 90s; the controller said:"
       tail -n 20 "$work"/controller.log "$work"/standby.log 2> /dev/null
     fi
@@ -569,6 +574,46 @@ YAML
   k delete deployment upgraded --wait=false > /dev/null
 }
 
+# --- one namespace never holds up the others ----------------------------------
+# 10 pods kept (a finalizer) in a namespace being deleted: their containers
+# stop and their reports can never be written (the API server refuses new
+# content there). Another pod's new behaviour is still written within two
+# intervals (3 s each here): a refused write holds up no other report (it
+# used to stop the whole tick, and the cgroups after it waited behind it at
+# every tick: 14 s in one run, or never).
+HOLD=imprint.dev/e2e-hold
+release_held() { # release_held NAMESPACE: drop the e2e finalizer of its pods
+  local pod
+  for pod in $(kubectl -n "$1" get pods -o name 2> /dev/null); do
+    kubectl -n "$1" patch "$pod" --type=json -p '[{"op": "remove", "path": "/metadata/finalizers"}]' > /dev/null 2>&1
+  done
+}
+
+a_namespace_being_deleted_holds_up_no_report() {
+  local stuck=$NS-stuck pod t0
+  kubectl create namespace "$stuck" > /dev/null || return 1
+  jq -n --arg image "$BUSYBOX" --arg hold "$HOLD" '{apiVersion: "v1", kind: "List", items: [range(10) as $i |
+    {apiVersion: "v1", kind: "Pod", metadata: {name: "held-\($i)", finalizers: [$hold]},
+     spec: {terminationGracePeriodSeconds: 1,
+            containers: [{name: "web", image: $image, imagePullPolicy: "Never",
+                          command: ["/bin/sh", "-c", "while true; do cat /etc/hostname > /dev/null; sleep 1; done"]}]}}]}' |
+    kubectl -n "$stuck" create -f - > /dev/null || return 1
+  eventually 90 bash -c "[[ \$(kubectl -n $stuck get pods --field-selector=status.phase=Running -o name | wc -l) -eq 10 ]]" ||
+    { kubectl -n "$stuck" get pods; release_held "$stuck"; return 1; }
+  kubectl delete namespace "$stuck" --wait=false > /dev/null
+  # Their containers stop; every write for them is refused from now on.
+  eventually 60 bash -c "[[ \$(kubectl -n $stuck get pods --field-selector=status.phase=Running -o name | wc -l) -eq 0 ]]"
+  pod=$(live_pods mixed | head -1)
+  t0=$SECONDS
+  k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/while-stuck; /tmp/while-stuck true; exit 0' || { release_held "$stuck"; return 1; }
+  if ! eventually 8 holds_report "$pod" web '[.spec.executables[].path] | index("/tmp/while-stuck")'; then
+    grep -c "report not written" "$work/agent.log" | sed 's/^/"report not written" lines: /'
+    release_held "$stuck"; return 1
+  fi
+  echo "# another pod's new program written $((SECONDS - t0))s after it ran, beside 10 unwritable reports" >&2
+  release_held "$stuck"
+}
+
 # --- what the agent keeps ------------------------------------------------------
 # The agent keeps only its own node's pods: 5,000 pods bound to another
 # node (a Node object without kubelet; the pods tolerate its taints) leave
@@ -910,6 +955,7 @@ check "new behavior: back to Learning, with an Event" new_behavior_means_learnin
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails
 check "a root written only by links and FIFOs stays writable, and the workload runs" files_made_without_open_keep_the_root_writable
+check "a namespace being deleted (10 unwritable reports) holds up no other report" a_namespace_being_deleted_holds_up_no_report
 check "5,000 pods on another node: the agent's memory stays where it was" other_nodes_pods_cost_the_agent_nothing
 check "names never collide: namespace a-b + Deployment c, namespace a + Deployment b-c" names_never_collide_across_namespaces
 check "an earlier release's SeccompProfile and archive are adopted, nothing learnt is lost" earlier_release_objects_are_adopted

@@ -26,6 +26,10 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 const BACKOFF: Duration = Duration::from_secs(30);
 /// Most answers kept, per cache.
 const MAX_ENTRIES: usize = 4096;
+/// Most addresses asked for per publishing tick: a container talking to
+/// thousands of addresses never stalls a tick (the rest are asked for at
+/// later writes of its report).
+pub const LOOKUPS_PER_TICK: usize = 32;
 
 /// A cache of answers that expire, bounded to [`MAX_ENTRIES`].
 struct Answers<K, V> {
@@ -83,6 +87,8 @@ pub struct RemotePods {
     by_address: Mutex<Answers<IpAddr, Option<Arc<Pod>>>>,
     by_service: Mutex<Answers<SelectorKey, Vec<Arc<Pod>>>>,
     backoff_until: Mutex<Option<Instant>>,
+    /// Lookups left in this tick.
+    budget: Mutex<usize>,
 }
 
 impl RemotePods {
@@ -93,7 +99,21 @@ impl RemotePods {
             by_address: Mutex::new(Answers::new()),
             by_service: Mutex::new(Answers::new()),
             backoff_until: Mutex::new(None),
+            budget: Mutex::new(LOOKUPS_PER_TICK),
         }
+    }
+
+    /// A new publishing tick: [`LOOKUPS_PER_TICK`] lookups again.
+    pub fn new_tick(&self) {
+        *self.budget.lock().expect("budget lock") = LOOKUPS_PER_TICK;
+    }
+
+    /// Takes one lookup from this tick's budget; `false` when none is left.
+    fn spend(&self) -> bool {
+        let mut budget = self.budget.lock().expect("budget lock");
+        let left = *budget > 0;
+        *budget = budget.saturating_sub(1);
+        left
     }
 
     /// Lists pods, unless a lookup failed a moment ago; `None` when the
@@ -122,8 +142,13 @@ impl RemotePods {
         }
     }
 
-    /// The pod (of any node) holding `address`, if any.
+    /// The pod (of any node) holding `address`, if any. Addresses no pod
+    /// can hold (loopback, link-local, multicast, unspecified) are never
+    /// asked for.
     pub async fn at(&self, address: IpAddr) -> Option<Arc<Pod>> {
+        if !could_be_a_pod(address) {
+            return None;
+        }
         let now = Instant::now();
         if let Some(answer) = self
             .by_address
@@ -132,6 +157,9 @@ impl RemotePods {
             .get(&address, now)
         {
             return answer;
+        }
+        if !self.spend() {
+            return None;
         }
         let params = ListParams::default().fields(&format!("status.podIP={address}"));
         let pods = self.list(Api::all(self.client.clone()), params).await?;
@@ -160,6 +188,9 @@ impl RemotePods {
         if let Some(pods) = self.by_service.lock().expect("cache lock").get(&key, now) {
             return pods;
         }
+        if !self.spend() {
+            return Vec::new();
+        }
         let params = ListParams::default().labels(&key.1);
         let Some(pods) = self
             .list(Api::namespaced(self.client.clone(), &namespace), params)
@@ -174,6 +205,15 @@ impl RemotePods {
             .put(key, pods.clone(), now);
         pods
     }
+}
+
+/// Whether a pod may hold `address`.
+fn could_be_a_pod(address: IpAddr) -> bool {
+    let link_local = match address {
+        IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    };
+    !(address.is_loopback() || address.is_unspecified() || address.is_multicast() || link_local)
 }
 
 /// `selector` as a label selector (`k=v,k=v`).
@@ -287,6 +327,27 @@ mod tests {
         assert!(remote.at("10.1.2.3".parse().unwrap()).await.is_none());
         assert!(remote.at("10.1.2.4".parse().unwrap()).await.is_none());
         assert_eq!(calls.lock().unwrap().len(), 1);
+    }
+
+    /// A tick asks for at most [`LOOKUPS_PER_TICK`] addresses; addresses
+    /// no pod holds are never asked for.
+    #[tokio::test]
+    async fn lookups_are_bounded_per_tick() {
+        let (client, calls) = api_server(false);
+        let remote = RemotePods::new(client);
+        for address in ["127.0.0.1", "::1", "169.254.1.1", "0.0.0.0", "224.0.0.1"] {
+            assert!(remote.at(address.parse().unwrap()).await.is_none());
+        }
+        assert!(calls.lock().unwrap().is_empty(), "never asked for");
+        for n in 0..(LOOKUPS_PER_TICK + 10) {
+            remote
+                .at(format!("10.9.{}.{}", n / 250, n % 250).parse().unwrap())
+                .await;
+        }
+        assert_eq!(calls.lock().unwrap().len(), LOOKUPS_PER_TICK);
+        remote.new_tick();
+        remote.at("10.8.0.1".parse().unwrap()).await;
+        assert_eq!(calls.lock().unwrap().len(), LOOKUPS_PER_TICK + 1);
     }
 
     #[test]

@@ -123,12 +123,7 @@ pub fn sweep<'a>(
         .collect()
 }
 
-/// Whether the API server refused a write because the namespace is being
-/// deleted (the NamespaceLifecycle admission plugin).
-pub fn namespace_terminating(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status)
-        if status.code == 403 && status.message.contains("is being terminated"))
-}
+pub use crate::publish::plan::namespace_terminating;
 
 /// Releases `report` without folding it: the finalizer goes, the loss is
 /// counted, logged and told in a Warning Event on the report.

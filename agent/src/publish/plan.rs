@@ -126,6 +126,48 @@ pub fn adopt_earlier_name(target: &mut Target, earlier: &EarlierNames) {
     }
 }
 
+/// What a failed report write means for the rest of the tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// The API server is unreachable, overloaded or failing: the tick
+    /// stops, every report waits for the next.
+    Unreachable,
+    /// The report's namespace is being deleted or is gone: nothing can be
+    /// written there again; the other reports go on.
+    NamespaceGone,
+    /// This write alone was refused (an admission policy, validation): it
+    /// is tried again at the next tick, the other reports go on.
+    Refused,
+}
+
+/// Whether the API server refused a write because the namespace is being
+/// deleted (the NamespaceLifecycle admission plugin).
+pub fn namespace_terminating(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status)
+        if status.code == 403 && status.message.contains("is being terminated"))
+}
+
+/// What `error`, from writing one report, means: a refusal of that one
+/// write must never hold up the other reports of the node.
+pub fn write_failure(error: &kube::Error) -> WriteFailure {
+    match error {
+        _ if namespace_terminating(error) => WriteFailure::NamespaceGone,
+        kube::Error::Api(status)
+            if status.code == 404
+                && status
+                    .details
+                    .as_ref()
+                    .is_some_and(|d| d.kind == "namespaces") =>
+        {
+            WriteFailure::NamespaceGone
+        }
+        // Timeouts and throttling are the server's state, not the write's.
+        kube::Error::Api(status) if matches!(status.code, 408 | 429) => WriteFailure::Unreachable,
+        kube::Error::Api(status) if (400..500).contains(&status.code) => WriteFailure::Refused,
+        _ => WriteFailure::Unreachable,
+    }
+}
+
 /// Whether `pod` is bound to a node other than `node` (its cgroup here is
 /// a leftover, or the name was reused).
 pub fn on_other_node(pod: Option<&Pod>, node: &str) -> bool {
@@ -257,6 +299,52 @@ mod tests {
             kind: "Deployment".into(),
             name: "web".into(),
         }
+    }
+
+    fn api_error(code: u16, message: &str, kind: Option<&str>) -> kube::Error {
+        let mut status = kube::core::Status::failure(message, "Reason").with_code(code);
+        if let Some(kind) = kind {
+            status.details = Some(kube::core::response::StatusDetails {
+                name: String::new(),
+                group: String::new(),
+                kind: kind.into(),
+                uid: String::new(),
+                causes: Vec::new(),
+                retry_after_seconds: 0,
+            });
+        }
+        kube::Error::Api(status.boxed())
+    }
+
+    /// A write refused for its own reasons (its namespace being deleted,
+    /// an admission policy) never stops the other reports' writes; only an
+    /// unreachable or failing API server does.
+    #[test]
+    fn a_refused_write_does_not_hold_up_the_others() {
+        let terminating = api_error(
+            403,
+            "unable to create new content in namespace shop because it is being terminated",
+            None,
+        );
+        assert_eq!(write_failure(&terminating), WriteFailure::NamespaceGone);
+        let gone = api_error(404, "namespaces \"shop\" not found", Some("namespaces"));
+        assert_eq!(write_failure(&gone), WriteFailure::NamespaceGone);
+        let policy = api_error(403, "ValidatingAdmissionPolicy denied request", None);
+        assert_eq!(write_failure(&policy), WriteFailure::Refused);
+        assert_eq!(
+            write_failure(&api_error(422, "invalid", None)),
+            WriteFailure::Refused
+        );
+        assert_eq!(
+            write_failure(&api_error(500, "etcd", None)),
+            WriteFailure::Unreachable
+        );
+        assert_eq!(
+            write_failure(&api_error(429, "slow down", None)),
+            WriteFailure::Unreachable
+        );
+        let transport = kube::Error::Service("connection refused".into());
+        assert_eq!(write_failure(&transport), WriteFailure::Unreachable);
     }
 
     /// An upgrade: the report an earlier release wrote as `web-1-nginx` is

@@ -16,7 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 use tracing::{debug, info, warn};
 
-use super::plan::{self, Decision, Skip, SpecInput, Target};
+use super::plan::{self, Decision, Skip, SpecInput, Target, WriteFailure};
 use super::{FIELD_MANAGER, label_value, labels, report_object};
 use crate::cgroups::Hierarchy;
 use crate::cluster::peers::PeerIndex;
@@ -83,8 +83,13 @@ enum Outcome {
     Unwanted,
     /// The runtime has not named the container yet.
     Unresolved,
-    /// The API server refused or was unreachable.
+    /// The API server was unreachable or failing: the tick stops.
     Failed,
+    /// This one write was refused: tried again next tick, the others go on.
+    Refused,
+    /// The report's namespace is being deleted or gone: nothing can be
+    /// written there any more.
+    NamespaceGone,
 }
 
 /// Writes the reports of one node.
@@ -293,6 +298,7 @@ impl Publisher {
         };
         let paths = session.paths(hierarchy, &candidates);
         let index = PeerIndex::build(self.pods.state(), self.services.state());
+        self.remote.new_tick();
         let clock = Clock::now();
         for (n, &id) in candidates.iter().enumerate() {
             let gone = removed.get(&id).copied();
@@ -347,8 +353,17 @@ impl Publisher {
                         session.captured().changed.insert(id);
                     }
                 }
+                Outcome::Refused => {
+                    session.captured().changed.insert(id);
+                }
+                Outcome::NamespaceGone => {
+                    // What it did goes with its namespace.
+                    if gone.is_some() {
+                        self.forget(id, session);
+                    }
+                }
                 Outcome::Failed => {
-                    // The API server is unreachable or refusing: try the
+                    // The API server is unreachable or failing: try the
                     // rest at the next tick rather than time out on each.
                     session.captured().changed.extend(&candidates[n..]);
                     self.api_ok = false;
@@ -583,8 +598,20 @@ impl Publisher {
             Err(error) => {
                 self.metrics.write("failed");
                 self.metrics.api_errors.inc();
-                warn!(%error, namespace = target.namespace, name = target.name, "report not written (kept, retried next interval)");
-                Outcome::Failed
+                match plan::write_failure(&error) {
+                    WriteFailure::Unreachable => {
+                        warn!(%error, namespace = target.namespace, name = target.name, "report not written (kept, retried next interval)");
+                        Outcome::Failed
+                    }
+                    WriteFailure::NamespaceGone => {
+                        debug!(%error, namespace = target.namespace, name = target.name, "report not written: its namespace is being deleted");
+                        Outcome::NamespaceGone
+                    }
+                    WriteFailure::Refused => {
+                        warn!(%error, namespace = target.namespace, name = target.name, "report refused (kept, tried again next interval; the others go on)");
+                        Outcome::Refused
+                    }
+                }
             }
         }
     }
