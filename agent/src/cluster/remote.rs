@@ -81,14 +81,20 @@ fn slim(pod: &Pod) -> Arc<Pod> {
 /// A Service's selector: its namespace and label selector.
 type SelectorKey = (String, String);
 
+/// What the lookups remember, behind one lock (never held across a call).
+struct State {
+    by_address: Answers<IpAddr, Option<Arc<Pod>>>,
+    by_service: Answers<SelectorKey, Vec<Arc<Pod>>>,
+    /// No lookup before this (one failed a moment ago).
+    backoff_until: Option<Instant>,
+    /// Lookups left in this tick.
+    budget: usize,
+}
+
 /// Looks up pods that are not in the agent's own-node reflector.
 pub struct RemotePods {
     client: Client,
-    by_address: Mutex<Answers<IpAddr, Option<Arc<Pod>>>>,
-    by_service: Mutex<Answers<SelectorKey, Vec<Arc<Pod>>>>,
-    backoff_until: Mutex<Option<Instant>>,
-    /// Lookups left in this tick.
-    budget: Mutex<usize>,
+    state: Mutex<State>,
 }
 
 impl RemotePods {
@@ -96,38 +102,38 @@ impl RemotePods {
     pub fn new(client: Client) -> Self {
         RemotePods {
             client,
-            by_address: Mutex::new(Answers::new()),
-            by_service: Mutex::new(Answers::new()),
-            backoff_until: Mutex::new(None),
-            budget: Mutex::new(LOOKUPS_PER_TICK),
+            state: Mutex::new(State {
+                by_address: Answers::new(),
+                by_service: Answers::new(),
+                backoff_until: None,
+                budget: LOOKUPS_PER_TICK,
+            }),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("lookup state lock")
     }
 
     /// A new publishing tick: [`LOOKUPS_PER_TICK`] lookups again.
     pub fn new_tick(&self) {
-        *self.budget.lock().expect("budget lock") = LOOKUPS_PER_TICK;
+        self.state().budget = LOOKUPS_PER_TICK;
     }
 
-    /// Takes one lookup from this tick's budget; `false` when none is left.
-    fn spend(&self) -> bool {
-        let mut budget = self.budget.lock().expect("budget lock");
-        let left = *budget > 0;
-        *budget = budget.saturating_sub(1);
-        left
-    }
-
-    /// Lists pods, unless a lookup failed a moment ago; `None` when the
-    /// API server did not answer.
-    async fn list(&self, api: Api<Pod>, params: ListParams) -> Option<Vec<Pod>> {
-        let now = Instant::now();
-        if self
-            .backoff_until
-            .lock()
-            .expect("backoff lock")
-            .is_some_and(|until| now < until)
-        {
-            return None;
+    /// Whether a lookup may be made now (none failed a moment ago, the
+    /// tick's budget is not spent); takes one from the budget when so.
+    fn may_ask(&self, now: Instant) -> bool {
+        let mut state = self.state();
+        if state.backoff_until.is_some_and(|until| now < until) || state.budget == 0 {
+            return false;
         }
+        state.budget -= 1;
+        true
+    }
+
+    /// Lists pods; `None` when the API server did not answer (no lookup is
+    /// made for [`BACKOFF`] then).
+    async fn list(&self, api: Api<Pod>, params: ListParams, now: Instant) -> Option<Vec<Pod>> {
         match tokio::time::timeout(LOOKUP_TIMEOUT, api.list(&params)).await {
             Ok(Ok(list)) => Some(list.items),
             failed => {
@@ -136,7 +142,7 @@ impl RemotePods {
                     _ => "timed out".into(),
                 };
                 debug!(%error, "pod lookup failed; none tried for 30s");
-                *self.backoff_until.lock().expect("backoff lock") = Some(now + BACKOFF);
+                self.state().backoff_until = Some(now + BACKOFF);
                 None
             }
         }
@@ -150,24 +156,18 @@ impl RemotePods {
             return None;
         }
         let now = Instant::now();
-        if let Some(answer) = self
-            .by_address
-            .lock()
-            .expect("cache lock")
-            .get(&address, now)
-        {
+        if let Some(answer) = self.state().by_address.get(&address, now) {
             return answer;
         }
-        if !self.spend() {
+        if !self.may_ask(now) {
             return None;
         }
         let params = ListParams::default().fields(&format!("status.podIP={address}"));
-        let pods = self.list(Api::all(self.client.clone()), params).await?;
+        let pods = self
+            .list(Api::all(self.client.clone()), params, now)
+            .await?;
         let found = pods.iter().find(|p| holds_address(p)).map(slim);
-        self.by_address
-            .lock()
-            .expect("cache lock")
-            .put(address, found.clone(), now);
+        self.state().by_address.put(address, found.clone(), now);
         found
     }
 
@@ -185,24 +185,25 @@ impl RemotePods {
         let namespace = service.metadata.namespace.clone().unwrap_or_default();
         let key = (namespace.clone(), label_selector(selector));
         let now = Instant::now();
-        if let Some(pods) = self.by_service.lock().expect("cache lock").get(&key, now) {
+        if let Some(pods) = self.state().by_service.get(&key, now) {
             return pods;
         }
-        if !self.spend() {
+        if !self.may_ask(now) {
             return Vec::new();
         }
         let params = ListParams::default().labels(&key.1);
         let Some(pods) = self
-            .list(Api::namespaced(self.client.clone(), &namespace), params)
+            .list(
+                Api::namespaced(self.client.clone(), &namespace),
+                params,
+                now,
+            )
             .await
         else {
             return Vec::new();
         };
         let pods: Vec<Arc<Pod>> = pods.iter().filter(|p| holds_address(p)).map(slim).collect();
-        self.by_service
-            .lock()
-            .expect("cache lock")
-            .put(key, pods.clone(), now);
+        self.state().by_service.put(key, pods.clone(), now);
         pods
     }
 }

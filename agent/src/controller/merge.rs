@@ -105,7 +105,8 @@ struct ContainerMerge {
     merged: recommend::Merged,
     executables: BTreeSet<String>,
     escalates: bool,
-    all_non_root: bool,
+    /// A program ran as uid 0.
+    runs_as_root: bool,
     /// Plausible paths written (not ignored), before the writable mounts
     /// of every report are known.
     writes: BTreeSet<String>,
@@ -157,15 +158,10 @@ impl<'a> WorkloadMerge<'a> {
             .entry(name.clone())
             .or_default()
             .extend(report.subject.writable_mounts.iter().cloned());
-        let overrides = self.overrides;
-        let container = self
-            .containers
+        self.containers
             .entry(name)
-            .or_insert_with(|| ContainerMerge {
-                all_non_root: true,
-                ..ContainerMerge::default()
-            });
-        container.add(report, overrides);
+            .or_default()
+            .add(report, self.overrides);
         self.facts.push(facts(report));
     }
 
@@ -257,7 +253,7 @@ impl ContainerMerge {
                 self.executables.insert(exec.path.clone());
             }
             self.escalates |= exec.setuid || exec.setgid || !exec.file_capabilities.is_empty();
-            self.all_non_root &= exec.euid != 0;
+            self.runs_as_root |= exec.euid == 0;
         }
         for file in &report.files {
             if !plausible_path(&file.path) {
@@ -331,7 +327,7 @@ impl ContainerMerge {
                     .iter()
                     .any(|s| UNSEEN_FILE_SYSCALLS.contains(&s.as_str())),
             run_as_non_root: !executables.is_empty()
-                && self.all_non_root
+                && !self.runs_as_root
                 && capabilities.is_empty(),
         };
         let profile = ContainerProfile {

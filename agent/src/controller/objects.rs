@@ -95,8 +95,7 @@ pub enum Ownership {
 /// `container`'s label), or not ours.
 pub fn ownership(meta: &ObjectMeta, profile: &BehaviorProfile, container: &str) -> Ownership {
     let uid = profile.uid().unwrap_or_default();
-    let labels = meta.labels.clone().unwrap_or_default();
-    let label = |key: &str| labels.get(key).map(String::as_str);
+    let label = |key: &str| meta.labels.as_ref()?.get(key).map(String::as_str);
     if !uid.is_empty() && label(PROFILE_UID) == Some(uid.as_str()) {
         return Ownership::Ours;
     }

@@ -424,12 +424,13 @@ async fn write_archive(
     }
     let mut conflict = None;
     for attempt in 0..ARCHIVE_ATTEMPTS {
-        let current = match first.take() {
-            Some(read) if attempt == 0 => Some(read),
-            _ => api
-                .get_opt(&name)
+        // The first attempt uses the read above (present or not).
+        let current = if attempt == 0 {
+            first.take()
+        } else {
+            api.get_opt(&name)
                 .await
-                .map_err(|e| archive_error(&name, e))?,
+                .map_err(|e| archive_error(&name, e))?
         };
         if current.as_ref().is_some_and(|archive| !ours(archive)) {
             return Ok(Archived::Taken(name));

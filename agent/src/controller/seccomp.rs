@@ -52,9 +52,9 @@ pub struct SeccompProfiles {
     resource: Option<(ApiResource, Scope)>,
     /// Specs last applied, by name.
     applied: HashMap<String, SeccompProfileSpec>,
-    /// The name each (profile UID, container) was given, and whether it
-    /// is an earlier release's name adopted.
-    named: HashMap<(String, String), (String, bool)>,
+    /// The name each (profile UID, container) was given: the injective
+    /// name, or an earlier release's name adopted.
+    named: HashMap<(String, String), String>,
 }
 
 impl SeccompProfiles {
@@ -138,16 +138,15 @@ impl SeccompProfiles {
             let name = seccomp_name(&namespace, workload, container);
             let key = (uid.clone(), container.clone());
             let resolved = match self.named.get(&key) {
-                Some((resolved, _)) => resolved.clone(),
+                Some(resolved) => resolved.clone(),
                 None => match self.earlier_name(profile, container, &name).await {
-                    Ok(Some(earlier)) => {
-                        info!(name = %earlier, instead_of = %name, "a SeccompProfile of an earlier release adopted under its name");
-                        self.named.insert(key, (earlier.clone(), true));
-                        earlier
-                    }
-                    Ok(None) => {
-                        self.named.insert(key, (name.clone(), false));
-                        name
+                    Ok(found) => {
+                        if let Some(earlier) = &found {
+                            info!(name = %earlier, instead_of = %name, "a SeccompProfile of an earlier release adopted under its name");
+                        }
+                        let resolved = found.unwrap_or(name);
+                        self.named.insert(key, resolved.clone());
+                        resolved
                     }
                     // Not known yet (SPO's CRD missing, the API server
                     // unreachable): asked again next time.
@@ -258,14 +257,13 @@ impl SeccompProfiles {
                     )
                     .await
                 }
-                None if self
-                    .named
-                    .values()
-                    .any(|(n, earlier)| *earlier && n == name) =>
+                None if *name
+                    != seccomp_name(&namespace, &profile.spec.workload, &container.name) =>
                 {
                     // The adopted object was deleted: the next reconcile
                     // names the container's profile anew.
-                    self.named.retain(|_, (n, _)| n != name);
+                    self.named
+                        .remove(&(profile.uid().unwrap_or_default(), container.name.clone()));
                     continue;
                 }
                 None => {

@@ -83,13 +83,8 @@ enum Outcome {
     Unwanted,
     /// The runtime has not named the container yet.
     Unresolved,
-    /// The API server was unreachable or failing: the tick stops.
-    Failed,
-    /// This one write was refused: tried again next tick, the others go on.
-    Refused,
-    /// The report's namespace is being deleted or gone: nothing can be
-    /// written there any more.
-    NamespaceGone,
+    /// Not written, and what that means for the rest of the tick.
+    NotWritten(WriteFailure),
 }
 
 /// Writes the reports of one node.
@@ -353,16 +348,16 @@ impl Publisher {
                         session.captured().changed.insert(id);
                     }
                 }
-                Outcome::Refused => {
+                Outcome::NotWritten(WriteFailure::Refused) => {
                     session.captured().changed.insert(id);
                 }
-                Outcome::NamespaceGone => {
+                Outcome::NotWritten(WriteFailure::NamespaceGone) => {
                     // What it did goes with its namespace.
                     if gone.is_some() {
                         self.forget(id, session);
                     }
                 }
-                Outcome::Failed => {
+                Outcome::NotWritten(WriteFailure::Unreachable) => {
                     // The API server is unreachable or failing: try the
                     // rest at the next tick rather than time out on each.
                     session.captured().changed.extend(&candidates[n..]);
@@ -475,7 +470,7 @@ impl Publisher {
         plan::adopt_earlier_name(&mut target, &self.earlier_names);
         let Ok(pod) = self.pod(&target).await else {
             self.metrics.api_errors.inc();
-            return Outcome::Failed;
+            return Outcome::NotWritten(WriteFailure::Unreachable);
         };
         if plan::on_other_node(pod.as_deref(), &self.config.node) {
             return Outcome::Ignored;
@@ -491,7 +486,7 @@ impl Publisher {
                         pod = target.pod,
                         "owning workload not known yet (API server unreachable?); report kept, retried next interval"
                     );
-                    return Outcome::Failed;
+                    return Outcome::NotWritten(WriteFailure::Unreachable);
                 };
                 if let Some(uid) = uid {
                     self.pod_workloads.insert(uid.clone(), workload.clone());
@@ -598,20 +593,19 @@ impl Publisher {
             Err(error) => {
                 self.metrics.write("failed");
                 self.metrics.api_errors.inc();
-                match plan::write_failure(&error) {
+                let failure = plan::write_failure(&error);
+                match failure {
                     WriteFailure::Unreachable => {
                         warn!(%error, namespace = target.namespace, name = target.name, "report not written (kept, retried next interval)");
-                        Outcome::Failed
                     }
                     WriteFailure::NamespaceGone => {
                         debug!(%error, namespace = target.namespace, name = target.name, "report not written: its namespace is being deleted");
-                        Outcome::NamespaceGone
                     }
                     WriteFailure::Refused => {
                         warn!(%error, namespace = target.namespace, name = target.name, "report refused (kept, tried again next interval; the others go on)");
-                        Outcome::Refused
                     }
                 }
+                Outcome::NotWritten(failure)
             }
         }
     }
