@@ -7,6 +7,7 @@
 //! - `exec:PROG[:ARG...]`: run a child and wait for it
 //! - `tcp:ADDR:PORT` / `udp:ADDR:PORT`: connect and send one byte
 //! - `serve`: listen on a loopback port, connect to it and accept
+//! - `listen:ADDR:PORT`: listen on ADDR:PORT, then close
 //! - `chown:PATH:UID`: change the owner (needs CAP_CHOWN)
 //! - `deny-time`: drop CAP_SYS_TIME from the effective set, then try to set
 //!   the clock, which the kernel refuses (nothing is changed)
@@ -133,6 +134,7 @@ fn run(step: &str) -> std::io::Result<()> {
             };
             UdpSocket::bind(bind)?.send_to(b"x", addr).map(|_| ())
         }
+        "listen" => TcpListener::bind(socket_addr(&args)?).map(drop),
         "serve" => {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             let port = listener.local_addr()?.port();

@@ -49,6 +49,45 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Record like `record` and check every event, as it happens, against
+    /// a learnt baseline and the built-in rules: alerts as JSON lines.
+    Monitor {
+        /// Baseline reports of the command (merged as `recommend` merges
+        /// them; repeatable). None: only the built-in rules.
+        #[arg(long = "baseline")]
+        baselines: Vec<PathBuf>,
+        /// With --duration: baseline reports of the host's cgroups, each
+        /// checked against the report of its own name (from `record
+        /// --duration`); cgroups without one get the built-in rules only.
+        #[arg(long)]
+        baseline_dir: Option<PathBuf>,
+        /// Monitor every cgroup of the host for this long (e.g. 30s, 5m).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Alerts file (JSON lines, appended; default: standard output,
+        /// which the command shares).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Also write the reports, as `record` does, to this folder.
+        #[arg(long)]
+        report_output: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        #[command(flatten)]
+        rules: RuleOptions,
+        #[command(flatten)]
+        recording: Recording,
+        /// No detection or reports for host cgroups (those without a
+        /// container).
+        #[arg(long)]
+        no_host: bool,
+        /// The command to run in a fresh cgroup and monitor until it exits.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// List the detection rules: id, severity, on by default, description.
+    Rules,
     /// Node agent (DaemonSet): record every pod container of this node and
     /// keep one ContainerBehaviorReport per container up to date.
     Agent {
@@ -148,6 +187,45 @@ enum Command {
     },
 }
 
+/// Which rules alert, and how often.
+#[derive(Args, Debug)]
+struct RuleOptions {
+    /// Turn a rule off: RULE, or NAMESPACE/RULE for one namespace
+    /// (repeatable; `imprint rules` lists them).
+    #[arg(long = "disable-rule")]
+    disable_rules: Vec<String>,
+    /// Turn on a rule that is off by default (repeatable).
+    #[arg(long = "enable-rule")]
+    enable_rules: Vec<String>,
+    /// The same rule, container and item alert once per this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+    cooldown: Duration,
+    /// Alerts per container per second; the rest are counted in one
+    /// summary alert.
+    #[arg(long, default_value_t = 10)]
+    max_alerts_per_second: u32,
+    /// Address of the Kubernetes API server, for the
+    /// kubernetes-api-connection rule (repeatable; ADDRESS:PORT).
+    #[arg(long = "api-server")]
+    api_servers: Vec<std::net::SocketAddr>,
+}
+
+impl RuleOptions {
+    fn config(self) -> Result<imprint::detect::DetectorConfig> {
+        Ok(imprint::detect::DetectorConfig {
+            switches: imprint::detect::rules::RuleSwitches::new(
+                &self.disable_rules,
+                &self.enable_rules,
+            )?,
+            limits: imprint::detect::limit::Limits {
+                cooldown: self.cooldown,
+                per_second: self.max_alerts_per_second.max(1),
+            },
+            api_servers: self.api_servers,
+        })
+    }
+}
+
 /// What `record` and `agent` share: the hooks, the runtime, the filters.
 #[derive(Args, Debug)]
 struct Recording {
@@ -192,6 +270,7 @@ impl Recording {
                 no_host,
             },
             cgroup_root: self.cgroup_root,
+            track_processes: false,
         }
     }
 }
@@ -239,14 +318,61 @@ fn run(cli: Cli) -> Result<u8> {
                 .enable_all()
                 .build()?;
             let options = record::RecordOptions {
-                output,
+                output: Some(output),
                 format,
                 duration,
                 command,
                 recording: recording.options(no_host),
             };
-            let code = runtime.block_on(record::record(options))?;
+            let code = runtime.block_on(record::record(options, None))?;
             Ok(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Monitor {
+            baselines,
+            baseline_dir,
+            duration,
+            output,
+            report_output,
+            format,
+            rules,
+            recording,
+            no_host,
+            command,
+        } => {
+            require_root("monitor")?;
+            if command.is_empty() && duration.is_none() {
+                anyhow::bail!("give a command after `--`, or --duration");
+            }
+            let options = imprint::monitor::MonitorOptions {
+                record: record::RecordOptions {
+                    output: report_output,
+                    format,
+                    duration,
+                    command,
+                    recording: recording.options(no_host),
+                },
+                baselines,
+                baseline_dir,
+                detector: rules.config()?,
+                alerts: output,
+            };
+            let code = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(imprint::monitor::monitor(options))?;
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Rules => {
+            for rule in imprint::detect::rules::RULES {
+                println!(
+                    "{:<28} {:<9} {:<4} {}",
+                    rule.id,
+                    rule.severity.as_str(),
+                    if rule.default_on { "on" } else { "off" },
+                    rule.description
+                );
+            }
+            Ok(0)
         }
         Command::Agent {
             node_name,

@@ -16,18 +16,19 @@ use crate::capture::aggregate::Behavior;
 use crate::cgroups::{Hierarchy, IMPRINT_PARENT, is_imprints_own};
 use crate::kube_names::object_name;
 use crate::names::Arch;
+use crate::pipeline::drain::Observer;
 use crate::pipeline::own_cgroup::OwnCgroup;
 use crate::pipeline::{RecordingOptions, Scope, Session, hostname};
 use crate::report::{self, Clock, Format};
-use crate::runtime;
+use crate::runtime::{self, Containers};
 use crate::summary;
 use crate::task::Stop;
 
 /// What to record and where the reports go.
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
-    /// Folder for the report files.
-    pub output: PathBuf,
+    /// Folder for the report files (`None`: no reports, for `monitor`).
+    pub output: Option<PathBuf>,
     /// File format.
     pub format: Format,
     /// Record every cgroup for this long (when there is no command).
@@ -38,9 +39,19 @@ pub struct RecordOptions {
     pub recording: RecordingOptions,
 }
 
+/// Makes the observer that sees a recording's events as they are decoded
+/// (detection), once the recorded cgroup or the session is known.
+pub trait Watcher: Send {
+    /// For `CMD`, recorded in cgroup `id` at `path`.
+    fn for_command(self: Box<Self>, id: u64, path: &str) -> Observer;
+    /// For every cgroup of the host, named through `containers`.
+    fn for_host(self: Box<Self>, hierarchy: &Hierarchy, containers: &Containers) -> Observer;
+}
+
 /// Records and writes the reports; returns the exit code to leave with
-/// (the command's, for `record -- CMD`).
-pub async fn record(options: RecordOptions) -> Result<i32> {
+/// (the command's, for `record -- CMD`). `watcher`: who else sees the
+/// events.
+pub async fn record(options: RecordOptions, watcher: Option<Box<dyn Watcher>>) -> Result<i32> {
     let mut stop = Stop::listen()?;
     let hierarchy = Hierarchy::find(options.recording.cgroup_root.as_deref())?;
     hierarchy.remove_stale();
@@ -49,13 +60,13 @@ pub async fn record(options: RecordOptions) -> Result<i32> {
             .duration
             .context("give a command after `--`, or --duration")?;
         let own = OwnCgroup::enter(&hierarchy, "self")?;
-        let result = record_host(&hierarchy, &options, duration, &own, &mut stop).await;
+        let result = record_host(&hierarchy, &options, duration, &own, &mut stop, watcher).await;
         own.leave(&hierarchy);
         result.map(|()| 0)
     } else {
         let cgroup = format!("{IMPRINT_PARENT}/record-{}", std::process::id());
         let dir = hierarchy.create(&cgroup)?;
-        let result = record_command(&hierarchy, &options, &cgroup, &dir, &mut stop).await;
+        let result = record_command(&hierarchy, &options, &cgroup, &dir, &mut stop, watcher).await;
         for left in hierarchy.remove_tree(&cgroup) {
             warn!(cgroup = %left.display(), "cgroup still holds processes the command left behind; not removed");
         }
@@ -70,13 +81,14 @@ async fn record_command(
     cgroup: &str,
     dir: &Path,
     stop: &mut Stop,
+    watcher: Option<Box<dyn Watcher>>,
 ) -> Result<i32> {
     let id = hierarchy.id_of(cgroup)?;
     let session = Session::start(
         &options.recording,
         hierarchy,
         Scope::Cgroup(dir.to_path_buf(), id),
-        None,
+        watcher.map(|w| w.for_command(id, cgroup)),
     )?;
 
     let procs = CString::new(
@@ -109,6 +121,14 @@ async fn record_command(
         }
     };
     session.finish().await;
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let Some(output) = &options.output else {
+        session.report_degradation();
+        return Ok(code);
+    };
 
     // The command's cgroup and every cgroup below it form one report.
     let counts = session.probes.kernel_counts();
@@ -146,14 +166,10 @@ async fn record_command(
     let losses = session.node_losses();
     session.annotate(&mut report.spec, &losses, &Default::default());
     report.spec.stats.start_observed = session.start_observed(&[id]);
-    let path = report::write(&options.output, &name, &report, options.format)?;
+    let path = report::write(output, &name, &report, options.format)?;
     eprintln!("{}", summary::line(&report, &path));
     session.report_degradation();
-
-    use std::os::unix::process::ExitStatusExt;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(code)
 }
 
 /// Moves the calling (forked) process into the cgroup; async-signal-safe.
@@ -192,12 +208,16 @@ async fn record_host(
     duration: Duration,
     own: &OwnCgroup,
     stop: &mut Stop,
+    watcher: Option<Box<dyn Watcher>>,
 ) -> Result<()> {
-    let mut session = Session::start(
+    let containers = Containers::default();
+    let observer = watcher.map(|w| w.for_host(hierarchy, &containers));
+    let mut session = Session::start_naming(
         &options.recording,
         hierarchy,
         Scope::All(vec![own.ignored()]),
-        None,
+        observer,
+        containers,
     )?;
     let started = Instant::now();
     eprintln!(
@@ -231,6 +251,10 @@ async fn record_host(
         eprintln!();
     }
     session.finish().await;
+    let Some(output) = &options.output else {
+        session.report_degradation();
+        return Ok(());
+    };
 
     let mut ids: Vec<u64> = session
         .captured()
@@ -289,7 +313,7 @@ async fn record_host(
         let mut report = report::build(&object_name(&stem, 253), subject, &behavior, arch, &clock);
         session.annotate(&mut report.spec, &losses, &Default::default());
         report.spec.stats.start_observed = session.start_observed(&ids);
-        let written = report::write(&options.output, &stem, &report, options.format)?;
+        let written = report::write(output, &stem, &report, options.format)?;
         eprintln!("{}", summary::line(&report, &written));
     }
     session.report_degradation();

@@ -21,6 +21,8 @@
 /* Set by the loader before the object is loaded. */
 /* Record every cgroup (true) or only those in `cgroup_ids` and below. */
 SHARED const volatile __u32 record_all_cgroups = 0;
+/* Send fork, exit and repeated-exec events (a process table for alerts). */
+SHARED const volatile __u32 track_processes = 0;
 /* The kernel's FMODE_CREATED bit (stable since 4.19 at 1 << 20). */
 SHARED const volatile __u32 fmode_created_bit = 1 << 20;
 /* Kernel text ranges of the functions that check capabilities without audit. */
@@ -90,6 +92,7 @@ SHARED struct {
 	struct net_event net;
 	struct cap_event cap;
 	struct cgroup_event cgroup;
+	struct lineage_event lineage;
 } event_types;
 
 static __always_inline void count(enum counter which)
@@ -240,11 +243,20 @@ static long walk_step(__u32 index, void *data)
 		s->mnt = mnt_parent;
 		return 0;
 	}
+	__u32 off = s->off;
 	if (dentry == parent) {
+		/* Its own parent yet not its mount's root: a pseudo file
+		 * (`memfd:NAME`, an anonymous inode) in no tree; its name is
+		 * all the path it has. */
 		s->done = 1;
+		if (off == 0) {
+			const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
+			long n = bpf_probe_read_kernel_str(&buf->bytes[0], NAME_BUF, name);
+			if (n > 0)
+				s->off = n;
+		}
 		return 1;
 	}
-	__u32 off = s->off;
 	if (off >= PATH_BUF)
 		return 1;
 	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);

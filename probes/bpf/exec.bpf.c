@@ -56,6 +56,46 @@ static long hash_step(__u32 index, void *data)
 	return 0;
 }
 
+#define MODE_TYPE 0170000
+#define MODE_SOCKET 0140000
+
+/* Whether the file behind `fd` of `task` is a socket. */
+static __always_inline bool fd_is_socket(struct task_struct *task, long fd)
+{
+	struct file *file = file_of_fd(task, fd);
+	if (!file)
+		return false;
+	__u16 mode = BPF_CORE_READ(file, f_inode, i_mode);
+	return (mode & MODE_TYPE) == MODE_SOCKET;
+}
+
+/* EXEC_* traits of the process executing: a terminal, socket stdio. */
+static __always_inline __u32 exec_traits(struct task_struct *task)
+{
+	__u32 flags = 0;
+	if (BPF_CORE_READ(task, signal, tty))
+		flags |= EXEC_TTY;
+	if (fd_is_socket(task, 0))
+		flags |= EXEC_STDIN_SOCKET;
+	if (fd_is_socket(task, 1))
+		flags |= EXEC_STDOUT_SOCKET;
+	return flags;
+}
+
+/* Tells the process table which exec (sent before) this process ran. */
+static __always_inline void send_exec_repeat(struct exec_event *e, __u64 hash, __u64 cgroup_id)
+{
+	struct lineage_event p = {};
+	p.header = e->header;
+	p.header.kind = EVENT_LINEAGE;
+	p.op = LINEAGE_EXEC;
+	p.ppid = e->ppid;
+	p.key_hash = hash;
+	p.uid = e->uid;
+	p.gid = e->gid;
+	send(&p, sizeof(p), cgroup_id);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -109,6 +149,9 @@ int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux
 	hash = mix(hash, ((__u64)e->file_mode << 32) | e->args_truncated);
 	hash = mix(hash, e->cap_gained);
 	hash = mix(hash, e->cap_bset);
+	e->exec_flags = exec_traits(task);
+	e->_pad = 0;
+	hash = mix(hash, e->exec_flags);
 	struct hash_state hashing = {.hash = hash, .len = args_len};
 	bpf_loop(ARGS_BUF / 8, hash_step, &hashing, 0);
 	hash = mix(hashing.hash, args_len);
@@ -116,6 +159,8 @@ int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux
 	__u64 *repeats = bpf_map_lookup_elem(&execs_seen, &key);
 	if (repeats) {
 		__sync_fetch_and_add(repeats, 1);
+		if (track_processes)
+			send_exec_repeat(e, hash, cgroup_id);
 		return 0;
 	}
 	e->key_hash = hash;

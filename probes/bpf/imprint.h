@@ -38,7 +38,21 @@ enum event_kind {
 	EVENT_CAP = 5,
 	EVENT_CGROUP_MKDIR = 6,
 	EVENT_CGROUP_RMDIR = 7,
+	EVENT_LINEAGE = 8,
 };
+
+/* What happened to a process (`lineage_event.op`). */
+enum lineage_op {
+	LINEAGE_FORK = 1,
+	LINEAGE_EXIT = 2,
+	/* An exec whose full event was sent before (a repeat of its key). */
+	LINEAGE_EXEC = 3,
+};
+
+/* Traits of an exec (`exec_event.exec_flags`), part of its key. */
+#define EXEC_TTY 1           /* the process has a controlling terminal */
+#define EXEC_STDIN_SOCKET 2  /* its standard input is a socket */
+#define EXEC_STDOUT_SOCKET 4 /* its standard output is a socket */
 
 /* What happened to a file. */
 enum file_op {
@@ -158,6 +172,8 @@ struct exec_event {
 	__u16 args_len;
 	__u16 path_flags;
 	__u16 args_truncated;
+	__u32 exec_flags;
+	__u32 _pad;
 	char data[ARGS_BUF + PATH_BUF + NAME_BUF];
 };
 
@@ -211,6 +227,21 @@ struct cgroup_event {
 	struct event_header header;
 	__u64 parent_id;
 	char path[CGROUP_PATH_BUF];
+};
+
+/*
+ * A process forked, exited or executed a program again (sent only while
+ * processes are tracked): the header's pid is the process (the child of a
+ * fork), for the process table that gives alerts their ancestry.
+ */
+struct lineage_event {
+	struct event_header header;
+	__u32 op;
+	__u32 ppid;
+	/* LINEAGE_EXEC: the key of the exec sent before (`exec_event.key_hash`). */
+	__u64 key_hash;
+	__u32 uid;
+	__u32 gid;
 };
 
 /* Per-cgroup state on the hot path: the syscall bitmap and the flags. */

@@ -36,6 +36,29 @@ pub mod kind {
     pub const CGROUP_MKDIR: u32 = 6;
     /// A recorded cgroup removed.
     pub const CGROUP_RMDIR: u32 = 7;
+    /// A process forked, exited or executed again (processes tracked).
+    pub const LINEAGE: u32 = 8;
+}
+
+/// `enum lineage_op`: what a [`LineageEvent`] says happened.
+pub mod lineage_op {
+    /// The process (the header's pid) was forked by `ppid`.
+    pub const FORK: u32 = 1;
+    /// The process exited (its whole thread group).
+    pub const EXIT: u32 = 2;
+    /// The process executed a program whose full event was sent before
+    /// (the exec of the same key).
+    pub const EXEC: u32 = 3;
+}
+
+/// `EXEC_*`: traits of an exec ([`ExecEvent::exec_flags`]).
+pub mod exec_flags {
+    /// The process has a controlling terminal.
+    pub const TTY: u32 = 1;
+    /// Its standard input is a socket.
+    pub const STDIN_SOCKET: u32 = 2;
+    /// Its standard output is a socket.
+    pub const STDOUT_SOCKET: u32 = 4;
 }
 
 /// `enum file_op`.
@@ -232,6 +255,10 @@ pub struct ExecEvent {
     pub path_flags: u16,
     /// Non-zero when argv was longer than [`ARGS_BUF`].
     pub args_truncated: u16,
+    /// [`exec_flags`] of the process executing.
+    pub exec_flags: u32,
+    /// Padding.
+    pub _pad: u32,
     /// argv (NUL separated), then the executed file's components, leaf first.
     pub data: [u8; ARGS_BUF + PATH_BUF + NAME_BUF],
 }
@@ -308,6 +335,24 @@ pub struct CapEvent {
     pub audit: u32,
     /// Padding.
     pub _pad: u32,
+}
+
+/// `struct lineage_event`: a fork, an exit or a repeated exec.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LineageEvent {
+    /// Common header; `pid` is the process (a fork's child).
+    pub header: EventHeader,
+    /// One of [`lineage_op`].
+    pub op: u32,
+    /// The parent's process id.
+    pub ppid: u32,
+    /// [`lineage_op::EXEC`]: the key of the exec sent before.
+    pub key_hash: u64,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
 }
 
 /// `struct cgroup_event`.

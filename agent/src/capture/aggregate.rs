@@ -239,6 +239,7 @@ impl Behavior {
             }
             Event::CgroupMade { .. } => self.born = true,
             Event::CgroupRemoved { .. } => self.removed = true,
+            Event::Lineage { .. } => {}
         }
     }
 
@@ -430,6 +431,10 @@ pub struct Aggregator {
 impl Aggregator {
     /// Folds one decoded event in.
     pub fn add(&mut self, event: &Event) {
+        if matches!(event, Event::Lineage { .. }) {
+            // Process lineage is the detector's, not behavior.
+            return;
+        }
         if let Event::CgroupMade {
             header,
             parent_id,
@@ -480,6 +485,7 @@ mod tests {
             cap_gained: 0,
             key_hash: 0,
             truncated: false,
+            process: Default::default(),
         };
         let made = Event::CgroupMade {
             header: h(kind::CGROUP_MKDIR, 1),
@@ -507,6 +513,7 @@ mod tests {
             cap_gained: 0,
             key_hash: 0,
             truncated: false,
+            process: Default::default(),
         };
         for event in [&made, &narrow, &cap(30, 21), &cap(31, 0)] {
             bounded.add(event, &limits);
@@ -613,6 +620,7 @@ mod tests {
                 cap_gained: 0,
                 key_hash: 0,
                 truncated: false,
+                process: Default::default(),
             },
             &limits,
         );
@@ -693,6 +701,7 @@ mod tests {
             cap_gained: 0,
             key_hash: 0,
             truncated: false,
+            process: Default::default(),
         };
         let mut a = Behavior::default();
         a.add(&exec(5), &limits);
@@ -742,6 +751,7 @@ mod tests {
             cap_gained: 0,
             key_hash: 0,
             truncated: false,
+            process: Default::default(),
         };
         for i in 0..5 {
             b.add(&exec(&format!("/bin/tool-{i}"), 1000, 0o755), &limits);
@@ -772,6 +782,7 @@ mod tests {
             cap_gained: 0,
             key_hash,
             truncated: false,
+            process: Default::default(),
         };
         let mut b = Behavior::default();
         b.add(&exec(1000, 0o755, 1), &limits);

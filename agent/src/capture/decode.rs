@@ -5,8 +5,8 @@ use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use imprint_probes::events::{
-    ARGS_BUF, CapEvent, CgroupEvent, EventHeader, ExecEvent, FileEvent, NetEvent, RAW_NAME_OFFSET,
-    SyscallEvent, cap_audit, file_op, kind, path_flags,
+    ARGS_BUF, CapEvent, CgroupEvent, EventHeader, ExecEvent, FileEvent, LineageEvent, NetEvent,
+    RAW_NAME_OFFSET, SyscallEvent, cap_audit, exec_flags, file_op, kind, path_flags,
 };
 
 /// A record that could not be decoded.
@@ -25,6 +25,31 @@ pub enum DecodeError {
     /// An unknown kind.
     #[error("unknown event kind {0}")]
     UnknownKind(u32),
+}
+
+/// Who executed a program: its parent, credentials and stdio traits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecProcess {
+    /// Parent's process id.
+    pub ppid: u32,
+    /// Real uid after the exec.
+    pub uid: u32,
+    /// Real gid after the exec.
+    pub gid: u32,
+    /// [`exec_flags`] (a terminal, socket stdio).
+    pub traits: u32,
+}
+
+impl ExecProcess {
+    /// The process has a controlling terminal.
+    pub fn has_terminal(&self) -> bool {
+        self.traits & exec_flags::TTY != 0
+    }
+
+    /// Its standard input or output is a socket.
+    pub fn stdio_is_socket(&self) -> bool {
+        self.traits & (exec_flags::STDIN_SOCKET | exec_flags::STDOUT_SOCKET) != 0
+    }
 }
 
 /// A decoded event.
@@ -58,6 +83,24 @@ pub enum Event {
         key_hash: u64,
         /// Path or args were cut.
         truncated: bool,
+        /// The process that executed, as the process table needs it.
+        process: ExecProcess,
+    },
+    /// A process forked, exited or executed again (`lineage_op`; sent
+    /// only while processes are tracked).
+    Lineage {
+        /// Header (its pid is the process: a fork's child).
+        header: EventHeader,
+        /// One of `lineage_op`.
+        op: u32,
+        /// Parent's process id.
+        ppid: u32,
+        /// `lineage_op::EXEC`: the `key_hash` of the exec sent before.
+        key_hash: u64,
+        /// Real uid.
+        uid: u32,
+        /// Real gid.
+        gid: u32,
     },
     /// A file opened or changed.
     File {
@@ -120,6 +163,7 @@ impl Event {
         match self {
             Event::Syscall { header, .. }
             | Event::Exec { header, .. }
+            | Event::Lineage { header, .. }
             | Event::File { header, .. }
             | Event::Net { header, .. }
             | Event::Cap { header, .. }
@@ -133,6 +177,7 @@ impl Event {
         match self {
             Event::Syscall { .. } => "syscall",
             Event::Exec { .. } => "exec",
+            Event::Lineage { .. } => "lineage",
             Event::File { .. } => "file",
             Event::Net { .. } => "network",
             Event::Cap { .. } => "capability",
@@ -192,6 +237,23 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 cap_gained: e.cap_gained,
                 key_hash: e.key_hash,
                 truncated: e.path_flags & path_flags::TRUNCATED != 0 || e.args_truncated != 0,
+                process: ExecProcess {
+                    ppid: e.ppid,
+                    uid: e.uid,
+                    gid: e.gid,
+                    traits: e.exec_flags,
+                },
+            })
+        }
+        kind::LINEAGE => {
+            let e: LineageEvent = read(bytes, header.kind, size_of::<LineageEvent>())?;
+            Ok(Event::Lineage {
+                header,
+                op: e.op,
+                ppid: e.ppid,
+                key_hash: e.key_hash,
+                uid: e.uid,
+                gid: e.gid,
             })
         }
         kind::FILE => {
@@ -375,6 +437,8 @@ mod tests {
             gid: 0,
             egid: 0,
             file_mode: 0o755,
+            exec_flags: 0,
+            _pad: 0,
             path_len: 7,
             args_len: 6,
             path_flags: 0,

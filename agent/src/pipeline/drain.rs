@@ -49,7 +49,7 @@ impl Captured {
             Event::CgroupRemoved { .. } => {
                 self.removed.insert(id, Instant::now());
             }
-            Event::CgroupMade { .. } => {}
+            Event::CgroupMade { .. } | Event::Lineage { .. } => {}
             _ => {
                 self.changed.insert(id);
             }

@@ -43,6 +43,8 @@ pub struct RecordingOptions {
     pub filter: Filter,
     /// Root of the cgroup v2 hierarchy (`None`: the mounted one).
     pub cgroup_root: Option<PathBuf>,
+    /// Track forks and exits (a process table for alerts' ancestry).
+    pub track_processes: bool,
 }
 
 /// Which cgroups the probes record.
@@ -84,6 +86,18 @@ impl Session {
         scope: Scope,
         observer: Option<Observer>,
     ) -> Result<Session> {
+        Session::start_naming(options, hierarchy, scope, observer, Containers::default())
+    }
+
+    /// [`Session::start`], naming containers into `containers` (shared
+    /// with an observer that names them too).
+    pub fn start_naming(
+        options: &RecordingOptions,
+        hierarchy: &Hierarchy,
+        scope: Scope,
+        observer: Option<Observer>,
+        containers: Containers,
+    ) -> Result<Session> {
         let (record_all, ignore, only) = match scope {
             Scope::Cgroup(dir, id) => (false, Vec::new(), Some((dir, id))),
             Scope::All(ignore) => (true, ignore, None),
@@ -93,6 +107,7 @@ impl Session {
                 record_all,
                 capability_hook: options.capability_hook,
                 ignore,
+                track_processes: options.track_processes,
             },
             hierarchy.root(),
         )?;
@@ -100,7 +115,6 @@ impl Session {
             probes.record_cgroup(dir, *id)?;
         }
         crate::probes::release_load_memory();
-        let containers = Containers::default();
         let runtime_socket = if record_all {
             options
                 .runtime_socket

@@ -49,6 +49,9 @@ pub struct ProbeConfig {
     /// Cgroups (directory, id) never recorded, marked before any hook is
     /// attached: imprint's own.
     pub ignore: Vec<(PathBuf, u64)>,
+    /// Send forks, exits and repeated execs, for a process table
+    /// (detection); the fork and exit hooks are attached only then.
+    pub track_processes: bool,
 }
 
 /// The hook for capability checks.
@@ -139,12 +142,14 @@ impl Probes {
         let audit_classes_known = ranges.is_some();
         let ranges = ranges.unwrap_or_default();
         let record_all: u32 = config.record_all.into();
+        let track_processes: u32 = config.track_processes.into();
         let arch =
             Arch::native().ok_or_else(|| ProbeError::Load("unsupported architecture".into()))?;
         let file_changes = file_changes::table(arch);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(maps::RECORD_ALL_CGROUPS, &record_all, true)
+            .override_global(maps::TRACK_PROCESSES, &track_processes, true)
             .override_global(maps::FILE_CHANGE_SYSCALLS, &file_changes, true)
             .override_global(maps::NOAUDIT_START, &ranges.start, true)
             .override_global(maps::NOAUDIT_END, &ranges.end, true)
@@ -176,6 +181,18 @@ impl Probes {
             "removed cgroups are not announced (reports close at the end only)",
         );
         attacher.try_btf_tracepoint(programs::EXEC, "sched_process_exec", "executed programs");
+        if config.track_processes {
+            attacher.try_btf_tracepoint(
+                programs::FORK,
+                "sched_process_fork",
+                "forked processes (alerts name fewer ancestors)",
+            );
+            attacher.try_btf_tracepoint(
+                programs::PROCESS_EXIT,
+                "sched_process_exit",
+                "exited processes (the process table keeps them until its bound)",
+            );
+        }
         attacher.capabilities(config.capability_hook);
         attacher.try_btf_tracepoint(
             programs::SOCK_STATE,

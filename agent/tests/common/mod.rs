@@ -27,6 +27,11 @@ pub fn fixture() -> PathBuf {
     path
 }
 
+/// The intruder example: harmless intrusion techniques.
+pub fn intruder() -> PathBuf {
+    fixture().with_file_name("intruder")
+}
+
 /// A fresh folder outside /tmp (where temporary names are normalised), as
 /// an absolute path without symlinks.
 pub fn workdir() -> (tempfile::TempDir, PathBuf) {

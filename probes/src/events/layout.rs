@@ -110,8 +110,16 @@ fn rust_mirrors_match_the_c_structs() {
             args_len,
             path_flags,
             args_truncated,
+            exec_flags,
+            _pad,
             data
         ]
+    );
+    check!(
+        structs,
+        "lineage_event",
+        LineageEvent,
+        [header, op, ppid, key_hash, uid, gid]
     );
     check!(structs, "exec_key", ExecKey, [cgroup_id, key_hash]);
     check!(

@@ -1,0 +1,572 @@
+//! Detection: each decoded event of a watched container is checked, as it
+//! arrives, against the built-in rules and the container's learnt profile
+//! (its baseline), with the process and its ancestry from a per-container
+//! process table; what is outside becomes an [`Alert`], once per cooldown
+//! and within a rate. Pure but for `/proc` reads of processes that began
+//! before the table: the caller feeds events and a clock, and sends the
+//! alerts on.
+
+pub mod alert;
+pub mod baseline;
+pub mod limit;
+pub mod process;
+pub mod rules;
+pub mod sink;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use imprint_crd::report::{Access, Direction, Subject};
+use imprint_probes::events::lineage_op;
+
+use self::alert::{Alert, Observed, SCHEMA, Severity};
+use self::baseline::Baseline;
+use self::limit::{Limiter, Limits, Verdict};
+use self::process::{ProcessTable, Program};
+use self::rules::{ExecFacts, Rule, RuleSwitches};
+use crate::capture::aggregate::{endpoint, file_accesses};
+use crate::capture::decode::{Event, counts_as_needed};
+use crate::names::{Arch, capability_name};
+use crate::normalize::normalize_path;
+use crate::report::Clock;
+
+/// Paths written per container remembered for the drift rule.
+pub const MAX_WRITTEN: usize = 4096;
+/// How long a cgroup the resolver could not place (or placed unsettled)
+/// waits to be asked again.
+const RESOLVE_RETRY: Duration = Duration::from_secs(2);
+/// Cgroups placed (or found unwatched) remembered at most.
+const MAX_PLACED: usize = 65_536;
+/// Announced cgroups remembered at most.
+const MAX_MADE: usize = 65_536;
+
+/// A watched container: who it is and what it learnt.
+#[derive(Clone, Debug, Default)]
+pub struct Watch {
+    /// What names the container among those watched (its cgroups share
+    /// one process table, cooldowns and rate).
+    pub key: String,
+    /// Named as its reports name it.
+    pub subject: Subject,
+    /// Its learnt profile (`None`: only the built-in rules).
+    pub baseline: Option<Arc<Baseline>>,
+    /// It ran before detection began: its program has started.
+    pub started: bool,
+    /// The name is final (`false`: the runtime has not named it yet; asked
+    /// again a moment later, the container's state kept).
+    pub settled: bool,
+}
+
+/// Places a cgroup: the container it is, or `None` (not watched, or not
+/// known yet: asked again a moment later).
+pub trait Resolve: Send {
+    /// The watch of cgroup `id`; `made`: its path and parent, when the
+    /// kernel announced it.
+    fn resolve(&mut self, id: u64, made: Option<(&str, u64)>) -> Option<Watch>;
+}
+
+/// What detection is told.
+#[derive(Clone, Debug, Default)]
+pub struct DetectorConfig {
+    /// Rules on and off.
+    pub switches: RuleSwitches,
+    /// Cooldown and rate.
+    pub limits: Limits,
+    /// The Kubernetes API server's addresses, when known.
+    pub api_servers: Vec<SocketAddr>,
+}
+
+/// Counts for the end of a run and for metrics.
+#[derive(Clone, Debug, Default)]
+pub struct DetectorStats {
+    /// Alerts sent, by rule.
+    pub alerts: HashMap<String, u64>,
+    /// Alerts silenced by a cooldown.
+    pub cooled: u64,
+    /// Alerts held back by the rate limit (their summaries are sent).
+    pub held: u64,
+    /// Processes forgotten because a table was full.
+    pub evicted_processes: u64,
+}
+
+struct Container {
+    /// The limiter's name of the container.
+    serial: u64,
+    /// Cgroups placed in it.
+    cgroups: usize,
+    watch: Watch,
+    processes: ProcessTable,
+    written: HashSet<String>,
+    started: bool,
+}
+
+/// The detector.
+pub struct Detector {
+    config: DetectorConfig,
+    resolver: Box<dyn Resolve>,
+    containers: HashMap<String, Container>,
+    /// Cgroup id -> the container it belongs to, and when it was placed;
+    /// `None`: not watched (asked again after a while).
+    placed: HashMap<u64, (Option<String>, Instant)>,
+    /// Cgroups the kernel announced: path and parent.
+    made: HashMap<u64, (String, u64)>,
+    serials: u64,
+    limiter: Limiter,
+    arch: Option<Arch>,
+    clock: Clock,
+    stats: DetectorStats,
+}
+
+/// One event's item as the rules see it.
+struct Item {
+    observed: Observed,
+    pid: u32,
+    builtin: Vec<&'static str>,
+    in_baseline: Option<bool>,
+    anomaly: Option<&'static str>,
+}
+
+impl Detector {
+    /// A detector placing cgroups with `resolver`.
+    pub fn new(config: DetectorConfig, resolver: Box<dyn Resolve>) -> Detector {
+        let limiter = Limiter::new(config.limits);
+        Detector {
+            config,
+            resolver,
+            containers: HashMap::new(),
+            placed: HashMap::new(),
+            made: HashMap::new(),
+            serials: 0,
+            limiter,
+            arch: Arch::native(),
+            clock: Clock::now(),
+            stats: DetectorStats::default(),
+        }
+    }
+
+    /// Places cgroups with `resolver` from now on (what was placed stays).
+    pub fn set_resolver(&mut self, resolver: Box<dyn Resolve>) {
+        self.resolver = resolver;
+        self.placed.retain(|_, (key, _)| key.is_some());
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> DetectorStats {
+        let mut stats = self.stats.clone();
+        stats.cooled = self.limiter.cooled;
+        stats.held = self.limiter.held;
+        stats.evicted_processes = self.containers.values().map(|c| c.processes.evicted).sum();
+        stats
+    }
+
+    /// Checks one event; returns the alerts it raises.
+    pub fn observe(&mut self, event: &Event, now: Instant) -> Vec<Alert> {
+        let id = event.header().cgroup_id;
+        match event {
+            Event::CgroupMade {
+                parent_id, path, ..
+            } => {
+                if self.made.len() >= MAX_MADE {
+                    self.made.clear();
+                }
+                self.made.insert(id, (path.clone(), *parent_id));
+                return Vec::new();
+            }
+            Event::CgroupRemoved { .. } => {
+                self.made.remove(&id);
+                if let Some((Some(key), _)) = self.placed.remove(&id)
+                    && let Some(container) = self.containers.get_mut(&key)
+                {
+                    container.cgroups = container.cgroups.saturating_sub(1);
+                    if container.cgroups == 0 {
+                        let serial = container.serial;
+                        self.containers.remove(&key);
+                        self.limiter.forget(serial);
+                    }
+                }
+                return Vec::new();
+            }
+            _ => {}
+        }
+        let Some(key) = self.place(id, now) else {
+            return Vec::new();
+        };
+        let Some(item) = self.item(&key, event) else {
+            return Vec::new();
+        };
+        self.judge(&key, item, event.header().timestamp_ns, now)
+            .into_iter()
+            .collect()
+    }
+
+    /// Summaries of alerts held back whose second is over.
+    pub fn tick(&mut self, now: Instant) -> Vec<Alert> {
+        let time = self.clock.rfc3339(crate::report::boot_ns());
+        let due = self.limiter.due(now);
+        due.into_iter()
+            .filter_map(|(serial, held)| {
+                let subject = self
+                    .containers
+                    .values()
+                    .find(|c| c.serial == serial)?
+                    .watch
+                    .subject
+                    .clone();
+                *self
+                    .stats
+                    .alerts
+                    .entry(rules::RATE_LIMIT_RULE.to_string())
+                    .or_default() += 1;
+                Some(Alert {
+                    schema: SCHEMA.into(),
+                    rule: rules::RATE_LIMIT_RULE.into(),
+                    severity: held.severity.unwrap_or(Severity::Low),
+                    message: format!(
+                        "{} more alert(s) held back (at most {} per second per container)",
+                        held.count, self.config.limits.per_second
+                    ),
+                    time: time.clone(),
+                    subject,
+                    outside_profile: false,
+                    process: None,
+                    ancestry: Vec::new(),
+                    observed: Observed::Held {
+                        rules: held.rules.into_iter().collect(),
+                    },
+                    count: Some(held.count),
+                })
+            })
+            .collect()
+    }
+
+    /// The container cgroup `id` belongs to, asking the resolver when it
+    /// is new, unsettled or was not watched a while ago.
+    fn place(&mut self, id: u64, now: Instant) -> Option<String> {
+        let settled = |d: &Detector, key: &Option<String>| {
+            key.as_ref()
+                .and_then(|k| d.containers.get(k))
+                .is_some_and(|c| c.watch.settled)
+        };
+        if let Some((key, at)) = self.placed.get(&id)
+            && (settled(self, key) || now.duration_since(*at) < RESOLVE_RETRY)
+        {
+            return key.clone();
+        }
+        let made = self.made.get(&id).map(|(p, parent)| (p.as_str(), *parent));
+        let watch = self.resolver.resolve(id, made);
+        let previous = self.placed.remove(&id).and_then(|(key, _)| key);
+        if self.placed.len() >= MAX_PLACED {
+            self.placed.retain(|_, (key, _)| key.is_some());
+        }
+        let Some(watch) = watch else {
+            self.placed.insert(id, (None, now));
+            return None;
+        };
+        let key = watch.key.clone();
+        if let Some(previous) = previous.as_ref().filter(|p| **p != key) {
+            // Renamed once the runtime named it: its state moves along.
+            if let Some(container) = self.containers.remove(previous) {
+                self.containers.entry(key.clone()).or_insert(container);
+            }
+        }
+        match self.containers.get_mut(&key) {
+            Some(container) => {
+                if previous.is_none() {
+                    container.cgroups += 1;
+                }
+                container.started |= watch.started;
+                container.watch = watch;
+            }
+            None => {
+                self.serials += 1;
+                self.containers.insert(
+                    key.clone(),
+                    Container {
+                        serial: self.serials,
+                        cgroups: 1,
+                        started: watch.started,
+                        watch,
+                        processes: ProcessTable::default(),
+                        written: HashSet::new(),
+                    },
+                );
+            }
+        }
+        self.placed.insert(id, (Some(key.clone()), now));
+        Some(key)
+    }
+
+    /// Updates the container's state with the event and says what the
+    /// rules are to judge of it.
+    fn item(&mut self, key: &str, event: &Event) -> Option<Item> {
+        let arch = self.arch;
+        let api_servers = self.config.api_servers.clone();
+        let container = self.containers.get_mut(key)?;
+        let baseline = container.watch.baseline.clone();
+        let pid = event.header().pid;
+        match event {
+            Event::Lineage {
+                op,
+                ppid,
+                key_hash,
+                uid,
+                gid,
+                ..
+            } => {
+                let table = &mut container.processes;
+                match *op {
+                    lineage_op::FORK => table.fork(pid, *ppid, *uid, *gid),
+                    lineage_op::EXIT => table.exit(pid),
+                    lineage_op::EXEC => table.exec_again(pid, *ppid, *uid, *gid, *key_hash),
+                    _ => {}
+                }
+                None
+            }
+            Event::Exec {
+                path,
+                args,
+                key_hash,
+                process,
+                ..
+            } => {
+                let parent_exe = container.processes.parent_exe(process.ppid);
+                container.processes.exec(
+                    pid,
+                    process.ppid,
+                    process.uid,
+                    process.gid,
+                    *key_hash,
+                    Program {
+                        exe: path.clone(),
+                        args: args.clone(),
+                    },
+                );
+                container.started = true;
+                let builtin = rules::exec_rules(&ExecFacts {
+                    path,
+                    args,
+                    terminal: process.has_terminal(),
+                    socket_stdio: process.stdio_is_socket(),
+                    parent_exe: parent_exe.as_deref(),
+                    written_since_start: container.written.contains(path),
+                });
+                let in_baseline = baseline.as_ref().map(|b| b.has_execution(path, args));
+                let known_program = baseline.as_ref().is_none_or(|b| b.has_program(path));
+                Some(Item {
+                    observed: Observed::Exec {
+                        path: path.clone(),
+                        args: args.clone(),
+                    },
+                    pid,
+                    builtin,
+                    // A program the profile ran, with other arguments, is
+                    // no anomaly; built-in rules still ask for the argv.
+                    in_baseline,
+                    anomaly: (!known_program).then_some("unexpected-exec"),
+                })
+            }
+            Event::File {
+                op, access, path, ..
+            } => {
+                let accesses = file_accesses(*op, *access);
+                let writes: Vec<Access> =
+                    accesses.iter().copied().filter(|a| a.is_write()).collect();
+                if !writes.is_empty() {
+                    if container.written.len() >= MAX_WRITTEN {
+                        container.written.clear();
+                    }
+                    container.written.insert(path.clone());
+                }
+                if !container.started || accesses.is_empty() {
+                    return None;
+                }
+                let normalized = normalize_path(path);
+                let builtin = rules::file_rules(&normalized, &accesses);
+                let (in_baseline, anomaly, shown) = match &baseline {
+                    None => (None, None, accesses.clone()),
+                    Some(b) if !writes.is_empty() => {
+                        let known = b.has_file_access(&normalized, &writes);
+                        (
+                            Some(known && b.has_file_access(&normalized, &accesses)),
+                            (!known).then_some("unexpected-file-write"),
+                            accesses.clone(),
+                        )
+                    }
+                    Some(b) => {
+                        let known = b.has_file_access(&normalized, &accesses);
+                        (
+                            Some(known),
+                            (!known).then_some("unexpected-file-read"),
+                            accesses.clone(),
+                        )
+                    }
+                };
+                Some(Item {
+                    observed: Observed::File {
+                        path: normalized,
+                        access: shown.iter().map(|a| access_name(*a)).collect(),
+                    },
+                    pid,
+                    builtin,
+                    in_baseline,
+                    anomaly,
+                })
+            }
+            Event::Syscall { nr, .. } => {
+                if !container.started {
+                    return None;
+                }
+                let name = arch
+                    .and_then(|a| a.syscall_name(*nr))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("syscall_{nr}"));
+                let in_baseline = baseline.as_ref().map(|b| b.has_syscall(&name));
+                Some(Item {
+                    builtin: rules::syscall_rules(&name),
+                    observed: Observed::Syscall { name },
+                    pid,
+                    anomaly: (in_baseline == Some(false)).then_some("unexpected-syscall"),
+                    in_baseline,
+                })
+            }
+            Event::Cap {
+                cap,
+                granted,
+                audit,
+                ..
+            } => {
+                if !container.started || !counts_as_needed(*granted, *audit) {
+                    return None;
+                }
+                let name = capability_name(*cap).unwrap_or_else(|| format!("CAP_{cap}"));
+                let in_baseline = baseline.as_ref().map(|b| b.has_capability(&name));
+                Some(Item {
+                    observed: Observed::Capability { name },
+                    pid,
+                    builtin: Vec::new(),
+                    anomaly: (in_baseline == Some(false)).then_some("unexpected-capability"),
+                    in_baseline,
+                })
+            }
+            Event::Net {
+                kind,
+                protocol,
+                local,
+                remote,
+                ..
+            } => {
+                if !container.started {
+                    return None;
+                }
+                let endpoint = endpoint(*kind, *protocol, *local, *remote)?;
+                let in_baseline = baseline.as_ref().map(|b| b.has_endpoint(&endpoint));
+                let anomaly = match endpoint.direction {
+                    Direction::Outbound => Some("unexpected-connection"),
+                    Direction::Listening => Some("unexpected-listener"),
+                    Direction::Inbound => None,
+                };
+                Some(Item {
+                    builtin: rules::network_rules(&endpoint, &api_servers),
+                    observed: Observed::Network {
+                        direction: enum_name(&endpoint.direction),
+                        protocol: enum_name(&endpoint.protocol),
+                        address: endpoint.address.clone(),
+                        port: endpoint.port,
+                    },
+                    pid,
+                    anomaly: anomaly.filter(|_| in_baseline == Some(false)),
+                    in_baseline,
+                })
+            }
+            Event::CgroupMade { .. } | Event::CgroupRemoved { .. } => None,
+        }
+    }
+
+    /// The rule an item raises, if any: the first built-in rule that is on
+    /// and not silenced by the profile, else the profile's own rule.
+    fn rule_for(&self, item: &Item, namespace: Option<&str>) -> Option<&'static Rule> {
+        let switches = &self.config.switches;
+        let learnt = item.in_baseline == Some(true);
+        let has_profile = item.in_baseline.is_some();
+        for id in &item.builtin {
+            let Some(rule) = rules::find(id) else {
+                continue;
+            };
+            if !switches.enabled(rule, namespace)
+                || (rule.learnable && learnt)
+                || (rule.needs_profile && !has_profile)
+            {
+                continue;
+            }
+            return Some(rule);
+        }
+        item.anomaly
+            .and_then(rules::find)
+            .filter(|rule| switches.enabled(rule, namespace))
+    }
+
+    fn judge(
+        &mut self,
+        container_key: &str,
+        item: Item,
+        timestamp_ns: u64,
+        now: Instant,
+    ) -> Option<Alert> {
+        let container = self.containers.get(container_key)?;
+        let namespace = container.watch.subject.namespace.clone();
+        let serial = container.serial;
+        let rule = self.rule_for(&item, namespace.as_deref())?;
+        let key = item.observed.key();
+        if self
+            .limiter
+            .judge(rule.id, rule.severity, serial, &key, now)
+            != Verdict::Send
+        {
+            return None;
+        }
+        let container = self.containers.get(container_key)?;
+        let process = (item.pid != 0)
+            .then(|| container.processes.process(item.pid))
+            .flatten();
+        let ancestry = process
+            .as_ref()
+            .map(|p| {
+                container
+                    .processes
+                    .ancestry(p, container.watch.subject.cgroup.as_deref())
+            })
+            .unwrap_or_default();
+        *self.stats.alerts.entry(rule.id.to_string()).or_default() += 1;
+        Some(Alert {
+            schema: SCHEMA.into(),
+            rule: rule.id.into(),
+            severity: rule.severity,
+            message: format!("{}: {}", rule.description, key),
+            time: self.clock.rfc3339(timestamp_ns),
+            subject: container.watch.subject.clone(),
+            outside_profile: item.in_baseline == Some(false),
+            process,
+            ancestry,
+            observed: item.observed,
+            count: None,
+        })
+    }
+}
+
+/// The report's name of an access (`read`, `renameTo`...).
+fn access_name(access: Access) -> String {
+    enum_name(&access)
+}
+
+/// The serialized name of a unit enum variant.
+fn enum_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

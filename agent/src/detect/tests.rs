@@ -1,0 +1,274 @@
+use super::*;
+use crate::capture::decode::ExecProcess;
+use imprint_crd::report::{ContainerBehaviorReportSpec, Executable, FileAccess};
+use imprint_probes::events::{EventHeader, access, file_op, kind, net_kind};
+use std::net::{IpAddr, Ipv4Addr};
+
+struct One(Option<Arc<Baseline>>);
+
+impl Resolve for One {
+    fn resolve(&mut self, id: u64, _: Option<(&str, u64)>) -> Option<Watch> {
+        (id == 5).then(|| Watch {
+            key: "c".into(),
+            settled: true,
+            subject: Subject {
+                cgroup: Some("/test".into()),
+                namespace: Some("shop".into()),
+                ..Subject::default()
+            },
+            baseline: self.0.clone(),
+            started: false,
+        })
+    }
+}
+
+fn header(kind: u32, pid: u32) -> EventHeader {
+    EventHeader {
+        kind,
+        pid,
+        cgroup_id: 5,
+        timestamp_ns: 1,
+    }
+}
+
+fn exec(pid: u32, ppid: u32, path: &str, args: &[&str], key: u64) -> Event {
+    Event::Exec {
+        header: header(kind::EXEC, pid),
+        path: path.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        euid: 0,
+        file_mode: 0o755,
+        cap_bset: 0,
+        cap_gained: 0,
+        key_hash: key,
+        truncated: false,
+        process: ExecProcess {
+            ppid,
+            ..ExecProcess::default()
+        },
+    }
+}
+
+fn open(pid: u32, path: &str, bits: u32) -> Event {
+    Event::File {
+        header: header(kind::FILE, pid),
+        op: file_op::OPEN,
+        access: bits,
+        path: path.into(),
+        truncated: false,
+    }
+}
+
+fn syscall(pid: u32, nr: u32) -> Event {
+    Event::Syscall {
+        header: header(kind::SYSCALL, pid),
+        nr,
+    }
+}
+
+fn nr(name: &str) -> u32 {
+    Arch::native().unwrap().syscall_number(name).unwrap()
+}
+
+fn baseline() -> Arc<Baseline> {
+    let mut spec = ContainerBehaviorReportSpec::default();
+    spec.executables.push(Executable {
+        path: "/bin/sh".into(),
+        args: vec!["sh".into(), "/start.sh".into()],
+        count: 1,
+        ..Executable::default()
+    });
+    spec.executables.push(Executable {
+        path: "/usr/bin/server".into(),
+        args: vec!["server".into()],
+        count: 1,
+        ..Executable::default()
+    });
+    spec.files.push(FileAccess {
+        path: "/etc/server.conf".into(),
+        access: [Access::Read].into(),
+    });
+    spec.syscalls.names = vec!["read".into(), "write".into()];
+    Arc::new(Baseline::from_reports([&spec]))
+}
+
+fn detector(baseline: Option<Arc<Baseline>>) -> Detector {
+    Detector::new(DetectorConfig::default(), Box::new(One(baseline)))
+}
+
+fn run(d: &mut Detector, events: &[Event]) -> Vec<Alert> {
+    let now = Instant::now();
+    events.iter().flat_map(|e| d.observe(e, now)).collect()
+}
+
+fn start() -> Vec<Event> {
+    vec![
+        exec(10, 1, "/bin/sh", &["sh", "/start.sh"], 1),
+        Event::Lineage {
+            header: header(kind::LINEAGE, 11),
+            op: lineage_op::FORK,
+            ppid: 10,
+            key_hash: 0,
+            uid: 0,
+            gid: 0,
+        },
+        exec(11, 10, "/usr/bin/server", &["server"], 2),
+        open(11, "/etc/server.conf", access::READ),
+        syscall(11, nr("read")),
+    ]
+}
+
+#[test]
+fn what_the_profile_holds_raises_nothing() {
+    let mut d = detector(Some(baseline()));
+    assert!(run(&mut d, &start()).is_empty());
+    // Another cgroup is not watched at all.
+    let mut other = exec(50, 1, "/usr/bin/apt-get", &["apt-get"], 9);
+    if let Event::Exec { header, .. } = &mut other {
+        header.cgroup_id = 6;
+    }
+    assert!(run(&mut d, &[other]).is_empty());
+}
+
+#[test]
+fn a_new_program_names_its_process_and_ancestry() {
+    let mut d = detector(Some(baseline()));
+    run(&mut d, &start());
+    let alerts = run(&mut d, &[exec(12, 11, "/usr/bin/id", &["id"], 3)]);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(a.rule, "unexpected-exec");
+    assert!(a.outside_profile);
+    assert_eq!(a.process.as_ref().unwrap().pid, 12);
+    let chain: Vec<(u32, &str)> = a.ancestry.iter().map(|x| (x.pid, x.exe.as_str())).collect();
+    assert_eq!(chain, [(11, "/usr/bin/server"), (10, "/bin/sh")]);
+    assert_eq!(a.subject.namespace.as_deref(), Some("shop"));
+    // Once per cooldown.
+    assert!(run(&mut d, &[exec(13, 11, "/usr/bin/id", &["id"], 3)]).is_empty());
+}
+
+#[test]
+fn a_builtin_rule_speaks_for_the_event_and_the_profile_silences_what_it_learnt() {
+    let mut d = detector(Some(baseline()));
+    run(&mut d, &start());
+    let alerts = run(
+        &mut d,
+        &[
+            exec(12, 11, "/usr/bin/apt-get", &["apt-get", "install", "x"], 3),
+            exec(13, 11, "/bin/sh", &["sh", "-c", "id"], 4),
+            open(13, "/etc/shadow", access::READ),
+            open(13, "/etc/motd", access::WRITE | access::CREATE),
+            syscall(13, nr("ptrace")),
+            syscall(13, nr("getuid")),
+        ],
+    );
+    let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+    assert_eq!(
+        rules,
+        [
+            "package-manager",
+            "shell-spawned-by-server",
+            "shadow-file-read",
+            "write-below-system-dir",
+            "ptrace",
+            "unexpected-syscall"
+        ]
+    );
+    // The shell the profile started (same argv) is not an alert.
+    assert!(run(&mut d, &[exec(14, 11, "/bin/sh", &["sh", "/start.sh"], 1)]).is_empty());
+}
+
+#[test]
+fn without_a_profile_only_builtin_rules_fire_and_the_runtime_start_is_not_judged() {
+    let mut d = detector(None);
+    // Before the first exec: the runtime setting the container up.
+    let setup = [
+        syscall(3, nr("mount")),
+        open(3, "/etc/resolv.conf", access::WRITE | access::CREATE),
+    ];
+    assert!(run(&mut d, &setup).is_empty());
+    assert!(run(&mut d, &start()).is_empty());
+    let alerts = run(
+        &mut d,
+        &[syscall(11, nr("mount")), syscall(11, nr("getuid"))],
+    );
+    let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+    assert_eq!(rules, ["namespace-escape"]);
+    assert!(!alerts[0].outside_profile);
+}
+
+#[test]
+fn a_file_written_then_executed_is_drift() {
+    let mut d = detector(None);
+    run(&mut d, &start());
+    let write = open(11, "/app/payload", access::WRITE | access::CREATE);
+    let alerts = run(
+        &mut d,
+        &[write, exec(15, 11, "/app/payload", &["payload"], 7)],
+    );
+    let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+    assert_eq!(rules, ["drifted-binary"]);
+}
+
+#[test]
+fn a_flood_is_ten_alerts_and_one_summary() {
+    let mut d = detector(Some(baseline()));
+    run(&mut d, &start());
+    let now = Instant::now();
+    let mut sent = 0;
+    for i in 0..10_000u32 {
+        let e = exec(
+            100 + i,
+            11,
+            &format!("/opt/x{i}"),
+            &["x"],
+            1000 + u64::from(i),
+        );
+        sent += d.observe(&e, now).len();
+    }
+    assert_eq!(sent, 10);
+    let summaries = d.tick(now + Duration::from_secs(1));
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].count, Some(9_990));
+    assert_eq!(summaries[0].rule, rules::RATE_LIMIT_RULE);
+    assert_eq!(d.stats().held, 9_990);
+}
+
+#[test]
+fn connections_listeners_and_switched_off_rules() {
+    let config = DetectorConfig {
+        switches: RuleSwitches::new(&["shop/unexpected-listener".into()], &[]).unwrap(),
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(config, Box::new(One(Some(baseline()))));
+    run(&mut d, &start());
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let net = |kind, port| Event::Net {
+        header: header(kind::NET, 11),
+        kind,
+        protocol: 6,
+        local: (
+            lo,
+            if kind == net_kind::LISTEN {
+                port
+            } else {
+                40000
+            },
+        ),
+        remote: (lo, if kind == net_kind::LISTEN { 0 } else { port }),
+    };
+    let alerts = run(
+        &mut d,
+        &[
+            net(net_kind::CONNECT, 3333),
+            net(net_kind::CONNECT, 8080),
+            net(net_kind::LISTEN, 9000),
+        ],
+    );
+    let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+    assert_eq!(
+        rules,
+        ["mining-pool-port", "unexpected-connection"],
+        "the listener's rule is off in shop"
+    );
+}
