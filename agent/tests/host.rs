@@ -15,14 +15,15 @@ fn start_recorder(
     args: &[&str],
     reports: &std::path::Path,
 ) -> (Child, std::thread::JoinHandle<String>) {
-    let mut child = imprint()
-        .arg("record")
-        .args(args)
-        .arg("--output")
-        .arg(reports)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut full = vec!["record", "--output", reports.to_str().unwrap()];
+    full.extend(args);
+    start_imprint(&full)
+}
+
+/// Starts `imprint ARGS` (`record` or `monitor` of the whole host) and
+/// waits until its probes are attached, as [`start_recorder`].
+fn start_imprint(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
+    let mut child = imprint().args(args).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     loop {
@@ -279,4 +280,86 @@ fn a_report_says_whether_its_start_was_observed() {
     };
     assert_eq!(started(&after), serde_json::json!(true));
     assert_eq!(started(&before), serde_json::json!(false));
+}
+
+#[test]
+fn monitoring_the_host_checks_each_cgroup_against_the_baseline_of_its_name() {
+    require_root();
+    let (_work, dir) = workdir();
+    let cgroup = TestCgroup::new("monitored");
+    let fixture = fixture();
+    std::fs::write(dir.join("in.txt"), "input").unwrap();
+    let load = format!(
+        "while :; do '{}' read:{}/in.txt; sleep 0.2; done",
+        fixture.display(),
+        dir.display()
+    );
+    // Learn it, from its start: the host recorded for 3 s, a report per
+    // cgroup.
+    let baselines = dir.join("baselines");
+    let (mut recorder, stderr) = start_recorder(&["--duration", "3s"], &baselines);
+    let mut worker = cgroup.spawn(&load);
+    assert!(
+        recorder.wait().unwrap().success(),
+        "{}",
+        stderr.join().unwrap()
+    );
+    let stem = format!("imprint-test-monitored-{}", std::process::id());
+    assert!(baselines.join(format!("{stem}.json")).exists());
+
+    // Guard it: the same load, then two actions it never did.
+    let alerts = dir.join("alerts.jsonl");
+    let (mut monitor, stderr) = start_imprint(&[
+        "monitor",
+        "--duration",
+        "4s",
+        "--baseline-dir",
+        baselines.to_str().unwrap(),
+        "--output",
+        alerts.to_str().unwrap(),
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut intruder = cgroup.spawn(&format!(
+        "'{}' read:/etc/shadow; /bin/true",
+        fixture.display()
+    ));
+    assert!(intruder.wait().unwrap().success());
+    assert!(
+        monitor.wait().unwrap().success(),
+        "{}",
+        stderr.join().unwrap()
+    );
+    worker.kill().unwrap();
+    let _ = worker.wait();
+
+    let path = format!("/{stem}");
+    let ours: Vec<serde_json::Value> = std::fs::read_to_string(&alerts)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|a| a["subject"]["cgroup"] == path.as_str())
+        .collect();
+    let mut rules: Vec<(String, String)> = ours
+        .iter()
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap().to_string(),
+                a["observed"]["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    rules.sort();
+    // `unexpected-exec` fires only against a baseline: the file of its name
+    // was found and used; the loop it learnt raised nothing.
+    assert_eq!(
+        rules,
+        [
+            ("shadow-file-read".to_string(), "/etc/shadow".to_string()),
+            ("unexpected-exec".to_string(), "/usr/bin/true".to_string()),
+        ],
+        "{ours:#?}"
+    );
 }
