@@ -6,7 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{NetworkEndpoint, WorkloadRef};
+use crate::report::{FileAccess, NetworkEndpoint, WorkloadRef};
 
 /// Learnt least privilege of one workload.
 ///
@@ -27,6 +27,7 @@ use crate::report::{NetworkEndpoint, WorkloadRef};
     printcolumn = r#"{"name":"Kind","type":"string","jsonPath":".spec.workload.kind"}"#,
     printcolumn = r#"{"name":"Workload","type":"string","jsonPath":".spec.workload.name"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Guarding","type":"boolean","jsonPath":".status.guarding"}"#,
     printcolumn = r#"{"name":"Reports","type":"integer","jsonPath":".status.reports"}"#,
     printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.replicas"}"#,
     printcolumn = r#"{"name":"Nodes","type":"integer","jsonPath":".status.nodes"}"#,
@@ -46,6 +47,92 @@ pub struct BehaviorProfileSpec {
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self.matches('^[0-9]+(s|m|h)$')").message("a duration in seconds, minutes or hours, such as 90s, 10m or 1h"))]
     pub stability_window: Option<String>,
+    /// `Auto` (the default): learn until Stable, then guard; `Learn`:
+    /// always learn (new behavior joins the profile); `Guard`: never learn
+    /// beyond what the profile holds. While guarding, behavior outside the
+    /// profile is an anomaly: alerted, listed in status, never allowed.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Anomalies accepted: allowed from now on, alerted no more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512))]
+    pub accept: Vec<Accepted>,
+}
+
+/// Whether a profile learns or guards.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Mode {
+    /// Learn until Stable, then guard.
+    #[default]
+    Auto,
+    /// Always learn.
+    Learn,
+    /// Never learn beyond what the profile holds.
+    Guard,
+}
+
+/// An anomaly the user accepts (see `status.containers[].anomalies`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// The container (every container of the workload when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// What kind of item.
+    pub kind: AnomalyKind,
+    /// The item, as the anomaly names it: a program's path, a file's
+    /// path, a syscall, a `CAP_*` name, or `direction protocol address
+    /// port` of an endpoint.
+    #[schemars(length(max = 4096))]
+    pub value: String,
+}
+
+/// The kind of an anomaly.
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum AnomalyKind {
+    /// A program executed.
+    #[default]
+    Exec,
+    /// A file written or changed.
+    File,
+    /// A syscall made.
+    Syscall,
+    /// A capability needed.
+    Capability,
+    /// A network endpoint used.
+    Network,
+}
+
+/// Behavior seen outside a guarded profile.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Anomaly {
+    /// What kind of item.
+    pub kind: AnomalyKind,
+    /// The item (as `spec.accept` names it).
+    pub value: String,
+    /// Reports (pods, runs) in which it was seen.
+    pub count: u64,
+    /// First seen (RFC 3339), from those reports' windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// Last seen (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
 }
 
 /// The user's additions and exclusions.
@@ -89,6 +176,10 @@ pub struct BehaviorProfileStatus {
     /// When the merged behavior last changed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change: Option<String>,
+    /// Learning has ended: behavior outside the profile is an anomaly,
+    /// not learnt (`spec.mode` Guard, or Auto once Stable).
+    #[serde(default)]
+    pub guarding: bool,
     /// Per container.
     #[serde(default)]
     pub containers: Vec<ContainerProfile>,
@@ -120,6 +211,14 @@ pub struct ContainerProfile {
     /// Network endpoints.
     #[serde(default)]
     pub network: Vec<NetworkEndpoint>,
+    /// Files by access (bounded: past 1,024 paths they fold into their
+    /// directory, `dir/*`, then their top directory, `/top/**`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileAccess>,
+    /// While guarding: the most recent items seen outside the profile (at
+    /// most 20; the `Anomalies` condition counts them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<Anomaly>,
     /// Name of the generated SeccompProfile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_profile: Option<String>,

@@ -487,7 +487,7 @@ impl Drops {
 }
 
 /// The earlier of two RFC 3339 times (same format, so they sort as text).
-fn earliest(a: &Option<String>, b: &Option<String>) -> Option<String> {
+pub fn earliest(a: &Option<String>, b: &Option<String>) -> Option<String> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b).clone()),
         (a, b) => a.clone().or(b.clone()),
@@ -495,7 +495,7 @@ fn earliest(a: &Option<String>, b: &Option<String>) -> Option<String> {
 }
 
 /// The later of two RFC 3339 times.
-fn latest(a: &Option<String>, b: &Option<String>) -> Option<String> {
+pub fn latest(a: &Option<String>, b: &Option<String>) -> Option<String> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b).clone()),
         (a, b) => a.clone().or(b.clone()),

@@ -16,7 +16,8 @@
 #     workloads restarted with it and the recommended securityContext: the
 #     same load, zero errors
 #   - a new behavior after enforcement (a shell exec'd into nginx calling a
-#     syscall outside the profile) is denied; the profile goes back to Learning
+#     syscall outside the profile) is denied; the guarding profile lists it
+#     as an anomaly
 #   - the ValidatingAdmissionPolicy binds the agent's writes to its node:
 #     impersonating its ServiceAccount with another node's token claim, an
 #     archive, no claim, or a take-over of a real report is refused
@@ -371,7 +372,7 @@ OUTSIDE=("ioprio_set:/tools/busybox ionice -c 3 /tools/busybox true"
   "setpriority:/tools/busybox renice -n 5 -p \$\$"
   "mknodat:/tools/busybox mkfifo /tools/fifo")
 
-new_behavior_is_denied_and_learnt() {
+new_behavior_is_denied_and_an_anomaly() {
   local pod out allowed entry syscall cmd=
   # The restarted pods may still bring the profile a few new facts (the
   # runtime under the new securityContext); start from Stable.
@@ -394,9 +395,13 @@ new_behavior_is_denied_and_learnt() {
   out=$(k exec "$pod" -c nginx -- /tools/busybox sh -c "$cmd" 2>&1) && { echo "'$cmd' succeeded under the profile: $out"; return 1; }
   grep -q "Operation not permitted" <<< "$out" || { echo "unexpected: $out"; return 1; }
   note "a shell exec'd into $pod ran '$cmd' ($syscall, not in the profile): $out"
-  # The agent saw a new program in the nginx container: Learning again.
-  eventually 60 phase_is deployment-nginx Learning || { k get bp; return 1; }
-  eventually 30 holds bp deployment-nginx '.status.containers[] | select(.name == "nginx") | .executables | index("/tools/busybox")'
+  # The agent saw a new program in the nginx container; the profile,
+  # Stable, guards: an anomaly, not learnt.
+  eventually 60 holds bp deployment-nginx '.status.containers[] | select(.name == "nginx") |
+    [.anomalies[]? | select(.kind == "exec" and .value == "/tools/busybox")] | length == 1' ||
+    { k get bp deployment-nginx -o json | jq -c '.status.containers[].anomalies'; return 1; }
+  holds bp deployment-nginx '.status.guarding and (.status.containers[] | select(.name == "nginx") |
+    .executables | index("/tools/busybox") | not)' || { echo "learnt while guarding"; return 1; }
 }
 
 # The trust model: a report write by the agent's ServiceAccount is bound to
@@ -629,7 +634,7 @@ check "one ContainerBehaviorReport per pod container: pod, container, node" repo
 check "each workload's BehaviorProfile reaches Stable" profiles_become_stable
 check "SeccompProfiles exist, validated by SPO's CRD (and a ProfileBinding for one)" seccomp_profiles_exist
 check "enforced: localhost profiles + recommended securityContext, same load, zero errors" enforced_workloads_serve_without_errors
-check "new behavior after enforcement: denied, and the profile is Learning again" new_behavior_is_denied_and_learnt
+check "new behavior after enforcement: denied, and an anomaly of the guarding profile" new_behavior_is_denied_and_an_anomaly
 check "forged reports refused: another node's token, an archive, no node claim, a take-over; the node's own accepted" forged_reports_are_refused
 check "no 403 in the agent's and controller's logs (the chart's RBAC suffices)" no_forbidden_in_logs
 check "metrics served; the dashboard queries only served metrics" metrics_are_served

@@ -9,7 +9,8 @@
 #   - traffic from one workload to another's Service names the peer (the
 #     Service and its workload, the client pod and its workload) in both
 #   - SeccompProfiles are accepted by SPO's CRD; the profile reaches Stable,
-#     and new behavior sends it back to Learning with an Event
+#     and guards: new behavior is an anomaly (status, condition), not
+#     learnt, the SeccompProfile unchanged; accepted, it is allowed
 #   - enforcement: the generated profile as a kubelet localhost profile with
 #     the recommended securityContext serves with zero errors; a copy
 #     without one needed syscall fails; a container that writes its root
@@ -261,13 +262,32 @@ profile_becomes_stable() {
   eventually 20 has_event deployment-mixed Stable
 }
 
-new_behavior_means_learning_again() {
-  local pod
+# Once Stable, an Auto profile guards: a program never run before is an
+# anomaly (status, condition), not learnt, and the SeccompProfile stays as
+# it was; accepted in spec.accept, it is allowed and no longer an anomaly.
+anomaly() { # anomaly PROFILE KIND VALUE: listed among the profile's anomalies
+  holds bp "$1" "[.status.containers[].anomalies[]? | select(.kind == \"$2\" and .value == \"$3\")] | length > 0"
+}
+
+no_anomaly() { ! anomaly "$@"; }
+
+new_behavior_is_an_anomaly_until_accepted() {
+  local pod before after
+  eventually 30 holds bp deployment-mixed '.status.guarding == true' || { bp deployment-mixed -o yaml | head -30; return 1; }
+  before=$(kubectl get "$SP" "$(seccomp_of deployment-mixed web)" -o json | jq -c .spec)
   pod=$(pods_of mixed | head -1)
   k exec "$pod" -- /bin/sh -c 'cp /bin/busybox /tmp/brand-new; /tmp/brand-new; exit 0' || return 1
-  eventually 60 phase_is deployment-mixed Learning || return 1
-  eventually 20 has_event deployment-mixed BehaviorChanged &&
-    eventually 20 profile_has_executables deployment-mixed /tmp/brand-new
+  eventually 60 anomaly deployment-mixed exec /tmp/brand-new || { bp deployment-mixed -o json | jq -c '.status.containers[].anomalies'; return 1; }
+  holds bp deployment-mixed '[.status.conditions[] | select(.type == "Anomalies" and .status == "True")] | length == 1' || return 1
+  phase_is deployment-mixed Stable || { echo "guarding, yet back to $(bp deployment-mixed -o jsonpath='{.status.phase}')"; return 1; }
+  ! profile_has_executables deployment-mixed /tmp/brand-new || { echo "learnt while guarding"; return 1; }
+  after=$(kubectl get "$SP" "$(seccomp_of deployment-mixed web)" -o json | jq -c .spec)
+  [[ $before == "$after" ]] || { echo "the SeccompProfile changed while guarding"; return 1; }
+  k patch bp deployment-mixed --type=merge \
+    -p '{"spec":{"accept":[{"container":"web","kind":"exec","value":"/tmp/brand-new"}]}}' > /dev/null || return 1
+  eventually 60 profile_has_executables deployment-mixed /tmp/brand-new || return 1
+  eventually 30 no_anomaly deployment-mixed exec /tmp/brand-new || { echo "still an anomaly once accepted"; return 1; }
+  echo "# guarding: /tmp/brand-new an anomaly, the SeccompProfile unchanged; accepted: allowed" >&2
 }
 
 # --- enforcement ---------------------------------------------------------------
@@ -951,7 +971,7 @@ check "a restarted container's report keeps its first run" a_restarted_container
 check "SeccompProfiles accepted by SPO's CRD" seccomp_profiles_are_accepted
 check "CEL: a profile's workload cannot change, its window must be a duration" cel_rules_guard_the_profile
 check "the profile becomes Stable" profile_becomes_stable
-check "new behavior: back to Learning, with an Event" new_behavior_means_learning_again
+check "guarding: new behavior is an anomaly, not learnt, until accepted" new_behavior_is_an_anomaly_until_accepted
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails
 check "a root written only by links and FIFOs stays writable, and the workload runs" files_made_without_open_keep_the_root_writable

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use imprint_crd::profile::{
     ContainerProfile, Overrides, Phase, ProfileCondition, RecommendedSecurityContext,
 };
-use imprint_crd::report::{ContainerBehaviorReportSpec, CurrentSecurityContext};
+use imprint_crd::report::{
+    Access, ContainerBehaviorReportSpec, CurrentSecurityContext, FileAccess,
+};
 
 use super::completeness;
 use crate::recommend;
@@ -111,7 +113,53 @@ struct ContainerMerge {
     /// of every report are known.
     writes: BTreeSet<String>,
     network: BTreeSet<imprint_crd::report::NetworkEndpoint>,
+    /// Files by access (bounded by [`bound_files`]).
+    files: BTreeMap<String, BTreeSet<Access>>,
     skipped: Vec<String>,
+}
+
+/// Paths a container profile lists at most (past it they fold).
+pub const PROFILE_FILES: usize = 1024;
+
+/// `files` folded until at most `max` entries remain: each path into its
+/// directory (`dir/*`), then into its top directory (`/top/**`), then `/**`;
+/// accesses are kept (a fold only widens).
+pub fn bound_files(
+    files: BTreeMap<String, BTreeSet<Access>>,
+    max: usize,
+) -> BTreeMap<String, BTreeSet<Access>> {
+    if files.len() <= max {
+        return files;
+    }
+    let fold = |files: BTreeMap<String, BTreeSet<Access>>, to: &dyn Fn(&str) -> String| {
+        let mut folded: BTreeMap<String, BTreeSet<Access>> = BTreeMap::new();
+        for (path, access) in files {
+            folded.entry(to(&path)).or_default().extend(access);
+        }
+        folded
+    };
+    let parent = |path: &str| {
+        if path.ends_with("/*") || path.ends_with("/**") {
+            return path.to_string();
+        }
+        match path.rsplit_once('/') {
+            Some(("", _)) | None => path.to_string(),
+            Some((dir, _)) => format!("{dir}/*"),
+        }
+    };
+    let files = fold(files, &parent);
+    if files.len() <= max {
+        return files;
+    }
+    let top = |path: &str| match path.trim_start_matches('/').split_once('/') {
+        Some((top, _)) => format!("/{top}/**"),
+        None => path.to_string(),
+    };
+    let files = fold(files, &top);
+    if files.len() <= max {
+        return files;
+    }
+    fold(files, &|_| "/**".to_string())
 }
 
 /// What the merge keeps of a report besides the union: its subject,
@@ -267,6 +315,13 @@ impl ContainerMerge {
             {
                 self.writes.insert(file.path.clone());
             }
+            self.files
+                .entry(file.path.clone())
+                .or_default()
+                .extend(file.access.iter().copied());
+        }
+        if self.files.len() > 4 * PROFILE_FILES {
+            self.files = bound_files(std::mem::take(&mut self.files), PROFILE_FILES);
         }
         for endpoint in &report.network {
             if !self.network.contains(endpoint) {
@@ -342,6 +397,11 @@ impl ContainerMerge {
             executables: executables.into_iter().collect(),
             root_writes: root_writes.into_iter().collect(),
             network: self.network.into_iter().collect(),
+            files: bound_files(self.files, PROFILE_FILES)
+                .into_iter()
+                .map(|(path, access)| FileAccess { path, access })
+                .collect(),
+            anomalies: Vec::new(),
             seccomp_profile: None,
             security_context,
             difference: Vec::new(),

@@ -6,6 +6,7 @@
 
 pub mod completeness;
 pub mod error;
+pub mod guard;
 pub mod leader;
 pub mod merge;
 #[cfg(test)]

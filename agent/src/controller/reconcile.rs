@@ -16,6 +16,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::error::Error;
+use super::guard;
 use super::leader::Leadership;
 use super::merge;
 use super::objects::{self, Ownership, profile_name};
@@ -193,19 +194,27 @@ pub async fn reconcile(
     }
 
     let (sources, mut taken) = fold(context, &profile, &reports).await?;
-    let (merged, facts) = merge_one_by_one(&sources, &profile.spec.overrides);
+    let mut guard = guard::Guard::of(&profile);
+    let (merged, facts) = merge_one_by_one(&sources, &profile.spec.overrides, guard.as_mut());
     drop(sources);
+    let guarded = guard.map(guard::Guard::finish);
     let specs: Vec<&ContainerBehaviorReportSpec> = facts.iter().collect();
     context.metrics.merges.inc();
     context
         .metrics
         .skipped_entries
         .inc_by(merged.skipped as u64);
-    let containers: Vec<String> = merged.containers.iter().map(|c| c.name.clone()).collect();
+    let containers: Vec<String> = guarded
+        .as_ref()
+        .map_or(&merged.containers, |(containers, _)| containers)
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let seccomp_names = context.seccomp.names(&profile, &containers).await;
     let mut status = status::compute(
         &profile,
         merged,
+        guarded,
         &specs,
         &seccomp_names,
         context.stability_window,
@@ -350,13 +359,20 @@ enum Merging {
 fn merge_one_by_one(
     sources: &[Merging],
     overrides: &imprint_crd::profile::Overrides,
+    mut guard: Option<&mut guard::Guard>,
 ) -> (merge::MergedWorkload, Vec<ContainerBehaviorReportSpec>) {
     let mut merging = merge::WorkloadMerge::new(overrides);
+    let mut add = |spec: &ContainerBehaviorReportSpec| {
+        merging.add(spec);
+        if let Some(guard) = guard.as_deref_mut() {
+            guard.observe(spec);
+        }
+    };
     for source in sources {
         match source {
-            Merging::Written(spec) => merging.add(spec),
+            Merging::Written(spec) => add(spec),
             Merging::Stored(report) => match report.spec() {
-                Ok(spec) => merging.add(&spec),
+                Ok(spec) => add(&spec),
                 Err(error) => {
                     warn!(%error, report = %report.name, "report kept unreadable; skipped");
                 }

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use imprint_crd::profile::{BehaviorProfile, BehaviorProfileStatus, Phase};
+use imprint_crd::profile::{
+    BehaviorProfile, BehaviorProfileStatus, ContainerProfile, Phase, ProfileCondition,
+};
 use imprint_crd::report::ContainerBehaviorReportSpec;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::jiff::Timestamp;
@@ -16,6 +18,7 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::debug;
 
 use super::completeness;
+use super::guard;
 use super::merge::{self, MergedWorkload};
 use super::objects::{FIELD_MANAGER, seccomp_name};
 
@@ -42,6 +45,7 @@ pub mod reasons {
 pub fn compute(
     profile: &BehaviorProfile,
     merged: MergedWorkload,
+    guarded: Option<(Vec<ContainerProfile>, u64)>,
     specs: &[&ContainerBehaviorReportSpec],
     seccomp_names: &BTreeMap<String, String>,
     default_window: Duration,
@@ -50,7 +54,11 @@ pub fn compute(
     let namespace = profile.namespace().unwrap_or_default();
     let workload = &profile.spec.workload;
     let previous = profile.status.clone().unwrap_or_default();
-    let mut containers = merged.containers;
+    let already_guarding = guarded.is_some();
+    let (mut containers, anomalies) = match guarded {
+        Some((containers, anomalies)) => (containers, Some(anomalies)),
+        None => (merged.containers, None),
+    };
     for container in &mut containers {
         let seccomp = seccomp_names
             .get(&container.name)
@@ -88,6 +96,9 @@ pub fn compute(
         .map(|t| t.as_second());
     let window_secs = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
     let mut conditions = merged.conditions;
+    if let Some(count) = anomalies {
+        conditions.push(anomalies_condition(count));
+    }
     let mut losing = false;
     if let Some((condition, blocks)) =
         completeness::drops(merged.drops, merged.last_loss, now, window_secs)
@@ -95,8 +106,10 @@ pub fn compute(
         conditions.push(condition);
         losing = blocks;
     }
+    // A guarded allow-list changes only by what the user accepts: that
+    // is no learning, and does not start the stability clock again.
     let (phase, last) = merge::next_phase(
-        changed,
+        changed && !already_guarding,
         losing || !merged.incomplete.is_empty(),
         last_change,
         now,
@@ -104,6 +117,7 @@ pub fn compute(
     );
     BehaviorProfileStatus {
         phase,
+        guarding: already_guarding || guard::starts_guarding(profile.spec.mode, phase),
         reports: merged.reports,
         replicas: merged.replicas,
         nodes: merged.nodes,
@@ -112,6 +126,30 @@ pub fn compute(
         conditions,
     }
 }
+
+/// The `Anomalies` condition of a guarding profile with `count` items
+/// outside it.
+fn anomalies_condition(count: u64) -> ProfileCondition {
+    if count == 0 {
+        return ProfileCondition {
+            type_: ANOMALIES.into(),
+            status: "False".into(),
+            reason: "NoneSeen".into(),
+            message: "guarding: nothing seen outside the profile".into(),
+        };
+    }
+    ProfileCondition {
+        type_: ANOMALIES.into(),
+        status: "True".into(),
+        reason: "OutsideProfile".into(),
+        message: format!(
+            "guarding: {count} item(s) seen outside the profile, not learnt (the most recent in status.containers[].anomalies); allow one with spec.accept, or set spec.mode to Learn"
+        ),
+    }
+}
+
+/// The condition type that counts anomalies.
+pub const ANOMALIES: &str = "Anomalies";
 
 /// The Events that tell the change from `previous` to `status`: (type,
 /// reason, note).
@@ -247,4 +285,146 @@ fn change_note(before: &BehaviorProfileStatus, after: &BehaviorProfileStatus) ->
         parts.push(part);
     }
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::guard::Guard;
+    use crate::controller::merge::WorkloadMerge;
+    use imprint_crd::profile::{Accepted, AnomalyKind, BehaviorProfileSpec, Mode};
+    use imprint_crd::report::{Subject, SyscallSet};
+
+    fn report(syscalls: &[&str]) -> ContainerBehaviorReportSpec {
+        let mut spec = ContainerBehaviorReportSpec {
+            subject: Subject {
+                pod: Some("web-1".into()),
+                pod_uid: Some("uid-1".into()),
+                node: Some("n1".into()),
+                container: Some("app".into()),
+                ..Subject::default()
+            },
+            syscalls: SyscallSet {
+                arch: "x86_64".into(),
+                names: syscalls.iter().map(|s| s.to_string()).collect(),
+                unknown_numbers: vec![],
+            },
+            ..Default::default()
+        };
+        spec.stats.start_observed = Some(true);
+        spec
+    }
+
+    /// One reconcile of `profile` over `reports` at `now`, as the
+    /// controller makes it: the new status.
+    fn reconcile(
+        profile: &BehaviorProfile,
+        reports: &[ContainerBehaviorReportSpec],
+        now: i64,
+    ) -> BehaviorProfileStatus {
+        let mut guard = Guard::of(profile);
+        let mut merging = WorkloadMerge::new(&profile.spec.overrides);
+        for r in reports {
+            merging.add(r);
+            if let Some(g) = guard.as_mut() {
+                g.observe(r);
+            }
+        }
+        let (merged, facts) = merging.finish(None);
+        let specs: Vec<&ContainerBehaviorReportSpec> = facts.iter().collect();
+        compute(
+            profile,
+            merged,
+            guard.map(Guard::finish),
+            &specs,
+            &BTreeMap::new(),
+            Duration::from_secs(600),
+            now,
+        )
+    }
+
+    fn condition<'a>(
+        status: &'a BehaviorProfileStatus,
+        type_: &str,
+    ) -> Option<&'a ProfileCondition> {
+        status.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    #[test]
+    fn a_profile_learns_until_stable_then_guards_and_accepts_what_it_is_told() {
+        let mut profile = BehaviorProfile::new("deployment-web", BehaviorProfileSpec::default());
+        profile.metadata.namespace = Some("shop".into());
+        let learnt = [report(&["read", "write"])];
+        let first = reconcile(&profile, &learnt, 1_000);
+        assert_eq!((first.phase, first.guarding), (Phase::Learning, false));
+        profile.status = Some(first);
+        let stable = reconcile(&profile, &learnt, 1_700);
+        assert_eq!((stable.phase, stable.guarding), (Phase::Stable, true));
+        let allowed = stable.containers[0].syscalls.clone();
+        profile.status = Some(stable);
+
+        // An intruder's syscall: an anomaly, not learnt; still Stable.
+        let intruded = [report(&["read", "write"]), report(&["read", "ptrace"])];
+        let guarded = reconcile(&profile, &intruded, 1_800);
+        assert_eq!((guarded.phase, guarded.guarding), (Phase::Stable, true));
+        assert_eq!(
+            guarded.containers[0].syscalls, allowed,
+            "the allow-list is unchanged"
+        );
+        let anomalies = &guarded.containers[0].anomalies;
+        assert_eq!(anomalies.len(), 1);
+        assert_eq!(
+            (anomalies[0].kind, anomalies[0].value.as_str()),
+            (AnomalyKind::Syscall, "ptrace")
+        );
+        assert_eq!(condition(&guarded, ANOMALIES).unwrap().status, "True");
+        profile.status = Some(guarded);
+
+        // The user accepts it: allowed, no anomaly left.
+        profile.spec.accept.push(Accepted {
+            container: Some("app".into()),
+            kind: AnomalyKind::Syscall,
+            value: "ptrace".into(),
+        });
+        let accepted = reconcile(&profile, &intruded, 1_900);
+        assert!(
+            accepted.containers[0]
+                .syscalls
+                .contains(&"ptrace".to_string())
+        );
+        assert!(accepted.containers[0].anomalies.is_empty());
+        assert_eq!(condition(&accepted, ANOMALIES).unwrap().status, "False");
+        assert_eq!(accepted.phase, Phase::Stable, "accepting is not learning");
+        profile.status = Some(accepted);
+
+        // Learn mode learns again.
+        profile.spec.accept.clear();
+        profile.spec.mode = Mode::Learn;
+        let learning = reconcile(&profile, &[report(&["read", "write", "mount"])], 2_000);
+        assert!(!learning.guarding);
+        assert!(
+            learning.containers[0]
+                .syscalls
+                .contains(&"mount".to_string())
+        );
+        assert!(condition(&learning, ANOMALIES).is_none());
+    }
+
+    #[test]
+    fn guard_mode_guards_from_its_first_stable_status_without_waiting() {
+        let mut profile = BehaviorProfile::new(
+            "deployment-web",
+            BehaviorProfileSpec {
+                mode: Mode::Guard,
+                ..BehaviorProfileSpec::default()
+            },
+        );
+        profile.metadata.namespace = Some("shop".into());
+        let first = reconcile(&profile, &[report(&["read"])], 1_000);
+        assert!(first.guarding, "Guard guards from the first reconcile on");
+        profile.status = Some(first);
+        let next = reconcile(&profile, &[report(&["read", "bpf"])], 1_010);
+        assert!(!next.containers[0].syscalls.contains(&"bpf".to_string()));
+        assert_eq!(next.containers[0].anomalies[0].value, "bpf");
+    }
 }

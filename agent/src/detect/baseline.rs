@@ -4,7 +4,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use imprint_crd::report::{Access, ContainerBehaviorReportSpec, Direction, NetworkEndpoint};
+use imprint_crd::profile::ContainerProfile;
+use imprint_crd::report::{
+    Access, ContainerBehaviorReportSpec, Direction, FileAccess, NetworkEndpoint,
+};
 
 /// A learnt profile, ready for lookups.
 #[derive(Clone, Debug, Default)]
@@ -16,10 +19,39 @@ pub struct Baseline {
     folds: Vec<(String, bool, BTreeSet<Access>)>,
     syscalls: HashSet<String>,
     capabilities: HashSet<String>,
-    endpoints: HashSet<(Direction, String, String, u16)>,
-    listening_ports: HashSet<(String, u16)>,
+    /// Endpoints as [`endpoint_value`] names them.
+    endpoints: HashSet<String>,
+    /// `protocol port` of every listening or accepting port.
+    inbound_ports: HashSet<String>,
+    /// Only programs are known, not their argv (a profile's list): an
+    /// execution of a known program counts as known.
+    programs_only: bool,
     /// Reports merged into it.
     pub reports: usize,
+}
+
+/// How an endpoint is named in alerts, anomalies and `spec.accept`:
+/// `direction protocol address port` (`outbound tcp 10.0.0.1 443`).
+pub fn endpoint_value(e: &NetworkEndpoint) -> String {
+    format!(
+        "{} {} {} {}",
+        name_of(&e.direction),
+        name_of(&e.protocol),
+        e.address,
+        e.port
+    )
+}
+
+/// The serialized name of a unit enum variant (`outbound`, `tcp`).
+pub fn name_of<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn inbound_port(e: &NetworkEndpoint) -> String {
+    format!("{} {}", name_of(&e.protocol), e.port)
 }
 
 impl Baseline {
@@ -43,18 +75,7 @@ impl Baseline {
                 .insert((exec.path.clone(), exec.args.clone()));
         }
         for file in &report.files {
-            if let Some(prefix) = file.path.strip_suffix("/**") {
-                self.folds
-                    .push((format!("{prefix}/"), true, file.access.clone()));
-            } else if let Some(prefix) = file.path.strip_suffix("/*") {
-                self.folds
-                    .push((format!("{prefix}/"), false, file.access.clone()));
-            } else {
-                self.files
-                    .entry(file.path.clone())
-                    .or_default()
-                    .extend(file.access.iter().copied());
-            }
+            self.add_file(file);
         }
         self.syscalls.extend(report.syscalls.names.iter().cloned());
         self.syscalls.extend(
@@ -72,11 +93,52 @@ impl Baseline {
                 .map(|c| c.name.clone()),
         );
         for endpoint in &report.network {
-            self.endpoints.insert(endpoint_key(endpoint));
-            if endpoint.direction == Direction::Listening {
-                self.listening_ports
-                    .insert((format!("{:?}", endpoint.protocol), endpoint.port));
-            }
+            self.add_endpoint(endpoint);
+        }
+    }
+
+    /// The allow-list of a profile's container: programs (without argv),
+    /// files by access, syscalls, capabilities, endpoints.
+    pub fn from_profile(profile: &ContainerProfile) -> Baseline {
+        let mut baseline = Baseline {
+            programs_only: true,
+            ..Baseline::default()
+        };
+        baseline
+            .programs
+            .extend(profile.executables.iter().cloned());
+        for file in &profile.files {
+            baseline.add_file(file);
+        }
+        baseline.syscalls.extend(profile.syscalls.iter().cloned());
+        baseline
+            .capabilities
+            .extend(profile.capabilities.iter().cloned());
+        for endpoint in &profile.network {
+            baseline.add_endpoint(endpoint);
+        }
+        baseline
+    }
+
+    fn add_endpoint(&mut self, endpoint: &NetworkEndpoint) {
+        self.endpoints.insert(endpoint_value(endpoint));
+        if endpoint.direction != Direction::Outbound {
+            self.inbound_ports.insert(inbound_port(endpoint));
+        }
+    }
+
+    fn add_file(&mut self, file: &FileAccess) {
+        if let Some(prefix) = file.path.strip_suffix("/**") {
+            self.folds
+                .push((format!("{prefix}/"), true, file.access.clone()));
+        } else if let Some(prefix) = file.path.strip_suffix("/*") {
+            self.folds
+                .push((format!("{prefix}/"), false, file.access.clone()));
+        } else {
+            self.files
+                .entry(file.path.clone())
+                .or_default()
+                .extend(file.access.iter().copied());
         }
     }
 
@@ -87,6 +149,9 @@ impl Baseline {
 
     /// The file was executed with exactly this argv while learning.
     pub fn has_execution(&self, path: &str, args: &[String]) -> bool {
+        if self.programs_only {
+            return self.has_program(path);
+        }
         self.executions.contains(&(path.to_string(), args.to_vec()))
     }
 
@@ -118,33 +183,16 @@ impl Baseline {
     /// as known when its local port was listened on or accepted on.
     pub fn has_endpoint(&self, endpoint: &NetworkEndpoint) -> bool {
         match endpoint.direction {
-            Direction::Inbound => {
-                self.listening_ports
-                    .contains(&(format!("{:?}", endpoint.protocol), endpoint.port))
-                    || self.endpoints.iter().any(|(d, p, _, port)| {
-                        *d == Direction::Inbound
-                            && *p == format!("{:?}", endpoint.protocol)
-                            && *port == endpoint.port
-                    })
-            }
-            _ => self.endpoints.contains(&endpoint_key(endpoint)),
+            Direction::Inbound => self.inbound_ports.contains(&inbound_port(endpoint)),
+            _ => self.endpoints.contains(&endpoint_value(endpoint)),
         }
     }
-}
-
-fn endpoint_key(e: &NetworkEndpoint) -> (Direction, String, String, u16) {
-    (
-        e.direction,
-        format!("{:?}", e.protocol),
-        e.address.clone(),
-        e.port,
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imprint_crd::report::{Executable, FileAccess, Protocol};
+    use imprint_crd::report::{Executable, Protocol};
 
     fn spec() -> ContainerBehaviorReportSpec {
         let mut spec = ContainerBehaviorReportSpec::default();

@@ -22,7 +22,7 @@ use imprint_crd::report::{Access, Direction, Subject};
 use imprint_probes::events::lineage_op;
 
 use self::alert::{Alert, Observed, SCHEMA, Severity};
-use self::baseline::Baseline;
+use self::baseline::{Baseline, name_of};
 use self::limit::{Limiter, Limits, Verdict};
 use self::process::{ProcessTable, Program};
 use self::rules::{ExecFacts, Rule, RuleSwitches};
@@ -470,8 +470,8 @@ impl Detector {
                 Some(Item {
                     builtin: rules::network_rules(&endpoint, &api_servers),
                     observed: Observed::Network {
-                        direction: enum_name(&endpoint.direction),
-                        protocol: enum_name(&endpoint.protocol),
+                        direction: name_of(&endpoint.direction),
+                        protocol: name_of(&endpoint.protocol),
                         address: endpoint.address.clone(),
                         port: endpoint.port,
                     },
@@ -557,15 +557,7 @@ impl Detector {
 
 /// The report's name of an access (`read`, `renameTo`...).
 fn access_name(access: Access) -> String {
-    enum_name(&access)
-}
-
-/// The serialized name of a unit enum variant.
-fn enum_name<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    name_of(&access)
 }
 
 #[cfg(test)]
