@@ -97,6 +97,15 @@ pub fn label_value(text: &str) -> String {
     }
 }
 
+/// Name of a workload's BehaviorProfile: `<kind>-<name>` (a kind has no
+/// `-`, so the name is injective within a namespace), cut to fit.
+pub fn profile_name(workload: &imprint_crd::report::WorkloadRef) -> String {
+    object_name(
+        &format!("{}-{}", workload.kind.to_ascii_lowercase(), workload.name),
+        253,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,15 @@ enum Command {
         /// The agent's own namespace (downward API).
         #[arg(long, env = "POD_NAMESPACE")]
         pod_namespace: Option<String>,
+        /// Record only: no detection, no alerts.
+        #[arg(long)]
+        no_detection: bool,
+        #[command(flatten)]
+        rules: RuleOptions,
+        /// Alertmanager's base URL (http://HOST:PORT): alerts are also
+        /// posted to its /api/v2/alerts.
+        #[arg(long)]
+        alertmanager_url: Option<hyper::Uri>,
     },
     /// Controller (Deployment): merge every workload's reports into a
     /// BehaviorProfile and write one SeccompProfile per container.
@@ -381,14 +390,28 @@ fn run(cli: Cli) -> Result<u8> {
             listen,
             pod_name,
             pod_namespace,
+            no_detection,
+            rules,
+            alertmanager_url,
         } => {
             require_root("agent")?;
+            let detection = if no_detection {
+                None
+            } else {
+                let mut config = rules.config()?;
+                config.api_servers.extend(in_cluster_api_server());
+                Some(imprint::node::DetectionOptions {
+                    config,
+                    alertmanager: alertmanager_url,
+                })
+            };
             let options = imprint::node::AgentOptions {
                 node: node_name,
                 interval,
                 listen,
                 own_pod: pod_namespace.zip(pod_name),
                 recording: recording.options(true),
+                detection,
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -495,6 +518,17 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(1)
         }
     }
+}
+
+/// The API server as pods reach it (the `kubernetes` Service), from the
+/// environment every pod gets.
+fn in_cluster_api_server() -> Option<std::net::SocketAddr> {
+    let host = std::env::var("KUBERNETES_SERVICE_HOST").ok()?;
+    let port = std::env::var("KUBERNETES_SERVICE_PORT").ok()?;
+    format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .ok()
 }
 
 fn recommend_text(paths: &[PathBuf], format: Output, name: Option<String>) -> Result<String> {

@@ -38,6 +38,17 @@ pub struct ErrorLabel {
     pub error: String,
 }
 
+/// Labels of an alert count: no pod names (bounded cardinality).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// The rule's id.
+    pub rule: String,
+    /// Its severity.
+    pub severity: String,
+    /// The container's namespace (empty for host cgroups).
+    pub namespace: String,
+}
+
 /// The node agent's metrics.
 #[derive(Clone, Default)]
 pub struct AgentMetrics {
@@ -63,6 +74,11 @@ pub struct AgentMetrics {
     /// Cgroups whose behavior could not be reported, by reason
     /// (`path_unknown`, `never_named`).
     pub lost_cgroups: Family<KindLabel, Counter>,
+    /// Alerts raised, by rule, severity and namespace.
+    pub alerts: Family<AlertLabels, Counter>,
+    /// Alerts that did not reach an output, by output (`queue`, `event`,
+    /// `alertmanager`).
+    pub alerts_undelivered: Family<KindLabel, Counter>,
 }
 
 impl AgentMetrics {
@@ -110,6 +126,34 @@ impl AgentMetrics {
             "Cgroups whose behavior could not be reported, by reason",
             self.lost_cgroups.clone(),
         );
+        r.register(
+            "alerts",
+            "Alerts raised, by rule, severity and namespace",
+            self.alerts.clone(),
+        );
+        r.register(
+            "alerts_undelivered",
+            "Alerts that did not reach an output, by output",
+            self.alerts_undelivered.clone(),
+        );
+    }
+
+    /// Counts one alert.
+    pub fn alert(&self, rule: &str, severity: &str, namespace: &str) {
+        self.alerts
+            .get_or_create(&AlertLabels {
+                rule: rule.into(),
+                severity: severity.into(),
+                namespace: namespace.into(),
+            })
+            .inc();
+    }
+
+    /// Counts alerts that did not reach `output`.
+    pub fn undelivered(&self, output: &str, n: u64) {
+        self.alerts_undelivered
+            .get_or_create(&KindLabel::of(output))
+            .inc_by(n);
     }
 
     /// Sets the node-wide loss gauges.

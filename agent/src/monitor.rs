@@ -13,19 +13,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use imprint_crd::report::Subject;
 
-use crate::cgroups::{Hierarchy, is_imprints_own};
+use crate::cgroups::Hierarchy;
 use crate::detect::baseline::Baseline;
 use crate::detect::sink::{self, AlertSender};
 use crate::detect::{Detector, DetectorConfig, DetectorStats, Resolve, Watch};
 use crate::pipeline::drain::Observer;
 use crate::pipeline::hostname;
+use crate::pipeline::placement::{ByName, HostResolver};
 use crate::record::{self, RecordOptions, Watcher};
 use crate::report;
-use crate::runtime::{self, Containers, Filter, Holder};
+use crate::runtime::{Containers, Filter};
 use crate::task::AbortOnDrop;
 
-/// Cgroups read in one scan of the hierarchy.
-const SCAN_LIMIT: usize = 100_000;
 /// How often held-back alerts are summed up.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -238,19 +237,13 @@ impl Watcher for Shared {
 
     fn for_host(self: Box<Self>, hierarchy: &Hierarchy, containers: &Containers) -> Observer {
         let resolver: Box<dyn Resolve> = match &self.target {
-            Target::Host { baselines, filter } => {
-                let preexisting = hierarchy.scan(SCAN_LIMIT);
-                Box::new(HostResolver {
-                    hierarchy: hierarchy.clone(),
-                    containers: containers.clone(),
-                    baselines: baselines.clone(),
-                    filter: filter.clone(),
-                    started: preexisting.keys().copied().collect(),
-                    paths: preexisting,
-                    scanned: Instant::now(),
-                    node: hostname(),
-                })
-            }
+            Target::Host { baselines, filter } => Box::new(HostResolver::new(
+                hierarchy,
+                containers,
+                filter.clone(),
+                None,
+                Box::new(ByName(baselines.clone())),
+            )),
             Target::Command { .. } => Box::new(Unplaced),
         };
         self.observer(resolver)
@@ -280,52 +273,5 @@ impl Resolve for CommandResolver {
             self.ids.insert(id);
         }
         self.ids.contains(&id).then(|| self.watch.clone())
-    }
-}
-
-/// Every cgroup of the host, named as `record --duration` names its
-/// reports, each with the baseline of the same name.
-struct HostResolver {
-    hierarchy: Hierarchy,
-    containers: Containers,
-    baselines: HashMap<String, Arc<Baseline>>,
-    filter: Filter,
-    /// Cgroups that existed when detection began.
-    started: HashSet<u64>,
-    paths: HashMap<u64, String>,
-    scanned: Instant,
-    node: Option<String>,
-}
-
-impl Resolve for HostResolver {
-    fn resolve(&mut self, id: u64, made: Option<(&str, u64)>) -> Option<Watch> {
-        let path = match made {
-            Some((path, _)) => path.to_string(),
-            None => {
-                if !self.paths.contains_key(&id) && self.scanned.elapsed() > Duration::from_secs(1)
-                {
-                    self.paths = self.hierarchy.scan(SCAN_LIMIT);
-                    self.scanned = Instant::now();
-                }
-                self.paths.get(&id)?.clone()
-            }
-        };
-        if is_imprints_own(&path) {
-            return None;
-        }
-        let holder = runtime::classify(&path, &self.containers);
-        if !self.filter.keeps(&holder) {
-            return None;
-        }
-        let settled = !matches!(holder, Holder::Container(_, None));
-        let subject = runtime::subject(&path, &holder, self.node.clone());
-        let key = runtime::report_stem(subject.cgroup.as_deref().unwrap_or(&path), &subject);
-        Some(Watch {
-            baseline: self.baselines.get(&key).cloned(),
-            key,
-            subject,
-            started: self.started.contains(&id),
-            settled,
-        })
     }
 }

@@ -5,7 +5,8 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -15,13 +16,20 @@ use prometheus_client::registry::Registry;
 use tracing::{debug, info, warn};
 
 use crate::cgroups::Hierarchy;
+use crate::cluster::guarded::Guarded;
 use crate::cluster::reflect;
+use crate::detect::sink::AlertSender;
+use crate::detect::{Detector, DetectorConfig};
 use crate::metrics::{self, AgentMetrics};
 use crate::names::Arch;
+use crate::pipeline::drain::Observer;
 use crate::pipeline::own_cgroup::OwnCgroup;
+use crate::pipeline::placement::HostResolver;
 use crate::pipeline::{RecordingOptions, Scope, Session};
+use crate::publish::alerts::{self, AlertOutputs};
 use crate::publish::publisher::{Publisher, PublisherConfig};
-use crate::task::Stop;
+use crate::runtime::Containers;
+use crate::task::{AbortOnDrop, Stop};
 
 /// How the node agent runs.
 #[derive(Clone, Debug)]
@@ -36,6 +44,18 @@ pub struct AgentOptions {
     pub own_pod: Option<(String, String)>,
     /// The hooks, the runtime, the filter.
     pub recording: RecordingOptions,
+    /// Detection (`None`: off): rules, limits, Alertmanager.
+    pub detection: Option<DetectionOptions>,
+}
+
+/// How the agent detects and where its alerts go besides standard output,
+/// Events and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct DetectionOptions {
+    /// Rules, cooldown, rate, API server addresses.
+    pub config: DetectorConfig,
+    /// Alertmanager's base URL.
+    pub alertmanager: Option<hyper::Uri>,
 }
 
 /// Runs the node agent until SIGINT or SIGTERM, then writes every report
@@ -90,13 +110,67 @@ async fn record_and_publish(
     ready: &std::sync::atomic::AtomicBool,
     stop: &mut Stop,
 ) -> Result<()> {
-    let counted = metrics.clone();
-    let mut session = Session::start(
-        &options.recording,
+    // Only this node's pods: a cluster's pods on every node would cost
+    // every agent memory in proportion to the cluster (peers elsewhere are
+    // looked up by address when a report names them).
+    let (pods, _pod_watch) = reflect(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields(&format!("spec.nodeName={}", options.node)),
+        |_| {},
+    );
+    let containers = Containers::default();
+    let mut recording = options.recording.clone();
+    recording.track_processes = options.detection.is_some();
+    let mut detection = None;
+    let observer: Observer = match &options.detection {
+        None => {
+            let counted = metrics.clone();
+            Box::new(move |event| counted.event(event.kind()))
+        }
+        Some(detect) => {
+            let guarded = Guarded::default();
+            let follows = guarded.follow(client.clone(), pods.clone());
+            let resolver = HostResolver::new(
+                hierarchy,
+                &containers,
+                options.recording.filter.clone(),
+                options.own_pod.clone(),
+                Box::new(guarded),
+            )
+            .on_node(options.node.clone());
+            let detector = Arc::new(Mutex::new(Detector::new(
+                detect.config.clone(),
+                Box::new(resolver),
+            )));
+            let (sender, outputs) = alerts::start(AlertOutputs {
+                client: client.clone(),
+                node: options.node.clone(),
+                metrics: metrics.clone(),
+                alertmanager: detect.alertmanager.clone(),
+                cooldown: detect.config.limits.cooldown,
+            });
+            let ticker = AbortOnDrop(tokio::spawn(summaries(detector.clone(), sender.clone())));
+            detection = Some((follows, outputs, ticker));
+            let counted = metrics.clone();
+            Box::new(move |event| {
+                counted.event(event.kind());
+                let alerts = lock(&detector).observe(event, Instant::now());
+                for alert in alerts {
+                    sender.send(alert);
+                }
+            })
+        }
+    };
+    let mut session = Session::start_naming(
+        &recording,
         hierarchy,
         Scope::All(ignore),
-        Some(Box::new(move |event| counted.event(event.kind()))),
+        Some(observer),
+        containers,
     )?;
+    if detection.is_some() {
+        info!("detecting: built-in rules everywhere, guarding profiles where they guard");
+    }
     for missing in &session.probes.unavailable {
         warn!(hook = missing.hook, lost = missing.lost, error = %missing.error, "hook unavailable");
     }
@@ -108,14 +182,6 @@ async fn record_and_publish(
             "no containerd socket found: containers cannot be named, no reports will be written"
         ),
     }
-    // Only this node's pods: a cluster's pods on every node would cost
-    // every agent memory in proportion to the cluster (peers elsewhere are
-    // looked up by address when a report names them).
-    let (pods, _pod_watch) = reflect(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default().fields(&format!("spec.nodeName={}", options.node)),
-        |_| {},
-    );
     let (services, _service_watch) = reflect(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
@@ -158,5 +224,22 @@ async fn record_and_publish(
         .publish(&mut session, hierarchy, false, true)
         .await;
     session.report_degradation();
+    drop(detection);
     Ok(())
+}
+
+fn lock(detector: &Mutex<Detector>) -> MutexGuard<'_, Detector> {
+    detector.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sends the summaries of alerts held back, as their seconds end.
+async fn summaries(detector: Arc<Mutex<Detector>>, sender: AlertSender) {
+    let mut every = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        every.tick().await;
+        let due = lock(&detector).tick(Instant::now());
+        for alert in due {
+            sender.send(alert);
+        }
+    }
 }

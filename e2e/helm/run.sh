@@ -18,6 +18,10 @@
 #   - a new behavior after enforcement (a shell exec'd into nginx calling a
 #     syscall outside the profile) is denied; the guarding profile lists it
 #     as an anomaly
+#   - detection: a shell on a terminal exec'd into guarded nginx runs a
+#     package manager's name, writes /etc, listens: alerts in 10 s in the
+#     agent's log and as Warning Events; the allow-list unchanged; an
+#     accepted listener alerts no more in the other replica
 #   - the ValidatingAdmissionPolicy binds the agent's writes to its node:
 #     impersonating its ServiceAccount with another node's token claim, an
 #     archive, no claim, or a take-over of a real report is refused
@@ -404,6 +408,64 @@ new_behavior_is_denied_and_an_anomaly() {
     .executables | index("/tools/busybox") | not)' || { echo "learnt while guarding"; return 1; }
 }
 
+# Detection in the cluster: nginx guarding (Stable), a shell on a terminal
+# exec'd into it runs a package manager's name, writes /etc, listens on a
+# new port: each an alert within 10 s, as a JSON line in the agent's log
+# and a Warning Event on the pod; the profile's allow-list and SeccompProfile
+# stay as they were. The listener accepted in spec.accept: the same
+# listener in the other replica alerts no more (cooldowns are per
+# container, so only the profile can have silenced it).
+agent_alerts() { # agent_alerts: the alert lines of the agent's log
+  local pod
+  pod=$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].metadata.name}')
+  ks logs "$pod" 2> /dev/null | grep '^{"schema":"imprint.dev/alert/v1"' || true
+}
+alerted() { # alerted POD RULE: an alert of RULE about POD in the agent's log
+  agent_alerts | jq -e --arg p "$1" --arg r "$2" 'select(.subject.pod == $p and .rule == $r)' > /dev/null
+}
+warned() { # warned POD REASON: a Warning Event on POD with REASON
+  kubectl get events.events.k8s.io -n "$NS" -o json |
+    jq -e --arg p "$1" --arg r "$2" '[.items[] | select(.regarding.name == $p and .reason == $r and .type == "Warning")] | length > 0' > /dev/null
+}
+
+an_intruder_in_a_guarded_pod_is_alerted() {
+  local pods pod other t0 before_bp before_sp rule reason
+  holds bp deployment-nginx '.status.guarding' || { echo "nginx's profile does not guard"; return 1; }
+  before_bp=$(k get bp deployment-nginx -o json | jq -c '[.status.containers[] | {name, syscalls, executables, network, files}]')
+  before_sp=$(kubectl get "$SP" "$(seccomp_of deployment-nginx nginx)" -o json | jq -c .spec)
+  mapfile -t pods < <(k get pods -l app=nginx -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
+  pod=${pods[0]} other=${pods[1]}
+  t0=$SECONDS
+  # A terminal (script gives kubectl one), as `kubectl exec -it` from a person.
+  # (The nginx image has no tools of its own: every command is busybox's.)
+  script -qec "kubectl -n $NS exec -it $pod -c nginx -- /tools/busybox sh -c '/tools/busybox ln -sf /tools/busybox /tmp/apt-get; /tmp/apt-get install curl; echo x > /etc/imprint-e2e; /tools/busybox nc -l -p 4444 & /tools/busybox sleep 1; kill \$!; exit 0'" /dev/null > "$work/exec" 2>&1
+  for rule in terminal-shell package-manager write-below-system-dir unexpected-listener; do
+    eventually 10 alerted "$pod" "$rule" || { echo "no $rule alert within 10s"; agent_alerts | tail -5; return 1; }
+  done
+  note "4 alerts in the agent's log $((SECONDS - t0))s after the exec (terminal-shell, package-manager, write-below-system-dir, unexpected-listener)"
+  agent_alerts | jq -c --arg p "$pod" 'select(.subject.pod == $p and .rule == "package-manager") |
+    {rule, process: .process.args, ancestry: [.ancestry[].args[0]], workload: .subject.workload}' | head -1 |
+    while IFS= read -r line; do note "$line"; done
+  for reason in TerminalShell PackageManager WriteBelowSystemDir UnexpectedListener; do
+    eventually 20 warned "$pod" "$reason" || { echo "no Warning Event $reason on $pod"; return 1; }
+  done
+  sleep 5 # two controller resyncs with the intruder's report written
+  [[ $(k get bp deployment-nginx -o json | jq -c '[.status.containers[] | {name, syscalls, executables, network, files}]') == "$before_bp" ]] ||
+    { echo "the allow-list changed while guarding"; return 1; }
+  [[ $(kubectl get "$SP" "$(seccomp_of deployment-nginx nginx)" -o json | jq -c .spec) == "$before_sp" ]] ||
+    { echo "the SeccompProfile changed while guarding"; return 1; }
+  # Accept the listener; once the profile holds it (and the agent's 10 s
+  # refresh has passed), the other replica's listener raises nothing.
+  k patch bp deployment-nginx --type=merge \
+    -p '{"spec":{"accept":[{"container":"nginx","kind":"network","value":"listening tcp 0.0.0.0 4444"}]}}' > /dev/null || return 1
+  eventually 30 holds bp deployment-nginx '.status.containers[] | select(.name == "nginx") | .network | any(.port == 4444)' || return 1
+  sleep 12
+  k exec "$other" -c nginx -- /tools/busybox sh -c '/tools/busybox nc -l -p 4444 & /tools/busybox sleep 1; kill $!; echo x > /etc/imprint-e2e-2' > /dev/null 2>&1
+  eventually 10 alerted "$other" write-below-system-dir || { echo "the other replica alerted nothing at all"; return 1; }
+  ! alerted "$other" unexpected-listener || { echo "an accepted listener still alerts"; return 1; }
+  note "accepted listening tcp 0.0.0.0 4444: the other replica's listener raised nothing (its /etc write did)"
+}
+
 # The trust model: a report write by the agent's ServiceAccount is bound to
 # the node named in its token. Impersonating that ServiceAccount (the API
 # server's impersonation, with the token's node claim as user extra):
@@ -635,6 +697,7 @@ check "each workload's BehaviorProfile reaches Stable" profiles_become_stable
 check "SeccompProfiles exist, validated by SPO's CRD (and a ProfileBinding for one)" seccomp_profiles_exist
 check "enforced: localhost profiles + recommended securityContext, same load, zero errors" enforced_workloads_serve_without_errors
 check "new behavior after enforcement: denied, and an anomaly of the guarding profile" new_behavior_is_denied_and_an_anomaly
+check "an intruder in a guarded pod: alerts in 10s (log, Events), allow-list unchanged; an accepted item alerts no more" an_intruder_in_a_guarded_pod_is_alerted
 check "forged reports refused: another node's token, an archive, no node claim, a take-over; the node's own accepted" forged_reports_are_refused
 check "no 403 in the agent's and controller's logs (the chart's RBAC suffices)" no_forbidden_in_logs
 check "metrics served; the dashboard queries only served metrics" metrics_are_served

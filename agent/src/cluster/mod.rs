@@ -4,6 +4,7 @@
 //! looked up by [`remote`]), and the reflector stores both read from
 //! ([`reflect`]).
 
+pub mod guarded;
 pub mod peers;
 pub mod remote;
 pub mod workload;

@@ -8,7 +8,7 @@ use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec, 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use crate::kube_names::{injective_name, label_value, object_name};
+use crate::kube_names::{injective_name, label_value};
 use crate::publish::{MAX_REPORT_BYTES, bound, labels};
 
 /// Field manager of the controller's server-side applies.
@@ -35,10 +35,7 @@ const NAMESPACED_HASH: usize = 8;
 /// within a namespace since a kind has no `-` (a name too long for that is
 /// cut and given a hash; the profile's `spec.workload` is checked anyway).
 pub fn profile_name(workload: &WorkloadRef) -> String {
-    object_name(
-        &format!("{}-{}", workload.kind.to_ascii_lowercase(), workload.name),
-        253,
-    )
+    crate::kube_names::profile_name(workload)
 }
 
 /// Name of the (cluster-scoped) SeccompProfile of one container of a

@@ -37,6 +37,9 @@ pub const MAX_WRITTEN: usize = 4096;
 /// How long a cgroup the resolver could not place (or placed unsettled)
 /// waits to be asked again.
 const RESOLVE_RETRY: Duration = Duration::from_secs(2);
+/// How often a settled container is placed again (its profile may have
+/// changed: an anomaly accepted, a profile that started guarding).
+const REFRESH: Duration = Duration::from_secs(10);
 /// Cgroups placed (or found unwatched) remembered at most.
 const MAX_PLACED: usize = 65_536;
 /// Announced cgroups remembered at most.
@@ -176,15 +179,8 @@ impl Detector {
             }
             Event::CgroupRemoved { .. } => {
                 self.made.remove(&id);
-                if let Some((Some(key), _)) = self.placed.remove(&id)
-                    && let Some(container) = self.containers.get_mut(&key)
-                {
-                    container.cgroups = container.cgroups.saturating_sub(1);
-                    if container.cgroups == 0 {
-                        let serial = container.serial;
-                        self.containers.remove(&key);
-                        self.limiter.forget(serial);
-                    }
+                if let Some((Some(key), _)) = self.placed.remove(&id) {
+                    self.release(&key);
                 }
                 return Vec::new();
             }
@@ -249,10 +245,16 @@ impl Detector {
                 .and_then(|k| d.containers.get(k))
                 .is_some_and(|c| c.watch.settled)
         };
-        if let Some((key, at)) = self.placed.get(&id)
-            && (settled(self, key) || now.duration_since(*at) < RESOLVE_RETRY)
-        {
-            return key.clone();
+        if let Some((key, at)) = self.placed.get(&id) {
+            let age = now.duration_since(*at);
+            let due = if settled(self, key) {
+                REFRESH
+            } else {
+                RESOLVE_RETRY
+            };
+            if age < due {
+                return key.clone();
+            }
         }
         let made = self.made.get(&id).map(|(p, parent)| (p.as_str(), *parent));
         let watch = self.resolver.resolve(id, made);
@@ -261,6 +263,9 @@ impl Detector {
             self.placed.retain(|_, (key, _)| key.is_some());
         }
         let Some(watch) = watch else {
+            if let Some(previous) = previous {
+                self.release(&previous);
+            }
             self.placed.insert(id, (None, now));
             return None;
         };
@@ -296,6 +301,20 @@ impl Detector {
         }
         self.placed.insert(id, (Some(key.clone()), now));
         Some(key)
+    }
+
+    /// One cgroup of container `key` is no longer placed in it; the
+    /// container goes with its last cgroup.
+    fn release(&mut self, key: &str) {
+        let Some(container) = self.containers.get_mut(key) else {
+            return;
+        };
+        container.cgroups = container.cgroups.saturating_sub(1);
+        if container.cgroups == 0 {
+            let serial = container.serial;
+            self.containers.remove(key);
+            self.limiter.forget(serial);
+        }
     }
 
     /// Updates the container's state with the event and says what the

@@ -300,7 +300,8 @@ fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// Whether the program (file or argv[0]) is one of `names`, with or
+/// Whether the program (file or argv[0]; for a multi-call binary run as
+/// itself, `busybox sh`, its applet in argv[1]) is one of `names`, with or
 /// without a version or variant suffix (`pip3.11`, `nc.openbsd`).
 fn named(path: &str, args: &[String], names: &[&str]) -> bool {
     let matches = |name: &str| {
@@ -311,7 +312,12 @@ fn named(path: &str, args: &[String], names: &[&str]) -> bool {
                     .is_some_and(|rest| rest.starts_with('.'))
         })
     };
-    matches(basename(path)) || args.first().is_some_and(|a| matches(basename(a)))
+    let multi_call = |name: &str| matches!(name, "busybox" | "toybox");
+    let argv0 = args.first().map(|a| basename(a));
+    let applet = (multi_call(basename(path)) && argv0.is_none_or(multi_call))
+        .then(|| args.get(1).map(|a| basename(a)))
+        .flatten();
+    matches(basename(path)) || argv0.is_some_and(matches) || applet.is_some_and(matches)
 }
 
 fn below(path: &str, dirs: &[&str]) -> bool {
@@ -488,6 +494,19 @@ mod tests {
             exec_rules(&exec("/bin/busybox", &busybox_nc)),
             ["network-tool"]
         );
+        let applet = args(&["/tools/busybox", "nc", "-l", "-p", "4444"]);
+        assert_eq!(
+            exec_rules(&exec("/tools/busybox", &applet)),
+            ["network-tool"]
+        );
+        let sh = args(&["/tools/busybox", "sh", "-c", "id"]);
+        let mut shell = exec("/tools/busybox", &sh);
+        shell.terminal = true;
+        assert_eq!(exec_rules(&shell), ["terminal-shell"]);
+        // An argument of a multi-call binary run under an applet's name
+        // is not an applet.
+        let cat = args(&["cat", "nc"]);
+        assert!(exec_rules(&exec("/bin/busybox", &cat)).is_empty());
         assert_eq!(
             exec_rules(&exec("/tmp/x", &args(&["x"]))),
             ["exec-from-temp"]

@@ -50,6 +50,19 @@ impl AlertWriter {
     }
 }
 
+/// A queue of alerts: the sender detection uses, the receiver an output
+/// task drains.
+pub fn queue() -> (AlertSender, mpsc::Receiver<Alert>) {
+    let (queue, alerts) = mpsc::channel::<Alert>(QUEUE);
+    (
+        AlertSender {
+            queue,
+            lost: Arc::default(),
+        },
+        alerts,
+    )
+}
+
 /// Starts writing JSON lines to `output` (standard output when `None`).
 pub fn start(output: Option<PathBuf>) -> std::io::Result<(AlertSender, AlertWriter)> {
     let mut out: Box<dyn Write + Send> = match &output {
@@ -61,7 +74,7 @@ pub fn start(output: Option<PathBuf>) -> std::io::Result<(AlertSender, AlertWrit
         ),
         None => Box::new(std::io::stdout()),
     };
-    let (queue, mut alerts) = mpsc::channel::<Alert>(QUEUE);
+    let (sender, mut alerts) = queue();
     let task = tokio::task::spawn_blocking(move || {
         let mut written = 0;
         while let Some(alert) = alerts.blocking_recv() {
@@ -72,11 +85,5 @@ pub fn start(output: Option<PathBuf>) -> std::io::Result<(AlertSender, AlertWrit
         }
         Ok(written)
     });
-    Ok((
-        AlertSender {
-            queue,
-            lost: Arc::default(),
-        },
-        AlertWriter { task },
-    ))
+    Ok((sender, AlertWriter { task }))
 }

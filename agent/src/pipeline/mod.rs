@@ -7,6 +7,7 @@
 
 pub mod drain;
 pub mod own_cgroup;
+pub mod placement;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

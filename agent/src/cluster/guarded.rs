@@ -1,0 +1,272 @@
+//! The guarding BehaviorProfiles of the workloads with pods on this node,
+//! kept as detection baselines per container: one watch of every profile,
+//! of which only those of local workloads are kept (a workload that comes
+//! to the node later has its profile read once, then followed by the
+//! watch). A profile that is not guarding is known as such: its
+//! containers get the built-in rules only.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use imprint_crd::profile::BehaviorProfile;
+use imprint_crd::report::{Subject, WorkloadRef};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::Store;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tracing::debug;
+
+use super::workload::Workloads;
+use crate::detect::baseline::Baseline;
+use crate::kube_names::profile_name;
+use crate::pipeline::placement::Baselines;
+use crate::task::AbortOnDrop;
+
+/// How often the node's pods and their workloads are looked at again.
+const REFRESH: Duration = Duration::from_secs(2);
+/// How long a profile that could not be read waits to be read again.
+const RETRY: Duration = Duration::from_secs(30);
+
+/// A guarding profile's allow-lists, by container.
+#[derive(Debug, Default)]
+pub struct GuardedWorkload {
+    containers: HashMap<String, Arc<Baseline>>,
+}
+
+/// (namespace, profile name).
+type ProfileKey = (String, String);
+
+#[derive(Debug, Default)]
+struct State {
+    /// Workload of each pod of this node, by pod UID.
+    workloads: HashMap<String, WorkloadRef>,
+    /// Profiles of the workloads with pods here.
+    local: HashSet<ProfileKey>,
+    /// What is known of them: `None` when there is no profile or it is not
+    /// guarding.
+    profiles: HashMap<ProfileKey, Option<Arc<GuardedWorkload>>>,
+    /// Reads that failed, and when.
+    failed: HashMap<ProfileKey, Instant>,
+}
+
+/// The guarding profiles of this node's workloads (shared handle).
+#[derive(Clone, Debug, Default)]
+pub struct Guarded {
+    state: Arc<Mutex<State>>,
+}
+
+impl Guarded {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts following: the node's pods (from `pods`) and every profile.
+    pub fn follow(&self, client: Client, pods: Store<Pod>) -> (AbortOnDrop, AbortOnDrop) {
+        let watch = tokio::spawn(watch_profiles(client.clone(), self.clone()));
+        let refresh = tokio::spawn(refresh(client, pods, self.clone()));
+        (AbortOnDrop(watch), AbortOnDrop(refresh))
+    }
+
+    /// Takes in a profile (from the watch or a read) if it is local.
+    fn take(&self, namespace: &str, name: &str, profile: Option<&BehaviorProfile>) {
+        let key = (namespace.to_string(), name.to_string());
+        let mut state = self.lock();
+        if !state.local.contains(&key) {
+            return;
+        }
+        let guarded = profile.and_then(guarded_workload).map(Arc::new);
+        state.failed.remove(&key);
+        state.profiles.insert(key, guarded);
+    }
+
+    /// The workload of a pod of this node, once looked up.
+    pub fn workload_of(&self, pod_uid: &str) -> Option<WorkloadRef> {
+        self.lock().workloads.get(pod_uid).cloned()
+    }
+
+    /// The baseline of `container` of `workload` in `namespace`: `None`
+    /// when its profile is not guarding; whether that is known yet.
+    pub fn baseline(
+        &self,
+        namespace: &str,
+        workload: &WorkloadRef,
+        container: &str,
+    ) -> (Option<Arc<Baseline>>, bool) {
+        let key = (namespace.to_string(), profile_name(workload));
+        match self.lock().profiles.get(&key) {
+            Some(Some(guarded)) => (guarded.containers.get(container).cloned(), true),
+            Some(None) => (None, true),
+            None => (None, false),
+        }
+    }
+}
+
+/// A profile's baselines, when it guards.
+fn guarded_workload(profile: &BehaviorProfile) -> Option<GuardedWorkload> {
+    let status = profile.status.as_ref()?;
+    if !status.guarding || profile.spec.mode == imprint_crd::profile::Mode::Learn {
+        return None;
+    }
+    Some(GuardedWorkload {
+        containers: status
+            .containers
+            .iter()
+            .map(|c| (c.name.clone(), Arc::new(Baseline::from_profile(c))))
+            .collect(),
+    })
+}
+
+async fn watch_profiles(client: Client, guarded: Guarded) {
+    let stream = watcher(
+        Api::<BehaviorProfile>::all(client),
+        watcher::Config::default(),
+    )
+    .default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                guarded.take(&p.namespace().unwrap_or_default(), &p.name_any(), Some(&p));
+            }
+            Ok(watcher::Event::Delete(p)) => {
+                guarded.take(&p.namespace().unwrap_or_default(), &p.name_any(), None);
+            }
+            Ok(_) => {}
+            Err(error) => debug!(%error, "BehaviorProfile watch error (retrying)"),
+        }
+    }
+}
+
+/// Keeps the workloads of the node's pods, which profiles are local, and
+/// reads a newly local profile once.
+async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
+    let workloads = Workloads::new(client.clone());
+    let mut every = tokio::time::interval(REFRESH);
+    loop {
+        every.tick().await;
+        let pods = pods.state();
+        let mut found = HashMap::new();
+        for pod in &pods {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            let known = guarded.lock().workloads.get(&uid).cloned();
+            let workload = match known {
+                Some(w) => Some(w),
+                None => workloads.of_pod(pod).await,
+            };
+            if let Some(workload) = workload {
+                found.insert(uid, (pod.namespace().unwrap_or_default(), workload));
+            }
+        }
+        let wanted: Vec<ProfileKey> = {
+            let mut state = guarded.lock();
+            state.local = found
+                .values()
+                .map(|(ns, w)| (ns.clone(), profile_name(w)))
+                .collect();
+            state.workloads = found.into_iter().map(|(uid, (_, w))| (uid, w)).collect();
+            let State {
+                local,
+                profiles,
+                failed,
+                ..
+            } = &mut *state;
+            profiles.retain(|key, _| local.contains(key));
+            failed.retain(|key, _| local.contains(key));
+            local
+                .iter()
+                .filter(|key| !profiles.contains_key(*key))
+                .filter(|key| failed.get(*key).is_none_or(|at| at.elapsed() > RETRY))
+                .cloned()
+                .collect()
+        };
+        for (namespace, name) in wanted {
+            let api = Api::<BehaviorProfile>::namespaced(client.clone(), &namespace);
+            match api.get_opt(&name).await {
+                Ok(profile) => guarded.take(&namespace, &name, profile.as_ref()),
+                Err(error) => {
+                    debug!(%error, namespace, name, "BehaviorProfile read failed");
+                    guarded
+                        .lock()
+                        .failed
+                        .insert((namespace, name), Instant::now());
+                }
+            }
+        }
+    }
+}
+
+impl Baselines for Guarded {
+    fn find(&mut self, _: &str, subject: &mut Subject) -> (Option<Arc<Baseline>>, bool) {
+        let (Some(namespace), Some(uid), Some(container)) =
+            (&subject.namespace, &subject.pod_uid, &subject.container)
+        else {
+            return (None, subject.pod.is_none());
+        };
+        let Some(workload) = self.workload_of(uid) else {
+            return (None, false);
+        };
+        let answer = self.baseline(namespace, &workload, container);
+        subject.workload = Some(workload);
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imprint_crd::profile::{
+        BehaviorProfileSpec, BehaviorProfileStatus, ContainerProfile, Mode,
+    };
+
+    fn profile(guarding: bool, mode: Mode) -> BehaviorProfile {
+        let mut p = BehaviorProfile::new(
+            "deployment-web",
+            BehaviorProfileSpec {
+                mode,
+                ..BehaviorProfileSpec::default()
+            },
+        );
+        p.metadata.namespace = Some("shop".into());
+        p.status = Some(BehaviorProfileStatus {
+            guarding,
+            containers: vec![ContainerProfile {
+                name: "web".into(),
+                syscalls: vec!["read".into()],
+                ..ContainerProfile::default()
+            }],
+            ..BehaviorProfileStatus::default()
+        });
+        p
+    }
+
+    #[test]
+    fn only_local_guarding_profiles_give_baselines() {
+        let guarded = Guarded::default();
+        let web = WorkloadRef {
+            kind: "Deployment".into(),
+            name: "web".into(),
+        };
+        guarded.take("shop", "deployment-web", Some(&profile(true, Mode::Auto)));
+        assert!(
+            !guarded.baseline("shop", &web, "web").1,
+            "not local: not kept"
+        );
+        guarded
+            .lock()
+            .local
+            .insert(("shop".into(), "deployment-web".into()));
+        guarded.take("shop", "deployment-web", Some(&profile(true, Mode::Auto)));
+        let (baseline, known) = guarded.baseline("shop", &web, "web");
+        assert!(known && baseline.unwrap().has_syscall("read"));
+        guarded.take("shop", "deployment-web", Some(&profile(false, Mode::Auto)));
+        assert_eq!(guarded.baseline("shop", &web, "web").0.map(|_| ()), None);
+        guarded.take("shop", "deployment-web", Some(&profile(true, Mode::Learn)));
+        let (baseline, known) = guarded.baseline("shop", &web, "web");
+        assert!(
+            known && baseline.is_none(),
+            "set to Learn: no longer guarded"
+        );
+    }
+}
