@@ -27,9 +27,7 @@ fn main() {
 
 /// Runs one measured loop, optionally inside a cgroup: prints `ns_per_op`.
 fn worker(args: &[String]) {
-    if let Some(procs) = args.get(2).filter(|p| !p.is_empty()) {
-        std::fs::write(procs, "0").expect("joining the cgroup");
-    }
+    common::join_cgroup(args.get(2));
     let n: u64 = args[1].parse().unwrap();
     let start = Instant::now();
     match args[0].as_str() {

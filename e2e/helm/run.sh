@@ -25,15 +25,19 @@
 #   - the ValidatingAdmissionPolicy binds the agent's writes to its node:
 #     impersonating its ServiceAccount with another node's token claim, an
 #     archive, no claim, or a take-over of a real report is refused
-#   - no 403 in the logs (the chart's RBAC is enough); metrics are served
+#   - no 403 in the logs (the chart's RBAC is enough); metrics are served,
+#     and a real Prometheus (Debian's) scraping through the chart's Services
+#     answers every query of the Grafana dashboard with data; alerts reach
+#     a real Alertmanager (Debian's)
 #   - helm upgrade rolls the agent: the old one's BPF objects go, the Lease
 #     still elects
 #   - a second release in the cluster is refused
 #   - helm uninstall removes every object of the release but the CRDs; its
 #     cleanup hook releases the reports (a pod deleted afterwards takes its
 #     report); no BPF program or link of the agent stays attached
-# Needs: root, kubectl, helm, jq, curl, wrk, redis-benchmark, bpftool
-# (e2e/runtime/install-deps.sh), SPO's CRDs (IMPRINT_SPO_CRDS).
+# Needs: root, kubectl, helm, jq, curl, wrk, redis-benchmark, bpftool,
+# prometheus, prometheus-alertmanager (e2e/runtime/install-deps.sh), SPO's
+# CRDs (IMPRINT_SPO_CRDS).
 # Images: on the local cluster (IMPRINT_E2E_RUNTIME_SOCKET set) the imprint
 # image is built from IMPRINT_BIN (e2e/images/imprint.sh) and the nginx and
 # redis images by e2e/images/servers.sh (cached), all imported with ctr.
@@ -64,7 +68,16 @@ note() { echo "# $*" | tee -a "$work/notes"; }
 
 ks() { kubectl -n "$RELEASE_NS" "$@"; }
 
+# Alertmanager and Prometheus the suite starts (Debian's packages): their
+# PIDs in $work/monitoring.pids (a check runs in a subshell).
+AM_PORT=19093
+PROM_PORT=19090
+
 cleanup() {
+  local pid
+  if [[ -f $work/monitoring.pids ]]; then
+    while read -r pid; do kill "$pid" 2> /dev/null; done < "$work/monitoring.pids"
+  fi
   if [[ -n ${IMPRINT_E2E_KEEP_NAMESPACE:-} ]]; then echo "kept namespaces $NS $RELEASE_NS"; rm -rf "$work"; return; fi
   # The workloads' namespace first, while the controller (if still
   # installed) releases the reports' finalizers; uninstalling releases
@@ -79,8 +92,10 @@ trap cleanup EXIT
 
 # --- images ------------------------------------------------------------------
 images() {
-  # The load generators (curl, wrk, redis-benchmark), when missing.
-  if ! command -v wrk > /dev/null || ! command -v redis-benchmark > /dev/null; then
+  # The load generators (curl, wrk, redis-benchmark), Prometheus and
+  # Alertmanager, when missing.
+  if ! command -v wrk > /dev/null || ! command -v redis-benchmark > /dev/null ||
+    ! command -v prometheus > /dev/null || ! command -v prometheus-alertmanager > /dev/null; then
     "$root/e2e/runtime/install-deps.sh" || return 1
   fi
   if [[ -z $SOCKET ]]; then
@@ -115,6 +130,77 @@ load_image_names() {
   fi
 }
 
+# --- Alertmanager and Prometheus ---------------------------------------------------
+# Debian's, started here with configurations of the suite's own: Alertmanager
+# on the node's address (the bridge of the e2e cluster: the agent's pod
+# reaches it), Prometheus on loopback, scraping the agents and the
+# controller at the endpoints of the chart's Services, labelled as the
+# chart's ServiceMonitor labels them. Only on the local cluster (a kind
+# node cannot reach them).
+node_ip() { kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}'; }
+start_monitoring() {
+  if [[ -z $SOCKET ]]; then
+    note "Alertmanager and Prometheus: not started (not the local cluster)"
+    return 0
+  fi
+  command -v prometheus > /dev/null && command -v prometheus-alertmanager > /dev/null ||
+    { echo "prometheus or prometheus-alertmanager missing (e2e/runtime/install-deps.sh)"; return 1; }
+  local ip
+  ip=$(node_ip) && [[ -n $ip ]] || return 1
+  # Ours, not something already listening there.
+  ! curl -fsS -o /dev/null "http://$ip:$AM_PORT/-/ready" 2> /dev/null &&
+    ! curl -fsS -o /dev/null "http://127.0.0.1:$PROM_PORT/-/ready" 2> /dev/null ||
+    { echo "ports $AM_PORT or $PROM_PORT already answer: not the suite's"; return 1; }
+  cat > "$work/alertmanager.yml" <<YAML
+route: {receiver: kept}
+receivers: [{name: kept}]
+YAML
+  prometheus-alertmanager --config.file="$work/alertmanager.yml" --storage.path="$work/alertmanager" \
+    --web.listen-address="$ip:$AM_PORT" --cluster.listen-address= > "$work/alertmanager.log" 2>&1 &
+  echo "$!" >> "$work/monitoring.pids"
+  # Debian builds Prometheus without Kubernetes discovery: the targets are
+  # the endpoints of the chart's Services, written to a file Prometheus
+  # watches (prometheus_targets, again before the queries).
+  echo '[]' > "$work/targets.json"
+  cat > "$work/prometheus.yml" <<YAML
+global: {scrape_interval: 5s, evaluation_interval: 5s}
+scrape_configs:
+  - job_name: imprint
+    file_sd_configs: [{files: ['$work/targets.json'], refresh_interval: 5s}]
+YAML
+  prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" \
+    --web.listen-address="127.0.0.1:$PROM_PORT" > "$work/prometheus.log" 2>&1 &
+  echo "$!" >> "$work/monitoring.pids"
+  echo "http://$ip:$AM_PORT" > "$work/alertmanager-url"
+  eventually 30 curl -fsS -o /dev/null "http://$ip:$AM_PORT/-/ready" ||
+    { tail -5 "$work/alertmanager.log"; return 1; }
+  eventually 30 curl -fsS -o /dev/null "http://127.0.0.1:$PROM_PORT/-/ready" ||
+    { tail -5 "$work/prometheus.log"; return 1; }
+  note "Alertmanager $(prometheus-alertmanager --version 2>&1 | head -1 | awk '{print $3}') on $ip:$AM_PORT, Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') on 127.0.0.1:$PROM_PORT"
+}
+# prometheus_targets: the endpoints of the chart's metrics Services (agent
+# and controller) as Prometheus file targets, labelled as the chart's
+# ServiceMonitor labels them (namespace, node, pod).
+prometheus_targets() {
+  ks get endpointslices -o json | jq --arg ns "$RELEASE_NS" '[.items[]
+    | select(.metadata.labels["kubernetes.io/service-name"] | test("^imprint-(agent|controller)-metrics$"))
+    | . as $slice | .endpoints[] | select(.conditions.ready != false)
+    | {targets: ["\(.addresses[0]):\($slice.ports[] | select(.name == "metrics") | .port)"],
+       labels: {namespace: $ns, node: (.nodeName // ""), pod: (.targetRef.name // ""),
+                service: $slice.metadata.labels["kubernetes.io/service-name"]}}]' > "$work/targets.json.new" &&
+    mv "$work/targets.json.new" "$work/targets.json"
+}
+# am_alerted POD RULE: Alertmanager holds an alert of RULE about POD.
+am_alerted() {
+  curl -fsS "$(cat "$work/alertmanager-url")/api/v2/alerts" |
+    jq -e --arg p "$1" --arg r "$2" '[.[] | select(.labels.pod == $p and .labels.rule == $r)] | length > 0' > /dev/null
+}
+# prom_has_data QUERY: Prometheus answers QUERY with at least one series.
+prom_has_data() {
+  curl -fsS --get --data-urlencode "query=$1" "http://127.0.0.1:$PROM_PORT/api/v1/query" |
+    jq -e '.status == "success" and (.data.result | length > 0)' > /dev/null
+}
+
 # --- the chart -----------------------------------------------------------------
 # cgroup v2 inside the node's /sys/fs/cgroup: itself (pure v2) or unified/ (hybrid).
 cgroup_root() {
@@ -130,17 +216,24 @@ agent:
   namespaces: [$NS]
   runtimeSocket: ${SOCKET:-/run/containerd/containerd.sock}
   cgroup: {root: $(cgroup_root)}
+  # A shell session's burst of alerts (its programs' new syscalls, files)
+  # fits in a second: the rate limit has a test of its own.
+  detection: {maxAlertsPerSecond: 50}
 controller:
   replicas: 2
   stabilityWindow: 20s
   resync: 3s
 dashboard: {enabled: true}
 YAML
+  if [[ -f $work/alertmanager-url ]]; then
+    echo "agent: {detection: {alertmanagerUrl: $(cat "$work/alertmanager-url")}}" > "$work/values-alertmanager.yaml"
+  fi
 }
 # -f arguments: the e2e's values, then IMPRINT_HELM_EXTRA_VALUES (a values
 # file for a variant run, e.g. agent: {runtimeApi: cri}).
 value_files() {
   echo "-f"; echo "$work/values.yaml"
+  if [[ -f $work/values-alertmanager.yaml ]]; then echo "-f"; echo "$work/values-alertmanager.yaml"; fi
   if [[ -n ${IMPRINT_HELM_EXTRA_VALUES:-} ]]; then echo "-f"; echo "$IMPRINT_HELM_EXTRA_VALUES"; fi
 }
 
@@ -418,10 +511,10 @@ new_behavior_is_denied_and_an_anomaly() {
 agent_alerts() { # agent_alerts: the alert lines of the agent's log
   local pod
   pod=$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].metadata.name}')
-  ks logs "$pod" 2> /dev/null | grep '^{"schema":"imprint.dev/alert/v1"' || true
+  ks logs "$pod" 2> /dev/null | grep '^{"schema":"imprint.dev/alert/v1"' | jq -cR 'fromjson? // empty'
 }
 alerted() { # alerted POD RULE: an alert of RULE about POD in the agent's log
-  agent_alerts | jq -e --arg p "$1" --arg r "$2" 'select(.subject.pod == $p and .rule == $r)' > /dev/null
+  agent_alerts | jq -se --arg p "$1" --arg r "$2" '[.[] | select(.subject.pod == $p and .rule == $r)] | length > 0' > /dev/null
 }
 warned() { # warned POD REASON: a Warning Event on POD with REASON
   kubectl get events.events.k8s.io -n "$NS" -o json |
@@ -431,16 +524,23 @@ warned() { # warned POD REASON: a Warning Event on POD with REASON
 an_intruder_in_a_guarded_pod_is_alerted() {
   local pods pod other t0 before_bp before_sp rule reason
   holds bp deployment-nginx '.status.guarding' || { echo "nginx's profile does not guard"; return 1; }
+  note "guarding profiles (what each agent compares against): nginx $(k get bp deployment-nginx -o json | wc -c) bytes, redis $(k get bp deployment-redis -o json | wc -c) bytes"
   before_bp=$(k get bp deployment-nginx -o json | jq -c '[.status.containers[] | {name, syscalls, executables, network, files}]')
   before_sp=$(kubectl get "$SP" "$(seccomp_of deployment-nginx nginx)" -o json | jq -c .spec)
   mapfile -t pods < <(k get pods -l app=nginx -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
   pod=${pods[0]} other=${pods[1]}
   t0=$SECONDS
   # A terminal (script gives kubectl one), as `kubectl exec -it` from a person.
-  # (The nginx image has no tools of its own: every command is busybox's.)
-  script -qec "kubectl -n $NS exec -it $pod -c nginx -- /tools/busybox sh -c '/tools/busybox ln -sf /tools/busybox /tmp/apt-get; /tmp/apt-get install curl; echo x > /etc/imprint-e2e; /tools/busybox nc -l -p 4444 & /tools/busybox sleep 1; kill \$!; exit 0'" /dev/null > "$work/exec" 2>&1
+  # (The nginx image has no tools of its own: every command is busybox's.
+  # Before enforcement: under nginx's seccomp profile a shell cannot even
+  # reap its children.)
+  timeout 60 script -qec "kubectl -n $NS exec -it $pod -c nginx -- /tools/busybox sh -c '/tools/busybox ln -sf /tools/busybox /tmp/apt-get; /tmp/apt-get install curl; echo x > /etc/imprint-e2e; /tools/busybox nc -l -p 4444 & /tools/busybox sleep 1; kill \$!; exit 0'" /dev/null < /dev/null > "$work/exec" 2>&1
   for rule in terminal-shell package-manager write-below-system-dir unexpected-listener; do
-    eventually 10 alerted "$pod" "$rule" || { echo "no $rule alert within 10s"; agent_alerts | tail -5; return 1; }
+    eventually 10 alerted "$pod" "$rule" || {
+      echo "no $rule alert within 10s; the pod's alerts:"
+      agent_alerts | jq -c --arg p "$pod" 'select(.subject.pod == $p) | [.rule, .observed.kind, (.observed.path // .observed.name // .observed.port), .process.args[0:2]]'
+      return 1
+    }
   done
   note "4 alerts in the agent's log $((SECONDS - t0))s after the exec (terminal-shell, package-manager, write-below-system-dir, unexpected-listener)"
   agent_alerts | jq -c --arg p "$pod" 'select(.subject.pod == $p and .rule == "package-manager") |
@@ -449,21 +549,40 @@ an_intruder_in_a_guarded_pod_is_alerted() {
   for reason in TerminalShell PackageManager WriteBelowSystemDir UnexpectedListener; do
     eventually 20 warned "$pod" "$reason" || { echo "no Warning Event $reason on $pod"; return 1; }
   done
+  if [[ -f $work/alertmanager-url ]]; then
+    for rule in terminal-shell package-manager write-below-system-dir unexpected-listener; do
+      eventually 10 am_alerted "$pod" "$rule" || { echo "no $rule alert in Alertmanager"; tail -5 "$work/alertmanager.log"; return 1; }
+    done
+    note "Alertmanager (its API) holds the 4 alerts among the pod's: $(curl -fsS "$(cat "$work/alertmanager-url")/api/v2/alerts" |
+      jq -c --arg p "$pod" '[.[] | select(.labels.pod == $p) | .labels.alertname] | sort')"
+  fi
   sleep 5 # two controller resyncs with the intruder's report written
   [[ $(k get bp deployment-nginx -o json | jq -c '[.status.containers[] | {name, syscalls, executables, network, files}]') == "$before_bp" ]] ||
     { echo "the allow-list changed while guarding"; return 1; }
   [[ $(kubectl get "$SP" "$(seccomp_of deployment-nginx nginx)" -o json | jq -c .spec) == "$before_sp" ]] ||
     { echo "the SeccompProfile changed while guarding"; return 1; }
-  # Accept the listener; once the profile holds it (and the agent's 10 s
-  # refresh has passed), the other replica's listener raises nothing.
+  # Accept the listener as the profile's anomalies name it; once the
+  # profile holds it (and the agent's 10 s refresh has passed), the other
+  # replica's listener raises nothing.
+  local listener=''
+  listener_anomaly() {
+    k get bp deployment-nginx -o json | jq -er '.status.containers[] | select(.name == "nginx") |
+      .anomalies[]? | select(.kind == "network" and (.value | endswith(" 4444"))) | .value'
+  }
+  eventually 30 listener_anomaly > /dev/null || { echo "the listener is not among the profile's anomalies"; return 1; }
+  listener=$(listener_anomaly | head -1)
   k patch bp deployment-nginx --type=merge \
-    -p '{"spec":{"accept":[{"container":"nginx","kind":"network","value":"listening tcp 0.0.0.0 4444"}]}}' > /dev/null || return 1
+    -p "{\"spec\":{\"accept\":[{\"container\":\"nginx\",\"kind\":\"network\",\"value\":\"$listener\"}]}}" > /dev/null || return 1
   eventually 30 holds bp deployment-nginx '.status.containers[] | select(.name == "nginx") | .network | any(.port == 4444)' || return 1
   sleep 12
   k exec "$other" -c nginx -- /tools/busybox sh -c '/tools/busybox nc -l -p 4444 & /tools/busybox sleep 1; kill $!; echo x > /etc/imprint-e2e-2' > /dev/null 2>&1
   eventually 10 alerted "$other" write-below-system-dir || { echo "the other replica alerted nothing at all"; return 1; }
-  ! alerted "$other" unexpected-listener || { echo "an accepted listener still alerts"; return 1; }
-  note "accepted listening tcp 0.0.0.0 4444: the other replica's listener raised nothing (its /etc write did)"
+  ! alerted "$other" unexpected-listener || {
+    echo "an accepted listener ($listener) still alerts:"
+    agent_alerts | jq -c --arg p "$other" 'select(.subject.pod == $p and .rule == "unexpected-listener") | .observed'
+    return 1
+  }
+  note "accepted '$listener' (the profile's anomaly): the other replica's listener raised nothing (its /etc write did)"
 }
 
 # The trust model: a report write by the agent's ServiceAccount is bound to
@@ -543,10 +662,25 @@ metrics_are_served() {
   # The dashboard's ConfigMap holds a dashboard whose queries name only served metrics.
   local names
   names=$( (echo "$a"; echo "$c") | awk '/^imprint_/ { sub(/[{ ].*/, ""); sub(/_(bucket|sum|count)$/, ""); print }' | sort -u)
-  ks get configmap imprint-dashboard -o jsonpath='{.data.imprint\.json}' | jq -r '.panels[].targets[]?.expr' |
-    grep -oE 'imprint_[a-z_]+' | sed -E 's/_(bucket|sum|count)$//' | sort -u | while read -r m; do
-      grep -qx "$m" <<< "$names" || { echo "dashboard queries $m, not served"; exit 1; }
-    done
+  ks get configmap imprint-dashboard -o jsonpath='{.data.imprint\.json}' | jq -r '.panels[].targets[]?.expr' > "$work/queries"
+  grep -oE 'imprint_[a-z_]+' "$work/queries" | sed -E 's/_(bucket|sum|count)$//' | sort -u | while read -r m; do
+    grep -qx "$m" <<< "$names" || { echo "dashboard queries $m, not served"; exit 1; }
+  done || return 1
+  [[ -n $SOCKET ]] || return 0
+  # Every query of the dashboard, as Grafana would send it, answered with
+  # data by the real Prometheus scraping through the chart's Services.
+  local query n=0
+  prometheus_targets || return 1
+  [[ $(jq '[.[].targets[]] | length' "$work/targets.json") -ge 3 ]] ||
+    { echo "targets: $(cat "$work/targets.json")"; return 1; }
+  while IFS= read -r query; do
+    query=${query//\$namespace/$RELEASE_NS}
+    query=${query//\$node/.*}
+    query=${query//\$__rate_interval/1m}
+    eventually 60 prom_has_data "$query" || { echo "Prometheus has no data for: $query"; tail -3 "$work/prometheus.log"; return 1; }
+    n=$((n + 1))
+  done < "$work/queries"
+  note "Prometheus answered all $n dashboard queries with data (alerts by rule included)"
 }
 
 # --- upgrade -------------------------------------------------------------------
@@ -686,6 +820,7 @@ no_bpf_left() {
 
 t0=$SECONDS
 check "images: imprint from IMPRINT_BIN, nginx and redis, imported" images
+check "Alertmanager and Prometheus (Debian's) started for the suite" start_monitoring
 check "helm lint; chart and install.yaml accepted by a server-side dry run" lint_and_server_dry_run
 check "helm install: agent DaemonSet and controller (2 replicas, one leads) Ready" install
 check "a second install in the same cluster is refused, naming the first" second_install_is_refused
@@ -695,12 +830,12 @@ check "real load: wrk + curl against nginx, redis-benchmark against redis" workl
 check "one ContainerBehaviorReport per pod container: pod, container, node" reports_one_per_pod_container
 check "each workload's BehaviorProfile reaches Stable" profiles_become_stable
 check "SeccompProfiles exist, validated by SPO's CRD (and a ProfileBinding for one)" seccomp_profiles_exist
+check "an intruder in a guarded pod: alerts in 10s (log, Events, Alertmanager), allow-list unchanged; an accepted item alerts no more" an_intruder_in_a_guarded_pod_is_alerted
 check "enforced: localhost profiles + recommended securityContext, same load, zero errors" enforced_workloads_serve_without_errors
 check "new behavior after enforcement: denied, and an anomaly of the guarding profile" new_behavior_is_denied_and_an_anomaly
-check "an intruder in a guarded pod: alerts in 10s (log, Events), allow-list unchanged; an accepted item alerts no more" an_intruder_in_a_guarded_pod_is_alerted
 check "forged reports refused: another node's token, an archive, no node claim, a take-over; the node's own accepted" forged_reports_are_refused
 check "no 403 in the agent's and controller's logs (the chart's RBAC suffices)" no_forbidden_in_logs
-check "metrics served; the dashboard queries only served metrics" metrics_are_served
+check "metrics served; a real Prometheus answers every dashboard query with data" metrics_are_served
 check "helm upgrade rolls the agent (its BPF objects go with it) and keeps the Lease" upgrade_rolls_the_agent_and_keeps_the_lease
 check "helm uninstall removes everything but the CRDs (and the cleanup hook's objects)" uninstall_leaves_only_the_crds
 check "after the uninstall no report is held: a pod deleted now takes its report" uninstall_releases_the_reports

@@ -28,6 +28,14 @@ pub fn main(name: &str, worker: fn(&[String]), run: fn()) {
     run();
 }
 
+/// Moves the calling worker into the cgroup whose `cgroup.procs` is
+/// `procs`, when one is given (an empty argument: none).
+pub fn join_cgroup(procs: Option<&String>) {
+    if let Some(procs) = procs.filter(|p| !p.is_empty()) {
+        std::fs::write(procs, "0").expect("joining the cgroup");
+    }
+}
+
 /// A background `imprint record -- sleep` whose probes stay attached.
 pub struct Recorder {
     /// The `imprint record` process.
@@ -42,9 +50,22 @@ impl Recorder {
     /// Starts recording a fresh cgroup below `unified` (the cgroup2 root).
     pub fn start(unified: &Path) -> Recorder {
         let out = tempfile::tempdir().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_imprint"))
-            .args(["record", "--output"])
-            .arg(out.path())
+        let mut command = Command::new(env!("CARGO_BIN_EXE_imprint"));
+        command.args(["record", "--output"]).arg(out.path());
+        Recorder::spawn(unified, out, command)
+    }
+
+    /// Starts `imprint monitor` (detection: processes tracked, built-in
+    /// rules) of a fresh cgroup below `unified`; alerts to `alerts`.
+    pub fn monitor(unified: &Path, alerts: &Path) -> Recorder {
+        let out = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_imprint"));
+        command.args(["monitor", "--output"]).arg(alerts);
+        Recorder::spawn(unified, out, command)
+    }
+
+    fn spawn(unified: &Path, out: tempfile::TempDir, mut command: Command) -> Recorder {
+        let child = command
             .args(["--", "sleep", "3600"])
             .stderr(Stdio::null())
             .spawn()

@@ -92,6 +92,9 @@ pub struct DetectorStats {
     pub held: u64,
     /// Processes forgotten because a table was full.
     pub evicted_processes: u64,
+    /// Items a container runtime's own process did in a container (runc
+    /// setting up an exec'd process), not judged.
+    pub runtime_actions: u64,
 }
 
 struct Container {
@@ -537,6 +540,18 @@ impl Detector {
         let namespace = container.watch.subject.namespace.clone();
         let serial = container.serial;
         let rule = self.rule_for(&item, namespace.as_deref())?;
+        let process = (item.pid != 0)
+            .then(|| container.processes.process(item.pid))
+            .flatten();
+        // The runtime setting up a process in the container (`runc init`
+        // of a `kubectl exec`: setns, mounts) before it executes the
+        // container's program: not the workload.
+        if !matches!(item.observed, Observed::Exec { .. })
+            && process.as_ref().is_some_and(|p| rules::is_runtime(&p.exe))
+        {
+            self.stats.runtime_actions += 1;
+            return None;
+        }
         let key = item.observed.key();
         if self
             .limiter
@@ -546,9 +561,6 @@ impl Detector {
             return None;
         }
         let container = self.containers.get(container_key)?;
-        let process = (item.pid != 0)
-            .then(|| container.processes.process(item.pid))
-            .flatten();
         let ancestry = process
             .as_ref()
             .map(|p| {

@@ -16,7 +16,7 @@ pub const MAX_PROCESSES: usize = 4096;
 pub const MAX_EXITED: usize = 256;
 /// Distinct executed programs remembered per container (the kernel sends
 /// an exec's file and argv once, then only its key).
-pub const MAX_PROGRAMS: usize = 4096;
+pub const MAX_PROGRAMS: usize = 1024;
 /// Ancestors named at most.
 pub const MAX_ANCESTRY: usize = 16;
 

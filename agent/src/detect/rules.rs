@@ -327,6 +327,17 @@ fn below(path: &str, dirs: &[&str]) -> bool {
     })
 }
 
+/// Container runtimes: their processes set containers up from inside
+/// (`runc init` joins namespaces and mounts before it executes the
+/// container's program).
+const RUNTIMES: &[&str] = &["runc", "crun", "youki", "runsc", "conmon"];
+
+/// Whether `exe` is a container runtime's executable.
+pub fn is_runtime(exe: &str) -> bool {
+    let name = basename(exe);
+    RUNTIMES.contains(&name) || name.starts_with("containerd-shim")
+}
+
 /// What the exec rules look at.
 #[derive(Debug)]
 pub struct ExecFacts<'a> {
@@ -566,6 +577,14 @@ mod tests {
         );
         let ca = "/run/secrets/kubernetes.io/serviceaccount/..2026_12_05/ca.crt";
         assert!(file_rules(ca, &[Access::Read]).is_empty());
+    }
+
+    #[test]
+    fn runtimes_are_known_by_their_file() {
+        assert!(is_runtime("/usr/bin/runc"));
+        assert!(is_runtime("/usr/local/bin/containerd-shim-runc-v2"));
+        assert!(!is_runtime("/usr/bin/runcmd"));
+        assert!(!is_runtime(""));
     }
 
     #[test]

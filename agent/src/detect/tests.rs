@@ -272,3 +272,28 @@ fn connections_listeners_and_switched_off_rules() {
         "the listener's rule is off in shop"
     );
 }
+
+#[test]
+fn a_runtime_setting_up_an_exec_is_not_the_workload() {
+    let mut d = detector(None);
+    run(&mut d, &start());
+    // `runc init` of a `kubectl exec -it`: joins the namespaces, then
+    // executes the shell, which has a terminal.
+    let runc = exec(30, 1, "/usr/bin/runc", &["runc", "init"], 40);
+    let mut shell = exec(30, 1, "/bin/sh", &["sh"], 41);
+    if let Event::Exec { process, .. } = &mut shell {
+        process.traits = imprint_probes::events::exec_flags::TTY;
+    }
+    let alerts = run(
+        &mut d,
+        &[
+            runc,
+            syscall(30, nr("setns")),
+            shell,
+            syscall(30, nr("unshare")),
+        ],
+    );
+    let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+    assert_eq!(rules, ["terminal-shell", "namespace-escape"]);
+    assert_eq!(d.stats().runtime_actions, 1);
+}
