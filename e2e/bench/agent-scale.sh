@@ -8,7 +8,11 @@
 # container (the baseline, same run), then with N pods of one busybox
 # container each (a shell that wakes every 10 s: an exec each time).
 # Prints figures and compares them with the targets (<= 48 MiB, < 1% of a
-# core at steady state); it never fails on them.
+# core at steady state); it never fails on them. Then, with the same pods,
+# the agent again with --no-detection: detection's share (process tracking,
+# the built-in rules) of memory and CPU, in the same run. (The pods are
+# started through the CRI, with no Pod objects: no profile guards them, so
+# the profile lookups are not part of it.)
 # Usage (as root, both up; IMPRINT_BIN set): e2e/bench/agent-scale.sh [N]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -66,10 +70,14 @@ measure() {
 kubectl apply --server-side -f "$here/../../manifests/crds/" > /dev/null
 kubectl create namespace "$NS" > /dev/null
 mkdir -p "$work/pods"
-IMPRINT_LOG=warn "$IMPRINT" agent --node-name "$IMPRINT_E2E_NODE_NAME" --runtime-socket "$SOCK" \
-  --listen "127.0.0.1:$PORT" > "$work/agent.log" 2>&1 &
-echo $! > "$work/agent.pid"
-until curl -fsS "http://127.0.0.1:$PORT/readyz" > /dev/null 2>&1; do sleep 0.5; done
+# start_agent [ARGS...]: the agent on the host, until it is ready.
+start_agent() {
+  IMPRINT_LOG=warn "$IMPRINT" agent --node-name "$IMPRINT_E2E_NODE_NAME" --runtime-socket "$SOCK" \
+    --listen "127.0.0.1:$PORT" "$@" >> "$work/agent.log" 2>&1 &
+  echo $! > "$work/agent.pid"
+  until curl -fsS "http://127.0.0.1:$PORT/readyz" > /dev/null 2>&1; do sleep 0.5; done
+}
+start_agent
 sleep 10
 measure "no container (baseline)"
 
@@ -108,4 +116,17 @@ awk -v n="$N" '
   END {
     printf "against the targets: rss %.1f MiB (goal <= 48 MiB: %s; +%.1f MiB over the baseline, %.0f KiB per container); cpu %.2f%% of a core (goal < 1%%: %s; baseline %.2f%%)\n",
       rss, (rss <= 48 ? "met" : "NOT met"), rss - rss0, (rss - rss0) * 1024 / n, cpu, (cpu < 1 ? "met" : "NOT met"), cpu0
+  }' "$work/figures"
+
+# The same pods, the agent without detection.
+kill -TERM "$(cat "$work/agent.pid")"
+while kill -0 "$(cat "$work/agent.pid")" 2> /dev/null; do sleep 0.5; done
+start_agent --no-detection
+sleep 40
+measure "$N containers, detection off"
+awk 'NR == 2 { split($0, f, "rss "); split(f[2], r, " "); on = r[1]; split($0, g, "cpu "); split(g[2], c, "%"); con = c[1] }
+  NR == 3 { split($0, f, "rss "); split(f[2], r, " "); off = r[1]; split($0, g, "cpu "); split(g[2], c, "%"); coff = c[1] }
+  END {
+    printf "detection on against off: rss %.1f vs %.1f MiB (goal <= 64 MiB with it: %s), cpu %.2f%% vs %.2f%% of a core\n",
+      on, off, (on <= 64 ? "met" : "NOT met"), con, coff
   }' "$work/figures"

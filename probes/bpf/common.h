@@ -195,6 +195,21 @@ static __always_inline bool send(void *event, __u64 size, __u64 cgroup_id)
 	return true;
 }
 
+/*
+ * Sends bookkeeping the consumer needs in order but not at once (process
+ * lineage): no wakeup, so a fork-heavy workload does not wake the agent
+ * per fork; the next event that wakes it, or its periodic drain, reads it.
+ */
+static __always_inline bool send_quietly(void *event, __u64 size, __u64 cgroup_id)
+{
+	if (bpf_ringbuf_output(&events, event, size, BPF_RB_NO_WAKEUP)) {
+		count_drop(cgroup_id, DROP_RINGBUF);
+		return false;
+	}
+	count(COUNTER_EVENTS);
+	return true;
+}
+
 static __always_inline union scratch *scratch_space(void)
 {
 	__u32 zero = 0;

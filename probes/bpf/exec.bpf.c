@@ -93,7 +93,7 @@ static __always_inline void send_exec_repeat(struct exec_event *e, __u64 hash, _
 	p.key_hash = hash;
 	p.uid = e->uid;
 	p.gid = e->gid;
-	send(&p, sizeof(p), cgroup_id);
+	send_quietly(&p, sizeof(p), cgroup_id);
 }
 
 SEC("tp_btf/sched_process_exec")

@@ -19,7 +19,7 @@ static __always_inline void send_lineage(__u32 op, struct task_struct *task)
 	p.ppid = BPF_CORE_READ(task, real_parent, tgid);
 	p.uid = BPF_CORE_READ(task, cred, uid.val);
 	p.gid = BPF_CORE_READ(task, cred, gid.val);
-	send(&p, sizeof(p), cgroup_id);
+	send_quietly(&p, sizeof(p), cgroup_id);
 }
 
 SEC("tp_btf/sched_process_fork")

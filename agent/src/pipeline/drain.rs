@@ -20,6 +20,10 @@ use crate::task::AbortOnDrop;
 /// kernel stopped recording it.
 const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long an event the kernel sent without waking the drain (process
+/// lineage) waits at most to be read.
+const QUIET_DRAIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Sees every decoded event before it is aggregated (metrics, detection).
 pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
@@ -85,11 +89,17 @@ pub struct Drain {
 }
 
 impl Drain {
-    /// Starts draining `ring` into a fresh [`Captured`].
-    pub fn start(ring: AsyncFd<RingBuf<MapData>>, observer: Option<Observer>) -> Drain {
+    /// Starts draining `ring` into a fresh [`Captured`]; `quiet`: the
+    /// kernel sends some events without a wakeup (processes are tracked),
+    /// so the ring is also read every [`QUIET_DRAIN`].
+    pub fn start(
+        ring: AsyncFd<RingBuf<MapData>>,
+        observer: Option<Observer>,
+        quiet: bool,
+    ) -> Drain {
         let captured = Arc::new(Mutex::new(Captured::default()));
         let (flushes, requests) = mpsc::channel(4);
-        let task = tokio::spawn(run(ring, captured.clone(), observer, requests));
+        let task = tokio::spawn(run(ring, captured.clone(), observer, requests, quiet));
         Drain {
             captured,
             flushes,
@@ -118,9 +128,17 @@ async fn run(
     captured: Arc<Mutex<Captured>>,
     mut observer: Option<Observer>,
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
+    quiet: bool,
 ) {
+    // Events sent without a wakeup (process lineage) are read at the next
+    // one, or by this tick at the latest.
+    let mut tick = tokio::time::interval(QUIET_DRAIN);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = tick.tick(), if quiet => {
+                drain(ring.get_mut(), &captured, &mut observer);
+            }
             guard = ring.readable_mut() => match guard {
                 Ok(mut guard) => {
                     drain(guard.get_inner_mut(), &captured, &mut observer);

@@ -145,7 +145,7 @@ impl Session {
             probes,
             containers,
             runtime_socket,
-            drain: Drain::start(ring, observer),
+            drain: Drain::start(ring, observer, options.track_processes),
             scanned,
             preexisting,
             started_ns: crate::report::boot_ns(),
