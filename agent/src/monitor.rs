@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +15,8 @@ use imprint_crd::report::Subject;
 
 use crate::cgroups::Hierarchy;
 use crate::detect::baseline::Baseline;
-use crate::detect::sink::{self, AlertSender};
+use crate::detect::shared::SharedDetector;
+use crate::detect::sink;
 use crate::detect::{Detector, DetectorConfig, DetectorStats, Resolve, Watch};
 use crate::pipeline::drain::Observer;
 use crate::pipeline::hostname;
@@ -23,10 +24,6 @@ use crate::pipeline::placement::{ByName, HostResolver};
 use crate::record::{self, RecordOptions, Watcher};
 use crate::report;
 use crate::runtime::{Containers, Filter};
-use crate::task::AbortOnDrop;
-
-/// How often held-back alerts are summed up.
-const TICK: Duration = Duration::from_millis(250);
 
 /// What to monitor, against what, and where alerts go.
 #[derive(Debug)]
@@ -68,14 +65,13 @@ pub async fn monitor(options: MonitorOptions) -> Result<i32> {
             command: options.record.command.clone(),
         }
     };
-    let detector = Arc::new(Mutex::new(Detector::new(
-        options.detector.clone(),
-        Box::new(Unplaced),
-    )));
-    let ticker = AbortOnDrop(tokio::spawn(tick(detector.clone(), sender.clone())));
+    let detector = SharedDetector::new(
+        Detector::new(options.detector.clone(), Box::new(Unplaced)),
+        sender.clone(),
+    );
+    let ticker = detector.summarize();
     let shared = Shared {
         detector: detector.clone(),
-        sender: sender.clone(),
         target: watcher,
     };
     let mut recording = options.record;
@@ -83,11 +79,8 @@ pub async fn monitor(options: MonitorOptions) -> Result<i32> {
     let code = record::record(recording, Some(Box::new(shared))).await?;
     drop(ticker);
     // Whatever is still held back is summed up now.
-    let last = lock(&detector).tick(Instant::now() + Duration::from_secs(1));
-    for alert in last {
-        sender.send(alert);
-    }
-    let stats = lock(&detector).stats();
+    detector.send_summaries(Instant::now() + Duration::from_secs(1));
+    let stats = detector.lock().stats();
     let lost = sender.lost();
     drop(sender);
     drop(detector);
@@ -124,21 +117,6 @@ fn summary(stats: &DetectorStats, written: u64, lost: u64) -> String {
         line.push_str(&format!("; {lost} LOST (the alert writer fell behind)"));
     }
     line
-}
-
-fn lock(detector: &Mutex<Detector>) -> std::sync::MutexGuard<'_, Detector> {
-    detector.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-async fn tick(detector: Arc<Mutex<Detector>>, sender: AlertSender) {
-    let mut every = tokio::time::interval(TICK);
-    loop {
-        every.tick().await;
-        let due = lock(&detector).tick(Instant::now());
-        for alert in due {
-            sender.send(alert);
-        }
-    }
 }
 
 /// The baseline of `-- CMD`: its reports merged; an unreadable report is
@@ -190,25 +168,17 @@ enum Target {
     },
 }
 
-/// The detector and the alert queue the observer feeds.
+/// The detector the observer feeds, and what it watches.
 struct Shared {
-    detector: Arc<Mutex<Detector>>,
-    sender: AlertSender,
+    detector: SharedDetector,
     target: Target,
 }
 
 impl Shared {
     fn observer(self, resolver: Box<dyn Resolve>) -> Observer {
-        let Shared {
-            detector, sender, ..
-        } = self;
-        lock(&detector).set_resolver(resolver);
-        Box::new(move |event| {
-            let alerts = lock(&detector).observe(event, Instant::now());
-            for alert in alerts {
-                sender.send(alert);
-            }
-        })
+        let detector = self.detector;
+        detector.lock().set_resolver(resolver);
+        Box::new(move |event| detector.observe(event))
     }
 }
 

@@ -5,8 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -18,7 +17,7 @@ use tracing::{debug, info, warn};
 use crate::cgroups::Hierarchy;
 use crate::cluster::guarded::Guarded;
 use crate::cluster::reflect;
-use crate::detect::sink::AlertSender;
+use crate::detect::shared::SharedDetector;
 use crate::detect::{Detector, DetectorConfig};
 use crate::metrics::{self, AgentMetrics};
 use crate::names::Arch;
@@ -29,7 +28,7 @@ use crate::pipeline::{RecordingOptions, Scope, Session};
 use crate::publish::alerts::{self, AlertOutputs};
 use crate::publish::publisher::{Publisher, PublisherConfig};
 use crate::runtime::Containers;
-use crate::task::{AbortOnDrop, Stop};
+use crate::task::Stop;
 
 /// How the node agent runs.
 #[derive(Clone, Debug)]
@@ -138,10 +137,6 @@ async fn record_and_publish(
                 Box::new(guarded),
             )
             .on_node(options.node.clone());
-            let detector = Arc::new(Mutex::new(Detector::new(
-                detect.config.clone(),
-                Box::new(resolver),
-            )));
             let (sender, outputs) = alerts::start(AlertOutputs {
                 client: client.clone(),
                 node: options.node.clone(),
@@ -149,15 +144,15 @@ async fn record_and_publish(
                 alertmanager: detect.alertmanager.clone(),
                 cooldown: detect.config.limits.cooldown,
             });
-            let ticker = AbortOnDrop(tokio::spawn(summaries(detector.clone(), sender.clone())));
-            detection = Some((follows, outputs, ticker));
+            let detector = SharedDetector::new(
+                Detector::new(detect.config.clone(), Box::new(resolver)),
+                sender,
+            );
+            detection = Some((follows, outputs, detector.summarize()));
             let counted = metrics.clone();
             Box::new(move |event| {
                 counted.event(event.kind());
-                let alerts = lock(&detector).observe(event, Instant::now());
-                for alert in alerts {
-                    sender.send(alert);
-                }
+                detector.observe(event);
             })
         }
     };
@@ -226,20 +221,4 @@ async fn record_and_publish(
     session.report_degradation();
     drop(detection);
     Ok(())
-}
-
-fn lock(detector: &Mutex<Detector>) -> MutexGuard<'_, Detector> {
-    detector.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Sends the summaries of alerts held back, as their seconds end.
-async fn summaries(detector: Arc<Mutex<Detector>>, sender: AlertSender) {
-    let mut every = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        every.tick().await;
-        let due = lock(&detector).tick(Instant::now());
-        for alert in due {
-            sender.send(alert);
-        }
-    }
 }

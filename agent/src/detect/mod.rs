@@ -11,6 +11,7 @@ pub mod baseline;
 pub mod limit;
 pub mod process;
 pub mod rules;
+pub mod shared;
 pub mod sink;
 
 use std::collections::{HashMap, HashSet};
@@ -202,8 +203,11 @@ impl Detector {
 
     /// Summaries of alerts held back whose second is over.
     pub fn tick(&mut self, now: Instant) -> Vec<Alert> {
-        let time = self.clock.rfc3339(crate::report::boot_ns());
         let due = self.limiter.due(now);
+        if due.is_empty() {
+            return Vec::new();
+        }
+        let time = self.clock.rfc3339(crate::report::boot_ns());
         due.into_iter()
             .filter_map(|(serial, held)| {
                 let subject = self
@@ -324,7 +328,7 @@ impl Detector {
     /// rules are to judge of it.
     fn item(&mut self, key: &str, event: &Event) -> Option<Item> {
         let arch = self.arch;
-        let api_servers = self.config.api_servers.clone();
+        let api_servers = &self.config.api_servers;
         let container = self.containers.get_mut(key)?;
         let baseline = container.watch.baseline.clone();
         let pid = event.header().pid;
@@ -406,29 +410,24 @@ impl Detector {
                 }
                 let normalized = normalize_path(path);
                 let builtin = rules::file_rules(&normalized, &accesses);
-                let (in_baseline, anomaly, shown) = match &baseline {
-                    None => (None, None, accesses.clone()),
+                let (in_baseline, anomaly) = match &baseline {
+                    None => (None, None),
                     Some(b) if !writes.is_empty() => {
                         let known = b.has_file_access(&normalized, &writes);
                         (
                             Some(known && b.has_file_access(&normalized, &accesses)),
                             (!known).then_some("unexpected-file-write"),
-                            accesses.clone(),
                         )
                     }
                     Some(b) => {
                         let known = b.has_file_access(&normalized, &accesses);
-                        (
-                            Some(known),
-                            (!known).then_some("unexpected-file-read"),
-                            accesses.clone(),
-                        )
+                        (Some(known), (!known).then_some("unexpected-file-read"))
                     }
                 };
                 Some(Item {
                     observed: Observed::File {
                         path: normalized,
-                        access: shown.iter().map(|a| access_name(*a)).collect(),
+                        access: accesses.iter().map(name_of).collect(),
                     },
                     pid,
                     builtin,
@@ -490,7 +489,7 @@ impl Detector {
                     Direction::Inbound => None,
                 };
                 Some(Item {
-                    builtin: rules::network_rules(&endpoint, &api_servers),
+                    builtin: rules::network_rules(&endpoint, api_servers),
                     observed: Observed::Network {
                         direction: name_of(&endpoint.direction),
                         protocol: name_of(&endpoint.protocol),
@@ -584,11 +583,6 @@ impl Detector {
             count: None,
         })
     }
-}
-
-/// The report's name of an access (`read`, `renameTo`...).
-fn access_name(access: Access) -> String {
-    name_of(&access)
 }
 
 #[cfg(test)]
