@@ -75,6 +75,14 @@ fn rules_and_items(alerts: &[Value]) -> Vec<(String, String)> {
     items
 }
 
+/// The file `/bin/sh` is (as the kernel names an exec of it).
+fn shell() -> String {
+    std::fs::canonicalize("/bin/sh")
+        .unwrap()
+        .display()
+        .to_string()
+}
+
 /// A free loopback port (bound and released: nothing else here takes it
 /// in between).
 fn free_port() -> u16 {
@@ -205,6 +213,36 @@ fn a_workload_against_its_own_baseline_alerts_on_exactly_what_it_added() {
                 .starts_with("/imprint/")
         );
     }
+
+    // Argument shapes (a rule off by default): the workload's shell runs a
+    // longer script and the fixture runs with arguments of a new shape;
+    // its learnt calls (other numbers in them) are still known.
+    let mut flags = baselines.clone();
+    flags.extend([
+        "--enable-rule".to_string(),
+        "unexpected-exec-arguments".to_string(),
+    ]);
+    let (output, alerts) = monitor(&dir, &flags, &format!("{load}; {f} read:{d}/in.txt"));
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        rules_and_items(&alerts),
+        [
+            ("unexpected-exec-arguments".to_string(), shell()),
+            (
+                "unexpected-exec-arguments".to_string(),
+                fixture_path.clone()
+            ),
+        ],
+        "{alerts:#?}"
+    );
+    let fixture_alert = alerts
+        .iter()
+        .find(|a| a["observed"]["path"] == fixture_path.as_str())
+        .unwrap();
+    assert_eq!(
+        strings(&fixture_alert["observed"]["args"]),
+        [fixture_path.clone(), format!("read:{d}/in.txt")]
+    );
     assert_eq!(by_rule["unexpected-listener"]["severity"], "high");
     assert_eq!(
         by_rule["shadow-file-read"]["observed"]["access"],

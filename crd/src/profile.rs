@@ -6,7 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{FileAccess, NetworkEndpoint, WorkloadRef};
+use crate::report::{FileAccess, NetworkEndpoint, WorkloadRef, is_false};
 
 /// Learnt least privilege of one workload.
 ///
@@ -82,7 +82,8 @@ pub struct Accepted {
     pub kind: AnomalyKind,
     /// The item, as the anomaly names it: a program's path, a file's
     /// path, a syscall, a `CAP_*` name, or `direction protocol address
-    /// port` of an endpoint.
+    /// port` of an endpoint, or `PATH ["arg0","arg1",...]` for the
+    /// arguments of a program (their shape, as anomalies show it).
     #[schemars(length(max = 4096))]
     pub value: String,
 }
@@ -115,6 +116,9 @@ pub enum AnomalyKind {
     Capability,
     /// A network endpoint used.
     Network,
+    /// A program the profile ran, with arguments of a shape it never
+    /// used (value: the path, a space, the shape as a JSON array).
+    ExecArguments,
 }
 
 /// Behavior seen outside a guarded profile.
@@ -205,6 +209,12 @@ pub struct ContainerProfile {
     /// Programs executed.
     #[serde(default)]
     pub executables: Vec<String>,
+    /// The argument shapes each program ran with (bounded: a program past
+    /// 16 shapes, or the largest ones once all shapes pass 16 KiB, allows
+    /// any arguments). A program listed in `executables` but not here
+    /// allows any arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec_arguments: Vec<ExecArguments>,
     /// Paths written outside writable mounts (why the root filesystem must stay writable).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub root_writes: Vec<String>,
@@ -227,6 +237,24 @@ pub struct ContainerProfile {
     /// How the recommendation differs from the workload's current securityContext.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub difference: Vec<String>,
+}
+
+/// The argument vectors one program ran with, as shapes: numbers become
+/// `<num>`, addresses `<ip>`, long hexadecimal ids `<id>`, paths are
+/// normalised as file paths are (`/proc/*/...`, temporary names), and the
+/// value of an `--option=value` is shaped the same way.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecArguments {
+    /// Absolute path of the program.
+    pub path: String,
+    /// Any arguments are allowed (past the bound, or when a report had
+    /// them cut).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub any: bool,
+    /// The shapes seen (argv, `argv[0]` included), sorted; empty when `any`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shapes: Vec<Vec<String>>,
 }
 
 /// The securityContext fields imprint recommends.

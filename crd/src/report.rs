@@ -525,7 +525,8 @@ pub fn add_note(notes: &mut Vec<String>, note: &str) {
     notes.push(note.to_string());
 }
 
-fn is_false(value: &bool) -> bool {
+/// For serde: leave a false flag out.
+pub(crate) fn is_false(value: &bool) -> bool {
     !*value
 }
 

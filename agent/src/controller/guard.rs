@@ -15,6 +15,7 @@ use imprint_crd::report::{
     earliest, latest,
 };
 
+use crate::detect::arguments::{self, ArgumentShapes};
 use crate::detect::baseline::{Baseline, endpoint_value};
 
 /// Anomalies shown per container (the most recent).
@@ -154,6 +155,11 @@ fn outside(allowed: &Baseline, report: &ContainerBehaviorReportSpec) -> Vec<(Ano
     for exec in &report.executables {
         if !allowed.has_program(&exec.path) {
             found.push((AnomalyKind::Exec, exec.path.clone()));
+        } else if !exec.args.is_empty() && !allowed.has_execution(&exec.path, &exec.args) {
+            found.push((
+                AnomalyKind::ExecArguments,
+                arguments::value(&exec.path, &arguments::shape(&exec.args)),
+            ));
         }
     }
     for file in &report.files {
@@ -198,6 +204,19 @@ fn accept(container: &mut ContainerProfile, accepted: &Accepted) {
     };
     match accepted.kind {
         AnomalyKind::Exec => insert(&mut container.executables),
+        AnomalyKind::ExecArguments => {
+            let Some((path, shape)) = arguments::parse_value(&value) else {
+                return;
+            };
+            let mut shapes =
+                ArgumentShapes::from_profile(&container.executables, &container.exec_arguments);
+            if !container.executables.contains(&path) {
+                container.executables.push(path.clone());
+                container.executables.sort();
+            }
+            shapes.add_shape(&path, shape);
+            container.exec_arguments = shapes.to_profile();
+        }
         AnomalyKind::Syscall => insert(&mut container.syscalls),
         AnomalyKind::Capability => {
             insert(&mut container.capabilities);
@@ -278,6 +297,11 @@ mod tests {
             name: "web".into(),
             syscalls: vec!["accept4".into(), "read".into()],
             executables: vec!["/usr/sbin/nginx".into()],
+            exec_arguments: vec![imprint_crd::profile::ExecArguments {
+                path: "/usr/sbin/nginx".into(),
+                any: false,
+                shapes: vec![vec!["nginx".into(), "-g".into(), "daemon off;".into()]],
+            }],
             files: vec![FileAccess {
                 path: "/var/cache/nginx/*".into(),
                 access: [Access::Write, Access::Create].into(),
@@ -320,6 +344,17 @@ mod tests {
         r.syscalls.names = vec!["read".into(), "ptrace".into()];
         r.executables = vec![
             Executable {
+                path: "/usr/sbin/nginx".into(),
+                args: vec!["nginx".into(), "-g".into(), "daemon off;".into()],
+                ..Executable::default()
+            },
+            Executable {
+                path: "/usr/sbin/nginx".into(),
+                args: vec!["nginx".into(), "-s".into(), "reload".into()],
+                ..Executable::default()
+            },
+            Executable {
+                // Arguments cut: nothing to say of them.
                 path: "/usr/sbin/nginx".into(),
                 ..Executable::default()
             },
@@ -398,9 +433,15 @@ mod tests {
                 (AnomalyKind::Syscall, "ptrace", 2),
                 (AnomalyKind::Capability, "CAP_NET_RAW", 2),
                 (AnomalyKind::Network, "listening tcp 0.0.0.0 4444", 2),
+                (
+                    AnomalyKind::ExecArguments,
+                    r#"/usr/sbin/nginx ["nginx","-s","reload"]"#,
+                    2
+                ),
             ]
         );
-        assert_eq!(total, 5);
+        assert_eq!(total, 6);
+        assert_eq!(web.exec_arguments, frozen().exec_arguments);
         assert_eq!(
             web.anomalies[0].last_seen.as_deref(),
             Some("2026-12-05T12:00:00Z")
@@ -421,6 +462,11 @@ mod tests {
                 value: "listening tcp 0.0.0.0 4444".into(),
             },
             Accepted {
+                container: None,
+                kind: AnomalyKind::ExecArguments,
+                value: r#"/usr/sbin/nginx ["nginx","-s","reload"]"#.into(),
+            },
+            Accepted {
                 container: Some("other".into()),
                 kind: AnomalyKind::Syscall,
                 value: "ptrace".into(),
@@ -432,6 +478,11 @@ mod tests {
         let web = &containers[0];
         assert!(web.executables.contains(&"/bin/sh".to_string()));
         assert!(web.network.iter().any(|e| e.port == 4444));
+        let nginx = web
+            .exec_arguments
+            .iter()
+            .find(|e| e.path == "/usr/sbin/nginx");
+        assert_eq!(nginx.map(|e| e.shapes.len()), Some(2));
         let kinds: Vec<AnomalyKind> = web.anomalies.iter().map(|a| a.kind).collect();
         assert_eq!(
             kinds,

@@ -12,6 +12,7 @@ use imprint_crd::report::{
 };
 
 use super::completeness;
+use crate::detect::arguments::ArgumentShapes;
 use crate::recommend;
 
 /// Paths writable in every container even with a read-only root
@@ -106,6 +107,8 @@ pub struct WorkloadMerge<'a> {
 struct ContainerMerge {
     merged: recommend::Merged,
     executables: BTreeSet<String>,
+    /// Their argument shapes (bounded).
+    arguments: ArgumentShapes,
     escalates: bool,
     /// A program ran as uid 0.
     runs_as_root: bool,
@@ -300,6 +303,7 @@ impl ContainerMerge {
             if !self.executables.contains(&exec.path) {
                 self.executables.insert(exec.path.clone());
             }
+            self.arguments.add(&exec.path, &exec.args);
             self.escalates |= exec.setuid || exec.setgid || !exec.file_capabilities.is_empty();
             self.runs_as_root |= exec.euid == 0;
         }
@@ -395,6 +399,7 @@ impl ContainerMerge {
             syscalls: syscalls.into_iter().collect(),
             capabilities: capabilities.into_iter().collect(),
             executables: executables.into_iter().collect(),
+            exec_arguments: self.arguments.to_profile(),
             root_writes: root_writes.into_iter().collect(),
             network: self.network.into_iter().collect(),
             files: bound_files(self.files, PROFILE_FILES)
@@ -636,6 +641,33 @@ mod tests {
         assert_eq!(app.syscalls, with_baseline(&["openat", "read", "write"]));
         assert_eq!(app.architectures, ["x86_64", "aarch64"]);
         assert!(m.conditions.is_empty());
+    }
+
+    #[test]
+    fn argument_shapes_of_every_replica_are_kept_and_a_cut_argv_allows_any() {
+        let run = |path: &str, args: &[&str]| Executable {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..exec(path, 1000, false)
+        };
+        let mut a = report("web-a", "n1", "x86_64", &["read"]);
+        a.executables = vec![run("/bin/sh", &["sh", "-c", "sleep 1"]), run("/app", &[])];
+        let mut b = report("web-b", "n2", "x86_64", &["read"]);
+        b.executables = vec![
+            run("/bin/sh", &["sh", "/start.sh", "--port=8080"]),
+            run("/app", &["app", "serve"]),
+        ];
+        let m = merge_workload(&[&a, &b], &Overrides::default(), &BTreeMap::new());
+        let listed: Vec<(&str, bool, usize)> = m.containers[0]
+            .exec_arguments
+            .iter()
+            .map(|e| (e.path.as_str(), e.any, e.shapes.len()))
+            .collect();
+        assert_eq!(listed, [("/app", true, 0), ("/bin/sh", false, 2)]);
+        assert!(m.containers[0].exec_arguments[1].shapes.contains(&vec![
+            "sh".into(),
+            "/start.sh".into(),
+            "--port=<num>".into()
+        ]));
     }
 
     #[test]

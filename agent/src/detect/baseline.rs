@@ -5,6 +5,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use imprint_crd::profile::ContainerProfile;
+
+use super::arguments::ArgumentShapes;
 use imprint_crd::report::{
     Access, ContainerBehaviorReportSpec, Direction, FileAccess, NetworkEndpoint,
 };
@@ -13,7 +15,7 @@ use imprint_crd::report::{
 #[derive(Clone, Debug, Default)]
 pub struct Baseline {
     programs: HashSet<String>,
-    executions: HashSet<(String, Vec<String>)>,
+    arguments: ArgumentShapes,
     files: HashMap<String, BTreeSet<Access>>,
     /// Folded entries (`dir/*`, `/top/**`) with their accesses.
     folds: Vec<(String, bool, BTreeSet<Access>)>,
@@ -23,9 +25,6 @@ pub struct Baseline {
     endpoints: HashSet<String>,
     /// `protocol port` of every listening or accepting port.
     inbound_ports: HashSet<String>,
-    /// Only programs are known, not their argv (a profile's list): an
-    /// execution of a known program counts as known.
-    programs_only: bool,
     /// Reports merged into it.
     pub reports: usize,
 }
@@ -71,8 +70,7 @@ impl Baseline {
         self.reports += 1;
         for exec in &report.executables {
             self.programs.insert(exec.path.clone());
-            self.executions
-                .insert((exec.path.clone(), exec.args.clone()));
+            self.arguments.add(&exec.path, &exec.args);
         }
         for file in &report.files {
             self.add_file(file);
@@ -97,11 +95,11 @@ impl Baseline {
         }
     }
 
-    /// The allow-list of a profile's container: programs (without argv),
-    /// files by access, syscalls, capabilities, endpoints.
+    /// The allow-list of a profile's container: programs and their
+    /// argument shapes, files by access, syscalls, capabilities, endpoints.
     pub fn from_profile(profile: &ContainerProfile) -> Baseline {
         let mut baseline = Baseline {
-            programs_only: true,
+            arguments: ArgumentShapes::from_profile(&profile.executables, &profile.exec_arguments),
             ..Baseline::default()
         };
         baseline
@@ -147,12 +145,10 @@ impl Baseline {
         self.programs.contains(path)
     }
 
-    /// The file was executed with exactly this argv while learning.
+    /// The file was executed with an argv of this shape while learning
+    /// (or its arguments are not kept: past the bound, or cut).
     pub fn has_execution(&self, path: &str, args: &[String]) -> bool {
-        if self.programs_only {
-            return self.has_program(path);
-        }
-        self.executions.contains(&(path.to_string(), args.to_vec()))
+        self.has_program(path) && self.arguments.allows(path, args) != Some(false)
     }
 
     /// Every access of `accesses` to the (normalised) `path` was made
@@ -231,6 +227,7 @@ mod tests {
         assert!(b.has_program("/usr/sbin/nginx") && !b.has_program("/bin/sh"));
         assert!(b.has_execution("/usr/sbin/nginx", &["nginx".to_string()]));
         assert!(!b.has_execution("/usr/sbin/nginx", &["nginx".into(), "-s".into()]));
+        assert!(!b.has_execution("/bin/sh", &["sh".into()]));
         assert!(b.has_file_access("/etc/nginx/nginx.conf", &[Access::Read]));
         assert!(!b.has_file_access("/etc/nginx/nginx.conf", &[Access::Write]));
         assert!(b.has_file_access("/var/cache/nginx/x", &[Access::Write, Access::Create]));

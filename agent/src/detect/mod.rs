@@ -7,6 +7,7 @@
 //! alerts on.
 
 pub mod alert;
+pub mod arguments;
 pub mod baseline;
 pub mod limit;
 pub mod process;
@@ -387,10 +388,17 @@ impl Detector {
                     },
                     pid,
                     builtin,
-                    // A program the profile ran, with other arguments, is
-                    // no anomaly; built-in rules still ask for the argv.
+                    // Built-in rules ask for the argv as learnt (its
+                    // shape); the profile's rules for the program, then
+                    // for the shape of its arguments.
+                    anomaly: if !known_program {
+                        Some("unexpected-exec")
+                    } else if in_baseline == Some(false) {
+                        Some(rules::EXEC_ARGUMENTS_RULE)
+                    } else {
+                        None
+                    },
                     in_baseline,
-                    anomaly: (!known_program).then_some("unexpected-exec"),
                 })
             }
             Event::File {
@@ -551,7 +559,12 @@ impl Detector {
             self.stats.runtime_actions += 1;
             return None;
         }
-        let key = item.observed.key();
+        let key = match &item.observed {
+            Observed::Exec { path, args } if rule.id == rules::EXEC_ARGUMENTS_RULE => {
+                arguments::value(path, &arguments::shape(args))
+            }
+            observed => observed.key(),
+        };
         if self
             .limiter
             .judge(rule.id, rule.severity, serial, &key, now)

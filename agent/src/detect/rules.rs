@@ -160,6 +160,15 @@ pub const RULES: &[Rule] = &[
         true,
         "a program the profile never ran",
     ),
+    Rule {
+        default_on: false,
+        ..rule(
+            EXEC_ARGUMENTS_RULE,
+            Low,
+            true,
+            "a program the profile ran, with arguments of a shape it never used (off by default: command lines that name pods or hosts differ between replicas)",
+        )
+    },
     rule(
         "unexpected-file-write",
         Medium,
@@ -194,6 +203,10 @@ pub const RULES: &[Rule] = &[
         )
     },
 ];
+
+/// The id of the rule for a known program run with arguments of a new
+/// shape.
+pub const EXEC_ARGUMENTS_RULE: &str = "unexpected-exec-arguments";
 
 /// The id of the summary of alerts held back by the rate limit.
 pub const RATE_LIMIT_RULE: &str = "alert-rate-limit";

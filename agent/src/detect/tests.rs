@@ -84,6 +84,12 @@ fn baseline() -> Arc<Baseline> {
         count: 1,
         ..Executable::default()
     });
+    spec.executables.push(Executable {
+        path: "/bin/sleep".into(),
+        args: vec!["sleep".into(), "5".into()],
+        count: 1,
+        ..Executable::default()
+    });
     spec.files.push(FileAccess {
         path: "/etc/server.conf".into(),
         access: [Access::Read].into(),
@@ -145,6 +151,83 @@ fn a_new_program_names_its_process_and_ancestry() {
     assert_eq!(a.subject.namespace.as_deref(), Some("shop"));
     // Once per cooldown.
     assert!(run(&mut d, &[exec(13, 11, "/usr/bin/id", &["id"], 3)]).is_empty());
+}
+
+#[test]
+fn a_known_program_with_arguments_of_a_new_shape_is_an_anomaly() {
+    let mut d = detector(Some(baseline()));
+    run(&mut d, &start());
+    // Off by default.
+    let off = run(
+        &mut d,
+        &[exec(16, 11, "/usr/bin/server", &["server", "-x"], 9)],
+    );
+    assert!(off.is_empty(), "{off:?}");
+    let config = DetectorConfig {
+        switches: RuleSwitches::new(&[], &["unexpected-exec-arguments".into()]).unwrap(),
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(config, Box::new(One(Some(baseline()))));
+    run(&mut d, &start());
+    // Another number: the same shape.
+    assert!(run(&mut d, &[exec(12, 11, "/bin/sleep", &["sleep", "60"], 5)]).is_empty());
+    let alerts = run(
+        &mut d,
+        &[exec(
+            13,
+            11,
+            "/usr/bin/server",
+            &["server", "--debug", "7"],
+            6,
+        )],
+    );
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].rule, "unexpected-exec-arguments");
+    assert!(alerts[0].outside_profile);
+    assert!(
+        alerts[0]
+            .message
+            .ends_with(r#"/usr/bin/server ["server","--debug","<num>"]"#),
+        "{}",
+        alerts[0].message
+    );
+    // Once per cooldown for that shape; another shape alerts again.
+    assert!(
+        run(
+            &mut d,
+            &[exec(
+                14,
+                11,
+                "/usr/bin/server",
+                &["server", "--debug", "8"],
+                7
+            )]
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        run(
+            &mut d,
+            &[exec(15, 11, "/usr/bin/server", &["server", "-v"], 8)]
+        )
+        .len(),
+        1
+    );
+    // From a profile: the shapes it lists, and any arguments for a program
+    // it lists without shapes (a profile of an earlier release).
+    let mut profile = imprint_crd::profile::ContainerProfile {
+        executables: vec!["/bin/sh".into(), "/usr/bin/server".into()],
+        ..Default::default()
+    };
+    profile.exec_arguments = vec![imprint_crd::profile::ExecArguments {
+        path: "/bin/sh".into(),
+        any: false,
+        shapes: vec![vec!["sh".into(), "/start.sh".into()]],
+    }];
+    let b = Baseline::from_profile(&profile);
+    assert!(b.has_execution("/bin/sh", &["sh".into(), "/start.sh".into()]));
+    assert!(!b.has_execution("/bin/sh", &["sh".into(), "-c".into(), "id".into()]));
+    assert!(b.has_execution("/usr/bin/server", &["server".into(), "-v".into()]));
 }
 
 #[test]
