@@ -184,10 +184,30 @@ static __always_inline void fill_header(struct event_header *h, __u32 kind, __u6
 	h->timestamp_ns = bpf_ktime_get_boot_ns();
 }
 
+/*
+ * A record went out without a wakeup and may be unread. The ring buffer
+ * wakes its reader by itself only for a record right after everything it
+ * has read, so the next record that should wake it forces the wakeup.
+ */
+SHARED volatile __u32 quiet_pending = 0;
+
+/* Unread bytes past which a quiet record wakes the reader after all. */
+#define QUIET_WAKE_BYTES (1024 * 1024)
+
+/* Wakeup flags for a record the reader should see at once. */
+static __always_inline __u64 wake_flags(void)
+{
+	if (quiet_pending) {
+		quiet_pending = 0;
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return 0;
+}
+
 /* Sends an event; counts a drop for the cgroup when the ring buffer is full. */
 static __always_inline bool send(void *event, __u64 size, __u64 cgroup_id)
 {
-	if (bpf_ringbuf_output(&events, event, size, 0)) {
+	if (bpf_ringbuf_output(&events, event, size, wake_flags())) {
 		count_drop(cgroup_id, DROP_RINGBUF);
 		return false;
 	}
@@ -198,11 +218,17 @@ static __always_inline bool send(void *event, __u64 size, __u64 cgroup_id)
 /*
  * Sends bookkeeping the consumer needs in order but not at once (process
  * lineage): no wakeup, so a fork-heavy workload does not wake the agent
- * per fork; the next event that wakes it, or its periodic drain, reads it.
+ * per fork; the next event that wakes it reads it, or this one wakes it
+ * once a megabyte waits.
  */
 static __always_inline bool send_quietly(void *event, __u64 size, __u64 cgroup_id)
 {
-	if (bpf_ringbuf_output(&events, event, size, BPF_RB_NO_WAKEUP)) {
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > QUIET_WAKE_BYTES)
+		flags = BPF_RB_FORCE_WAKEUP;
+	else
+		quiet_pending = 1;
+	if (bpf_ringbuf_output(&events, event, size, flags)) {
 		count_drop(cgroup_id, DROP_RINGBUF);
 		return false;
 	}

@@ -137,6 +137,11 @@ impl Limiter {
         due
     }
 
+    /// Whether any container has alerts held back (a summary to come).
+    pub fn holding(&self) -> bool {
+        self.windows.values().any(|w| w.held.count > 0)
+    }
+
     /// Forgets what is kept of a container that is gone.
     pub fn forget(&mut self, container: u64) {
         self.windows.remove(&container);

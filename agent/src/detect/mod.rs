@@ -202,6 +202,11 @@ impl Detector {
             .collect()
     }
 
+    /// Whether alerts are held back: summaries are due later.
+    pub fn holding(&self) -> bool {
+        self.limiter.holding()
+    }
+
     /// Summaries of alerts held back whose second is over.
     pub fn tick(&mut self, now: Instant) -> Vec<Alert> {
         let due = self.limiter.due(now);

@@ -1,9 +1,12 @@
 //! A detector shared by the ring buffer's drain, which shows it every
-//! event, and a ticker that sends the summaries of alerts held back; what
-//! either raises goes to the alert queue.
+//! event, and a ticker that sends the summaries of alerts held back (it
+//! runs only while alerts are held); what either raises goes to the alert
+//! queue.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use super::Detector;
 use super::sink::AlertSender;
@@ -18,6 +21,8 @@ const TICK: Duration = Duration::from_millis(250);
 pub struct SharedDetector {
     detector: Arc<Mutex<Detector>>,
     sender: AlertSender,
+    /// Told when alerts start being held back.
+    holding: Arc<Notify>,
 }
 
 impl SharedDetector {
@@ -26,6 +31,7 @@ impl SharedDetector {
         SharedDetector {
             detector: Arc::new(Mutex::new(detector)),
             sender,
+            holding: Arc::new(Notify::new()),
         }
     }
 
@@ -36,7 +42,14 @@ impl SharedDetector {
 
     /// Checks one event and queues what it raises.
     pub fn observe(&self, event: &Event) {
-        let alerts = self.lock().observe(event, Instant::now());
+        let (alerts, holding) = {
+            let mut detector = self.lock();
+            let alerts = detector.observe(event, Instant::now());
+            (alerts, detector.holding())
+        };
+        if holding {
+            self.holding.notify_one();
+        }
         for alert in alerts {
             self.sender.send(alert);
         }
@@ -51,14 +64,19 @@ impl SharedDetector {
     }
 
     /// Sends the summaries of held-back alerts as their seconds end, until
-    /// the returned guard is dropped.
+    /// the returned guard is dropped; asleep while nothing is held.
     pub fn summarize(&self) -> AbortOnDrop {
         let shared = self.clone();
         AbortOnDrop(tokio::spawn(async move {
-            let mut every = tokio::time::interval(TICK);
             loop {
-                every.tick().await;
-                shared.send_summaries(Instant::now());
+                shared.holding.notified().await;
+                loop {
+                    tokio::time::sleep(TICK).await;
+                    shared.send_summaries(Instant::now());
+                    if !shared.lock().holding() {
+                        break;
+                    }
+                }
             }
         }))
     }

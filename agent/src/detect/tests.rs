@@ -299,6 +299,7 @@ fn a_flood_is_ten_alerts_and_one_summary() {
     run(&mut d, &start());
     let now = Instant::now();
     let mut sent = 0;
+    assert!(!d.holding(), "nothing held: the summaries' ticker sleeps");
     for i in 0..10_000u32 {
         let e = exec(
             100 + i,
@@ -310,7 +311,10 @@ fn a_flood_is_ten_alerts_and_one_summary() {
         sent += d.observe(&e, now).len();
     }
     assert_eq!(sent, 10);
+    assert!(d.holding());
+    assert!(d.tick(now + Duration::from_millis(500)).is_empty());
     let summaries = d.tick(now + Duration::from_secs(1));
+    assert!(!d.holding());
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].count, Some(9_990));
     assert_eq!(summaries[0].rule, rules::RATE_LIMIT_RULE);

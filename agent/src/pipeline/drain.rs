@@ -21,8 +21,10 @@ use crate::task::AbortOnDrop;
 const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long an event the kernel sent without waking the drain (process
-/// lineage) waits at most to be read.
-const QUIET_DRAIN: std::time::Duration = std::time::Duration::from_millis(100);
+/// lineage) waits at most to be read. The kernel wakes the drain for the
+/// next event that should wake it, or once a megabyte waits; this bounds
+/// what a race between CPUs over that could hold back.
+const QUIET_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Sees every decoded event before it is aggregated (metrics, detection).
 pub type Observer = Box<dyn FnMut(&Event) + Send>;
@@ -130,8 +132,8 @@ async fn run(
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
     quiet: bool,
 ) {
-    // Events sent without a wakeup (process lineage) are read at the next
-    // one, or by this tick at the latest.
+    // Events sent without a wakeup (process lineage) are read with the
+    // next one that wakes the drain, or by this tick at the latest.
     let mut tick = tokio::time::interval(QUIET_DRAIN);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -324,7 +324,7 @@ impl Session {
 }
 
 /// Registers the ring buffer with the runtime, to wake when events arrive.
-fn watch(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
+pub fn watch(ring: RingBuf<MapData>) -> Result<AsyncFd<RingBuf<MapData>>> {
     // SAFETY: the ring buffer owns its map fd, which stays open and the same
     // for as long as the RingBuf (and so the AsyncFd) lives.
     unsafe { AsyncFd::register(ring) }.context("watching the ring buffer")
