@@ -44,6 +44,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 
 echo "== tests"
+# The Alertmanager client's test runs Debian's prometheus-alertmanager (and curl).
+e2e/runtime/install-deps.sh
 log="$(mktemp)"
 trap 'rm -rf "$crds" "$log"' EXIT
 set +e

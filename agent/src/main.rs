@@ -113,10 +113,14 @@ enum Command {
         no_detection: bool,
         #[command(flatten)]
         rules: RuleOptions,
-        /// Alertmanager's base URL (http://HOST:PORT): alerts are also
-        /// posted to its /api/v2/alerts.
+        /// Alertmanager's base URL (http://HOST:PORT or https://HOST:PORT):
+        /// alerts are also posted to its /api/v2/alerts.
         #[arg(long)]
         alertmanager_url: Option<hyper::Uri>,
+        /// PEM file of the CAs that sign Alertmanager's certificate (for
+        /// https://; default: the system's roots).
+        #[arg(long, requires = "alertmanager_url")]
+        alertmanager_ca_file: Option<PathBuf>,
     },
     /// Controller (Deployment): merge every workload's reports into a
     /// BehaviorProfile and write one SeccompProfile per container.
@@ -393,8 +397,17 @@ fn run(cli: Cli) -> Result<u8> {
             no_detection,
             rules,
             alertmanager_url,
+            alertmanager_ca_file,
         } => {
             require_root("agent")?;
+            let alertmanager = alertmanager_url
+                .map(|url| {
+                    imprint::publish::alertmanager::Alertmanager::new(
+                        &url,
+                        alertmanager_ca_file.as_deref(),
+                    )
+                })
+                .transpose()?;
             let detection = if no_detection {
                 None
             } else {
@@ -402,7 +415,7 @@ fn run(cli: Cli) -> Result<u8> {
                 config.api_servers.extend(in_cluster_api_server());
                 Some(imprint::node::DetectionOptions {
                     config,
-                    alertmanager: alertmanager_url,
+                    alertmanager,
                 })
             };
             let options = imprint::node::AgentOptions {

@@ -53,8 +53,8 @@ pub struct AgentOptions {
 pub struct DetectionOptions {
     /// Rules, cooldown, rate, API server addresses.
     pub config: DetectorConfig,
-    /// Alertmanager's base URL.
-    pub alertmanager: Option<hyper::Uri>,
+    /// Alertmanager, if alerts also go there.
+    pub alertmanager: Option<crate::publish::alertmanager::Alertmanager>,
 }
 
 /// Runs the node agent until SIGINT or SIGTERM, then writes every report

@@ -149,13 +149,21 @@ start_monitoring() {
   ip=$(node_ip) && [[ -n $ip ]] || return 1
   # Ours, not something already listening there.
   ! curl -fsS -o /dev/null "http://$ip:$AM_PORT/-/ready" 2> /dev/null &&
+    ! curl -fsSk -o /dev/null "https://$ip:$AM_PORT/-/ready" 2> /dev/null &&
     ! curl -fsS -o /dev/null "http://127.0.0.1:$PROM_PORT/-/ready" 2> /dev/null ||
     { echo "ports $AM_PORT or $PROM_PORT already answer: not the suite's"; return 1; }
   cat > "$work/alertmanager.yml" <<YAML
 route: {receiver: kept}
 receivers: [{name: kept}]
 YAML
+  # Over https, its certificate signed by a CA of the suite's own, which
+  # the chart is given (agent.detection.alertmanagerCa).
+  "$root/e2e/tls-server.sh" "$work/am-tls" "$ip" || return 1
+  cat > "$work/alertmanager-web.yml" <<YAML
+tls_server_config: {cert_file: $work/am-tls/server.pem, key_file: $work/am-tls/server.key}
+YAML
   prometheus-alertmanager --config.file="$work/alertmanager.yml" --storage.path="$work/alertmanager" \
+    --web.config.file="$work/alertmanager-web.yml" \
     --web.listen-address="$ip:$AM_PORT" --cluster.listen-address= > "$work/alertmanager.log" 2>&1 &
   echo "$!" >> "$work/monitoring.pids"
   # Debian builds Prometheus without Kubernetes discovery: the targets are
@@ -171,12 +179,12 @@ YAML
   prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/prometheus" \
     --web.listen-address="127.0.0.1:$PROM_PORT" > "$work/prometheus.log" 2>&1 &
   echo "$!" >> "$work/monitoring.pids"
-  echo "http://$ip:$AM_PORT" > "$work/alertmanager-url"
-  eventually 30 curl -fsS -o /dev/null "http://$ip:$AM_PORT/-/ready" ||
+  echo "https://$ip:$AM_PORT" > "$work/alertmanager-url"
+  eventually 30 am_curl -o /dev/null "https://$ip:$AM_PORT/-/ready" ||
     { tail -5 "$work/alertmanager.log"; return 1; }
   eventually 30 curl -fsS -o /dev/null "http://127.0.0.1:$PROM_PORT/-/ready" ||
     { tail -5 "$work/prometheus.log"; return 1; }
-  note "Alertmanager $(prometheus-alertmanager --version 2>&1 | head -1 | awk '{print $3}') on $ip:$AM_PORT, Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') on 127.0.0.1:$PROM_PORT"
+  note "Alertmanager $(prometheus-alertmanager --version 2>&1 | head -1 | awk '{print $3}') on https://$ip:$AM_PORT, Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') on 127.0.0.1:$PROM_PORT"
 }
 # prometheus_targets: the endpoints of the chart's metrics Services (agent
 # and controller) as Prometheus file targets, labelled as the chart's
@@ -190,9 +198,11 @@ prometheus_targets() {
                 service: $slice.metadata.labels["kubernetes.io/service-name"]}}]' > "$work/targets.json.new" &&
     mv "$work/targets.json.new" "$work/targets.json"
 }
+# am_curl ARGS...: curl trusting the suite's Alertmanager CA.
+am_curl() { curl -fsS --cacert "$work/am-tls/ca.pem" "$@"; }
 # am_alerted POD RULE: Alertmanager holds an alert of RULE about POD.
 am_alerted() {
-  curl -fsS "$(cat "$work/alertmanager-url")/api/v2/alerts" |
+  am_curl "$(cat "$work/alertmanager-url")/api/v2/alerts" |
     jq -e --arg p "$1" --arg r "$2" '[.[] | select(.labels.pod == $p and .labels.rule == $r)] | length > 0' > /dev/null
 }
 # prom_has_data QUERY: Prometheus answers QUERY with at least one series.
@@ -226,7 +236,10 @@ controller:
 dashboard: {enabled: true}
 YAML
   if [[ -f $work/alertmanager-url ]]; then
-    echo "agent: {detection: {alertmanagerUrl: $(cat "$work/alertmanager-url")}}" > "$work/values-alertmanager.yaml"
+    {
+      printf 'agent:\n  detection:\n    alertmanagerUrl: %s\n    alertmanagerCa: |\n' "$(cat "$work/alertmanager-url")"
+      sed 's/^/      /' "$work/am-tls/ca.pem"
+    } > "$work/values-alertmanager.yaml"
   fi
 }
 # -f arguments: the e2e's values, then IMPRINT_HELM_EXTRA_VALUES (a values
@@ -553,7 +566,7 @@ an_intruder_in_a_guarded_pod_is_alerted() {
     for rule in terminal-shell package-manager write-below-system-dir unexpected-listener; do
       eventually 10 am_alerted "$pod" "$rule" || { echo "no $rule alert in Alertmanager"; tail -5 "$work/alertmanager.log"; return 1; }
     done
-    note "Alertmanager (its API) holds the 4 alerts among the pod's: $(curl -fsS "$(cat "$work/alertmanager-url")/api/v2/alerts" |
+    note "Alertmanager (its API) holds the 4 alerts among the pod's: $(am_curl "$(cat "$work/alertmanager-url")/api/v2/alerts" |
       jq -c --arg p "$pod" '[.[] | select(.labels.pod == $p) | .labels.alertname] | sort')"
   fi
   sleep 5 # two controller resyncs with the intruder's report written

@@ -11,11 +11,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -23,6 +18,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::alertmanager::Alertmanager;
 use crate::detect::alert::Alert;
 use crate::detect::sink::{self, AlertSender};
 use crate::metrics::AgentMetrics;
@@ -32,7 +28,7 @@ use crate::task::AbortOnDrop;
 const BATCH: usize = 64;
 /// Longest an alert waits for its batch.
 const BATCH_WAIT: Duration = Duration::from_secs(1);
-/// Longest one Event or Alertmanager call may take.
+/// Longest one Event call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The outputs of the node agent's alerts.
@@ -43,8 +39,8 @@ pub struct AlertOutputs {
     pub node: String,
     /// Counts.
     pub metrics: AgentMetrics,
-    /// Alertmanager's base URL (`http://alertmanager:9093`), if any.
-    pub alertmanager: Option<hyper::Uri>,
+    /// Alertmanager, if any.
+    pub alertmanager: Option<Alertmanager>,
     /// The alert cooldown: how long an alert stays active in Alertmanager.
     pub cooldown: Duration,
 }
@@ -77,8 +73,6 @@ async fn run(mut alerts: mpsc::Receiver<Alert>, outputs: AlertOutputs, sender: A
             instance: Some(outputs.node.clone()),
         },
     );
-    let http: HttpClient<HttpConnector, Full<Bytes>> =
-        HttpClient::builder(TokioExecutor::new()).build_http();
     let mut pending: Vec<Alert> = Vec::new();
     let mut lost_reported = 0;
     loop {
@@ -88,13 +82,13 @@ async fn run(mut alerts: mpsc::Receiver<Alert>, outputs: AlertOutputs, sender: A
             match tokio::time::timeout(BATCH_WAIT, alerts.recv()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    flush(&http, &outputs, &mut pending).await;
+                    flush(&outputs, &mut pending).await;
                     continue;
                 }
             }
         };
         let Some(alert) = next else {
-            flush(&http, &outputs, &mut pending).await;
+            flush(&outputs, &mut pending).await;
             return;
         };
         let lost = sender.lost();
@@ -106,7 +100,7 @@ async fn run(mut alerts: mpsc::Receiver<Alert>, outputs: AlertOutputs, sender: A
         if outputs.alertmanager.is_some() {
             pending.push(alert);
             if pending.len() >= BATCH {
-                flush(&http, &outputs, &mut pending).await;
+                flush(&outputs, &mut pending).await;
             }
         }
     }
@@ -203,12 +197,8 @@ pub fn alertmanager_alert(alert: &Alert, node: &str, cooldown: Duration) -> serd
 }
 
 /// Posts the pending alerts to Alertmanager; what fails is counted.
-async fn flush(
-    http: &HttpClient<HttpConnector, Full<Bytes>>,
-    outputs: &AlertOutputs,
-    pending: &mut Vec<Alert>,
-) {
-    let Some(base) = &outputs.alertmanager else {
+async fn flush(outputs: &AlertOutputs, pending: &mut Vec<Alert>) {
+    let Some(alertmanager) = &outputs.alertmanager else {
         pending.clear();
         return;
     };
@@ -219,32 +209,12 @@ async fn flush(
         .iter()
         .map(|a| alertmanager_alert(a, &outputs.node, outputs.cooldown))
         .collect();
-    let n = pending.len() as u64;
     pending.clear();
-    let url = format!("{}/api/v2/alerts", base.to_string().trim_end_matches('/'));
-    let request = hyper::Request::post(url)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )));
-    let Ok(request) = request else {
-        outputs.metrics.undelivered("alertmanager", n);
-        return;
-    };
-    match tokio::time::timeout(CALL_TIMEOUT, http.request(request)).await {
-        Ok(Ok(response)) if response.status().is_success() => {}
-        Ok(Ok(response)) => {
-            warn!(status = %response.status(), "Alertmanager refused alerts");
-            outputs.metrics.undelivered("alertmanager", n);
-        }
-        Ok(Err(error)) => {
-            warn!(%error, "Alertmanager unreachable");
-            outputs.metrics.undelivered("alertmanager", n);
-        }
-        Err(_) => {
-            warn!("Alertmanager timed out");
-            outputs.metrics.undelivered("alertmanager", n);
-        }
+    if let Err(error) = alertmanager.post(&body).await {
+        warn!(%error, "alerts not delivered to Alertmanager");
+        outputs
+            .metrics
+            .undelivered("alertmanager", body.len() as u64);
     }
 }
 

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 pub use crate::kube_names::{label_value, object_name};
 
+pub mod alertmanager;
 pub mod alerts;
 #[cfg(test)]
 mod fixtures;
