@@ -3,11 +3,13 @@
 //! on loopback: alerts arrive over http and over https with a private CA;
 //! an https server that CA did not sign gets nothing.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::free_port;
 use imprint::publish::alertmanager::{Alertmanager, AlertmanagerError};
 use serde_json::{Value, json};
 
@@ -22,14 +24,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `curl` of `url`, trusting `ca` for https.

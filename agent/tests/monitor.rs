@@ -83,16 +83,6 @@ fn shell() -> String {
         .to_string()
 }
 
-/// A free loopback port (bound and released: nothing else here takes it
-/// in between).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Removes files the test made outside its folder, whatever happens.
 struct Cleanup(Vec<PathBuf>);
 

@@ -120,22 +120,12 @@ impl Alertmanager {
         match tokio::time::timeout(CALL_TIMEOUT, self.http.request(request)).await {
             Ok(Ok(response)) if response.status().is_success() => Ok(()),
             Ok(Ok(response)) => Err(AlertmanagerError::Refused(response.status())),
-            Ok(Err(error)) => Err(AlertmanagerError::Unreachable(error_chain(&error))),
+            Ok(Err(error)) => Err(AlertmanagerError::Unreachable(crate::probes::error_chain(
+                &error,
+            ))),
             Err(_) => Err(AlertmanagerError::Timeout(CALL_TIMEOUT)),
         }
     }
-}
-
-/// An error and its sources, one line (a TLS failure is a source's).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -210,3 +210,13 @@ impl Drop for TestCgroup {
         }
     }
 }
+
+/// A free loopback port (bound and released: nothing else here takes it
+/// in between).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
