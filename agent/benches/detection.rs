@@ -1,6 +1,7 @@
 //! What detection costs: the fork and exit probes on a fork-heavy loop
 //! (against no program and against empty programs on the same hooks, in
-//! the same run), and the latency from an action to its alert line over
+//! the same run; the loop's time and the kernel's own run-time statistics
+//! of each program), and the latency from an action to its alert line over
 //! 1,000 actions.
 //!
 //! `cargo bench -p imprint --bench detection` (as root). Configurations are
@@ -87,7 +88,29 @@ fn run() {
     latency();
 }
 
+/// The kernel's run-time statistics of the loaded programs whose (cut)
+/// names start with `prefix`: (runs, nanoseconds).
+fn program_stats(prefix: &str) -> (u64, u64) {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| p.name_as_str().is_some_and(|n| n.starts_with(prefix)))
+        .map(|p| (p.run_count(), p.run_time().as_nanos() as u64))
+        .fold((0, 0), |(c, t), (pc, pt)| (c + pc, t + pt))
+}
+
+/// The fork and exit programs of a configuration, by their kernel names
+/// (cut to 15 bytes).
+fn lineage_programs(config: Config) -> [(&'static str, &'static str); 2] {
+    match config {
+        Config::Empty => [("fork", "empty_fork"), ("exit", "empty_process_e")],
+        _ => [("fork", "imprint_fork"), ("exit", "imprint_process")],
+    }
+}
+
 fn forks() {
+    // Run-time statistics of every program, while this lives.
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).unwrap();
+    let mut per_run: Vec<(Config, &str, Vec<f64>)> = Vec::new();
     let unified = unified_root();
     let btf = aya::Btf::from_sys_fs().unwrap();
     let alerts = tempfile::tempdir().unwrap();
@@ -131,6 +154,19 @@ fn forks() {
                 .output()
                 .unwrap();
             let ns: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            if matches!(config, Config::Empty | Config::Tracked) {
+                for (what, prefix) in lineage_programs(config) {
+                    let (runs, total) = program_stats(prefix);
+                    let mean = total as f64 / runs.max(1) as f64;
+                    match per_run
+                        .iter_mut()
+                        .find(|(c, w, _)| *c == config && *w == what)
+                    {
+                        Some((_, _, v)) => v.push(mean),
+                        None => per_run.push((config, what, vec![mean])),
+                    }
+                }
+            }
             results
                 .iter_mut()
                 .find(|(c, _)| *c == config)
@@ -158,6 +194,12 @@ fn forks() {
     println!(
         "fork and exit probes (monitor minus record): {probes:.0} ns per fork; empty programs on the same hooks: {floor:.0} ns"
     );
+    println!("\n## the kernel's run time of each program (kernel.bpf_stats), median of {ROUNDS} runs");
+    println!("| program | ns per run |");
+    println!("|---|---|");
+    for (config, what, runs) in &mut per_run {
+        println!("| {} on {what} | {:.0} |", config.name(), median(runs));
+    }
 }
 
 fn latency() {
