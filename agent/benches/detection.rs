@@ -194,7 +194,9 @@ fn forks() {
     println!(
         "fork and exit probes (monitor minus record): {probes:.0} ns per fork; empty programs on the same hooks: {floor:.0} ns"
     );
-    println!("\n## the kernel's run time of each program (kernel.bpf_stats), median of {ROUNDS} runs");
+    println!(
+        "\n## the kernel's run time of each program (kernel.bpf_stats), median of {ROUNDS} runs"
+    );
     println!("| program | ns per run |");
     println!("|---|---|");
     for (config, what, runs) in &mut per_run {

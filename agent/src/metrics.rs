@@ -79,6 +79,8 @@ pub struct AgentMetrics {
     /// Alerts that did not reach an output, by output (`queue`, `event`,
     /// `alertmanager`).
     pub alerts_undelivered: Family<KindLabel, Counter>,
+    /// Containers whose events are checked against a guarding profile.
+    pub guarded_containers: Gauge,
 }
 
 impl AgentMetrics {
@@ -125,6 +127,11 @@ impl AgentMetrics {
             "lost_cgroups",
             "Cgroups whose behavior could not be reported, by reason",
             self.lost_cgroups.clone(),
+        );
+        r.register(
+            "guarded_containers",
+            "Containers whose events are checked against their workload's guarding profile",
+            self.guarded_containers.clone(),
         );
         r.register(
             "alerts",

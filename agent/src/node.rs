@@ -117,6 +117,7 @@ async fn record_and_publish(
         watcher::Config::default().fields(&format!("spec.nodeName={}", options.node)),
         |_| {},
     );
+    let gauges = metrics.clone();
     let containers = Containers::default();
     let mut recording = options.recording.clone();
     recording.track_processes = options.detection.is_some();
@@ -148,7 +149,7 @@ async fn record_and_publish(
                 Detector::new(detect.config.clone(), Box::new(resolver)),
                 sender,
             );
-            detection = Some((follows, outputs, detector.summarize()));
+            detection = Some((follows, outputs, detector.summarize(), detector.clone()));
             let counted = metrics.clone();
             Box::new(move |event| {
                 counted.event(event.kind());
@@ -201,7 +202,13 @@ async fn record_and_publish(
     let mut exit_tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
-            _ = publish_tick.tick() => publisher.publish(&mut session, hierarchy, false, false).await,
+            _ = publish_tick.tick() => {
+                if let Some((.., detector)) = &detection {
+                    let guarded = detector.lock().guarded_containers();
+                    gauges.guarded_containers.set(guarded as i64);
+                }
+                publisher.publish(&mut session, hierarchy, false, false).await
+            }
             _ = exit_tick.tick() => {
                 if publisher.exit_due(&session) {
                     publisher.publish(&mut session, hierarchy, true, false).await;

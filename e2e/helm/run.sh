@@ -598,6 +598,40 @@ an_intruder_in_a_guarded_pod_is_alerted() {
   note "accepted '$listener' (the profile's anomaly): the other replica's listener raised nothing (its /etc write did)"
 }
 
+# agent_metric NAME: the value of an unlabelled metric of the agent.
+agent_metric() {
+  curl -fsS "http://$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].status.podIP}'):9090/metrics" |
+    awk -v n="$1" '$1 == n { print $2 }'
+}
+# A flood in a guarded pod: a program dropped into the container and run
+# 10,000 times raises one alert (its cooldown holds the rest; the kernel
+# sends a repeated exec as a count), with the agent's CPU and memory over
+# the flood as figures. Also: the agent's gauge of guarded containers.
+a_flood_in_a_guarded_pod_is_one_alert() {
+  local pod pid hz a b rss0 rss1 t0 n guarded ran
+  pod=$(k get pods -l app=nginx -o jsonpath='{.items[1].metadata.name}')
+  pid=$(agent_pid) || { echo "no agent process"; return 1; }
+  guarded=$(agent_metric imprint_agent_guarded_containers)
+  [[ ${guarded:-0} -ge 1 ]] || { echo "the agent's gauge of guarded containers: '${guarded}'"; return 1; }
+  hz=$(getconf CLK_TCK)
+  a=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  rss0=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+  t0=$SECONDS
+  ran=$(k exec "$pod" -c nginx -- /tools/busybox sh -c \
+    '/tools/busybox cp /tools/busybox /tmp/true; i=0; while /tmp/true && [ $i -lt 10000 ]; do i=$((i + 1)); done; echo $i')
+  [[ $ran == 10000 ]] || { echo "the flood ran $ran times"; return 1; }
+  sleep 3
+  b=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+  rss1=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+  n=$(agent_alerts | jq -s --arg p "$pod" '[.[] | select(.subject.pod == $p and .observed.kind == "exec" and .observed.path == "/tmp/true")] | length')
+  [[ $n -eq 1 ]] || {
+    echo "$n alerts of /tmp/true (one expected):"
+    agent_alerts | jq -c --arg p "$pod" 'select(.subject.pod == $p and .observed.kind == "exec" and .observed.path == "/tmp/true") | [.rule, .count]'
+    return 1
+  }
+  note "10,000 execs of /tmp/true in $((SECONDS - t0 - 3))s: 1 alert ($(agent_alerts | jq -r --arg p "$pod" 'select(.subject.pod == $p and .observed.kind == "exec" and .observed.path == "/tmp/true") | .rule')); agent CPU $(awk -v a="$a" -v b="$b" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }') s over it, RSS $((rss0 / 1024)) -> $((rss1 / 1024)) MiB; guarded containers on the node: $guarded"
+}
+
 # The trust model: a report write by the agent's ServiceAccount is bound to
 # the node named in its token. Impersonating that ServiceAccount (the API
 # server's impersonation, with the token's node claim as user extra):
@@ -661,6 +695,7 @@ metrics_are_served() {
   grep -E '^imprint_agent_report_writes_total\{kind="applied"\} [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_agent_events_total\{kind="syscall"\} [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_agent_containers_tracked [1-9]' <<< "$a" > /dev/null &&
+    grep -E '^imprint_agent_guarded_containers [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_controller_profiles\{kind="(Stable|Learning)"\} [1-9]' <<< "$c" > /dev/null &&
     grep -E '^imprint_controller_merges_total [1-9]' <<< "$c" > /dev/null || { echo "$a"; echo "$c"; return 1; }
   # Memory after the load (figures, not limits).
@@ -844,6 +879,7 @@ check "one ContainerBehaviorReport per pod container: pod, container, node" repo
 check "each workload's BehaviorProfile reaches Stable" profiles_become_stable
 check "SeccompProfiles exist, validated by SPO's CRD (and a ProfileBinding for one)" seccomp_profiles_exist
 check "an intruder in a guarded pod: alerts in 10s (log, Events, Alertmanager), allow-list unchanged; an accepted item alerts no more" an_intruder_in_a_guarded_pod_is_alerted
+check "a flood in a guarded pod (10,000 execs of a dropped program, busybox as /tmp/true): one alert; the agent's CPU and memory over it" a_flood_in_a_guarded_pod_is_one_alert
 check "enforced: localhost profiles + recommended securityContext, same load, zero errors" enforced_workloads_serve_without_errors
 check "new behavior after enforcement: denied, and an anomaly of the guarding profile" new_behavior_is_denied_and_an_anomaly
 check "forged reports refused: another node's token, an archive, no node claim, a take-over; the node's own accepted" forged_reports_are_refused

@@ -202,6 +202,14 @@ impl Detector {
             .collect()
     }
 
+    /// Containers checked against a baseline (a guarding profile) now.
+    pub fn guarded_containers(&self) -> usize {
+        self.containers
+            .values()
+            .filter(|c| c.watch.baseline.is_some())
+            .count()
+    }
+
     /// Whether alerts are held back: summaries are due later.
     pub fn holding(&self) -> bool {
         self.limiter.holding()
