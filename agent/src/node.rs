@@ -112,10 +112,13 @@ async fn record_and_publish(
     // Only this node's pods: a cluster's pods on every node would cost
     // every agent memory in proportion to the cluster (peers elsewhere are
     // looked up by address when a report names them).
+    // Detection looks at the pods' workloads again when a pod changes.
+    let guarded = Guarded::default();
+    let pods_changed = guarded.pods_changed();
     let (pods, _pod_watch) = reflect(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().fields(&format!("spec.nodeName={}", options.node)),
-        |_| {},
+        move |_| pods_changed.notify_one(),
     );
     let gauges = metrics.clone();
     let containers = Containers::default();
@@ -128,7 +131,6 @@ async fn record_and_publish(
             Box::new(move |event| counted.event(event.kind()))
         }
         Some(detect) => {
-            let guarded = Guarded::default();
             let follows = guarded.follow(client.clone(), pods.clone());
             let resolver = HostResolver::new(
                 hierarchy,

@@ -6,6 +6,7 @@
 //! containers get the built-in rules only.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
+use tokio::sync::Notify;
 use tracing::debug;
 
 use super::workload::Workloads;
@@ -24,8 +26,11 @@ use crate::kube_names::profile_name;
 use crate::pipeline::placement::Baselines;
 use crate::task::AbortOnDrop;
 
-/// How often the node's pods and their workloads are looked at again.
-const REFRESH: Duration = Duration::from_secs(2);
+/// How long a change of the node's pods waits for the changes that come
+/// with it before their workloads are looked at.
+const SETTLE: Duration = Duration::from_millis(200);
+/// How soon a pod whose workload could not be told is looked at again.
+const RETRY_POD: Duration = Duration::from_secs(2);
 /// How long a profile that could not be read waits to be read again.
 const RETRY: Duration = Duration::from_secs(30);
 
@@ -33,6 +38,8 @@ const RETRY: Duration = Duration::from_secs(30);
 #[derive(Debug, Default)]
 pub struct GuardedWorkload {
     containers: HashMap<String, Arc<Baseline>>,
+    /// Of the allow-lists they were built from ([`allow_list_digest`]).
+    digest: u64,
 }
 
 /// (namespace, profile name).
@@ -55,6 +62,10 @@ struct State {
 #[derive(Clone, Debug, Default)]
 pub struct Guarded {
     state: Arc<Mutex<State>>,
+    /// Told when a pod of the node is added, changed or deleted.
+    pods_changed: Arc<Notify>,
+    /// Counts the changes of what [`Baselines::find`] answers.
+    generation: Arc<AtomicU64>,
 }
 
 impl Guarded {
@@ -62,7 +73,13 @@ impl Guarded {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts following: the node's pods (from `pods`) and every profile.
+    /// What the node's pod watch tells of every change.
+    pub fn pods_changed(&self) -> Arc<Notify> {
+        self.pods_changed.clone()
+    }
+
+    /// Starts following: the node's pods (from `pods`, looked at again as
+    /// [`Guarded::pods_changed`] is told) and every profile.
     pub fn follow(&self, client: Client, pods: Store<Pod>) -> (AbortOnDrop, AbortOnDrop) {
         let watch = tokio::spawn(watch_profiles(client.clone(), self.clone()));
         let refresh = tokio::spawn(refresh(client, pods, self.clone()));
@@ -76,9 +93,23 @@ impl Guarded {
         if !state.local.contains(&key) {
             return;
         }
-        let guarded = profile.and_then(guarded_workload).map(Arc::new);
         state.failed.remove(&key);
+        // The controller rewrites a guarding profile's status as anomalies
+        // are counted: the baselines are built again only when the
+        // allow-lists changed.
+        let digest = profile.and_then(allow_list_digest);
+        let known = state
+            .profiles
+            .get(&key)
+            .map(|p| p.as_ref().map(|g| g.digest));
+        if known == Some(digest) {
+            return;
+        }
+        let guarded = profile
+            .zip(digest)
+            .map(|(p, digest)| Arc::new(guarded_workload(p, digest)));
         state.profiles.insert(key, guarded);
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The workload of a pod of this node, once looked up.
@@ -103,19 +134,36 @@ impl Guarded {
     }
 }
 
-/// A profile's baselines, when it guards.
-fn guarded_workload(profile: &BehaviorProfile) -> Option<GuardedWorkload> {
+/// A digest of what a profile allows, when it guards (`None` when not):
+/// its containers without their anomalies.
+fn allow_list_digest(profile: &BehaviorProfile) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
     let status = profile.status.as_ref()?;
     if !status.guarding || profile.spec.mode == imprint_crd::profile::Mode::Learn {
         return None;
     }
-    Some(GuardedWorkload {
-        containers: status
-            .containers
-            .iter()
-            .map(|c| (c.name.clone(), Arc::new(Baseline::from_profile(c))))
-            .collect(),
-    })
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for container in &status.containers {
+        let allowed = imprint_crd::profile::ContainerProfile {
+            anomalies: Vec::new(),
+            ..container.clone()
+        };
+        serde_json::to_vec(&allowed)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
+/// A guarding profile's baselines.
+fn guarded_workload(profile: &BehaviorProfile, digest: u64) -> GuardedWorkload {
+    let containers = profile
+        .status
+        .iter()
+        .flat_map(|s| &s.containers)
+        .map(|c| (c.name.clone(), Arc::new(Baseline::from_profile(c))))
+        .collect();
+    GuardedWorkload { containers, digest }
 }
 
 async fn watch_profiles(client: Client, guarded: Guarded) {
@@ -140,14 +188,25 @@ async fn watch_profiles(client: Client, guarded: Guarded) {
 }
 
 /// Keeps the workloads of the node's pods, which profiles are local, and
-/// reads a newly local profile once.
+/// reads a newly local profile once: when a pod changes, and again while
+/// a pod's workload or a profile could not be read.
 async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
     let workloads = Workloads::new(client.clone());
-    let mut every = tokio::time::interval(REFRESH);
+    let mut again: Option<Duration> = None;
     loop {
-        every.tick().await;
+        // A pod changed (the watch's first list included), or something
+        // is to be tried again.
+        let changed = guarded.pods_changed.notified();
+        match again {
+            Some(after) => {
+                let _ = tokio::time::timeout(after, changed).await;
+            }
+            None => changed.await,
+        }
+        tokio::time::sleep(SETTLE).await;
         let pods = pods.state();
         let mut found = HashMap::new();
+        let mut unknown = false;
         for pod in &pods {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             let known = guarded.lock().workloads.get(&uid).cloned();
@@ -155,8 +214,11 @@ async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
                 Some(w) => Some(w),
                 None => workloads.of_pod(pod).await,
             };
-            if let Some(workload) = workload {
-                found.insert(uid, (pod.namespace().unwrap_or_default(), workload));
+            match workload {
+                Some(workload) => {
+                    found.insert(uid, (pod.namespace().unwrap_or_default(), workload));
+                }
+                None => unknown = true,
             }
         }
         let wanted: Vec<ProfileKey> = {
@@ -166,6 +228,7 @@ async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
                 .map(|(ns, w)| (ns.clone(), profile_name(w)))
                 .collect();
             state.workloads = found.into_iter().map(|(uid, (_, w))| (uid, w)).collect();
+            guarded.generation.fetch_add(1, Ordering::Relaxed);
             let State {
                 local,
                 profiles,
@@ -181,6 +244,7 @@ async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
                 .cloned()
                 .collect()
         };
+        let mut failed = false;
         for (namespace, name) in wanted {
             let api = Api::<BehaviorProfile>::namespaced(client.clone(), &namespace);
             match api.get_opt(&name).await {
@@ -191,13 +255,24 @@ async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
                         .lock()
                         .failed
                         .insert((namespace, name), Instant::now());
+                    failed = true;
                 }
             }
         }
+        failed |= !guarded.lock().failed.is_empty();
+        again = match (unknown, failed) {
+            (true, _) => Some(RETRY_POD),
+            (false, true) => Some(RETRY),
+            (false, false) => None,
+        };
     }
 }
 
 impl Baselines for Guarded {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
     fn find(&mut self, _: &str, subject: &mut Subject) -> (Option<Arc<Baseline>>, bool) {
         let (Some(namespace), Some(uid), Some(container)) =
             (&subject.namespace, &subject.pod_uid, &subject.container)
@@ -267,6 +342,50 @@ mod tests {
         assert!(
             known && baseline.is_none(),
             "set to Learn: no longer guarded"
+        );
+    }
+
+    #[test]
+    fn only_a_changed_allow_list_builds_baselines_again() {
+        let guarded = Guarded::default();
+        let web = WorkloadRef {
+            kind: "Deployment".into(),
+            name: "web".into(),
+        };
+        guarded
+            .lock()
+            .local
+            .insert(("shop".into(), "deployment-web".into()));
+        let mut p = profile(true, Mode::Auto);
+        guarded.take("shop", "deployment-web", Some(&p));
+        let first = guarded.baseline("shop", &web, "web").0.unwrap();
+        let generation = guarded.generation();
+        // Anomalies counted: the same allow-list, the same baseline.
+        p.status.as_mut().unwrap().containers[0]
+            .anomalies
+            .push(imprint_crd::profile::Anomaly {
+                value: "/bin/sh".into(),
+                count: 3,
+                ..Default::default()
+            });
+        guarded.take("shop", "deployment-web", Some(&p));
+        assert_eq!(guarded.generation(), generation);
+        assert!(Arc::ptr_eq(
+            &first,
+            &guarded.baseline("shop", &web, "web").0.unwrap()
+        ));
+        // An accepted syscall: a new baseline, and a new generation.
+        p.status.as_mut().unwrap().containers[0]
+            .syscalls
+            .push("ptrace".into());
+        guarded.take("shop", "deployment-web", Some(&p));
+        assert!(guarded.generation() > generation);
+        assert!(
+            guarded
+                .baseline("shop", &web, "web")
+                .0
+                .unwrap()
+                .has_syscall("ptrace")
         );
     }
 }

@@ -39,9 +39,10 @@ pub const MAX_WRITTEN: usize = 4096;
 /// How long a cgroup the resolver could not place (or placed unsettled)
 /// waits to be asked again.
 const RESOLVE_RETRY: Duration = Duration::from_secs(2);
-/// How often a settled container is placed again (its profile may have
-/// changed: an anomaly accepted, a profile that started guarding).
-const REFRESH: Duration = Duration::from_secs(10);
+/// How often a settled container is placed again at the latest (it is
+/// placed again at once when the resolver's generation changes: a profile
+/// taken in, an anomaly accepted, a profile that started guarding).
+const REFRESH: Duration = Duration::from_secs(60);
 /// Cgroups placed (or found unwatched) remembered at most.
 const MAX_PLACED: usize = 65_536;
 /// Announced cgroups remembered at most.
@@ -70,6 +71,12 @@ pub trait Resolve: Send {
     /// The watch of cgroup `id`; `made`: its path and parent, when the
     /// kernel announced it.
     fn resolve(&mut self, id: u64, made: Option<(&str, u64)>) -> Option<Watch>;
+
+    /// Changes whenever what `resolve` answers may have changed for
+    /// cgroups already placed (their baselines): they are placed again.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// What detection is told.
@@ -118,6 +125,9 @@ pub struct Detector {
     /// Cgroup id -> the container it belongs to, and when it was placed;
     /// `None`: not watched (asked again after a while).
     placed: HashMap<u64, (Option<String>, Instant)>,
+    /// The resolver's generation last seen, and since when: placements
+    /// older than that are placed again.
+    generation: (u64, Option<Instant>),
     /// Cgroups the kernel announced: path and parent.
     made: HashMap<u64, (String, u64)>,
     serials: u64,
@@ -145,6 +155,7 @@ impl Detector {
             resolver,
             containers: HashMap::new(),
             placed: HashMap::new(),
+            generation: (0, None),
             made: HashMap::new(),
             serials: 0,
             limiter,
@@ -266,14 +277,18 @@ impl Detector {
                 .and_then(|k| d.containers.get(k))
                 .is_some_and(|c| c.watch.settled)
         };
+        let generation = self.resolver.generation();
+        if generation != self.generation.0 {
+            self.generation = (generation, Some(now));
+        }
         if let Some((key, at)) = self.placed.get(&id) {
             let age = now.duration_since(*at);
-            let due = if settled(self, key) {
-                REFRESH
+            let fresh = if settled(self, key) {
+                age < REFRESH && self.generation.1.is_none_or(|since| *at >= since)
             } else {
-                RESOLVE_RETRY
+                age < RESOLVE_RETRY
             };
-            if age < due {
+            if fresh {
                 return key.clone();
             }
         }

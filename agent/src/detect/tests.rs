@@ -6,6 +6,22 @@ use std::net::{IpAddr, Ipv4Addr};
 
 struct One(Option<Arc<Baseline>>);
 
+/// A resolver whose baseline can change, with its generation.
+struct Changing {
+    baseline: Arc<std::sync::Mutex<Option<Arc<Baseline>>>>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Resolve for Changing {
+    fn resolve(&mut self, id: u64, made: Option<(&str, u64)>) -> Option<Watch> {
+        One(self.baseline.lock().unwrap().clone()).resolve(id, made)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 impl Resolve for One {
     fn resolve(&mut self, id: u64, _: Option<(&str, u64)>) -> Option<Watch> {
         (id == 5).then(|| Watch {
@@ -228,6 +244,32 @@ fn a_known_program_with_arguments_of_a_new_shape_is_an_anomaly() {
     assert!(b.has_execution("/bin/sh", &["sh".into(), "/start.sh".into()]));
     assert!(!b.has_execution("/bin/sh", &["sh".into(), "-c".into(), "id".into()]));
     assert!(b.has_execution("/usr/bin/server", &["server".into(), "-v".into()]));
+}
+
+#[test]
+fn a_new_generation_of_the_resolver_places_containers_again_at_once() {
+    let baseline = Arc::new(std::sync::Mutex::new(None));
+    let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut d = Detector::new(
+        DetectorConfig::default(),
+        Box::new(Changing {
+            baseline: baseline.clone(),
+            generation: generation.clone(),
+        }),
+    );
+    run(&mut d, &start());
+    // No profile yet: a new program is no anomaly.
+    assert!(run(&mut d, &[exec(12, 11, "/usr/bin/id", &["id"], 3)]).is_empty());
+    // The profile starts guarding: the same second, the next event is
+    // judged against it (without a new generation, not for a minute).
+    *baseline.lock().unwrap() = Some(self::baseline());
+    assert!(run(&mut d, &[exec(13, 11, "/usr/bin/whoami", &["whoami"], 4)]).is_empty());
+    generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let alerts = run(&mut d, &[exec(14, 11, "/usr/bin/uname", &["uname"], 5)]);
+    assert_eq!(
+        alerts.iter().map(|a| a.rule.as_str()).collect::<Vec<_>>(),
+        ["unexpected-exec"]
+    );
 }
 
 #[test]

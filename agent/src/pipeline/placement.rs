@@ -24,6 +24,11 @@ pub trait Baselines: Send {
     /// as the runtime named it (the source may add its workload); whether
     /// the answer is final (`false`: asked again a moment later).
     fn find(&mut self, key: &str, subject: &mut Subject) -> (Option<Arc<Baseline>>, bool);
+
+    /// Changes whenever an answer of `find` may have changed.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Report files by name (`monitor --baseline-dir`).
@@ -82,6 +87,10 @@ impl HostResolver {
 }
 
 impl Resolve for HostResolver {
+    fn generation(&self) -> u64 {
+        self.baselines.generation()
+    }
+
     fn resolve(&mut self, id: u64, made: Option<(&str, u64)>) -> Option<Watch> {
         let path = match made {
             Some((path, _)) => path.to_string(),
