@@ -575,7 +575,8 @@ an_intruder_in_a_guarded_pod_is_alerted() {
   [[ $(kubectl get "$SP" "$(seccomp_of deployment-nginx nginx)" -o json | jq -c .spec) == "$before_sp" ]] ||
     { echo "the SeccompProfile changed while guarding"; return 1; }
   # Accept the listener as the profile's anomalies name it; once the
-  # profile holds it (and the agent's 10 s refresh has passed), the other
+  # profile holds it (the agent takes the new allow-list in from its watch
+  # and places the pod's containers again with their next event), the other
   # replica's listener raises nothing.
   local listener=''
   listener_anomaly() {
@@ -587,7 +588,7 @@ an_intruder_in_a_guarded_pod_is_alerted() {
   k patch bp deployment-nginx --type=merge \
     -p "{\"spec\":{\"accept\":[{\"container\":\"nginx\",\"kind\":\"network\",\"value\":\"$listener\"}]}}" > /dev/null || return 1
   eventually 30 holds bp deployment-nginx '.status.containers[] | select(.name == "nginx") | .network | any(.port == 4444)' || return 1
-  sleep 12
+  sleep 5
   k exec "$other" -c nginx -- /tools/busybox sh -c '/tools/busybox nc -l -p 4444 & /tools/busybox sleep 1; kill $!; echo x > /etc/imprint-e2e-2' > /dev/null 2>&1
   eventually 10 alerted "$other" write-below-system-dir || { echo "the other replica alerted nothing at all"; return 1; }
   ! alerted "$other" unexpected-listener || {
