@@ -109,12 +109,12 @@ async fn record_and_publish(
     ready: &std::sync::atomic::AtomicBool,
     stop: &mut Stop,
 ) -> Result<()> {
-    // Only this node's pods: a cluster's pods on every node would cost
-    // every agent memory in proportion to the cluster (peers elsewhere are
-    // looked up by address when a report names them).
     // Detection looks at the pods' workloads again when a pod changes.
     let guarded = Guarded::default();
     let pods_changed = guarded.pods_changed();
+    // Only this node's pods: a cluster's pods on every node would cost
+    // every agent memory in proportion to the cluster (peers elsewhere are
+    // looked up by address when a report names them).
     let (pods, _pod_watch) = reflect(
         Api::<Pod>::all(client.clone()),
         watcher::Config::default().fields(&format!("spec.nodeName={}", options.node)),

@@ -599,11 +599,12 @@ an_intruder_in_a_guarded_pod_is_alerted() {
   note "accepted '$listener' (the profile's anomaly): the other replica's listener raised nothing (its /etc write did)"
 }
 
-# agent_metric NAME: the value of an unlabelled metric of the agent.
-agent_metric() {
-  curl -fsS "http://$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].status.podIP}'):9090/metrics" |
-    awk -v n="$1" '$1 == n { print $2 }'
+# agent_metrics: what the agent's /metrics serves.
+agent_metrics() {
+  curl -fsS "http://$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].status.podIP}'):9090/metrics"
 }
+# agent_metric NAME: the value of an unlabelled metric of the agent.
+agent_metric() { agent_metrics | awk -v n="$1" '$1 == n { print $2 }'; }
 # A flood in a guarded pod: a program dropped into the container and run
 # 10,000 times raises one alert (its cooldown holds the rest; the kernel
 # sends a repeated exec as a count), with the agent's CPU and memory over
@@ -689,10 +690,9 @@ no_forbidden_in_logs() {
 }
 
 metrics_are_served() {
-  local agent controller a c
-  agent=$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].status.podIP}')
+  local controller a c
   controller=$(ks get pod "$(ks get lease imprint-controller -o jsonpath='{.spec.holderIdentity}')" -o jsonpath='{.status.podIP}')
-  a=$(curl -fsS "http://$agent:9090/metrics") && c=$(curl -fsS "http://$controller:9091/metrics") || return 1
+  a=$(agent_metrics) && c=$(curl -fsS "http://$controller:9091/metrics") || return 1
   grep -E '^imprint_agent_report_writes_total\{kind="applied"\} [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_agent_events_total\{kind="syscall"\} [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_agent_containers_tracked [1-9]' <<< "$a" > /dev/null &&

@@ -223,12 +223,18 @@ async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
         }
         let wanted: Vec<ProfileKey> = {
             let mut state = guarded.lock();
-            state.local = found
+            let local: HashSet<ProfileKey> = found
                 .values()
                 .map(|(ns, w)| (ns.clone(), profile_name(w)))
                 .collect();
-            state.workloads = found.into_iter().map(|(uid, (_, w))| (uid, w)).collect();
-            guarded.generation.fetch_add(1, Ordering::Relaxed);
+            let workloads: HashMap<String, WorkloadRef> =
+                found.into_iter().map(|(uid, (_, w))| (uid, w)).collect();
+            // Most pod changes (status, readiness) change neither.
+            if local != state.local || workloads != state.workloads {
+                state.local = local;
+                state.workloads = workloads;
+                guarded.generation.fetch_add(1, Ordering::Relaxed);
+            }
             let State {
                 local,
                 profiles,
@@ -244,7 +250,6 @@ async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
                 .cloned()
                 .collect()
         };
-        let mut failed = false;
         for (namespace, name) in wanted {
             let api = Api::<BehaviorProfile>::namespaced(client.clone(), &namespace);
             match api.get_opt(&name).await {
@@ -255,11 +260,10 @@ async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
                         .lock()
                         .failed
                         .insert((namespace, name), Instant::now());
-                    failed = true;
                 }
             }
         }
-        failed |= !guarded.lock().failed.is_empty();
+        let failed = !guarded.lock().failed.is_empty();
         again = match (unknown, failed) {
             (true, _) => Some(RETRY_POD),
             (false, true) => Some(RETRY),
@@ -316,22 +320,31 @@ mod tests {
         p
     }
 
+    fn web() -> WorkloadRef {
+        WorkloadRef {
+            kind: "Deployment".into(),
+            name: "web".into(),
+        }
+    }
+
+    /// deployment-web of shop has pods on this node.
+    fn make_local(guarded: &Guarded) {
+        guarded
+            .lock()
+            .local
+            .insert(("shop".into(), "deployment-web".into()));
+    }
+
     #[test]
     fn only_local_guarding_profiles_give_baselines() {
         let guarded = Guarded::default();
-        let web = WorkloadRef {
-            kind: "Deployment".into(),
-            name: "web".into(),
-        };
+        let web = web();
         guarded.take("shop", "deployment-web", Some(&profile(true, Mode::Auto)));
         assert!(
             !guarded.baseline("shop", &web, "web").1,
             "not local: not kept"
         );
-        guarded
-            .lock()
-            .local
-            .insert(("shop".into(), "deployment-web".into()));
+        make_local(&guarded);
         guarded.take("shop", "deployment-web", Some(&profile(true, Mode::Auto)));
         let (baseline, known) = guarded.baseline("shop", &web, "web");
         assert!(known && baseline.unwrap().has_syscall("read"));
@@ -348,14 +361,8 @@ mod tests {
     #[test]
     fn only_a_changed_allow_list_builds_baselines_again() {
         let guarded = Guarded::default();
-        let web = WorkloadRef {
-            kind: "Deployment".into(),
-            name: "web".into(),
-        };
-        guarded
-            .lock()
-            .local
-            .insert(("shop".into(), "deployment-web".into()));
+        let web = web();
+        make_local(&guarded);
         let mut p = profile(true, Mode::Auto);
         guarded.take("shop", "deployment-web", Some(&p));
         let first = guarded.baseline("shop", &web, "web").0.unwrap();

@@ -64,6 +64,9 @@ pub struct Limiter {
     limits: Limits,
     cooldowns: HashMap<(String, u64, String), Instant>,
     windows: HashMap<u64, Window>,
+    /// Windows with alerts held back (asked of every event: counted, not
+    /// searched for).
+    holding: usize,
     /// Alerts silenced by a cooldown.
     pub cooled: u64,
     /// Alerts held back by the rate limit.
@@ -105,6 +108,9 @@ impl Limiter {
             window.sent = 0;
         }
         if window.sent >= self.limits.per_second || window.held.count > 0 {
+            if window.held.count == 0 {
+                self.holding += 1;
+            }
             window.held.count += 1;
             window.held.rules.insert(rule.to_string());
             window.held.severity = window.held.severity.max(Some(severity));
@@ -134,17 +140,24 @@ impl Limiter {
             }
             false
         });
+        self.holding -= due.len();
         due
     }
 
     /// Whether any container has alerts held back (a summary to come).
     pub fn holding(&self) -> bool {
-        self.windows.values().any(|w| w.held.count > 0)
+        self.holding > 0
     }
 
     /// Forgets what is kept of a container that is gone.
     pub fn forget(&mut self, container: u64) {
-        self.windows.remove(&container);
+        if self
+            .windows
+            .remove(&container)
+            .is_some_and(|w| w.held.count > 0)
+        {
+            self.holding -= 1;
+        }
         self.cooldowns.retain(|(_, c, _), _| *c != container);
     }
 
@@ -205,6 +218,29 @@ mod tests {
             l.judge("unexpected-exec", Severity::Medium, 7, "/y", next),
             Verdict::Send
         );
+        assert!(!l.holding());
+    }
+
+    #[test]
+    fn holding_counts_the_windows_with_alerts_held_back() {
+        let mut l = Limiter::new(Limits::default());
+        let t = Instant::now();
+        for container in [1, 2] {
+            for i in 0..11 {
+                l.judge(
+                    "unexpected-exec",
+                    Severity::Low,
+                    container,
+                    &format!("/x{i}"),
+                    t,
+                );
+            }
+        }
+        assert!(l.holding());
+        l.forget(1);
+        assert!(l.holding(), "container 2 still holds");
+        assert_eq!(l.due(t + Duration::from_secs(1)).len(), 1);
+        assert!(!l.holding());
     }
 
     #[test]
