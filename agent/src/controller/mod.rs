@@ -11,6 +11,7 @@ pub mod leader;
 pub mod merge;
 #[cfg(test)]
 pub(crate) mod mock_api;
+pub mod network_policy;
 pub mod objects;
 pub mod reconcile;
 pub mod release;
