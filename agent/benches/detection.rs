@@ -1,5 +1,6 @@
-//! What detection costs: the fork and exit probes on a fork-heavy loop
-//! (against no program and against empty programs on the same hooks, in
+//! What detection costs: the fork probe (which keeps the kernel's process
+//! table) on a fork-heavy loop (against no program and against an empty
+//! program on the same hook, in
 //! the same run; the loop's time and the kernel's own run-time statistics
 //! of each program), and the latency from an action to its alert line over
 //! 1,000 actions.
@@ -75,9 +76,9 @@ impl Config {
     fn name(self) -> &'static str {
         match self {
             Config::None => "no program",
-            Config::Empty => "empty fork + exit programs",
+            Config::Empty => "empty fork program",
             Config::Recorded => "imprint record (no process tracking)",
-            Config::Tracked => "imprint monitor (fork + exit probes)",
+            Config::Tracked => "imprint monitor (fork probe, process table)",
         }
     }
 }
@@ -98,19 +99,19 @@ fn program_stats(prefix: &str) -> (u64, u64) {
         .fold((0, 0), |(c, t), (pc, pt)| (c + pc, t + pt))
 }
 
-/// The fork and exit programs of a configuration, by their kernel names
-/// (cut to 15 bytes).
-fn lineage_programs(config: Config) -> [(&'static str, &'static str); 2] {
+/// The fork program of a configuration, by its kernel name (cut to 15
+/// bytes).
+fn fork_program(config: Config) -> &'static str {
     match config {
-        Config::Empty => [("fork", "empty_fork"), ("exit", "empty_process_e")],
-        _ => [("fork", "imprint_fork"), ("exit", "imprint_process")],
+        Config::Empty => "empty_fork",
+        _ => "imprint_fork",
     }
 }
 
 fn forks() {
     // Run-time statistics of every program, while this lives.
     let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).unwrap();
-    let mut per_run: Vec<(Config, &str, Vec<f64>)> = Vec::new();
+    let mut per_run: Vec<(Config, Vec<f64>)> = Vec::new();
     let unified = unified_root();
     let btf = aya::Btf::from_sys_fs().unwrap();
     let alerts = tempfile::tempdir().unwrap();
@@ -126,15 +127,10 @@ fn forks() {
                 Config::None => {}
                 Config::Empty => {
                     let mut ebpf = aya::Ebpf::load(imprint_probes::EMPTY_OBJECT).unwrap();
-                    for (program, hook) in [
-                        ("empty_fork", "sched_process_fork"),
-                        ("empty_process_exit", "sched_process_exit"),
-                    ] {
-                        let p: &mut aya::programs::BtfTracePoint =
-                            ebpf.program_mut(program).unwrap().try_into().unwrap();
-                        p.load(hook, &btf).unwrap();
-                        p.attach().unwrap();
-                    }
+                    let p: &mut aya::programs::BtfTracePoint =
+                        ebpf.program_mut("empty_fork").unwrap().try_into().unwrap();
+                    p.load("sched_process_fork", &btf).unwrap();
+                    p.attach().unwrap();
                     empty = Some(ebpf);
                 }
                 Config::Recorded => recorder = Some(Recorder::start(&unified)),
@@ -155,16 +151,11 @@ fn forks() {
                 .unwrap();
             let ns: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
             if matches!(config, Config::Empty | Config::Tracked) {
-                for (what, prefix) in lineage_programs(config) {
-                    let (runs, total) = program_stats(prefix);
-                    let mean = total as f64 / runs.max(1) as f64;
-                    match per_run
-                        .iter_mut()
-                        .find(|(c, w, _)| *c == config && *w == what)
-                    {
-                        Some((_, _, v)) => v.push(mean),
-                        None => per_run.push((config, what, vec![mean])),
-                    }
+                let (runs, total) = program_stats(fork_program(config));
+                let mean = total as f64 / runs.max(1) as f64;
+                match per_run.iter_mut().find(|(c, _)| *c == config) {
+                    Some((_, v)) => v.push(mean),
+                    None => per_run.push((config, vec![mean])),
                 }
             }
             results
@@ -192,15 +183,15 @@ fn forks() {
     let floor = of(Config::Empty) - of(Config::None);
     let probes = of(Config::Tracked) - of(Config::Recorded);
     println!(
-        "fork and exit probes (monitor minus record): {probes:.0} ns per fork; empty programs on the same hooks: {floor:.0} ns"
+        "fork probe and process table (monitor minus record): {probes:.0} ns per fork; an empty program on the same hook: {floor:.0} ns"
     );
     println!(
         "\n## the kernel's run time of each program (kernel.bpf_stats), median of {ROUNDS} runs"
     );
     println!("| program | ns per run |");
     println!("|---|---|");
-    for (config, what, runs) in &mut per_run {
-        println!("| {} on {what} | {:.0} |", config.name(), median(runs));
+    for (config, runs) in &mut per_run {
+        println!("| {} on fork | {:.0} |", config.name(), median(runs));
     }
 }
 

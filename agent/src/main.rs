@@ -283,7 +283,7 @@ impl Recording {
                 no_host,
             },
             cgroup_root: self.cgroup_root,
-            track_processes: false,
+            track_processes: None,
         }
     }
 }

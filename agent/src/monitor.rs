@@ -21,6 +21,7 @@ use crate::detect::{Detector, DetectorConfig, DetectorStats, Resolve, Watch};
 use crate::pipeline::drain::Observer;
 use crate::pipeline::hostname;
 use crate::pipeline::placement::{ByName, HostResolver};
+use crate::probes::ProcessTable;
 use crate::record::{self, RecordOptions, Watcher};
 use crate::report;
 use crate::runtime::{Containers, Filter};
@@ -65,17 +66,17 @@ pub async fn monitor(options: MonitorOptions) -> Result<i32> {
             command: options.record.command.clone(),
         }
     };
-    let detector = SharedDetector::new(
-        Detector::new(options.detector.clone(), Box::new(Unplaced)),
-        sender.clone(),
-    );
+    let processes = ProcessTable::default();
+    let mut detector = Detector::new(options.detector.clone(), Box::new(Unplaced));
+    detector.set_processes(Box::new(processes.clone()));
+    let detector = SharedDetector::new(detector, sender.clone());
     let ticker = detector.summarize();
     let shared = Shared {
         detector: detector.clone(),
         target: watcher,
     };
     let mut recording = options.record;
-    recording.recording.track_processes = true;
+    recording.recording.track_processes = Some(processes);
     let code = record::record(recording, Some(Box::new(shared))).await?;
     drop(ticker);
     // Whatever is still held back is summed up now.

@@ -25,6 +25,7 @@ use crate::pipeline::drain::Observer;
 use crate::pipeline::own_cgroup::OwnCgroup;
 use crate::pipeline::placement::HostResolver;
 use crate::pipeline::{RecordingOptions, Scope, Session};
+use crate::probes::ProcessTable;
 use crate::publish::alerts::{self, AlertOutputs};
 use crate::publish::publisher::{Publisher, PublisherConfig};
 use crate::runtime::Containers;
@@ -123,7 +124,8 @@ async fn record_and_publish(
     let gauges = metrics.clone();
     let containers = Containers::default();
     let mut recording = options.recording.clone();
-    recording.track_processes = options.detection.is_some();
+    let processes = ProcessTable::default();
+    recording.track_processes = options.detection.is_some().then(|| processes.clone());
     let mut detection = None;
     let observer: Observer = match &options.detection {
         None => {
@@ -147,10 +149,9 @@ async fn record_and_publish(
                 alertmanager: detect.alertmanager.clone(),
                 cooldown: detect.config.limits.cooldown,
             });
-            let detector = SharedDetector::new(
-                Detector::new(detect.config.clone(), Box::new(resolver)),
-                sender,
-            );
+            let mut detector = Detector::new(detect.config.clone(), Box::new(resolver));
+            detector.set_processes(Box::new(processes));
+            let detector = SharedDetector::new(detector, sender);
             detection = Some((follows, outputs, detector.summarize(), detector.clone()));
             let counted = metrics.clone();
             Box::new(move |event| {
@@ -206,7 +207,11 @@ async fn record_and_publish(
         tokio::select! {
             _ = publish_tick.tick() => {
                 if let Some((.., detector)) = &detection {
-                    let guarded = detector.lock().guarded_containers();
+                    let guarded = {
+                        let mut detector = detector.lock();
+                        detector.refresh(std::time::Instant::now());
+                        detector.guarded_containers()
+                    };
                     gauges.guarded_containers.set(guarded as i64);
                 }
                 publisher.publish(&mut session, hierarchy, false, false).await

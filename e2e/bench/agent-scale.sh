@@ -16,8 +16,9 @@
 # BehaviorProfiles that guard once Stable. Once the agent checks all N
 # containers against their guarding profiles (imprint_agent_guarded_containers),
 # it is measured again; then, with the same pods, the agent with
-# --no-detection: detection's share (process tracking, the built-in rules,
-# the profiles) of memory and CPU, in the same run.
+# --no-detection, then with detection again: detection's share (process
+# tracking, the built-in rules, the profiles) of memory (the larger of the
+# two runs with it) and CPU (their mean), in the same run.
 # Usage (as root, both up; IMPRINT_BIN set): e2e/bench/agent-scale.sh [N]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -76,7 +77,7 @@ measure() {
   b=$(sample "$pid")
   awk -v a="$a" -v b="$b" -v hz="$hz" -v w="$WINDOW" -v label="$1" 'BEGIN {
     split(a, x, " "); split(b, y, " ")
-    printf "%-32s rss %6.1f MiB   cpu %5.2f%% of a core over %ds\n", label, y[1] / 1024, 100 * (y[2] - x[2]) / hz / w, w
+    printf "%-32s rss %6.1f MiB   cpu %6.3f%% of a core over %ds\n", label, y[1] / 1024, 100 * (y[2] - x[2]) / hz / w, w
   }' | tee -a "$work/figures"
 }
 
@@ -161,15 +162,27 @@ measure "$N guarded containers"
 alerts() { curl -fsS "http://127.0.0.1:$PORT/metrics" | awk '/^imprint_agent_alerts_total/ { n += $NF } END { print n + 0 }'; }
 echo "alerts raised by the agent so far: $(alerts) (the pods do what they were learnt doing)"
 
-# The same pods, the agent without detection.
+# The same pods, the agent without detection, then with it again: the two
+# runs with detection on either side of the one without (the VM drifts).
 kill -TERM "$(cat "$work/agent.pid")"
 while kill -0 "$(cat "$work/agent.pid")" 2> /dev/null; do sleep 0.5; done
 start_agent --no-detection
 sleep 40
 measure "$N containers, detection off"
-awk 'NR == 3 { split($0, f, "rss "); split(f[2], r, " "); on = r[1]; split($0, g, "cpu "); split(g[2], c, "%"); con = c[1] }
-  NR == 4 { split($0, f, "rss "); split(f[2], r, " "); off = r[1]; split($0, g, "cpu "); split(g[2], c, "%"); coff = c[1] }
-  END {
-    printf "guarded, detection on against off: rss %.1f vs %.1f MiB (goal <= 64 MiB with it: %s), cpu %.2f%% vs %.2f%% of a core (goal <= 10%% more: %s)\n",
-      on, off, (on <= 64 ? "met" : "NOT met"), con, coff, (con <= coff * 1.1 ? "met" : "NOT met")
-  }' "$work/figures"
+kill -TERM "$(cat "$work/agent.pid")"
+while kill -0 "$(cat "$work/agent.pid")" 2> /dev/null; do sleep 0.5; done
+start_agent
+t2=$SECONDS
+until [[ $(guarded) -ge $N ]]; do
+  (( SECONDS - t2 > 300 )) && { echo "only $(guarded) containers guarded after 300 s"; break; }
+  sleep 5
+done
+sleep 20
+measure "$N guarded containers, again"
+cpu_of() { awk -v n="$1" 'NR == n { split($0, g, "cpu "); split(g[2], c, "%"); print c[1] }' "$work/figures"; }
+rss_of() { awk -v n="$1" 'NR == n { split($0, f, "rss "); split(f[2], r, " "); print r[1] }' "$work/figures"; }
+awk -v on1="$(cpu_of 3)" -v off="$(cpu_of 4)" -v on2="$(cpu_of 5)" -v rss1="$(rss_of 3)" -v rss2="$(rss_of 5)" -v rss_off="$(rss_of 4)" 'BEGIN {
+    on = (on1 + on2) / 2; rss_on = rss1 > rss2 ? rss1 : rss2
+    printf "guarded, detection on against off: rss %.1f vs %.1f MiB (goal <= 64 MiB with it: %s), cpu %.3f%% (mean of %.3f%% and %.3f%%) vs %.3f%% of a core: %+.0f%% (goal <= 10%% more: %s)\n",
+      rss_on, rss_off, (rss_on <= 64 ? "met" : "NOT met"), on, on1, on2, off, 100 * (on - off) / off, (on <= off * 1.1 ? "met" : "NOT met")
+  }'

@@ -26,9 +26,3 @@ int BPF_PROG(empty_fork, struct task_struct *parent, struct task_struct *child)
 {
 	return 0;
 }
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(empty_process_exit, struct task_struct *task, bool group_dead)
-{
-	return 0;
-}

@@ -27,7 +27,7 @@ static __always_inline void announce(__u32 kind, __u64 id, __u64 parent_id, cons
 	event->parent_id = parent_id;
 	if (bpf_probe_read_kernel_str(event->path, sizeof(event->path), path) < 0)
 		event->path[0] = 0;
-	bpf_ringbuf_submit(event, wake_flags());
+	bpf_ringbuf_submit(event, 0);
 	count(COUNTER_EVENTS);
 }
 

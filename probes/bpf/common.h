@@ -21,7 +21,7 @@
 /* Set by the loader before the object is loaded. */
 /* Record every cgroup (true) or only those in `cgroup_ids` and below. */
 SHARED const volatile __u32 record_all_cgroups = 0;
-/* Send fork, exit and repeated-exec events (a process table for alerts). */
+/* Keep the process table (`processes`) for the ancestry of alerts. */
 SHARED const volatile __u32 track_processes = 0;
 /* The kernel's FMODE_CREATED bit (stable since 4.19 at 1 << 20). */
 SHARED const volatile __u32 fmode_created_bit = 1 << 20;
@@ -73,6 +73,19 @@ struct {
 	__type(value, struct drop_counts);
 } cgroup_drops SHARED SEC(".maps");
 
+/*
+ * The processes of recorded cgroups by thread group id, while processes are
+ * tracked (the loader sets one entry otherwise). Exited processes stay
+ * until newer ones push them out, so an alert can still name the parents
+ * that are gone; a reused pid is overwritten by its fork.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 32768);
+	__type(key, __u32);
+	__type(value, struct process_info);
+} processes SHARED SEC(".maps");
+
 /* Scratch space for events too large for the BPF stack. */
 union scratch {
 	struct exec_event exec;
@@ -92,7 +105,7 @@ SHARED struct {
 	struct net_event net;
 	struct cap_event cap;
 	struct cgroup_event cgroup;
-	struct lineage_event lineage;
+	struct process_info process;
 } event_types;
 
 static __always_inline void count(enum counter which)
@@ -184,51 +197,10 @@ static __always_inline void fill_header(struct event_header *h, __u32 kind, __u6
 	h->timestamp_ns = bpf_ktime_get_boot_ns();
 }
 
-/*
- * A record went out without a wakeup and may be unread. The ring buffer
- * wakes its reader by itself only for a record right after everything it
- * has read, so the next record that should wake it forces the wakeup.
- */
-SHARED volatile __u32 quiet_pending = 0;
-
-/* Unread bytes past which a quiet record wakes the reader after all. */
-#define QUIET_WAKE_BYTES (1024 * 1024)
-
-/* Wakeup flags for a record the reader should see at once. */
-static __always_inline __u64 wake_flags(void)
-{
-	if (quiet_pending) {
-		quiet_pending = 0;
-		return BPF_RB_FORCE_WAKEUP;
-	}
-	return 0;
-}
-
 /* Sends an event; counts a drop for the cgroup when the ring buffer is full. */
 static __always_inline bool send(void *event, __u64 size, __u64 cgroup_id)
 {
-	if (bpf_ringbuf_output(&events, event, size, wake_flags())) {
-		count_drop(cgroup_id, DROP_RINGBUF);
-		return false;
-	}
-	count(COUNTER_EVENTS);
-	return true;
-}
-
-/*
- * Sends bookkeeping the consumer needs in order but not at once (process
- * lineage): no wakeup, so a fork-heavy workload does not wake the agent
- * per fork; the next event that wakes it reads it, or this one wakes it
- * once a megabyte waits.
- */
-static __always_inline bool send_quietly(void *event, __u64 size, __u64 cgroup_id)
-{
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > QUIET_WAKE_BYTES)
-		flags = BPF_RB_FORCE_WAKEUP;
-	else
-		quiet_pending = 1;
-	if (bpf_ringbuf_output(&events, event, size, flags)) {
+	if (bpf_ringbuf_output(&events, event, size, 0)) {
 		count_drop(cgroup_id, DROP_RINGBUF);
 		return false;
 	}

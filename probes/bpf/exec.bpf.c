@@ -82,18 +82,18 @@ static __always_inline __u32 exec_traits(struct task_struct *task)
 	return flags;
 }
 
-/* Tells the process table which exec (sent before) this process ran. */
-static __always_inline void send_exec_repeat(struct exec_event *e, __u64 hash, __u64 cgroup_id)
+/* Keeps in the process table what `task` runs now. */
+static __always_inline void note_process(struct exec_event *e, __u64 hash, __u64 cgroup_id)
 {
-	struct lineage_event p = {};
-	p.header = e->header;
-	p.header.kind = EVENT_LINEAGE;
-	p.op = LINEAGE_EXEC;
-	p.ppid = e->ppid;
-	p.key_hash = hash;
-	p.uid = e->uid;
-	p.gid = e->gid;
-	send_quietly(&p, sizeof(p), cgroup_id);
+	struct process_info p = {
+		.key_hash = hash,
+		.cgroup_id = cgroup_id,
+		.ppid = e->ppid,
+		.uid = e->uid,
+		.gid = e->gid,
+	};
+	__u32 pid = e->header.pid;
+	bpf_map_update_elem(&processes, &pid, &p, BPF_ANY);
 }
 
 SEC("tp_btf/sched_process_exec")
@@ -155,12 +155,12 @@ int BPF_PROG(imprint_exec, struct task_struct *task, pid_t old_pid, struct linux
 	struct hash_state hashing = {.hash = hash, .len = args_len};
 	bpf_loop(ARGS_BUF / 8, hash_step, &hashing, 0);
 	hash = mix(hashing.hash, args_len);
+	if (track_processes)
+		note_process(e, hash, cgroup_id);
 	struct exec_key key = {.cgroup_id = cgroup_id, .key_hash = hash};
 	__u64 *repeats = bpf_map_lookup_elem(&execs_seen, &key);
 	if (repeats) {
 		__sync_fetch_and_add(repeats, 1);
-		if (track_processes)
-			send_exec_repeat(e, hash, cgroup_id);
 		return 0;
 	}
 	e->key_hash = hash;

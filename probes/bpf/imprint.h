@@ -38,15 +38,6 @@ enum event_kind {
 	EVENT_CAP = 5,
 	EVENT_CGROUP_MKDIR = 6,
 	EVENT_CGROUP_RMDIR = 7,
-	EVENT_LINEAGE = 8,
-};
-
-/* What happened to a process (`lineage_event.op`). */
-enum lineage_op {
-	LINEAGE_FORK = 1,
-	LINEAGE_EXIT = 2,
-	/* An exec whose full event was sent before (a repeat of its key). */
-	LINEAGE_EXEC = 3,
 };
 
 /* Traits of an exec (`exec_event.exec_flags`), part of its key. */
@@ -230,18 +221,19 @@ struct cgroup_event {
 };
 
 /*
- * A process forked, exited or executed a program again (sent only while
- * processes are tracked): the header's pid is the process (the child of a
- * fork), for the process table that gives alerts their ancestry.
+ * A process of a recorded cgroup as the kernel's process table (the
+ * `processes` map, keyed by its thread group id) keeps it while processes
+ * are tracked: set at fork (the parent's program) and at every exec.
  */
-struct lineage_event {
-	struct event_header header;
-	__u32 op;
-	__u32 ppid;
-	/* LINEAGE_EXEC: the key of the exec sent before (`exec_event.key_hash`). */
+struct process_info {
+	/* The key of the program it runs (`exec_event.key_hash`; 0: unknown). */
 	__u64 key_hash;
+	/* Its cgroup when it forked or last executed. */
+	__u64 cgroup_id;
+	__u32 ppid;
 	__u32 uid;
 	__u32 gid;
+	__u32 _pad;
 };
 
 /* Per-cgroup state on the hot path: the syscall bitmap and the flags. */

@@ -1,26 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
 /*
- * Processes: forks and exits of a recorded cgroup's processes (thread
- * groups, not threads), sent only while processes are tracked (detection
- * on), so user space keeps a process table and an alert can name the
- * process's ancestry. Not attached at all when nothing is detected.
+ * Processes: the forks of a recorded cgroup's processes (thread groups, not
+ * threads) go into the kernel's process table (`processes`), which the
+ * exec probe updates at every exec, so an alert can name the process's
+ * ancestry. Nothing is sent: user space reads the table only for an alert.
+ * Not attached at all when nothing is detected.
  */
 #include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-static __always_inline void send_lineage(__u32 op, struct task_struct *task)
-{
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	struct lineage_event p = {};
-	fill_header(&p.header, EVENT_LINEAGE, cgroup_id);
-	p.header.pid = BPF_CORE_READ(task, tgid);
-	p.op = op;
-	p.ppid = BPF_CORE_READ(task, real_parent, tgid);
-	p.uid = BPF_CORE_READ(task, cred, uid.val);
-	p.gid = BPF_CORE_READ(task, cred, gid.val);
-	send_quietly(&p, sizeof(p), cgroup_id);
-}
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(imprint_fork, struct task_struct *parent, struct task_struct *child)
@@ -33,17 +21,17 @@ int BPF_PROG(imprint_fork, struct task_struct *parent, struct task_struct *child
 	/* The child is in its parent's (the current task's) cgroup. */
 	if (!current_state())
 		return 0;
-	send_lineage(LINEAGE_FORK, child);
-	return 0;
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(imprint_process_exit, struct task_struct *task, bool group_dead)
-{
-	if (!track_processes || !group_dead)
-		return 0;
-	if (!current_state())
-		return 0;
-	send_lineage(LINEAGE_EXIT, task);
+	__u32 ppid = BPF_CORE_READ(parent, tgid);
+	__u32 pid = BPF_CORE_READ(child, tgid);
+	struct process_info p = {};
+	struct process_info *known = bpf_map_lookup_elem(&processes, &ppid);
+	/* It runs its parent's program until it executes one. */
+	if (known)
+		p.key_hash = known->key_hash;
+	p.cgroup_id = bpf_get_current_cgroup_id();
+	p.ppid = ppid;
+	p.uid = BPF_CORE_READ(child, cred, uid.val);
+	p.gid = BPF_CORE_READ(child, cred, gid.val);
+	bpf_map_update_elem(&processes, &pid, &p, BPF_ANY);
 	return 0;
 }

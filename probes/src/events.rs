@@ -36,19 +36,6 @@ pub mod kind {
     pub const CGROUP_MKDIR: u32 = 6;
     /// A recorded cgroup removed.
     pub const CGROUP_RMDIR: u32 = 7;
-    /// A process forked, exited or executed again (processes tracked).
-    pub const LINEAGE: u32 = 8;
-}
-
-/// `enum lineage_op`: what a [`LineageEvent`] says happened.
-pub mod lineage_op {
-    /// The process (the header's pid) was forked by `ppid`.
-    pub const FORK: u32 = 1;
-    /// The process exited (its whole thread group).
-    pub const EXIT: u32 = 2;
-    /// The process executed a program whose full event was sent before
-    /// (the exec of the same key).
-    pub const EXEC: u32 = 3;
 }
 
 /// `EXEC_*`: traits of an exec ([`ExecEvent::exec_flags`]).
@@ -337,22 +324,24 @@ pub struct CapEvent {
     pub _pad: u32,
 }
 
-/// `struct lineage_event`: a fork, an exit or a repeated exec.
+/// `struct process_info`: a process as the kernel's process table (the
+/// `processes` map, keyed by thread group id) keeps it while processes are
+/// tracked.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct LineageEvent {
-    /// Common header; `pid` is the process (a fork's child).
-    pub header: EventHeader,
-    /// One of [`lineage_op`].
-    pub op: u32,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// The key of the program it runs ([`ExecEvent::key_hash`]; 0: unknown).
+    pub key_hash: u64,
+    /// Its cgroup when it forked or last executed.
+    pub cgroup_id: u64,
     /// The parent's process id.
     pub ppid: u32,
-    /// [`lineage_op::EXEC`]: the key of the exec sent before.
-    pub key_hash: u64,
     /// Real uid.
     pub uid: u32,
     /// Real gid.
     pub gid: u32,
+    /// Padding.
+    pub _pad: u32,
 }
 
 /// `struct cgroup_event`.

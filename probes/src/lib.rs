@@ -40,8 +40,6 @@ pub mod programs {
     pub const EXEC: &str = "imprint_exec";
     /// `tp_btf/sched_process_fork`: processes forked (tracked processes only).
     pub const FORK: &str = "imprint_fork";
-    /// `tp_btf/sched_process_exit`: processes exited (tracked processes only).
-    pub const PROCESS_EXIT: &str = "imprint_process_exit";
     /// `tp_btf/cap_capable`: capability checks (Linux >= 6.14).
     pub const CAP_CAPABLE: &str = "imprint_cap_capable";
     /// `fexit/cap_capable`: capability checks on kernels with trampolines.
@@ -80,7 +78,9 @@ pub mod maps {
     pub const EXECS_SEEN: &str = "execs_seen";
     /// Per-cgroup drop counters.
     pub const CGROUP_DROPS: &str = "cgroup_drops";
-    /// Load-time setting: send fork, exit and repeated-exec events.
+    /// The kernel's process table ([`crate::events::ProcessInfo`] by pid).
+    pub const PROCESSES: &str = "processes";
+    /// Load-time setting: keep the process table.
     pub const TRACK_PROCESSES: &str = "track_processes";
     /// Load-time setting: record every cgroup.
     pub const RECORD_ALL_CGROUPS: &str = "record_all_cgroups";

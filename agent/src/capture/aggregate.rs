@@ -239,7 +239,6 @@ impl Behavior {
             }
             Event::CgroupMade { .. } => self.born = true,
             Event::CgroupRemoved { .. } => self.removed = true,
-            Event::Lineage { .. } => {}
         }
     }
 
@@ -431,10 +430,6 @@ pub struct Aggregator {
 impl Aggregator {
     /// Folds one decoded event in.
     pub fn add(&mut self, event: &Event) {
-        if matches!(event, Event::Lineage { .. }) {
-            // Process lineage is the detector's, not behavior.
-            return;
-        }
         if let Event::CgroupMade {
             header,
             parent_id,

@@ -5,8 +5,8 @@ use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use imprint_probes::events::{
-    ARGS_BUF, CapEvent, CgroupEvent, EventHeader, ExecEvent, FileEvent, LineageEvent, NetEvent,
-    RAW_NAME_OFFSET, SyscallEvent, cap_audit, exec_flags, file_op, kind, path_flags,
+    ARGS_BUF, CapEvent, CgroupEvent, EventHeader, ExecEvent, FileEvent, NetEvent, RAW_NAME_OFFSET,
+    SyscallEvent, cap_audit, exec_flags, file_op, kind, path_flags,
 };
 
 /// A record that could not be decoded.
@@ -86,22 +86,6 @@ pub enum Event {
         /// The process that executed, as the process table needs it.
         process: ExecProcess,
     },
-    /// A process forked, exited or executed again (`lineage_op`; sent
-    /// only while processes are tracked).
-    Lineage {
-        /// Header (its pid is the process: a fork's child).
-        header: EventHeader,
-        /// One of `lineage_op`.
-        op: u32,
-        /// Parent's process id.
-        ppid: u32,
-        /// `lineage_op::EXEC`: the `key_hash` of the exec sent before.
-        key_hash: u64,
-        /// Real uid.
-        uid: u32,
-        /// Real gid.
-        gid: u32,
-    },
     /// A file opened or changed.
     File {
         /// Header.
@@ -163,7 +147,6 @@ impl Event {
         match self {
             Event::Syscall { header, .. }
             | Event::Exec { header, .. }
-            | Event::Lineage { header, .. }
             | Event::File { header, .. }
             | Event::Net { header, .. }
             | Event::Cap { header, .. }
@@ -177,7 +160,6 @@ impl Event {
         match self {
             Event::Syscall { .. } => "syscall",
             Event::Exec { .. } => "exec",
-            Event::Lineage { .. } => "lineage",
             Event::File { .. } => "file",
             Event::Net { .. } => "network",
             Event::Cap { .. } => "capability",
@@ -243,17 +225,6 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                     gid: e.gid,
                     traits: e.exec_flags,
                 },
-            })
-        }
-        kind::LINEAGE => {
-            let e: LineageEvent = read(bytes, header.kind, size_of::<LineageEvent>())?;
-            Ok(Event::Lineage {
-                header,
-                op: e.op,
-                ppid: e.ppid,
-                key_hash: e.key_hash,
-                uid: e.uid,
-                gid: e.gid,
             })
         }
         kind::FILE => {

@@ -1,10 +1,10 @@
 //! Detection: each decoded event of a watched container is checked, as it
 //! arrives, against the built-in rules and the container's learnt profile
-//! (its baseline), with the process and its ancestry from a per-container
+//! (its baseline), with the process and its ancestry from the kernel's
 //! process table; what is outside becomes an [`Alert`], once per cooldown
-//! and within a rate. Pure but for `/proc` reads of processes that began
-//! before the table: the caller feeds events and a clock, and sends the
-//! alerts on.
+//! and within a rate. Pure but for that table and `/proc` reads of
+//! processes it does not know: the caller feeds events and a clock, and
+//! sends the alerts on.
 
 pub mod alert;
 pub mod arguments;
@@ -21,12 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imprint_crd::report::{Access, Direction, Subject};
-use imprint_probes::events::lineage_op;
 
 use self::alert::{Alert, Observed, SCHEMA, Severity};
 use self::baseline::{Baseline, name_of};
 use self::limit::{Limiter, Limits, Verdict};
-use self::process::{ProcessTable, Program};
+use self::process::{Lookup, NoProcesses, ProcessSource, Program, Programs};
 use self::rules::{ExecFacts, Rule, RuleSwitches};
 use crate::capture::aggregate::{endpoint, file_accesses};
 use crate::capture::decode::{Event, counts_as_needed};
@@ -99,8 +98,6 @@ pub struct DetectorStats {
     pub cooled: u64,
     /// Alerts held back by the rate limit (their summaries are sent).
     pub held: u64,
-    /// Processes forgotten because a table was full.
-    pub evicted_processes: u64,
     /// Items a container runtime's own process did in a container (runc
     /// setting up an exec'd process), not judged.
     pub runtime_actions: u64,
@@ -112,7 +109,8 @@ struct Container {
     /// Cgroups placed in it.
     cgroups: usize,
     watch: Watch,
-    processes: ProcessTable,
+    /// The programs its exec events announced, by kernel key.
+    programs: Programs,
     written: HashSet<String>,
     started: bool,
 }
@@ -121,6 +119,8 @@ struct Container {
 pub struct Detector {
     config: DetectorConfig,
     resolver: Box<dyn Resolve>,
+    /// The kernel's process table.
+    processes: Box<dyn ProcessSource>,
     containers: HashMap<String, Container>,
     /// Cgroup id -> the container it belongs to, and when it was placed;
     /// `None`: not watched (asked again after a while).
@@ -143,6 +143,8 @@ struct Item {
     pid: u32,
     builtin: Vec<&'static str>,
     in_baseline: Option<bool>,
+    /// The process as the event itself names it (an exec).
+    process: Option<alert::Process>,
     anomaly: Option<&'static str>,
 }
 
@@ -153,6 +155,7 @@ impl Detector {
         Detector {
             config,
             resolver,
+            processes: Box::new(NoProcesses),
             containers: HashMap::new(),
             placed: HashMap::new(),
             generation: (0, None),
@@ -171,12 +174,17 @@ impl Detector {
         self.placed.retain(|_, (key, _)| key.is_some());
     }
 
+    /// Reads processes from `table` (the kernel's process table) from now
+    /// on; without one, only `/proc` names processes.
+    pub fn set_processes(&mut self, table: Box<dyn ProcessSource>) {
+        self.processes = table;
+    }
+
     /// Counts so far.
     pub fn stats(&self) -> DetectorStats {
         let mut stats = self.stats.clone();
         stats.cooled = self.limiter.cooled;
         stats.held = self.limiter.held;
-        stats.evicted_processes = self.containers.values().map(|c| c.processes.evicted).sum();
         stats
     }
 
@@ -211,6 +219,45 @@ impl Detector {
         self.judge(&key, item, event.header().timestamp_ns, now)
             .into_iter()
             .collect()
+    }
+
+    /// Notes when the resolver's generation changed.
+    fn see_generation(&mut self, now: Instant) {
+        let generation = self.resolver.generation();
+        if generation != self.generation.0 {
+            self.generation = (generation, Some(now));
+        }
+    }
+
+    /// Whether a placement in `key` made at `at` still holds at `now`.
+    fn fresh(&self, key: &Option<String>, at: Instant, now: Instant) -> bool {
+        let settled = key
+            .as_ref()
+            .and_then(|k| self.containers.get(k))
+            .is_some_and(|c| c.watch.settled);
+        let age = now.duration_since(at);
+        if settled {
+            age < REFRESH && self.generation.1.is_none_or(|since| at >= since)
+        } else {
+            age < RESOLVE_RETRY
+        }
+    }
+
+    /// Places again the watched cgroups whose placement is out of date (a
+    /// profile that started guarding, an accepted anomaly), without
+    /// waiting for their next event: a quiet container is then counted as
+    /// guarded as soon as its profile guards.
+    pub fn refresh(&mut self, now: Instant) {
+        self.see_generation(now);
+        let stale: Vec<u64> = self
+            .placed
+            .iter()
+            .filter(|(_, (key, at))| key.is_some() && !self.fresh(key, *at, now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.place(id, now);
+        }
     }
 
     /// Containers checked against a baseline (a guarding profile) now.
@@ -272,25 +319,11 @@ impl Detector {
     /// The container cgroup `id` belongs to, asking the resolver when it
     /// is new, unsettled or was not watched a while ago.
     fn place(&mut self, id: u64, now: Instant) -> Option<String> {
-        let settled = |d: &Detector, key: &Option<String>| {
-            key.as_ref()
-                .and_then(|k| d.containers.get(k))
-                .is_some_and(|c| c.watch.settled)
-        };
-        let generation = self.resolver.generation();
-        if generation != self.generation.0 {
-            self.generation = (generation, Some(now));
-        }
-        if let Some((key, at)) = self.placed.get(&id) {
-            let age = now.duration_since(*at);
-            let fresh = if settled(self, key) {
-                age < REFRESH && self.generation.1.is_none_or(|since| *at >= since)
-            } else {
-                age < RESOLVE_RETRY
-            };
-            if fresh {
-                return key.clone();
-            }
+        self.see_generation(now);
+        if let Some((key, at)) = self.placed.get(&id)
+            && self.fresh(key, *at, now)
+        {
+            return key.clone();
         }
         let made = self.made.get(&id).map(|(p, parent)| (p.as_str(), *parent));
         let watch = self.resolver.resolve(id, made);
@@ -329,7 +362,7 @@ impl Detector {
                         cgroups: 1,
                         started: watch.started,
                         watch,
-                        processes: ProcessTable::default(),
+                        programs: Programs::default(),
                         written: HashSet::new(),
                     },
                 );
@@ -358,27 +391,12 @@ impl Detector {
     fn item(&mut self, key: &str, event: &Event) -> Option<Item> {
         let arch = self.arch;
         let api_servers = &self.config.api_servers;
+        let placed = &self.placed;
+        let table = &*self.processes;
         let container = self.containers.get_mut(key)?;
         let baseline = container.watch.baseline.clone();
         let pid = event.header().pid;
         match event {
-            Event::Lineage {
-                op,
-                ppid,
-                key_hash,
-                uid,
-                gid,
-                ..
-            } => {
-                let table = &mut container.processes;
-                match *op {
-                    lineage_op::FORK => table.fork(pid, *ppid, *uid, *gid),
-                    lineage_op::EXIT => table.exit(pid),
-                    lineage_op::EXEC => table.exec_again(pid, *ppid, *uid, *gid, *key_hash),
-                    _ => {}
-                }
-                None
-            }
             Event::Exec {
                 path,
                 args,
@@ -386,12 +404,15 @@ impl Detector {
                 process,
                 ..
             } => {
-                let parent_exe = container.processes.parent_exe(process.ppid);
-                container.processes.exec(
-                    pid,
-                    process.ppid,
-                    process.uid,
-                    process.gid,
+                let ours = |id: u64| in_container(placed, id, key);
+                let parent_exe = Lookup {
+                    table,
+                    programs: &container.programs,
+                    ours: &ours,
+                    cgroup: None,
+                }
+                .exe_of(process.ppid);
+                container.programs.insert(
                     *key_hash,
                     Program {
                         exe: path.clone(),
@@ -427,6 +448,14 @@ impl Detector {
                         None
                     },
                     in_baseline,
+                    process: Some(alert::Process {
+                        pid,
+                        ppid: process.ppid,
+                        uid: process.uid,
+                        gid: process.gid,
+                        exe: path.clone(),
+                        args: args.clone(),
+                    }),
                 })
             }
             Event::File {
@@ -469,6 +498,7 @@ impl Detector {
                     builtin,
                     in_baseline,
                     anomaly,
+                    process: None,
                 })
             }
             Event::Syscall { nr, .. } => {
@@ -486,6 +516,7 @@ impl Detector {
                     pid,
                     anomaly: (in_baseline == Some(false)).then_some("unexpected-syscall"),
                     in_baseline,
+                    process: None,
                 })
             }
             Event::Cap {
@@ -505,6 +536,7 @@ impl Detector {
                     builtin: Vec::new(),
                     anomaly: (in_baseline == Some(false)).then_some("unexpected-capability"),
                     in_baseline,
+                    process: None,
                 })
             }
             Event::Net {
@@ -535,6 +567,7 @@ impl Detector {
                     pid,
                     anomaly: anomaly.filter(|_| in_baseline == Some(false)),
                     in_baseline,
+                    process: None,
                 })
             }
             Event::CgroupMade { .. } | Event::CgroupRemoved { .. } => None,
@@ -564,6 +597,19 @@ impl Detector {
             .filter(|rule| switches.enabled(rule, namespace))
     }
 
+    /// Runs `f` with the process lookup of container `key`.
+    fn with_lookup<R>(&self, key: &str, f: impl FnOnce(&Lookup) -> R) -> Option<R> {
+        let container = self.containers.get(key)?;
+        let placed = &self.placed;
+        let ours = |id: u64| in_container(placed, id, key);
+        Some(f(&Lookup {
+            table: &*self.processes,
+            programs: &container.programs,
+            ours: &ours,
+            cgroup: container.watch.subject.cgroup.as_deref(),
+        }))
+    }
+
     fn judge(
         &mut self,
         container_key: &str,
@@ -575,9 +621,14 @@ impl Detector {
         let namespace = container.watch.subject.namespace.clone();
         let serial = container.serial;
         let rule = self.rule_for(&item, namespace.as_deref())?;
-        let process = (item.pid != 0)
-            .then(|| container.processes.process(item.pid))
-            .flatten();
+        // An exec names the program it ran, whatever the process ran since.
+        let process = match item.process.clone() {
+            Some(process) => Some(process),
+            None if item.pid != 0 => self
+                .with_lookup(container_key, |l| l.process(item.pid))
+                .flatten(),
+            None => None,
+        };
         // The runtime setting up a process in the container (`runc init`
         // of a `kubectl exec`: setns, mounts) before it executes the
         // container's program: not the workload.
@@ -600,15 +651,11 @@ impl Detector {
         {
             return None;
         }
-        let container = self.containers.get(container_key)?;
         let ancestry = process
             .as_ref()
-            .map(|p| {
-                container
-                    .processes
-                    .ancestry(p, container.watch.subject.cgroup.as_deref())
-            })
+            .and_then(|p| self.with_lookup(container_key, |l| l.ancestry(p)))
             .unwrap_or_default();
+        let container = self.containers.get(container_key)?;
         *self.stats.alerts.entry(rule.id.to_string()).or_default() += 1;
         Some(Alert {
             schema: SCHEMA.into(),
@@ -624,6 +671,14 @@ impl Detector {
             count: None,
         })
     }
+}
+
+/// Whether cgroup `id` is placed in container `key`.
+fn in_container(placed: &HashMap<u64, (Option<String>, Instant)>, id: u64, key: &str) -> bool {
+    placed
+        .get(&id)
+        .and_then(|(k, _)| k.as_deref())
+        .is_some_and(|k| k == key)
 }
 
 #[cfg(test)]

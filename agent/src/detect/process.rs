@@ -1,21 +1,21 @@
-//! A bounded table of one container's processes, fed by the kernel's exec,
-//! fork, exit and repeated-exec events, so an alert names the process and
-//! its ancestry up to the container's first process. Processes that began
-//! before the table (a container started before imprint) are read from
-//! `/proc` while they live.
+//! Processes as an alert names them. The kernel keeps the process table
+//! (the `processes` map: each process's parent, credentials and the key of
+//! the program it runs, set at fork and at every exec), so nothing is sent
+//! per fork, exec or exit; an alert reads it for its process and
+//! ancestry. The programs behind the keys are those the container's exec
+//! events announced. Processes the table does not know (one that began
+//! before imprint, or that the table pushed out) are read from `/proc`
+//! while they live.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use imprint_probes::events::ProcessInfo;
+
 use super::alert::{Ancestor, Process};
 
-/// Processes kept per container (live and recently exited).
-pub const MAX_PROCESSES: usize = 4096;
-/// Exited processes kept for the ancestry of their children and of their
-/// events still in the ring buffer.
-pub const MAX_EXITED: usize = 256;
 /// Distinct executed programs remembered per container (the kernel sends
-/// an exec's file and argv once, then only its key).
+/// an exec's file and argv once, then only counts its repeats).
 pub const MAX_PROGRAMS: usize = 1024;
 /// Ancestors named at most.
 pub const MAX_ANCESTRY: usize = 16;
@@ -29,135 +29,113 @@ pub struct Program {
     pub args: Vec<String>,
 }
 
-/// One process.
-#[derive(Clone, Debug, Default)]
-struct Entry {
-    ppid: u32,
-    uid: u32,
-    gid: u32,
-    program: Option<Arc<Program>>,
-    exited: bool,
+/// The kernel's process table, as the detector reads it.
+pub trait ProcessSource: Send {
+    /// What the table holds of process `pid` (a thread group id).
+    fn get(&self, pid: u32) -> Option<ProcessInfo>;
 }
 
-/// The processes of one container.
+/// No process table (detection without the fork probe): only `/proc`.
 #[derive(Debug, Default)]
-pub struct ProcessTable {
-    entries: HashMap<u32, Entry>,
-    exited: VecDeque<u32>,
-    programs: HashMap<u64, Arc<Program>>,
-    program_order: VecDeque<u64>,
-    /// Processes forgotten because the table was full.
-    pub evicted: u64,
+pub struct NoProcesses;
+
+impl ProcessSource for NoProcesses {
+    fn get(&self, _: u32) -> Option<ProcessInfo> {
+        None
+    }
 }
 
-impl ProcessTable {
-    /// `pid` executed `program` (its kernel key `key`): a new exec event.
-    pub fn exec(&mut self, pid: u32, ppid: u32, uid: u32, gid: u32, key: u64, program: Program) {
-        let program = Arc::new(program);
-        if !self.programs.contains_key(&key) {
-            if self.programs.len() >= MAX_PROGRAMS
-                && let Some(oldest) = self.program_order.pop_front()
+/// The programs one container executed, by their kernel key, bounded.
+#[derive(Debug, Default)]
+pub struct Programs {
+    by_key: HashMap<u64, Arc<Program>>,
+    order: VecDeque<u64>,
+}
+
+impl Programs {
+    /// The exec event of key `key` announced `program`.
+    pub fn insert(&mut self, key: u64, program: Program) {
+        if !self.by_key.contains_key(&key) {
+            if self.by_key.len() >= MAX_PROGRAMS
+                && let Some(oldest) = self.order.pop_front()
             {
-                self.programs.remove(&oldest);
+                self.by_key.remove(&oldest);
             }
-            self.program_order.push_back(key);
+            self.order.push_back(key);
         }
-        self.programs.insert(key, program.clone());
-        self.put(pid, ppid, uid, gid, Some(program));
+        self.by_key.insert(key, Arc::new(program));
     }
 
-    /// `pid` executed again the program of kernel key `key`.
-    pub fn exec_again(&mut self, pid: u32, ppid: u32, uid: u32, gid: u32, key: u64) {
-        let program = self.programs.get(&key).cloned();
-        self.put(pid, ppid, uid, gid, program);
+    /// The program of key `key`, when announced and still remembered.
+    pub fn get(&self, key: u64) -> Option<&Program> {
+        self.by_key.get(&key).map(Arc::as_ref)
     }
 
-    /// `pid` was forked by `ppid`: it runs its parent's program.
-    pub fn fork(&mut self, pid: u32, ppid: u32, uid: u32, gid: u32) {
-        let program = self.entries.get(&ppid).and_then(|p| p.program.clone());
-        self.put(pid, ppid, uid, gid, program);
-    }
-
-    /// `pid` exited: kept a while for what is still in flight of it.
-    pub fn exit(&mut self, pid: u32) {
-        let Some(entry) = self.entries.get_mut(&pid) else {
-            return;
-        };
-        entry.exited = true;
-        self.exited.push_back(pid);
-        while self.exited.len() > MAX_EXITED {
-            let Some(old) = self.exited.pop_front() else {
-                break;
-            };
-            // A pid forked again since is another, live process.
-            if self.entries.get(&old).is_some_and(|e| e.exited) {
-                self.entries.remove(&old);
-            }
-        }
-    }
-
-    /// Number of processes kept.
+    /// Number of programs remembered.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.by_key.len()
     }
 
-    /// Whether no process is kept.
+    /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.by_key.is_empty()
+    }
+}
+
+/// Looks the processes of one container up.
+pub struct Lookup<'a> {
+    /// The kernel's process table.
+    pub table: &'a dyn ProcessSource,
+    /// The container's programs.
+    pub programs: &'a Programs,
+    /// Whether a cgroup id is one of the container's: a table entry of
+    /// another cgroup is another container's (or a reused pid's) and is
+    /// not taken.
+    pub ours: &'a dyn Fn(u64) -> bool,
+    /// The container's path in the unified hierarchy, when known: a
+    /// process `/proc` shows there is the container's.
+    pub cgroup: Option<&'a str>,
+}
+
+impl Lookup<'_> {
+    /// The table's entry of `pid`, if it is the container's.
+    fn entry(&self, pid: u32) -> Option<ProcessInfo> {
+        self.table.get(pid).filter(|p| (self.ours)(p.cgroup_id))
     }
 
-    /// Keeps `pid` as a live process, evicting one when the table is full.
-    fn put(&mut self, pid: u32, ppid: u32, uid: u32, gid: u32, program: Option<Arc<Program>>) {
-        let entry = Entry {
-            ppid,
-            uid,
-            gid,
-            program,
-            exited: false,
-        };
-        if !self.entries.contains_key(&pid) && self.entries.len() >= MAX_PROCESSES {
-            // Exited processes go first, then any.
-            let victim = self
-                .exited
-                .pop_front()
-                .or_else(|| self.entries.keys().next().copied());
-            if let Some(victim) = victim {
-                self.entries.remove(&victim);
-                self.evicted += 1;
-            }
-        }
-        self.entries.insert(pid, entry);
-    }
-
-    /// The process `pid` as the table knows it, else as `/proc` shows it
-    /// (while it lives; `None` when neither knows it).
+    /// The process `pid` as the table knows it (its program from `/proc`
+    /// when the table's key is unknown and it lives), else as `/proc`
+    /// shows it (while it lives; `None` when neither knows it).
     pub fn process(&self, pid: u32) -> Option<Process> {
-        match self.entries.get(&pid) {
-            Some(entry) => {
-                let program = entry.program.as_deref().cloned().unwrap_or_default();
-                Some(Process {
-                    pid,
-                    ppid: entry.ppid,
-                    uid: entry.uid,
-                    gid: entry.gid,
-                    exe: program.exe,
-                    args: program.args,
-                })
-            }
-            None => from_proc(pid),
-        }
+        let Some(entry) = self.entry(pid) else {
+            return from_proc(pid);
+        };
+        let (exe, args) = match self.programs.get(entry.key_hash) {
+            Some(program) => (program.exe.clone(), program.args.clone()),
+            None => from_proc(pid).map(|p| (p.exe, p.args)).unwrap_or_default(),
+        };
+        Some(Process {
+            pid,
+            ppid: entry.ppid,
+            uid: entry.uid,
+            gid: entry.gid,
+            exe,
+            args,
+        })
     }
 
-    /// The ancestors of `pid` in the container, nearest first: parents the
-    /// table knows, or that `/proc` shows in the same cgroup (`cgroup`: the
-    /// container's path in the unified hierarchy, when known).
-    pub fn ancestry(&self, process: &Process, cgroup: Option<&str>) -> Vec<Ancestor> {
+    /// The ancestors of `process` in the container, nearest first: parents
+    /// the table knows, or that `/proc` shows in the container's cgroup.
+    pub fn ancestry(&self, process: &Process) -> Vec<Ancestor> {
         let mut ancestry = Vec::new();
         let mut ppid = process.ppid;
         while ancestry.len() < MAX_ANCESTRY && ppid > 1 {
-            let parent = match self.entries.get(&ppid) {
+            let parent = match self.entry(ppid) {
                 Some(_) => self.process(ppid),
-                None if cgroup.is_some_and(|c| proc_cgroup(ppid).as_deref() == Some(c)) => {
+                None if self
+                    .cgroup
+                    .is_some_and(|c| proc_cgroup(ppid).as_deref() == Some(c)) =>
+                {
                     from_proc(ppid)
                 }
                 None => None,
@@ -177,11 +155,11 @@ impl ProcessTable {
         ancestry
     }
 
-    /// The executed file of `pid`'s parent, when known.
-    pub fn parent_exe(&self, ppid: u32) -> Option<String> {
-        self.entries
-            .get(&ppid)
-            .and_then(|e| e.program.as_ref())
+    /// The executed file of process `pid` (a parent), when the table and
+    /// the container's programs know it.
+    pub fn exe_of(&self, pid: u32) -> Option<String> {
+        self.entry(pid)
+            .and_then(|e| self.programs.get(e.key_hash))
             .map(|p| p.exe.clone())
     }
 }
@@ -227,9 +205,21 @@ fn proc_cgroup(pid: u32) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A process table in memory (for tests of what reads one).
+impl ProcessSource for HashMap<u32, ProcessInfo> {
+    fn get(&self, pid: u32) -> Option<ProcessInfo> {
+        HashMap::get(self, &pid).copied()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Pids far above any pid_max, so `/proc` never answers for them.
+    const SH: u32 = 900_000_100;
+    const NGINX: u32 = 900_000_101;
+    const WORKER: u32 = 900_000_102;
 
     fn program(exe: &str) -> Program {
         Program {
@@ -238,66 +228,84 @@ mod tests {
         }
     }
 
+    /// A lookup of `table` and `programs` for the container of cgroups
+    /// `ours` says are its.
+    fn lookup<'a>(
+        table: &'a HashMap<u32, ProcessInfo>,
+        programs: &'a Programs,
+        ours: &'a dyn Fn(u64) -> bool,
+    ) -> Lookup<'a> {
+        Lookup {
+            table,
+            programs,
+            ours,
+            cgroup: None,
+        }
+    }
+
+    fn info(key_hash: u64, cgroup_id: u64, ppid: u32) -> ProcessInfo {
+        ProcessInfo {
+            key_hash,
+            cgroup_id,
+            ppid,
+            uid: 33,
+            ..ProcessInfo::default()
+        }
+    }
+
     #[test]
-    fn ancestry_follows_forks_and_repeated_execs() {
-        let mut table = ProcessTable::default();
-        table.exec(100, 1, 0, 0, 11, program("/bin/sh"));
-        table.fork(101, 100, 0, 0);
-        table.exec(101, 100, 0, 0, 22, program("/usr/sbin/nginx"));
-        table.fork(102, 101, 33, 33);
-        // A second worker runs nginx again: only its key comes.
-        table.fork(103, 101, 33, 33);
-        table.exec_again(103, 101, 33, 33, 22);
-        let worker = table.process(103).unwrap();
+    fn ancestry_follows_the_kernels_table_within_the_container() {
+        let mut programs = Programs::default();
+        programs.insert(11, program("/bin/sh"));
+        programs.insert(22, program("/usr/sbin/nginx"));
+        let table: HashMap<u32, ProcessInfo> = [
+            (SH, info(11, 7, 1)),
+            (NGINX, info(22, 7, SH)),
+            // A forked worker runs its parent's program.
+            (WORKER, info(22, 7, NGINX)),
+        ]
+        .into();
+        let ours = |id: u64| id == 7;
+        let view = lookup(&table, &programs, &ours);
+        let worker = view.process(WORKER).unwrap();
         assert_eq!(worker.exe, "/usr/sbin/nginx");
-        assert_eq!((worker.uid, worker.ppid), (33, 101));
-        let forked = table.process(102).unwrap();
-        assert_eq!(
-            forked.exe, "/usr/sbin/nginx",
-            "a fork runs its parent's program"
-        );
-        let ancestry = table.ancestry(&worker, None);
-        let pids: Vec<u32> = ancestry.iter().map(|a| a.pid).collect();
-        assert_eq!(pids, [101, 100]);
-        assert_eq!(ancestry[1].exe, "/bin/sh");
+        assert_eq!((worker.uid, worker.ppid), (33, NGINX));
+        let ancestry = view.ancestry(&worker);
+        let chain: Vec<(u32, &str)> = ancestry.iter().map(|a| (a.pid, a.exe.as_str())).collect();
+        assert_eq!(chain, [(NGINX, "/usr/sbin/nginx"), (SH, "/bin/sh")]);
+        assert_eq!(view.exe_of(SH).as_deref(), Some("/bin/sh"));
+
+        // The same table seen from another container: nothing of it.
+        let theirs = |id: u64| id == 8;
+        let other = lookup(&table, &programs, &theirs);
+        assert!(other.process(WORKER).is_none());
+        assert!(other.exe_of(SH).is_none());
     }
 
     #[test]
-    fn exited_processes_stay_for_a_while_then_go() {
-        let mut table = ProcessTable::default();
-        table.exec(10, 1, 0, 0, 1, program("/bin/sh"));
-        table.fork(11, 10, 0, 0);
-        table.exit(10);
-        // Its child still names it.
-        let child = table.process(11).unwrap();
-        assert_eq!(table.ancestry(&child, None)[0].pid, 10);
-        for pid in 1000..1000 + MAX_EXITED as u32 {
-            table.fork(pid, 11, 0, 0);
-            table.exit(pid);
+    fn a_program_pushed_out_leaves_the_process_without_a_name() {
+        let mut programs = Programs::default();
+        programs.insert(1, program("/bin/first"));
+        for key in 2..=MAX_PROGRAMS as u64 + 1 {
+            programs.insert(key, program("/bin/other"));
         }
-        assert!(
-            !table.entries.contains_key(&10),
-            "the oldest exited is forgotten"
-        );
-        assert!(table.len() <= MAX_EXITED + 1);
-    }
-
-    #[test]
-    fn the_table_stays_bounded() {
-        let mut table = ProcessTable::default();
-        for pid in 2..(MAX_PROCESSES as u32 + 500) {
-            table.fork(pid, 1, 0, 0);
-        }
-        assert_eq!(table.len(), MAX_PROCESSES);
-        assert_eq!(table.evicted, 498);
+        assert_eq!(programs.len(), MAX_PROGRAMS);
+        assert!(programs.get(1).is_none(), "the oldest is forgotten");
+        let table: HashMap<u32, ProcessInfo> = [(SH, info(1, 7, 1))].into();
+        let ours = |_: u64| true;
+        let view = lookup(&table, &programs, &ours);
+        let p = view.process(SH).unwrap();
+        assert_eq!((p.exe.as_str(), p.ppid), ("", 1));
     }
 
     #[test]
     fn a_loop_in_parents_ends() {
-        let mut table = ProcessTable::default();
-        table.fork(20, 21, 0, 0);
-        table.fork(21, 20, 0, 0);
-        let p = table.process(20).unwrap();
-        assert!(table.ancestry(&p, None).len() <= 2);
+        let programs = Programs::default();
+        let table: HashMap<u32, ProcessInfo> =
+            [(SH, info(0, 7, NGINX)), (NGINX, info(0, 7, SH))].into();
+        let ours = |_: u64| true;
+        let view = lookup(&table, &programs, &ours);
+        let p = view.process(SH).unwrap();
+        assert!(view.ancestry(&p).len() <= 2);
     }
 }

@@ -1,10 +1,56 @@
 use super::*;
 use crate::capture::decode::ExecProcess;
 use imprint_crd::report::{ContainerBehaviorReportSpec, Executable, FileAccess};
-use imprint_probes::events::{EventHeader, access, file_op, kind, net_kind};
+use imprint_probes::events::{EventHeader, ProcessInfo, access, file_op, kind, net_kind};
 use std::net::{IpAddr, Ipv4Addr};
 
 struct One(Option<Arc<Baseline>>);
+
+thread_local! {
+    /// The kernel's process table as the probes would keep it (each test
+    /// runs on a thread of its own).
+    static KERNEL: std::cell::RefCell<HashMap<u32, ProcessInfo>> = Default::default();
+}
+
+/// Reads [`KERNEL`].
+struct FakeKernel;
+
+impl ProcessSource for FakeKernel {
+    fn get(&self, pid: u32) -> Option<ProcessInfo> {
+        KERNEL.with(|k| k.borrow().get(&pid).copied())
+    }
+}
+
+/// What the exec probe does to the process table before it sends `event`.
+fn kernel_sees(event: &Event) {
+    if let Event::Exec {
+        header,
+        key_hash,
+        process,
+        ..
+    } = event
+    {
+        KERNEL.with(|k| {
+            k.borrow_mut().insert(
+                header.pid,
+                ProcessInfo {
+                    key_hash: *key_hash,
+                    cgroup_id: header.cgroup_id,
+                    ppid: process.ppid,
+                    uid: process.uid,
+                    gid: process.gid,
+                    _pad: 0,
+                },
+            )
+        });
+    }
+}
+
+/// A detector reading [`KERNEL`].
+fn with_kernel(mut d: Detector) -> Detector {
+    d.set_processes(Box::new(FakeKernel));
+    d
+}
 
 /// A resolver whose baseline can change, with its generation.
 struct Changing {
@@ -115,25 +161,26 @@ fn baseline() -> Arc<Baseline> {
 }
 
 fn detector(baseline: Option<Arc<Baseline>>) -> Detector {
-    Detector::new(DetectorConfig::default(), Box::new(One(baseline)))
+    with_kernel(Detector::new(
+        DetectorConfig::default(),
+        Box::new(One(baseline)),
+    ))
 }
 
 fn run(d: &mut Detector, events: &[Event]) -> Vec<Alert> {
     let now = Instant::now();
-    events.iter().flat_map(|e| d.observe(e, now)).collect()
+    events
+        .iter()
+        .flat_map(|e| {
+            kernel_sees(e);
+            d.observe(e, now)
+        })
+        .collect()
 }
 
 fn start() -> Vec<Event> {
     vec![
         exec(10, 1, "/bin/sh", &["sh", "/start.sh"], 1),
-        Event::Lineage {
-            header: header(kind::LINEAGE, 11),
-            op: lineage_op::FORK,
-            ppid: 10,
-            key_hash: 0,
-            uid: 0,
-            gid: 0,
-        },
         exec(11, 10, "/usr/bin/server", &["server"], 2),
         open(11, "/etc/server.conf", access::READ),
         syscall(11, nr("read")),
@@ -183,7 +230,7 @@ fn a_known_program_with_arguments_of_a_new_shape_is_an_anomaly() {
         switches: RuleSwitches::new(&[], &["unexpected-exec-arguments".into()]).unwrap(),
         ..DetectorConfig::default()
     };
-    let mut d = Detector::new(config, Box::new(One(Some(baseline()))));
+    let mut d = with_kernel(Detector::new(config, Box::new(One(Some(baseline())))));
     run(&mut d, &start());
     // Another number: the same shape.
     assert!(run(&mut d, &[exec(12, 11, "/bin/sleep", &["sleep", "60"], 5)]).is_empty());
@@ -246,17 +293,29 @@ fn a_known_program_with_arguments_of_a_new_shape_is_an_anomaly() {
     assert!(b.has_execution("/usr/bin/server", &["server".into(), "-v".into()]));
 }
 
-#[test]
-fn a_new_generation_of_the_resolver_places_containers_again_at_once() {
+/// A detector whose resolver's baseline (none at first) and generation
+/// the test changes.
+#[allow(clippy::type_complexity)]
+fn changing() -> (
+    Detector,
+    Arc<std::sync::Mutex<Option<Arc<Baseline>>>>,
+    Arc<std::sync::atomic::AtomicU64>,
+) {
     let baseline = Arc::new(std::sync::Mutex::new(None));
     let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut d = Detector::new(
+    let d = with_kernel(Detector::new(
         DetectorConfig::default(),
         Box::new(Changing {
             baseline: baseline.clone(),
             generation: generation.clone(),
         }),
-    );
+    ));
+    (d, baseline, generation)
+}
+
+#[test]
+fn a_new_generation_of_the_resolver_places_containers_again_at_once() {
+    let (mut d, baseline, generation) = changing();
     run(&mut d, &start());
     // No profile yet: a new program is no anomaly.
     assert!(run(&mut d, &[exec(12, 11, "/usr/bin/id", &["id"], 3)]).is_empty());
@@ -270,6 +329,21 @@ fn a_new_generation_of_the_resolver_places_containers_again_at_once() {
         alerts.iter().map(|a| a.rule.as_str()).collect::<Vec<_>>(),
         ["unexpected-exec"]
     );
+}
+
+#[test]
+fn a_quiet_container_counts_as_guarded_once_its_profile_guards() {
+    let (mut d, baseline, generation) = changing();
+    run(&mut d, &start());
+    d.refresh(Instant::now());
+    assert_eq!(d.guarded_containers(), 0);
+    // The profile guards; the container sends nothing more (the kernel
+    // sends each item once).
+    *baseline.lock().unwrap() = Some(self::baseline());
+    generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(d.guarded_containers(), 0, "not placed again yet");
+    d.refresh(Instant::now());
+    assert_eq!(d.guarded_containers(), 1);
 }
 
 #[test]
@@ -369,7 +443,7 @@ fn connections_listeners_and_switched_off_rules() {
         switches: RuleSwitches::new(&["shop/unexpected-listener".into()], &[]).unwrap(),
         ..DetectorConfig::default()
     };
-    let mut d = Detector::new(config, Box::new(One(Some(baseline()))));
+    let mut d = with_kernel(Detector::new(config, Box::new(One(Some(baseline())))));
     run(&mut d, &start());
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let net = |kind, port| Event::Net {

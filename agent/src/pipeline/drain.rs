@@ -20,12 +20,6 @@ use crate::task::AbortOnDrop;
 /// kernel stopped recording it.
 const IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// How long an event the kernel sent without waking the drain (process
-/// lineage) waits at most to be read. The kernel wakes the drain for the
-/// next event that should wake it, or once a megabyte waits; this bounds
-/// what a race between CPUs over that could hold back.
-const QUIET_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// Sees every decoded event before it is aggregated (metrics, detection).
 pub type Observer = Box<dyn FnMut(&Event) + Send>;
 
@@ -55,7 +49,7 @@ impl Captured {
             Event::CgroupRemoved { .. } => {
                 self.removed.insert(id, Instant::now());
             }
-            Event::CgroupMade { .. } | Event::Lineage { .. } => {}
+            Event::CgroupMade { .. } => {}
             _ => {
                 self.changed.insert(id);
             }
@@ -91,17 +85,11 @@ pub struct Drain {
 }
 
 impl Drain {
-    /// Starts draining `ring` into a fresh [`Captured`]; `quiet`: the
-    /// kernel sends some events without a wakeup (processes are tracked),
-    /// so the ring is also read every [`QUIET_DRAIN`].
-    pub fn start(
-        ring: AsyncFd<RingBuf<MapData>>,
-        observer: Option<Observer>,
-        quiet: bool,
-    ) -> Drain {
+    /// Starts draining `ring` into a fresh [`Captured`].
+    pub fn start(ring: AsyncFd<RingBuf<MapData>>, observer: Option<Observer>) -> Drain {
         let captured = Arc::new(Mutex::new(Captured::default()));
         let (flushes, requests) = mpsc::channel(4);
-        let task = tokio::spawn(run(ring, captured.clone(), observer, requests, quiet));
+        let task = tokio::spawn(run(ring, captured.clone(), observer, requests));
         Drain {
             captured,
             flushes,
@@ -130,17 +118,9 @@ async fn run(
     captured: Arc<Mutex<Captured>>,
     mut observer: Option<Observer>,
     mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
-    quiet: bool,
 ) {
-    // Events sent without a wakeup (process lineage) are read with the
-    // next one that wakes the drain, or by this tick at the latest.
-    let mut tick = tokio::time::interval(QUIET_DRAIN);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick(), if quiet => {
-                drain(ring.get_mut(), &captured, &mut observer);
-            }
             guard = ring.readable_mut() => match guard {
                 Ok(mut guard) => {
                     drain(guard.get_inner_mut(), &captured, &mut observer);

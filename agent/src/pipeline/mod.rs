@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use self::drain::{Captured, Drain, Observer};
 use crate::capture::aggregate::Behavior;
 use crate::cgroups::Hierarchy;
+use crate::probes::ProcessTable;
 use crate::probes::{CapabilityHook, KernelCounts, ProbeConfig, Probes};
 use crate::runtime::{self, Containers, Filter, RuntimeApi};
 use crate::task::AbortOnDrop;
@@ -44,8 +45,9 @@ pub struct RecordingOptions {
     pub filter: Filter,
     /// Root of the cgroup v2 hierarchy (`None`: the mounted one).
     pub cgroup_root: Option<PathBuf>,
-    /// Track forks and exits (a process table for alerts' ancestry).
-    pub track_processes: bool,
+    /// Keep the kernel's process table (for alerts' ancestry), handed to
+    /// this handle once the probes are loaded (`None`: not kept).
+    pub track_processes: Option<ProcessTable>,
 }
 
 /// Which cgroups the probes record.
@@ -108,12 +110,17 @@ impl Session {
                 record_all,
                 capability_hook: options.capability_hook,
                 ignore,
-                track_processes: options.track_processes,
+                track_processes: options.track_processes.is_some(),
             },
             hierarchy.root(),
         )?;
         if let Some((dir, id)) = &only {
             probes.record_cgroup(dir, *id)?;
+        }
+        if let Some(table) = &options.track_processes
+            && let Some(kernel) = probes.take_processes()
+        {
+            table.fill(kernel);
         }
         crate::probes::release_load_memory();
         let runtime_socket = if record_all {
@@ -145,7 +152,7 @@ impl Session {
             probes,
             containers,
             runtime_socket,
-            drain: Drain::start(ring, observer, options.track_processes),
+            drain: Drain::start(ring, observer),
             scanned,
             preexisting,
             started_ns: crate::report::boot_ns(),

@@ -8,16 +8,20 @@ mod kallsyms;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use aya::maps::{CgrpStorage, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, FExit, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
-use imprint_probes::events::{CgroupState, Counters, DropCounts, ExecKey, cgroup_flags};
+use imprint_probes::events::{
+    CgroupState, Counters, DropCounts, ExecKey, ProcessInfo, cgroup_flags,
+};
 
 use crate::capture::aggregate::Behavior;
 use imprint_probes::{OBJECT, maps, programs};
 use tracing::{debug, info, warn};
 
+use crate::detect::process::ProcessSource;
 use crate::names::Arch;
 
 /// Errors that stop recording altogether.
@@ -98,6 +102,50 @@ impl KernelCounts {
     }
 }
 
+/// Processes the kernel's process table holds at most (exited ones stay
+/// until newer ones push them out).
+pub const PROCESS_TABLE_ENTRIES: u32 = 32_768;
+
+/// The kernel's process table, read by the detector for an alert.
+pub struct KernelProcesses(BpfHashMap<MapData, u32, PodProcess>);
+
+impl ProcessSource for KernelProcesses {
+    fn get(&self, pid: u32) -> Option<ProcessInfo> {
+        self.0.get(&pid, 0).ok().map(|p| p.0)
+    }
+}
+
+/// A handle on the kernel's process table, filled once the probes are
+/// loaded (until then, and when they could not give it, it knows nothing).
+#[derive(Clone, Default)]
+pub struct ProcessTable(Arc<OnceLock<KernelProcesses>>);
+
+impl ProcessTable {
+    /// Hands the loaded table over (a second one is ignored).
+    pub fn fill(&self, kernel: KernelProcesses) {
+        let _ = self.0.set(kernel);
+    }
+
+    /// Whether the table was handed over.
+    pub fn is_filled(&self) -> bool {
+        self.0.get().is_some()
+    }
+}
+
+impl std::fmt::Debug for ProcessTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessTable")
+            .field("filled", &self.is_filled())
+            .finish()
+    }
+}
+
+impl ProcessSource for ProcessTable {
+    fn get(&self, pid: u32) -> Option<ProcessInfo> {
+        self.0.get()?.get(pid)
+    }
+}
+
 /// Loaded and attached probes.
 pub struct Probes {
     ebpf: Ebpf,
@@ -127,6 +175,12 @@ unsafe impl Pod for PodExecKey {}
 
 #[repr(transparent)]
 #[derive(Clone, Copy)]
+struct PodProcess(ProcessInfo);
+// SAFETY: a plain `#[repr(C)]` struct of integers, padding explicit.
+unsafe impl Pod for PodProcess {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
 struct PodCounters(Counters);
 // SAFETY: a plain `#[repr(C)]` struct of u64s.
 unsafe impl Pod for PodCounters {}
@@ -150,6 +204,15 @@ impl Probes {
             .btf(Some(&btf))
             .override_global(maps::RECORD_ALL_CGROUPS, &record_all, true)
             .override_global(maps::TRACK_PROCESSES, &track_processes, true)
+            // The process table takes kernel memory only while it is kept.
+            .map_max_entries(
+                maps::PROCESSES,
+                if config.track_processes {
+                    PROCESS_TABLE_ENTRIES
+                } else {
+                    1
+                },
+            )
             .override_global(maps::FILE_CHANGE_SYSCALLS, &file_changes, true)
             .override_global(maps::NOAUDIT_START, &ranges.start, true)
             .override_global(maps::NOAUDIT_END, &ranges.end, true)
@@ -186,11 +249,6 @@ impl Probes {
                 programs::FORK,
                 "sched_process_fork",
                 "forked processes (alerts name fewer ancestors)",
-            );
-            attacher.try_btf_tracepoint(
-                programs::PROCESS_EXIT,
-                "sched_process_exit",
-                "exited processes (the process table keeps them until its bound)",
             );
         }
         attacher.capabilities(config.capability_hook);
@@ -278,6 +336,15 @@ impl Probes {
             }
         }
         repeats
+    }
+
+    /// Takes the kernel's process table (once; `None` when processes are
+    /// not tracked or it was taken).
+    pub fn take_processes(&mut self) -> Option<KernelProcesses> {
+        let map = self.ebpf.take_map(maps::PROCESSES)?;
+        BpfHashMap::<_, u32, PodProcess>::try_from(map)
+            .ok()
+            .map(KernelProcesses)
     }
 
     /// What the kernel counted of every cgroup, read at once.

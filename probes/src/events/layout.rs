@@ -117,9 +117,9 @@ fn rust_mirrors_match_the_c_structs() {
     );
     check!(
         structs,
-        "lineage_event",
-        LineageEvent,
-        [header, op, ppid, key_hash, uid, gid]
+        "process_info",
+        ProcessInfo,
+        [key_hash, cgroup_id, ppid, uid, gid, _pad]
     );
     check!(structs, "exec_key", ExecKey, [cgroup_id, key_hash]);
     check!(
