@@ -31,6 +31,7 @@ use crate::report::{FileAccess, NetworkEndpoint, WorkloadRef, is_false};
     printcolumn = r#"{"name":"Reports","type":"integer","jsonPath":".status.reports"}"#,
     printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.replicas"}"#,
     printcolumn = r#"{"name":"Nodes","type":"integer","jsonPath":".status.nodes"}"#,
+    printcolumn = r#"{"name":"NetworkPolicy","type":"string","jsonPath":".status.networkPolicy.state"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -190,6 +191,38 @@ pub struct BehaviorProfileStatus {
     /// Problems met while merging (skipped entries, drops).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ProfileCondition>,
+    /// The NetworkPolicy derived from the workload's connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicyStatus>,
+}
+
+/// The NetworkPolicy imprint derives for a workload: its pods' own
+/// selector, a rule per peer seen (workload selectors, a Service's pods on
+/// their target ports, DNS, the API server, other addresses as ipBlocks).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicyStatus {
+    /// `Proposed`: in this status only.
+    pub state: String,
+    /// Ingress rules (one per peer).
+    pub ingress_rules: u32,
+    /// Egress rules (one per peer).
+    pub egress_rules: u32,
+    /// Listening ports no connection was seen to while learning
+    /// (`8080/TCP`): the policy would refuse them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unobserved_listeners: Vec<String>,
+    /// What the policy leaves out or makes wider, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The policy's spec, as a `networking.k8s.io/v1` NetworkPolicy takes it.
+    #[schemars(schema_with = "any_object")]
+    pub spec: serde_json::Value,
+}
+
+/// An object of any fields (a Kubernetes type's JSON kept as it is).
+fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})
 }
 
 /// The merged behavior of one container of the workload.

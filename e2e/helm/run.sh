@@ -435,6 +435,26 @@ YAML
   while IFS= read -r line; do note "$line"; done < "$work/sp.txt"
 }
 
+network_policies_are_proposed() {
+  local c selector line
+  for c in nginx redis; do
+    k get bp "deployment-$c" -o json > "$work/bp-$c.json" || return 1
+    selector=$(k get deployment "$c" -o json | jq -c .spec.selector.matchLabels)
+    jq -e --argjson s "$selector" '.status.networkPolicy.state == "Proposed" and
+      .status.networkPolicy.spec.podSelector.matchLabels == $s and
+      (.status.networkPolicy.spec.policyTypes | sort) == ["Egress", "Ingress"]' "$work/bp-$c.json" > /dev/null ||
+      { jq .status.networkPolicy "$work/bp-$c.json"; return 1; }
+    # The proposal is a NetworkPolicy the API server takes.
+    jq --arg c "$c" '{apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy",
+        metadata: {name: ("imprint-" + $c)}, spec: .status.networkPolicy.spec}' "$work/bp-$c.json" |
+      k apply --server-side --dry-run=server -f - > /dev/null || { echo "the proposal for $c is refused"; return 1; }
+    note "NetworkPolicy proposed for $c: $(jq -c '.status.networkPolicy | {ingressRules, egressRules, unobservedListeners, notes}' "$work/bp-$c.json")"
+  done
+  k get bp > "$work/bp.txt" || return 1
+  head -1 "$work/bp.txt" | grep -q NETWORKPOLICY || { echo "no NetworkPolicy column: $(head -1 "$work/bp.txt")"; return 1; }
+  while IFS= read -r line; do note "$line"; done < "$work/bp.txt"
+}
+
 # --- enforcement ---------------------------------------------------------------
 # Each container's SeccompProfile (the name its BehaviorProfile gives) as a
 # localhost profile of that name, and its recommended securityContext (kube.sh).
@@ -879,6 +899,7 @@ check "real load: wrk + curl against nginx, redis-benchmark against redis" workl
 check "one ContainerBehaviorReport per pod container: pod, container, node" reports_one_per_pod_container
 check "each workload's BehaviorProfile reaches Stable" profiles_become_stable
 check "SeccompProfiles exist, validated by SPO's CRD (and a ProfileBinding for one)" seccomp_profiles_exist
+check "a NetworkPolicy is proposed per workload: its own selector, taken by the API server" network_policies_are_proposed
 check "an intruder in a guarded pod: alerts in 10s (log, Events, Alertmanager), allow-list unchanged; an accepted item alerts no more" an_intruder_in_a_guarded_pod_is_alerted
 check "a flood in a guarded pod (10,000 execs of a dropped program, busybox as /tmp/true): one alert; the agent's CPU and memory over it" a_flood_in_a_guarded_pod_is_one_alert
 check "enforced: localhost profiles + recommended securityContext, same load, zero errors" enforced_workloads_serve_without_errors

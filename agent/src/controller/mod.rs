@@ -12,6 +12,7 @@ pub mod merge;
 #[cfg(test)]
 pub(crate) mod mock_api;
 pub mod network_policy;
+pub mod network_view;
 pub mod objects;
 pub mod reconcile;
 pub mod release;

@@ -6,8 +6,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imprint_crd::profile::{BehaviorProfile, Phase, ProfileCondition};
-use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec};
+use imprint_crd::profile::{
+    BehaviorProfile, BehaviorProfileStatus, NetworkPolicyStatus, Phase, ProfileCondition,
+};
+use imprint_crd::report::{
+    ContainerBehaviorReport, ContainerBehaviorReportSpec, NetworkEndpoint, WorkloadRef,
+};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::runtime::events::{EventType, Recorder};
@@ -19,6 +23,8 @@ use super::error::Error;
 use super::guard;
 use super::leader::Leadership;
 use super::merge;
+use super::network_policy;
+use super::network_view::NetworkView;
 use super::objects::{self, Ownership, profile_name};
 use super::release::{self, Unfolded};
 use super::seccomp::SeccompProfiles;
@@ -40,6 +46,8 @@ pub struct Context {
     pub seccomp: SeccompProfiles,
     /// Whether this replica may write (checked before every write).
     pub leadership: Leadership,
+    /// What NetworkPolicies are derived from (`None`: none is).
+    pub network: Option<NetworkView>,
 }
 
 /// Condition of a profile some of whose object names are held by objects
@@ -220,6 +228,9 @@ pub async fn reconcile(
         context.stability_window,
         Timestamp::now().as_second(),
     );
+    if let Some(view) = &context.network {
+        propose_network_policy(view, namespace, workload, &mut status).await;
+    }
     let applied = context
         .seccomp
         .apply(&profile, &status, &context.leadership)
@@ -268,6 +279,59 @@ pub async fn reconcile(
             source,
         })
 }
+
+/// Puts the NetworkPolicy the workload's connections call for in its
+/// status, or a condition saying why there is none.
+async fn propose_network_policy(
+    view: &NetworkView,
+    namespace: &str,
+    workload: &WorkloadRef,
+    status: &mut BehaviorProfileStatus,
+) {
+    let mut endpoints: Vec<NetworkEndpoint> = status
+        .containers
+        .iter()
+        .flat_map(|c| c.network.iter().cloned())
+        .collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let (selector, facts) = view.facts(namespace, workload, &endpoints).await;
+    let Some(selector) = selector else {
+        status.conditions.push(ProfileCondition {
+            type_: NETWORK_POLICY.into(),
+            status: "False".into(),
+            reason: "SelectorUnknown".into(),
+            message: format!(
+                "the pod selector of {} {} cannot be read (gone, or it selects by expressions): no NetworkPolicy is derived",
+                workload.kind, workload.name
+            ),
+        });
+        return;
+    };
+    let derived = network_policy::derive(namespace, &selector, &endpoints, &facts);
+    if !derived.unobserved_listeners.is_empty() {
+        status.conditions.push(ProfileCondition {
+            type_: NETWORK_POLICY.into(),
+            status: "False".into(),
+            reason: "UnobservedListeners".into(),
+            message: format!(
+                "no connection was seen to these listening ports, so the NetworkPolicy would refuse them: {}",
+                derived.unobserved_listeners.join(", ")
+            ),
+        });
+    }
+    status.network_policy = Some(NetworkPolicyStatus {
+        state: "Proposed".into(),
+        ingress_rules: derived.spec.ingress.as_ref().map_or(0, Vec::len) as u32,
+        egress_rules: derived.spec.egress.as_ref().map_or(0, Vec::len) as u32,
+        unobserved_listeners: derived.unobserved_listeners,
+        notes: derived.notes,
+        spec: serde_json::to_value(&derived.spec).unwrap_or_default(),
+    });
+}
+
+/// Condition about the workload's NetworkPolicy.
+const NETWORK_POLICY: &str = "NetworkPolicy";
 
 /// Releases every held report of `reports` without folding it.
 async fn release_all(
@@ -570,6 +634,7 @@ mod tests {
                 Scope::Cluster,
             ),
             leadership: Leadership::default(),
+            network: None,
             client,
         }
     }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::leader::{LeaderLease, Leadership};
+use super::network_view::NetworkView;
 use super::objects::FIELD_MANAGER;
 use super::reconcile::{Context, Controller};
 use super::seccomp::{SeccompApi, SeccompProfiles};
@@ -84,6 +85,7 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
         None => None,
     };
 
+    let (network, _network_watches) = NetworkView::start(client.clone());
     let (keys_tx, mut keys) = mpsc::unbounded_channel::<WorkloadKey>();
     let (profiles, _profile_watch) = reflect(
         Api::<BehaviorProfile>::all(client.clone()),
@@ -137,6 +139,7 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
             ),
             seccomp: SeccompProfiles::new(client, options.seccomp_api),
             leadership: Leadership::new(lease.clone()),
+            network: Some(network),
         },
         reports,
         profiles,

@@ -124,6 +124,8 @@ pub fn compute(
         last_change: Timestamp::from_second(last).ok().map(|t| t.to_string()),
         containers,
         conditions,
+        // Derived by the reconcile, when the cluster can say what it needs.
+        network_policy: None,
     }
 }
 
