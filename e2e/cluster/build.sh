@@ -9,6 +9,8 @@
 #
 # Usage: e2e/cluster/build.sh [component...]
 #   components: kubernetes etcd containerd runc cni-plugins helm cri-tools (default: all)
+#   and, on demand only: kube-router (its network policy controller enforces
+#   NetworkPolicies in the test cluster) and coredns (cluster DNS)
 # After a build the Go module and build caches (several GB) are removed; only
 # the binaries are kept. IMPRINT_E2E_KEEP_GO_CACHES=1 keeps them.
 set -euo pipefail
@@ -127,6 +129,40 @@ build_cri_tools() {
     -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=${v#v}" "sigs.k8s.io/cri-tools/cmd/crictl@$v"
 }
 
+build_kube_router() {
+  local dir=$1 v=$2 m=github.com/cloudnativelabs/kube-router/v2
+  CGO_ENABLED=0 GOBIN=$dir/bin heavy "$GO" install \
+    -ldflags "-s -w -X $m/pkg/version.Version=$v -X $m/pkg/version.BuildDate=1970-01-01T00:00:00Z" "$m/cmd/kube-router@$v"
+}
+
+build_coredns() {
+  local dir=$1 v=$2 src=$1/src
+  mkdir -p "$src"
+  # CoreDNS with only the plugins a cluster DNS needs (its full set pulls in
+  # every cloud SDK); the Corefile decides which of them run.
+  cat > "$src/main.go" <<'GO'
+package main
+
+import (
+	_ "github.com/coredns/coredns/core/plugin"
+
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+)
+
+var directives = []string{
+	"reload", "health", "ready", "prometheus", "errors", "log", "cache", "loadbalance", "kubernetes",
+}
+
+func init() { dnsserver.Directives = directives }
+
+func main() { coremain.Run() }
+GO
+  printf 'module imprint.dev/e2e/coredns-build\n\ngo 1.26\n\nrequire github.com/coredns/coredns %s\n' "$v" > "$src/go.mod"
+  (cd "$src" && GOFLAGS="$GOFLAGS -mod=mod" "$GO" mod tidy && \
+    CGO_ENABLED=0 heavy "$GO" build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$v" -o "$dir/bin/coredns" .)
+}
+
 all=(etcd runc cni-plugins containerd helm kubernetes cri-tools)
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${all[@]}")
 for c in "${want[@]}"; do
@@ -138,6 +174,8 @@ for c in "${want[@]}"; do
     cni-plugins) run_build cni-plugins "$CNI_PLUGINS_VERSION" build_cni_plugins ;;
     helm) run_build helm "$HELM_VERSION" build_helm ;;
     cri-tools) run_build cri-tools "$CRI_TOOLS_VERSION" build_cri_tools ;;
+    kube-router) run_build kube-router "$KUBE_ROUTER_VERSION" build_kube_router ;;
+    coredns) run_build coredns "$COREDNS_VERSION" build_coredns ;;
     *) echo "unknown component: $c" >&2; exit 2 ;;
   esac
 done

@@ -26,3 +26,11 @@ HELM_VERSION=v3.22.0
 # starts pods through containerd's CRI plugin the way the kubelet does. Same
 # minor as Kubernetes; built from the Go module proxy like the rest.
 CRI_TOOLS_VERSION=v1.37.0
+# kube-router's network policy controller (firewall only) enforces
+# NetworkPolicies in the test cluster, beside the bridge CNI; v2.1.0 is the
+# only version the Go module proxy serves (it has reported security flaws:
+# it runs only inside the local test cluster and never ships with imprint).
+KUBE_ROUTER_VERSION=v2.1.0
+# CoreDNS as the cluster's DNS (a pod, so that policies select it by labels);
+# v1.15 is built against client-go v0.37, the cluster's line.
+COREDNS_VERSION=v1.15.0
