@@ -280,7 +280,8 @@ pub struct NetworkEndpoint {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct Peer {
-    /// `Pod` or `Service`.
+    /// `Pod`, `Service`, or `Node` (an address of the agent's own node:
+    /// the kubelet's probes, a host process; its name is the node's).
     pub kind: String,
     /// Namespace of the object.
     pub namespace: String,

@@ -442,9 +442,12 @@ network_policies_are_proposed() {
     selector=$(k get deployment "$c" -o json | jq -c .spec.selector.matchLabels)
     jq -e --argjson s "$selector" '.status.networkPolicy.state == "Proposed" and
       .status.networkPolicy.spec.podSelector.matchLabels == $s and
-      (.status.networkPolicy.spec.policyTypes | sort) == ["Egress", "Ingress"]' "$work/bp-$c.json" > /dev/null ||
+      (.status.networkPolicy.spec.policyTypes | sort) == ["Egress", "Ingress"] and
+      ([.status.networkPolicy.spec.ingress[]?.from[]?.ipBlock] | length) == 0' "$work/bp-$c.json" > /dev/null ||
       { jq .status.networkPolicy "$work/bp-$c.json"; return 1; }
-    # The proposal is a NetworkPolicy the API server takes.
+    # Their only clients are on the node (the load, the kubelet): no
+    # ingress rule names an address. The proposal is a NetworkPolicy the
+    # API server takes.
     jq --arg c "$c" '{apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy",
         metadata: {name: ("imprint-" + $c)}, spec: .status.networkPolicy.spec}' "$work/bp-$c.json" |
       k apply --server-side --dry-run=server -f - > /dev/null || { echo "the proposal for $c is refused"; return 1; }

@@ -5,6 +5,7 @@
 //! ([`reflect`]).
 
 pub mod guarded;
+pub mod node_addresses;
 pub mod peers;
 pub mod remote;
 pub mod workload;

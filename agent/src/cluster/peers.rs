@@ -17,12 +17,16 @@ use super::workload::Workloads;
 enum Target {
     Pod(Arc<Pod>),
     Service(Arc<Service>),
+    /// An address of this node itself.
+    Node,
 }
 
 /// Addresses of this node's pods and the cluster's Services at one moment.
 #[derive(Debug, Default)]
 pub struct PeerIndex {
     by_address: HashMap<IpAddr, Target>,
+    /// This node's name.
+    node: String,
 }
 
 /// An address in canonical form (IPv4-mapped IPv6 as IPv4).
@@ -47,9 +51,18 @@ pub(super) fn holds_address(pod: &Pod) -> bool {
 }
 
 impl PeerIndex {
-    /// Indexes the addresses of `pods` and `services`.
-    pub fn build(pods: Vec<Arc<Pod>>, services: Vec<Arc<Service>>) -> Self {
+    /// Indexes the addresses of `pods`, `services` and of this node
+    /// (`node`, with the addresses `local`; loopback is left out).
+    pub fn build(
+        pods: Vec<Arc<Pod>>,
+        services: Vec<Arc<Service>>,
+        node: &str,
+        local: impl IntoIterator<Item = IpAddr>,
+    ) -> Self {
         let mut by_address = HashMap::new();
+        for address in local.into_iter().filter(|a| !a.is_loopback()) {
+            by_address.insert(address.to_canonical(), Target::Node);
+        }
         for pod in pods.iter().filter(|p| holds_address(p)) {
             let status = pod.status.as_ref();
             let ips = status
@@ -71,7 +84,10 @@ impl PeerIndex {
                 by_address.insert(ip, Target::Service(service.clone()));
             }
         }
-        PeerIndex { by_address }
+        PeerIndex {
+            by_address,
+            node: node.to_string(),
+        }
     }
 
     /// Number of indexed addresses.
@@ -102,6 +118,12 @@ impl PeerIndex {
             }
         };
         match target {
+            Target::Node => Some(Peer {
+                kind: "Node".into(),
+                namespace: String::new(),
+                name: self.node.clone(),
+                workload: None,
+            }),
             Target::Pod(pod) => Some(Peer {
                 kind: "Pod".into(),
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),

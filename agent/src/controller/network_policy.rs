@@ -152,7 +152,8 @@ pub fn derive(
             }
             Direction::Inbound => {
                 accepted.insert((endpoint.port, protocol));
-                if address.is_loopback() || cluster.is_node_address(address) {
+                let from_node = endpoint.peer.as_ref().is_some_and(|p| p.kind == "Node");
+                if address.is_loopback() || from_node || cluster.is_node_address(address) {
                     continue;
                 }
                 let peer = peer_of_pod(namespace, endpoint, address, cluster, &mut notes);
@@ -577,8 +578,16 @@ mod tests {
                 8080,
                 Some(("Pod", "shop", "frontend-2", Some("frontend"))),
             ),
-            // kubelet probes from the node.
+            // kubelet probes from the node, by its address or as the
+            // agent named it (the bridge's address).
             endpoint(Inbound, Tcp, "10.243.0.1", 8080, None),
+            endpoint(
+                Inbound,
+                Tcp,
+                "10.244.0.1",
+                8080,
+                Some(("Node", "", "node-1", None)),
+            ),
             // A prober in another namespace.
             endpoint(
                 Inbound,

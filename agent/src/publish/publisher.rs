@@ -292,7 +292,12 @@ impl Publisher {
             (candidates, captured.removed.clone())
         };
         let paths = session.paths(hierarchy, &candidates);
-        let index = PeerIndex::build(self.pods.state(), self.services.state());
+        let index = PeerIndex::build(
+            self.pods.state(),
+            self.services.state(),
+            &self.config.node,
+            crate::cluster::node_addresses::read(),
+        );
         self.remote.new_tick();
         let clock = Clock::now();
         for (n, &id) in candidates.iter().enumerate() {
