@@ -391,8 +391,13 @@ impl Detector {
     fn item(&mut self, key: &str, event: &Event) -> Option<Item> {
         let arch = self.arch;
         let api_servers = &self.config.api_servers;
-        let placed = &self.placed;
-        let table = &*self.processes;
+        // Read before the exec's program is taken in.
+        let parent_exe = match event {
+            Event::Exec { process, .. } => {
+                self.with_lookup(key, |l| l.exe_of(process.ppid)).flatten()
+            }
+            _ => None,
+        };
         let container = self.containers.get_mut(key)?;
         let baseline = container.watch.baseline.clone();
         let pid = event.header().pid;
@@ -404,14 +409,6 @@ impl Detector {
                 process,
                 ..
             } => {
-                let ours = |id: u64| in_container(placed, id, key);
-                let parent_exe = Lookup {
-                    table,
-                    programs: &container.programs,
-                    ours: &ours,
-                    cgroup: None,
-                }
-                .exe_of(process.ppid);
                 container.programs.insert(
                     *key_hash,
                     Program {

@@ -206,6 +206,7 @@ fn proc_cgroup(pid: u32) -> Option<String> {
 }
 
 /// A process table in memory (for tests of what reads one).
+#[cfg(test)]
 impl ProcessSource for HashMap<u32, ProcessInfo> {
     fn get(&self, pid: u32) -> Option<ProcessInfo> {
         HashMap::get(self, &pid).copied()

@@ -338,8 +338,8 @@ impl Probes {
         repeats
     }
 
-    /// Takes the kernel's process table (once; `None` when processes are
-    /// not tracked or it was taken).
+    /// Takes the kernel's process table (once; `None` once taken). Without
+    /// process tracking it holds nothing (one entry, never written).
     pub fn take_processes(&mut self) -> Option<KernelProcesses> {
         let map = self.ebpf.take_map(maps::PROCESSES)?;
         BpfHashMap::<_, u32, PodProcess>::try_from(map)
