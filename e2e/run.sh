@@ -30,4 +30,12 @@ if [[ -n "${IMPRINT_E2E_RUNTIME_SOCKET:-}" && ( -n "${IMPRINT_BIN:-}" || -n "$(c
 else
   echo "helm: skipped (no imprint binary for the image, or no loaded image: IMPRINT_IMAGE_REPOSITORY)"
 fi
+# NetworkPolicies learnt, applied and enforced: needs an enforcer in the
+# cluster (the local cluster runs kube-router's) and the local images.
+if [[ -n "${IMPRINT_E2E_NETWORK_POLICIES:-}" && -n "${IMPRINT_E2E_RUNTIME_SOCKET:-}" &&
+  ( -n "${IMPRINT_BIN:-}" || -n "$(command -v imprint)" ) ]]; then
+  "$here/netpol/run.sh" || status=1
+else
+  echo "netpol: skipped (no NetworkPolicy enforcer named in IMPRINT_E2E_NETWORK_POLICIES, or not the local cluster)"
+fi
 exit "$status"

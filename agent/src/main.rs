@@ -151,6 +151,11 @@ enum Command {
         /// How often every profile is looked at again.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
         resync: Duration,
+        /// Apply each workload's derived NetworkPolicy (owned by its
+        /// BehaviorProfile) once the profile is Stable; without it the
+        /// policy is only proposed in the profile's status.
+        #[arg(long)]
+        apply_network_policies: bool,
     },
     /// Release every ContainerBehaviorReport from the fold finalizer, for an
     /// uninstall (the chart runs it after `helm uninstall`). Reports and
@@ -297,6 +302,11 @@ enum Output {
     Oci,
     /// Capability set for a securityContext (YAML): drop ALL, add the needed.
     Caps,
+    /// Kubernetes NetworkPolicy of the reports' workload (YAML); its pods'
+    /// and peers' selectors and Services' target ports are read from the
+    /// cluster's API (KUBECONFIG), which reports do not carry.
+    #[value(name = "networkpolicy")]
+    NetworkPolicy,
 }
 
 fn main() -> ExitCode {
@@ -441,6 +451,7 @@ fn run(cli: Cli) -> Result<u8> {
             no_leader_election,
             identity,
             resync,
+            apply_network_policies,
         } => {
             let lease = if no_leader_election {
                 None
@@ -463,6 +474,7 @@ fn run(cli: Cli) -> Result<u8> {
                 lease,
                 identity,
                 resync,
+                apply_network_policies,
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -562,5 +574,43 @@ fn recommend_text(paths: &[PathBuf], format: Output, name: Option<String>) -> Re
         }
         Output::Oci => report::to_text(&recommend::oci_profile(&merged), Format::Json),
         Output::Caps => report::to_text(&recommend::capabilities(&merged), Format::Yaml),
+        Output::NetworkPolicy => network_policy_text(paths, &reports, name)?,
     })
+}
+
+/// The NetworkPolicy of the reports' workload, its notes as comments above it.
+fn network_policy_text(
+    paths: &[PathBuf],
+    reports: &[imprint_crd::report::ContainerBehaviorReport],
+    name: Option<String>,
+) -> Result<String> {
+    use imprint::controller::network_recommend;
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let specs: Vec<_> = reports.iter().map(|r| &r.spec).collect();
+    let (policy, derived) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let client = network_recommend::client().await?;
+            network_recommend::recommend(
+                client,
+                &names,
+                &specs,
+                name,
+                network_recommend::LIST_TIMEOUT,
+            )
+            .await
+        })?;
+    let mut text = String::new();
+    for note in &derived.notes {
+        text.push_str(&format!("# {note}\n"));
+    }
+    if !derived.unobserved_listeners.is_empty() {
+        text.push_str(&format!(
+            "# WARNING: no connection was seen to these listening ports, so this policy refuses them: {}\n",
+            derived.unobserved_listeners.join(", ")
+        ));
+    }
+    text.push_str(&report::to_text(&policy, Format::Yaml));
+    Ok(text)
 }

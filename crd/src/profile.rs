@@ -202,8 +202,13 @@ pub struct BehaviorProfileStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicyStatus {
-    /// `Proposed`: in this status only.
+    /// `Proposed`: in this status only; `Applied`: a NetworkPolicy of
+    /// imprint's (named below) holds it; `Held`: the profile is Stable but
+    /// the policy is not applied (the conditions say why).
     pub state: String,
+    /// The applied NetworkPolicy's name (in the profile's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Ingress rules (one per peer).
     pub ingress_rules: u32,
     /// Egress rules (one per peer).

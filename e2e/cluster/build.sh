@@ -8,9 +8,9 @@
 # builds never run at once.
 #
 # Usage: e2e/cluster/build.sh [component...]
-#   components: kubernetes etcd containerd runc cni-plugins helm cri-tools (default: all)
-#   and, on demand only: kube-router (its network policy controller enforces
-#   NetworkPolicies in the test cluster) and coredns (cluster DNS)
+#   components: kubernetes etcd containerd runc cni-plugins helm cri-tools
+#   kube-router (its network policy controller enforces NetworkPolicies in
+#   the test cluster) coredns (cluster DNS)      (default: all)
 # After a build the Go module and build caches (several GB) are removed; only
 # the binaries are kept. IMPRINT_E2E_KEEP_GO_CACHES=1 keeps them.
 set -euo pipefail
@@ -163,7 +163,7 @@ GO
     CGO_ENABLED=0 heavy "$GO" build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$v" -o "$dir/bin/coredns" .)
 }
 
-all=(etcd runc cni-plugins containerd helm kubernetes cri-tools)
+all=(etcd runc cni-plugins containerd helm kubernetes cri-tools kube-router coredns)
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${all[@]}")
 for c in "${want[@]}"; do
   case $c in

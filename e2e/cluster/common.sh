@@ -17,6 +17,8 @@ CONTAINERD_BIN=$CACHE/containerd-$CONTAINERD_VERSION/bin
 RUNC_BIN=$CACHE/runc-$RUNC_VERSION/bin
 CNI_BIN=$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/bin
 HELM_BIN=$CACHE/helm-$HELM_VERSION/bin
+KUBE_ROUTER_BIN=$CACHE/kube-router-$KUBE_ROUTER_VERSION/bin
+COREDNS_BIN=$CACHE/coredns-$COREDNS_VERSION/bin
 
 NODE_NAME=imprint-e2e
 BRIDGE=imprint-e2e0
@@ -29,6 +31,7 @@ NODE_POD_CIDR=10.244.0.0/24
 POD_GATEWAY=10.244.0.1
 SERVICE_CIDR=10.96.0.0/16
 KUBERNETES_SERVICE_IP=10.96.0.1
+CLUSTER_DNS_IP=10.96.0.10                # the kube-dns Service (CoreDNS)
 API_PORT=6443
 API_SERVER=https://$NODE_IP:$API_PORT
 CGROUP_ROOT=imprint-e2e                  # kubelet cgroupRoot (/imprint-e2e)
@@ -46,9 +49,11 @@ CNI_PORTMAP=1
 # Where a failed up copies the logs before it tears down.
 FAILED_LOGS=${IMPRINT_E2E_FAILED_LOGS:-/tmp/imprint-e2e-failed-logs}
 
-# nftables tables created by kube-proxy (nftables mode) and the CNI plugins.
+# nftables tables created by kube-proxy (nftables mode), the CNI plugins and
+# iptables (nft backend): kube-router's firewall, the kubelet's canary chains.
 NFT_TABLES=("ip kube-proxy" "ip6 kube-proxy" "inet cni_plugins_masquerade" "ip cni_plugins_masquerade"
-  "inet cni_hostport" "ip cni_hostport" "ip6 cni_hostport")
+  "inet cni_hostport" "ip cni_hostport" "ip6 cni_hostport"
+  "ip filter" "ip6 filter" "ip nat" "ip6 nat" "ip mangle" "ip6 mangle")
 # Sysctls the kubelet, kube-proxy or the bridge plugin may set; up saves them, down restores them.
 SYSCTLS=(net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.bridge.bridge-nf-call-iptables
   net.bridge.bridge-nf-call-ip6tables vm.overcommit_memory vm.panic_on_oom kernel.panic
@@ -59,7 +64,7 @@ SYSCTLS=(net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.bridge.bridge-nf-c
 # container log links); down removes those that did not exist before up.
 HOST_PATHS=(/run/containerd /var/lib/cni /var/log/containers /var/log/pods /run/netns /var/run/netns
   /etc/cni /opt/cni /var/lib/kubelet /etc/kubernetes /run/nri /var/run/nri /opt/containerd
-  /var/lib/containerd /run/runc /var/lib/dockershim /run/flannel /etc/containerd)
+  /var/lib/containerd /run/runc /var/lib/dockershim /run/flannel /etc/containerd /run/xtables.lock)
 
 # The v1 hierarchies (and the v2 one) in which the cluster's cgroups live.
 cgroup_dirs() {

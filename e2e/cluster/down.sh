@@ -11,6 +11,8 @@ set -uo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 as_root
+# The nftables tables there before up (the snapshot goes with $RUN).
+tables_before=$(cat "$RUN/snapshot/nft-tables" 2>/dev/null)
 
 # is_ours PID: the process runs one of the binaries built for this cluster.
 is_ours() {
@@ -48,7 +50,7 @@ if [[ -S $CONTAINERD_SOCK ]] && [[ -f $PIDS/containerd.pid ]] && is_ours "$(cat 
 fi
 
 # 2. The other components, in reverse start order.
-for name in kube-proxy kube-scheduler kube-controller-manager containerd kube-apiserver etcd; do
+for name in kube-router kube-proxy kube-scheduler kube-controller-manager containerd kube-apiserver etcd; do
   stop_pid "$name"
 done
 
@@ -80,6 +82,39 @@ unmount_below_own_dirs
 # 5. Cgroups of our own, deepest first.
 remove_own_cgroups
 
+# remove_iptables_leftovers: kube-router's rules and ipsets (its own
+# --cleanup-config fails in v2.1.0) and the kubelet's chains (canaries, its
+# localnet firewall). The
+# tables iptables made for them go with NFT_TABLES; in a table that was
+# there before up, only the jumps to these chains and the chains go.
+remove_iptables_leftovers() {
+  local chain set table cmd ours='^KUBE-(ROUTER|POD-FW|NWPLCY|KUBELET-CANARY|IPTABLES-HINT|FIREWALL)'
+  command -v iptables > /dev/null || return 0
+  for table in filter nat mangle; do
+    for cmd in iptables ip6tables; do
+      local family=ip; [[ $cmd == ip6tables ]] && family=ip6
+      grep -qx "table $family $table" "$RUN/snapshot/nft-tables" 2>/dev/null || continue
+      nft list table "$family" "$table" > /dev/null 2>&1 || continue
+      for chain in INPUT FORWARD OUTPUT PREROUTING POSTROUTING; do
+        while "$cmd" -t "$table" -S "$chain" 2>/dev/null | grep -qE -- "-j ${ours#^}"; do
+          "$cmd" -t "$table" -S "$chain" | grep -E -- "-j ${ours#^}" | head -1 | sed 's/^-A/-D/' |
+            xargs "$cmd" -t "$table" || break
+        done
+      done
+      for chain in $("$cmd" -t "$table" -S 2>/dev/null | awk -v re="$ours" '$1 == "-N" && $2 ~ re { print $2 }'); do
+        "$cmd" -t "$table" -F "$chain" 2>/dev/null
+      done
+      for chain in $("$cmd" -t "$table" -S 2>/dev/null | awk -v re="$ours" '$1 == "-N" && $2 ~ re { print $2 }'); do
+        "$cmd" -t "$table" -X "$chain" 2>/dev/null
+      done
+    done
+  done
+  command -v ipset > /dev/null || return 0
+  for set in $(ipset list -n 2>/dev/null | grep -E '^KUBE-(SRC|DST)-'); do
+    ipset destroy "$set" 2>/dev/null || log "ipset $set still in use"
+  done
+}
+
 # 6. Network: bridge, fence, kube-proxy and CNI tables.
 ip link show "$BRIDGE" > /dev/null 2>&1 && ip link del "$BRIDGE"
 nft list table inet "$NFT_TABLE" > /dev/null 2>&1 && nft delete table inet "$NFT_TABLE"
@@ -89,6 +124,10 @@ for t in "${NFT_TABLES[@]}"; do
     nft delete table $t
   fi
 done
+
+# kube-router's firewall and the kubelet's canaries in tables that were
+# there before up (the others went with NFT_TABLES), and kube-router's ipsets.
+remove_iptables_leftovers
 
 # 7. Sysctls back to what they were before up.
 restore_sysctls
@@ -107,8 +146,12 @@ if [[ -n $(cgroup_dirs) ]]; then log "left: cgroups $(cgroup_dirs | tr '\n' ' ')
 if ip link show "$BRIDGE" > /dev/null 2>&1; then log "left: bridge $BRIDGE"; leftover=1; fi
 if [[ -e $STATE || -e $RUN ]]; then log "left: $STATE or $RUN"; leftover=1; fi
 for t in "inet $NFT_TABLE" "${NFT_TABLES[@]}"; do
+  grep -qx "table $t" <<< "$tables_before" && continue
   # shellcheck disable=SC2086
   if nft list table $t > /dev/null 2>&1; then log "left: nftables table $t"; leftover=1; fi
 done
+if command -v ipset > /dev/null && ipset list -n 2>/dev/null | grep -qE '^KUBE-(SRC|DST)-'; then
+  log "left: kube-router's ipsets"; leftover=1
+fi
 if (( leftover )); then log "down: something was left behind"; exit 1; fi
 log "down: clean"

@@ -4,12 +4,14 @@
 #   libseccomp-dev  runc is built with seccomp support (cgo)
 #   busybox-static  the busybox image's only binary
 #   gcc, libc6-dev  builds the static pause binary
+#   iptables, ipset  kube-router's network policy controller (the test cluster's enforcer)
+#   conntrack        the NetworkPolicy suite forgets its pods' flows (a firewall keeps established ones)
 #   iproute2, util-linux, openssl, jq, procps, kmod  network, mounts, certificates, JSON, process tools
 #   (and the linter: shellcheck) for the e2e shell scripts
 # Go comes with the machine (/usr/local/go); every Go component is built
 # from the Go module proxy by build.sh.
 set -euo pipefail
-pkgs=(nftables libseccomp-dev busybox-static gcc libc6-dev iproute2 util-linux openssl jq procps shellcheck)
+pkgs=(nftables iptables ipset conntrack libseccomp-dev busybox-static gcc libc6-dev iproute2 util-linux openssl jq procps shellcheck)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

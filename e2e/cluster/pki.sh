@@ -43,6 +43,7 @@ make_pki() {
   cert controller-manager "/CN=system:kube-controller-manager" client
   cert scheduler "/CN=system:kube-scheduler" client
   cert kube-proxy "/CN=system:kube-proxy" client
+  cert kube-router "/CN=system:kube-router" client
   cert kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" client
   cert kubelet-server "/CN=$NODE_NAME" server "IP:$NODE_IP,DNS:$NODE_NAME"
   # Aggregation layer: its own CA and the API server's proxy client certificate.

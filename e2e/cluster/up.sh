@@ -3,7 +3,9 @@
 # built by build.sh (cached outside the repository, keyed by version):
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
 # kube-proxy (nftables mode), containerd 2 with runc and the CNI plugins
-# bridge, host-local, loopback and portmap. TLS everywhere with a local CA,
+# bridge, host-local, loopback and portmap; CoreDNS as the cluster DNS and
+# kube-router's network policy controller enforcing NetworkPolicies
+# (addons.sh). TLS everywhere with a local CA,
 # RBAC + Node authorization, the default admission plugins plus
 # NodeRestriction, ServiceAccount tokens signed by the API server.
 #
@@ -19,6 +21,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # shellcheck source=SCRIPTDIR/pki.sh
 . "$here/pki.sh"
+# shellcheck source=SCRIPTDIR/addons.sh
+. "$here/addons.sh"
 
 as_root
 t_start=$SECONDS
@@ -48,6 +52,7 @@ make_kubeconfig "$STATE/config/controller-manager.kubeconfig" controller-manager
 make_kubeconfig "$STATE/config/scheduler.kubeconfig" scheduler system:kube-scheduler
 make_kubeconfig "$STATE/config/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
 make_kubeconfig "$STATE/config/kubelet.kubeconfig" kubelet-client "system:node:$NODE_NAME"
+make_kubeconfig "$STATE/config/kube-router.kubeconfig" kube-router system:kube-router
 pki=$STATE/pki
 
 cat > "$STATE/config/kubelet.yaml" <<YAML
@@ -76,7 +81,8 @@ authentication:
 authorization:
   mode: Webhook
 clusterDomain: cluster.local
-# No cluster DNS and no host resolv.conf: pods resolve nothing outside.
+# CoreDNS (addons.sh); no host resolv.conf: pods resolve nothing outside.
+clusterDNS: [$CLUSTER_DNS_IP]
 resolvConf: ""
 podLogsDir: $STATE/pod-logs
 failSwapOn: false
@@ -171,7 +177,7 @@ start kube-apiserver "$K8S_BIN/kube-apiserver" \
 
 wait_for containerd 60 test -S "$CONTAINERD_SOCK"
 log "importing images into containerd (k8s.io namespace)"
-import_images "$images"/{pause,busybox,apiclient}.tar
+import_images "$images"/{pause,busybox,apiclient}.tar "$(coredns_image)"
 
 wait_for kube-apiserver 120 curl_api /readyz
 
@@ -202,6 +208,16 @@ wait_for "node registration" 120 kubectl get node "$NODE_NAME"
 kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s > /dev/null
 log "node $NODE_NAME Ready"
 wait_for "default ServiceAccount" 60 kubectl -n default get serviceaccount default
+
+log "add-ons: CoreDNS ($CLUSTER_DNS_IP) and kube-router's network policy controller"
+addons_manifest | kubectl apply -f - > /dev/null
+# shellcheck disable=SC2046 # one argument per word
+start kube-router "$KUBE_ROUTER_BIN/kube-router" $(kube_router_args)
+# Its first full sync ends with the rule that accepts what policies allow.
+firewall_synced() { iptables -S KUBE-ROUTER-FORWARD 2>/dev/null | grep -q 'explicitly ACCEPT'; }
+wait_for "kube-router's firewall" 90 firewall_synced
+kubectl -n kube-system rollout status deployment/coredns --timeout=120s > /dev/null
+log "CoreDNS ready"
 wait_for "kubernetes Service" 60 kubectl -n default get endpointslices -l kubernetes.io/service-name=kubernetes
 
 for f in "$PIDS"/*.pid; do
@@ -218,6 +234,7 @@ export IMPRINT_E2E_NODE_NAME=$NODE_NAME
 export IMPRINT_E2E_RUNTIME_SOCKET=$CONTAINERD_SOCK
 export IMPRINT_E2E_KUBELET_ROOT=$STATE/kubelet
 export IMPRINT_E2E_PIDS=$PIDS
+export IMPRINT_E2E_NETWORK_POLICIES=kube-router
 ENV
 trap - EXIT
 log "cluster up in $((SECONDS - t_start))s; use: eval \"\$($here/env.sh)\""

@@ -11,7 +11,9 @@ pub mod leader;
 pub mod merge;
 #[cfg(test)]
 pub(crate) mod mock_api;
+pub mod network_apply;
 pub mod network_policy;
+pub mod network_recommend;
 pub mod network_view;
 pub mod objects;
 pub mod reconcile;

@@ -87,6 +87,18 @@ impl NetworkView {
         (view, vec![a, b, c])
     }
 
+    /// Waits until the Services, nodes and API server endpoints are listed.
+    pub async fn ready(&self) -> Result<(), String> {
+        for store in [
+            self.services.wait_until_ready().await,
+            self.nodes.wait_until_ready().await,
+            self.api_server.wait_until_ready().await,
+        ] {
+            store.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// The facts for a workload of `namespace` and the endpoints its
     /// containers used: its own selector (`None` when it cannot be read)
     /// and what the peers need.

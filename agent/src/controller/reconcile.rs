@@ -12,6 +12,7 @@ use imprint_crd::profile::{
 use imprint_crd::report::{
     ContainerBehaviorReport, ContainerBehaviorReportSpec, NetworkEndpoint, WorkloadRef,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicySpec;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::runtime::events::{EventType, Recorder};
@@ -22,7 +23,10 @@ use tracing::{debug, info, warn};
 use super::error::Error;
 use super::guard;
 use super::leader::Leadership;
+
+use super::completeness;
 use super::merge;
+use super::network_apply::{self, NetworkPolicies, Written};
 use super::network_policy;
 use super::network_view::NetworkView;
 use super::objects::{self, Ownership, profile_name};
@@ -48,6 +52,9 @@ pub struct Context {
     pub leadership: Leadership,
     /// What NetworkPolicies are derived from (`None`: none is).
     pub network: Option<NetworkView>,
+    /// Where derived NetworkPolicies are applied once their profile is
+    /// `Stable` (`None`: they are only proposed, in the status).
+    pub network_policies: Option<NetworkPolicies>,
 }
 
 /// Condition of a profile some of whose object names are held by objects
@@ -229,7 +236,10 @@ pub async fn reconcile(
         Timestamp::now().as_second(),
     );
     if let Some(view) = &context.network {
-        propose_network_policy(view, namespace, workload, &mut status).await;
+        let proposal = propose_network_policy(view, namespace, workload, &mut status).await;
+        if let (Some(policies), Some(spec)) = (context.network_policies.as_mut(), proposal) {
+            apply_network_policy(policies, &profile, &spec, &mut status, &context.leadership).await;
+        }
     }
     let applied = context
         .seccomp
@@ -281,13 +291,13 @@ pub async fn reconcile(
 }
 
 /// Puts the NetworkPolicy the workload's connections call for in its
-/// status, or a condition saying why there is none.
+/// status, or a condition saying why there is none; returns its spec.
 async fn propose_network_policy(
     view: &NetworkView,
     namespace: &str,
     workload: &WorkloadRef,
     status: &mut BehaviorProfileStatus,
-) {
+) -> Option<NetworkPolicySpec> {
     let mut endpoints: Vec<NetworkEndpoint> = status
         .containers
         .iter()
@@ -306,7 +316,7 @@ async fn propose_network_policy(
                 workload.kind, workload.name
             ),
         });
-        return;
+        return None;
     };
     let derived = network_policy::derive(namespace, &selector, &endpoints, &facts);
     if !derived.unobserved_listeners.is_empty() {
@@ -320,14 +330,110 @@ async fn propose_network_policy(
             ),
         });
     }
+    let mut notes = derived.notes;
+    if status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == completeness::START_NOT_OBSERVED && c.status == "True")
+    {
+        notes.push(format!(
+            "some containers were not recorded from their start (condition {}): connections they made before are not in this policy, and it is not applied",
+            completeness::START_NOT_OBSERVED
+        ));
+    }
     status.network_policy = Some(NetworkPolicyStatus {
-        state: "Proposed".into(),
+        state: network_state::PROPOSED.into(),
+        name: None,
         ingress_rules: derived.spec.ingress.as_ref().map_or(0, Vec::len) as u32,
         egress_rules: derived.spec.egress.as_ref().map_or(0, Vec::len) as u32,
         unobserved_listeners: derived.unobserved_listeners,
-        notes: derived.notes,
+        notes,
         spec: serde_json::to_value(&derived.spec).unwrap_or_default(),
     });
+    Some(derived.spec)
+}
+
+/// The states of a workload's NetworkPolicy (`status.networkPolicy.state`).
+pub mod network_state {
+    /// In the status only.
+    pub const PROPOSED: &str = "Proposed";
+    /// An object of imprint's holds it.
+    pub const APPLIED: &str = "Applied";
+    /// Not applied although the profile is Stable (see the conditions).
+    pub const HELD: &str = "Held";
+}
+
+/// Applies the proposed NetworkPolicy once the profile is `Stable` and
+/// nothing the policy would refuse went unobserved; otherwise says what is
+/// in force (an earlier applied policy, or none) and why.
+async fn apply_network_policy(
+    policies: &mut NetworkPolicies,
+    profile: &BehaviorProfile,
+    spec: &NetworkPolicySpec,
+    status: &mut BehaviorProfileStatus,
+    leadership: &Leadership,
+) {
+    let stable = status.phase == Phase::Stable;
+    let Some(proposal) = status.network_policy.as_mut() else {
+        return;
+    };
+    let current = policies.current(profile);
+    if current.is_some() {
+        proposal.state = network_state::APPLIED.into();
+        proposal.name = Some(network_apply::policy_name(profile));
+    }
+    let unobserved = !proposal.unobserved_listeners.is_empty();
+    if !stable || unobserved {
+        if stable {
+            proposal.state = network_state::HELD.into();
+        }
+        if current
+            .as_ref()
+            .is_some_and(|c| !network_apply::same_policy(c, spec))
+        {
+            status.conditions.push(ProfileCondition {
+                type_: NETWORK_POLICY.into(),
+                status: "False".into(),
+                reason: "AppliedIsEarlier".into(),
+                message: format!(
+                    "the NetworkPolicy {} in force is the one of an earlier Stable phase; this proposal replaces it once the profile is Stable{}",
+                    network_apply::policy_name(profile),
+                    if unobserved { " and every listener was seen used" } else { "" }
+                ),
+            });
+        } else if stable && current.is_none() {
+            status.conditions.push(ProfileCondition {
+                type_: NETWORK_POLICY.into(),
+                status: "False".into(),
+                reason: "NotApplied".into(),
+                message: "not applied while a listening port had no connection seen (condition UnobservedListeners): the policy would refuse it; accept or apply by hand".into(),
+            });
+        }
+        return;
+    }
+    match policies.apply(profile, spec, leadership).await {
+        Written::Applied(name) => {
+            proposal.state = network_state::APPLIED.into();
+            proposal.name = Some(name);
+        }
+        Written::Taken(name) => {
+            proposal.state = network_state::HELD.into();
+            status.conditions.push(ProfileCondition {
+                type_: NETWORK_POLICY.into(),
+                status: "False".into(),
+                reason: "NameTaken".into(),
+                message: format!(
+                    "a NetworkPolicy named {name} exists and is not imprint's: left alone, nothing applied"
+                ),
+            });
+        }
+        Written::Failed(error) => status.conditions.push(ProfileCondition {
+            type_: NETWORK_POLICY.into(),
+            status: "False".into(),
+            reason: "ApiError".into(),
+            message: format!("not applied (retried): {error}"),
+        }),
+    }
 }
 
 /// Condition about the workload's NetworkPolicy.
@@ -635,6 +741,7 @@ mod tests {
             ),
             leadership: Leadership::default(),
             network: None,
+            network_policies: None,
             client,
         }
     }

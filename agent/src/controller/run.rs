@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::leader::{LeaderLease, Leadership};
+use super::network_apply::NetworkPolicies;
 use super::network_view::NetworkView;
 use super::objects::FIELD_MANAGER;
 use super::reconcile::{Context, Controller};
@@ -47,6 +48,8 @@ pub struct ControllerOptions {
     pub identity: String,
     /// How often every profile is looked at again (phase changes with time).
     pub resync: Duration,
+    /// Apply derived NetworkPolicies once their profile is Stable.
+    pub apply_network_policies: bool,
 }
 
 /// Runs the controller until SIGINT/SIGTERM or until it loses the lease.
@@ -86,6 +89,12 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
     };
 
     let (network, _network_watches) = NetworkView::start(client.clone());
+    let (network_policies, _policy_watch) = if options.apply_network_policies {
+        let (policies, watch) = NetworkPolicies::start(client.clone());
+        (Some(policies), Some(watch))
+    } else {
+        (None, None)
+    };
     let (keys_tx, mut keys) = mpsc::unbounded_channel::<WorkloadKey>();
     let (profiles, _profile_watch) = reflect(
         Api::<BehaviorProfile>::all(client.clone()),
@@ -140,6 +149,7 @@ pub async fn run(options: ControllerOptions) -> Result<()> {
             seccomp: SeccompProfiles::new(client, options.seccomp_api),
             leadership: Leadership::new(lease.clone()),
             network: Some(network),
+            network_policies,
         },
         reports,
         profiles,
