@@ -84,9 +84,9 @@ remove_own_cgroups
 
 # remove_iptables_leftovers: kube-router's rules and ipsets (its own
 # --cleanup-config fails in v2.1.0) and the kubelet's chains (canaries, its
-# localnet firewall). The
-# tables iptables made for them go with NFT_TABLES; in a table that was
-# there before up, only the jumps to these chains and the chains go.
+# localnet firewall). The tables iptables made for them go with NFT_TABLES;
+# in a table that was there before up, only the jumps to these chains and
+# the chains go.
 remove_iptables_leftovers() {
   local chain set table cmd ours='^KUBE-(ROUTER|POD-FW|NWPLCY|KUBELET-CANARY|IPTABLES-HINT|FIREWALL)'
   command -v iptables > /dev/null || return 0
