@@ -253,7 +253,10 @@ drive() {
     (
       ok=0 bad=0 end=$((SECONDS + seconds))
       while (( SECONDS < end )); do
-        if [[ $(curl -sS --max-time 5 "$url" 2> /dev/null) =~ ^[0-9]+$ ]]; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+        answer=$(curl -sS --max-time 5 -w ' (HTTP %{http_code})' "$url" 2>&1)
+        if [[ $answer =~ ^[0-9]+$'\n'?' (HTTP 200)'$ ]]; then ok=$((ok + 1)); else
+          bad=$((bad + 1)); echo "$(date +%T.%N | cut -c1-12) ${answer//$'\n'/ }" >> "$work/errors-$i"
+        fi
       done
       echo "$ok $bad"
     ) > "$work/client-$i" &
@@ -262,7 +265,9 @@ drive() {
   local ok=0 bad=0 a b
   for ((i = 0; i < clients; i++)); do read -r a b < "$work/client-$i"; ok=$((ok + a)); bad=$((bad + b)); done
   note "load ($3): $clients clients for ${seconds}s: $ok answers (frontend -> backend -> redis), $bad errors"
-  (( ok > 0 && bad == 0 ))
+  (( ok > 0 && bad == 0 )) && return 0
+  cat "$work"/errors-* 2> /dev/null | head -5
+  return 1
 }
 
 # works: a few requests, every one answered with the counter.
@@ -276,7 +281,12 @@ works() {
 # broken: a request fails (or is not the counter).
 broken() { [[ ! $(curl -sS --max-time 5 "$(frontend_url)" 2> /dev/null) =~ ^[0-9]+$ ]]; }
 
-application_serves_load() { drive 20 4 learning; }
+# The load starts once the application answers (kube-proxy has the new
+# Services' endpoints).
+application_serves_load() {
+  eventually 30 works || return 1
+  drive 20 4 learning
+}
 
 # --- learning and applying -------------------------------------------------------------
 policy_state() { k get behaviorprofiles "deployment-$1" -o jsonpath='{.status.networkPolicy.state}' 2> /dev/null; }

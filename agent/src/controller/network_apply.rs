@@ -25,6 +25,61 @@ pub fn policy_name(profile: &BehaviorProfile) -> String {
     profile.name_any()
 }
 
+/// The states of a workload's NetworkPolicy (`status.networkPolicy.state`).
+pub mod states {
+    /// In the status only.
+    pub const PROPOSED: &str = "Proposed";
+    /// An object of imprint's holds a policy for the workload.
+    pub const APPLIED: &str = "Applied";
+    /// The profile is Stable but the proposal is not applied (the
+    /// conditions say why).
+    pub const HELD: &str = "Held";
+}
+
+/// Reasons of the `NetworkPolicy` conditions [`decide`] asks for.
+pub mod reasons {
+    /// The policy in force is an earlier proposal.
+    pub const APPLIED_IS_EARLIER: &str = "AppliedIsEarlier";
+    /// Stable, but a listener went unobserved: nothing applied.
+    pub const NOT_APPLIED: &str = "NotApplied";
+}
+
+/// What to do with a workload's proposal, and what to say of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Write the proposal.
+    pub apply: bool,
+    /// The state to show (before a write: a write that succeeds is `Applied`).
+    pub state: &'static str,
+    /// A `NetworkPolicy` condition to show ([`reasons`]).
+    pub reason: Option<&'static str>,
+}
+
+/// The decision for a proposal: applied only once the profile is `stable`
+/// and no listener went `unobserved`; `in_force` is imprint's object for
+/// the workload, if any (`true`: it holds the proposal).
+pub fn decide(stable: bool, unobserved: bool, in_force: Option<bool>) -> Decision {
+    if stable && !unobserved {
+        return Decision {
+            apply: true,
+            state: states::APPLIED,
+            reason: None,
+        };
+    }
+    let (state, reason) = match in_force {
+        Some(true) => (states::APPLIED, None),
+        Some(false) if stable => (states::HELD, Some(reasons::APPLIED_IS_EARLIER)),
+        Some(false) => (states::APPLIED, Some(reasons::APPLIED_IS_EARLIER)),
+        None if stable => (states::HELD, Some(reasons::NOT_APPLIED)),
+        None => (states::PROPOSED, None),
+    };
+    Decision {
+        apply: false,
+        state,
+        reason,
+    }
+}
+
 /// What became of one write.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Written {
@@ -230,6 +285,34 @@ mod tests {
         // A profile not yet created (no UID) owns nothing.
         assert!(!ours(&labelled, &profile("")));
         assert_eq!(policy_name(&p), "deployment-web");
+    }
+
+    #[test]
+    fn applied_only_when_stable_with_every_listener_seen() {
+        use reasons::*;
+        use states::*;
+        let d = |stable, unobserved, in_force| {
+            let d = decide(stable, unobserved, in_force);
+            (d.apply, d.state, d.reason)
+        };
+        // Stable, nothing unobserved: written (again when changed).
+        for in_force in [None, Some(true), Some(false)] {
+            assert_eq!(d(true, false, in_force), (true, APPLIED, None));
+        }
+        // Learning: nothing written; an earlier policy stays in force.
+        assert_eq!(d(false, false, None), (false, PROPOSED, None));
+        assert_eq!(d(false, false, Some(true)), (false, APPLIED, None));
+        assert_eq!(
+            d(false, true, Some(false)),
+            (false, APPLIED, Some(APPLIED_IS_EARLIER))
+        );
+        // Stable with an unobserved listener: held, and said.
+        assert_eq!(d(true, true, None), (false, HELD, Some(NOT_APPLIED)));
+        assert_eq!(
+            d(true, true, Some(false)),
+            (false, HELD, Some(APPLIED_IS_EARLIER))
+        );
+        assert_eq!(d(true, true, Some(true)), (false, APPLIED, None));
     }
 
     #[test]

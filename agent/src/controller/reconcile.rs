@@ -342,7 +342,7 @@ async fn propose_network_policy(
         ));
     }
     status.network_policy = Some(NetworkPolicyStatus {
-        state: network_state::PROPOSED.into(),
+        state: network_apply::states::PROPOSED.into(),
         name: None,
         ingress_rules: derived.spec.ingress.as_ref().map_or(0, Vec::len) as u32,
         egress_rules: derived.spec.egress.as_ref().map_or(0, Vec::len) as u32,
@@ -353,19 +353,10 @@ async fn propose_network_policy(
     Some(derived.spec)
 }
 
-/// The states of a workload's NetworkPolicy (`status.networkPolicy.state`).
-pub mod network_state {
-    /// In the status only.
-    pub const PROPOSED: &str = "Proposed";
-    /// An object of imprint's holds it.
-    pub const APPLIED: &str = "Applied";
-    /// Not applied although the profile is Stable (see the conditions).
-    pub const HELD: &str = "Held";
-}
-
 /// Applies the proposed NetworkPolicy once the profile is `Stable` and
 /// nothing the policy would refuse went unobserved; otherwise says what is
-/// in force (an earlier applied policy, or none) and why.
+/// in force (an earlier applied policy, or none) and why
+/// ([`network_apply::decide`]).
 async fn apply_network_policy(
     policies: &mut NetworkPolicies,
     profile: &BehaviorProfile,
@@ -377,62 +368,64 @@ async fn apply_network_policy(
     let Some(proposal) = status.network_policy.as_mut() else {
         return;
     };
-    let current = policies.current(profile);
-    if current.is_some() {
-        proposal.state = network_state::APPLIED.into();
-        proposal.name = Some(network_apply::policy_name(profile));
-    }
     let unobserved = !proposal.unobserved_listeners.is_empty();
-    if !stable || unobserved {
-        if stable {
-            proposal.state = network_state::HELD.into();
-        }
-        if current
-            .as_ref()
-            .is_some_and(|c| !network_apply::same_policy(c, spec))
-        {
-            status.conditions.push(ProfileCondition {
-                type_: NETWORK_POLICY.into(),
-                status: "False".into(),
-                reason: "AppliedIsEarlier".into(),
-                message: format!(
-                    "the NetworkPolicy {} in force is the one of an earlier Stable phase; this proposal replaces it once the profile is Stable{}",
-                    network_apply::policy_name(profile),
-                    if unobserved { " and every listener was seen used" } else { "" }
-                ),
-            });
-        } else if stable && current.is_none() {
-            status.conditions.push(ProfileCondition {
-                type_: NETWORK_POLICY.into(),
-                status: "False".into(),
-                reason: "NotApplied".into(),
-                message: "not applied while a listening port had no connection seen (condition UnobservedListeners): the policy would refuse it; accept or apply by hand".into(),
-            });
-        }
+    let in_force = policies
+        .current(profile)
+        .map(|current| network_apply::same_policy(&current, spec));
+    let decision = network_apply::decide(stable, unobserved, in_force);
+    let name = network_apply::policy_name(profile);
+    proposal.state = decision.state.into();
+    if in_force.is_some() {
+        proposal.name = Some(name.clone());
+    }
+    let message = match decision.reason {
+        Some(reason @ network_apply::reasons::APPLIED_IS_EARLIER) => Some((
+            reason,
+            format!(
+                "the NetworkPolicy {name} in force is the one of an earlier Stable phase; this proposal replaces it once the profile is Stable{}",
+                if unobserved { " and every listener was seen used" } else { "" }
+            ),
+        )),
+        Some(reason) => Some((
+            reason,
+            "not applied while a listening port had no connection seen (condition UnobservedListeners): the policy would refuse it; accept or apply by hand".to_string(),
+        )),
+        None => None,
+    };
+    if let Some((reason, message)) = message {
+        status.conditions.push(network_condition(reason, message));
+    }
+    if !decision.apply {
         return;
     }
     match policies.apply(profile, spec, leadership).await {
         Written::Applied(name) => {
-            proposal.state = network_state::APPLIED.into();
+            proposal.state = network_apply::states::APPLIED.into();
             proposal.name = Some(name);
         }
         Written::Taken(name) => {
-            proposal.state = network_state::HELD.into();
-            status.conditions.push(ProfileCondition {
-                type_: NETWORK_POLICY.into(),
-                status: "False".into(),
-                reason: "NameTaken".into(),
-                message: format!(
+            proposal.state = network_apply::states::HELD.into();
+            status.conditions.push(network_condition(
+                "NameTaken",
+                format!(
                     "a NetworkPolicy named {name} exists and is not imprint's: left alone, nothing applied"
                 ),
-            });
+            ));
         }
-        Written::Failed(error) => status.conditions.push(ProfileCondition {
-            type_: NETWORK_POLICY.into(),
-            status: "False".into(),
-            reason: "ApiError".into(),
-            message: format!("not applied (retried): {error}"),
-        }),
+        Written::Failed(error) => status.conditions.push(network_condition(
+            "ApiError",
+            format!("not applied (retried): {error}"),
+        )),
+    }
+}
+
+/// A `NetworkPolicy` condition (status False: something is missing).
+fn network_condition(reason: &str, message: String) -> ProfileCondition {
+    ProfileCondition {
+        type_: NETWORK_POLICY.into(),
+        status: "False".into(),
+        reason: reason.into(),
+        message,
     }
 }
 
