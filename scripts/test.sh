@@ -69,11 +69,18 @@ e2e/runtime/local.sh 2>&1 | tee -a "$log"
 runtime_status=${PIPESTATUS[0]}
 set -e
 
+echo "== e2e: Docker (Debian's dockerd), Docker suite"
+# Its own dockerd, roots and cgroup parent (e2e/docker/up.sh), always stopped.
+set +e
+e2e/docker/local.sh 2>&1 | tee -a "$log"
+docker_status=${PIPESTATUS[0]}
+set -e
+
 # One closing line for the whole suite: cargo prints one line per test
 # binary, the e2e suite one of its own.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     /^(smoke|spo|profiles|helm|netpol|runtime): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(smoke|spo|profiles|helm|netpol|runtime|docker): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      END { printf "all: %d passed, %d failed\n", p, f }' "$log"
-if [[ $status -ne 0 || $e2e_status -ne 0 || $runtime_status -ne 0 ]]; then
+if [[ $status -ne 0 || $e2e_status -ne 0 || $runtime_status -ne 0 || $docker_status -ne 0 ]]; then
     exit 1
 fi

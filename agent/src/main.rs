@@ -252,13 +252,16 @@ struct Recording {
     #[arg(long, value_enum, default_value_t = CapabilityHook::Auto)]
     capability_hook: CapabilityHook,
     /// Container runtime socket used to name containers and pods (default:
-    /// the first of containerd's, k3s's and CRI-O's that exists).
+    /// the first of containerd's, k3s's, CRI-O's, Docker's and Podman's
+    /// that exists; on a Docker host give Docker's, /var/run/docker.sock,
+    /// for containers named as `docker run --name` and Compose name them).
     /// Unreachable: cgroups are reported by path, and resolution resumes
     /// when it answers.
     #[arg(long)]
     runtime_socket: Option<PathBuf>,
-    /// API that names containers: containerd's, the CRI (CRI-O), or
-    /// auto (CRI for a CRI-O socket, else containerd's).
+    /// API that names containers: containerd's, the CRI (CRI-O), Docker's
+    /// Engine API (dockerd, Podman), or auto (CRI for a CRI-O socket,
+    /// Docker's for docker.sock or podman.sock, else containerd's).
     #[arg(long, value_enum, default_value_t = imprint::runtime::RuntimeApi::Auto)]
     runtime_api: imprint::runtime::RuntimeApi,
     /// Only pods of this namespace (repeatable).

@@ -4,15 +4,5 @@
 # failure or interruption. Exits non-zero if a test failed or down left
 # anything behind.
 # Usage (as root): IMPRINT_BIN=path/to/imprint e2e/runtime/local.sh
-set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-"$here/install-deps.sh"
-finish() {
-  local rc=$?
-  "$here/down.sh" || { [[ $rc != 0 ]] || rc=1; }
-  exit "$rc"
-}
-trap finish EXIT
-trap 'exit 130' INT TERM
-"$here/up.sh"
-"$here/run.sh"
+exec "$here/../up-run-down.sh" "$here"

@@ -8,11 +8,16 @@ use std::sync::{Arc, Mutex};
 
 use super::identity::ContainerInfo;
 
-/// Default sockets, in the order they are tried: containerd, k3s, CRI-O.
-pub const DEFAULT_SOCKETS: [&str; 3] = [
+/// Default sockets, in the order they are tried: containerd, k3s, CRI-O,
+/// Docker, Podman. (A Docker host usually runs containerd too, whose
+/// socket comes first and names Docker's containers by id only: pass
+/// `--runtime-socket /var/run/docker.sock` there.)
+pub const DEFAULT_SOCKETS: [&str; 5] = [
     "/run/containerd/containerd.sock",
     "/run/k3s/containerd/containerd.sock",
     "/run/crio/crio.sock",
+    "/var/run/docker.sock",
+    "/run/podman/podman.sock",
 ];
 
 /// The first default socket that exists.

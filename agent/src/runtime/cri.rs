@@ -73,6 +73,7 @@ pub fn container_info(
         image_digest: digest,
         sandbox: false,
         cgroups_path: None,
+        compose_service: None,
     }
 }
 

@@ -28,6 +28,9 @@ pub struct ContainerInfo {
     pub sandbox: bool,
     /// cgroup path from the OCI spec (`linux.cgroupsPath`).
     pub cgroups_path: Option<String>,
+    /// Compose's service, for a container Compose made (its project is
+    /// then in `pod_namespace`): the workload its replicas share.
+    pub compose_service: Option<String>,
 }
 
 const CRI_SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
@@ -75,6 +78,7 @@ pub fn identify(
             .get(CRI_CONTAINER_TYPE)
             .is_some_and(|t| t == "sandbox"),
         cgroups_path,
+        compose_service: None,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod cgroup_path;
 pub mod containerd;
 pub mod containers;
 pub mod cri;
+pub mod docker;
 pub mod identity;
 
 use std::path::{Path, PathBuf};
@@ -19,13 +20,17 @@ use self::identity::ContainerInfo;
 /// Which API names containers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeApi {
-    /// containerd's own API for a containerd socket, CRI for CRI-O's.
+    /// containerd's own API for a containerd socket, CRI for CRI-O's,
+    /// Docker's for a Docker or Podman socket.
     #[default]
     Auto,
     /// containerd's API (namespaces k8s.io, moby, default; event stream).
     Containerd,
     /// The Kubernetes CRI (CRI-O; containerd serves it too).
     Cri,
+    /// Docker's Engine API (dockerd, or Podman's compatible socket):
+    /// containers by the names their users gave them, Compose services.
+    Docker,
 }
 
 impl RuntimeApi {
@@ -33,6 +38,13 @@ impl RuntimeApi {
     pub fn for_socket(self, socket: &Path) -> RuntimeApi {
         match self {
             RuntimeApi::Auto if socket.to_string_lossy().contains("crio") => RuntimeApi::Cri,
+            RuntimeApi::Auto
+                if socket
+                    .file_name()
+                    .is_some_and(|f| f == "docker.sock" || f == "podman.sock") =>
+            {
+                RuntimeApi::Docker
+            }
             RuntimeApi::Auto => RuntimeApi::Containerd,
             chosen => chosen,
         }
@@ -45,6 +57,7 @@ impl RuntimeApi {
 pub async fn follow(socket: PathBuf, api: RuntimeApi, containers: Containers) {
     match api.for_socket(&socket) {
         RuntimeApi::Cri => keep_following(&socket, &containers, "CRI", cri::follow).await,
+        RuntimeApi::Docker => keep_following(&socket, &containers, "Docker", docker::follow).await,
         _ => keep_following(&socket, &containers, "containerd", containerd::follow).await,
     }
 }
@@ -183,18 +196,45 @@ pub fn subject(path: &str, holder: &Holder, node: Option<String>) -> Subject {
             subject.container = info.container.clone();
             subject.image = info.image.clone();
             subject.image_digest = info.image_digest.clone();
+            if let Some(service) = &info.compose_service {
+                subject.workload = Some(imprint_crd::report::WorkloadRef {
+                    kind: COMPOSE_SERVICE_KIND.into(),
+                    name: service.clone(),
+                });
+            }
         }
     }
     subject
 }
 
+/// The workload kind of a Compose service's containers (their project is
+/// the subject's namespace).
+pub const COMPOSE_SERVICE_KIND: &str = "ComposeService";
+
 /// File stem of a report: `<namespace>_<pod>_<container>` for a resolved
-/// pod container, else the cgroup path made file-name safe.
+/// pod container, `<project>_<service>_<name>` for a Compose container,
+/// `<name>` for a named Docker container, else the cgroup path made
+/// file-name safe.
 pub fn report_stem(path: &str, subject: &Subject) -> String {
-    match (&subject.namespace, &subject.pod, &subject.container) {
-        (Some(ns), Some(pod), Some(container)) => {
+    let service = subject
+        .workload
+        .as_ref()
+        .filter(|w| w.kind == COMPOSE_SERVICE_KIND);
+    match (
+        &subject.namespace,
+        &subject.pod,
+        &subject.container,
+        service,
+    ) {
+        (Some(ns), Some(pod), Some(container), _) => {
             crate::cgroups::file_stem(&format!("{ns}_{pod}_{container}"))
         }
+        // Compose: <project>_<service>_<container name>.
+        (Some(project), None, Some(container), Some(service)) => {
+            crate::cgroups::file_stem(&format!("{project}_{}_{container}", service.name))
+        }
+        // A container named by its user (`docker run --name`).
+        (None, None, Some(container), None) => crate::cgroups::file_stem(container),
         _ => crate::cgroups::file_stem(path),
     }
 }
@@ -217,6 +257,7 @@ mod tests {
             image_digest: Some("sha256:ab".into()),
             sandbox,
             cgroups_path: None,
+            compose_service: None,
         }
     }
 
@@ -232,6 +273,13 @@ mod tests {
             RuntimeApi::Cri.for_socket(Path::new("/run/containerd/containerd.sock")),
             RuntimeApi::Cri
         );
+        for socket in [
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            "/run/podman/podman.sock",
+        ] {
+            assert_eq!(api(socket), RuntimeApi::Docker, "{socket}");
+        }
     }
 
     #[test]
@@ -253,6 +301,42 @@ mod tests {
             (Some(ID), Some("sha256:ab"))
         );
         assert_eq!(report_stem(&path, &s), "shop_web-1_nginx");
+    }
+
+    #[test]
+    fn docker_containers_are_named_by_name_and_compose_service() {
+        let path = format!("/system.slice/docker-{ID}.scope");
+        let identity = cgroup_path::parse(&path).unwrap();
+        let named = docker::identify(ID, &["/web".into()], "nginx", None, &Default::default());
+        let holder = Holder::Container(identity.clone(), Some(Box::new(named)));
+        let s = subject(&path, &holder, None);
+        assert_eq!((s.container.as_deref(), &s.workload), (Some("web"), &None));
+        assert_eq!(report_stem(&path, &s), "web");
+
+        let labels = [
+            (docker::COMPOSE_PROJECT.to_string(), "shop".to_string()),
+            (docker::COMPOSE_SERVICE.to_string(), "api".to_string()),
+        ]
+        .into();
+        let composed = docker::identify(ID, &["/shop-api-1".into()], "api", None, &labels);
+        let holder = Holder::Container(identity, Some(Box::new(composed)));
+        let s = subject(&path, &holder, None);
+        let workload = s.workload.clone().unwrap();
+        assert_eq!(
+            (
+                s.namespace.as_deref(),
+                workload.kind.as_str(),
+                workload.name.as_str()
+            ),
+            (Some("shop"), COMPOSE_SERVICE_KIND, "api")
+        );
+        assert_eq!(report_stem(&path, &s), "shop_api_shop-api-1");
+        // The Compose project is the namespace the filters choose by.
+        let filter = Filter {
+            namespaces: vec!["shop".into()],
+            ..Filter::default()
+        };
+        assert!(filter.keeps(&holder));
     }
 
     #[test]
