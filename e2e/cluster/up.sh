@@ -88,11 +88,13 @@ podLogsDir: $STATE/pod-logs
 failSwapOn: false
 # Room for the suites' crowds (100 pods at once) beside everything else.
 maxPods: 250
-# Thresholds low enough that a busy build machine does not evict test pods.
+# Thresholds low enough that a busy build machine does not evict test pods:
+# absolute sizes, since a share of a large, thinly provisioned disk (2% of
+# 250 GB) can be more than the room a build machine really has left.
 evictionHard:
   memory.available: 100Mi
-  nodefs.available: 2%
-  imagefs.available: 2%
+  nodefs.available: 1Gi
+  imagefs.available: 1Gi
   nodefs.inodesFree: 2%
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

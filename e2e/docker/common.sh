@@ -16,6 +16,38 @@ log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 dk() { "$DOCKER" -H "unix://$DK_SOCK" "$@"; }
 
+# start_dockerd: the suite's dockerd in its own session, logging to
+# $DK_STATE/logs/dockerd.log; waits until it answers. --live-restore keeps
+# its containers running while it restarts.
+start_dockerd() {
+  local i pid
+  setsid "$DOCKERD" --data-root "$DK_STATE/data" --exec-root "$DK_RUN/exec" --pidfile "$DK_PIDFILE" \
+    -H "unix://$DK_SOCK" --containerd-namespace "$DK_NAMESPACE" --containerd-plugins-namespace "$DK_NAMESPACE-plugins" \
+    --bridge=none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false --live-restore \
+    --cgroup-parent "/$DK_CGROUP" --exec-opt native.cgroupdriver=cgroupfs \
+    >> "$DK_STATE/logs/dockerd.log" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$DK_RUN/dockerd.started"
+  for ((i = 0; i < 120; i++)); do
+    dk version > /dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || [[ -s $DK_PIDFILE ]] || { tail -20 "$DK_STATE/logs/dockerd.log" >&2; return 1; }
+    sleep 0.5
+  done
+  return 1
+}
+
+# stop_dockerd: SIGTERM to the suite's dockerd (its pid file, else the PID
+# start_dockerd recorded), SIGKILL after 20 s; its containers stay with
+# --live-restore.
+stop_dockerd() {
+  local pid i
+  pid=$(cat "$DK_PIDFILE" 2>/dev/null || cat "$DK_RUN/dockerd.started" 2>/dev/null)
+  [[ -n $pid && $(readlink "/proc/$pid/exe" 2>/dev/null) == "$DOCKERD" ]] || return 0
+  kill -TERM "$pid"
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+  log "dockerd did not stop: SIGKILL"; kill -KILL "$pid"
+}
+
 # dk_cgroups: the suite's cgroup directories, in every hierarchy.
 dk_cgroups() {
   local m

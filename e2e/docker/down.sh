@@ -7,16 +7,9 @@ set -uo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [[ $(id -u) == 0 ]] || die "run as root"
-# dockerd's own pid file (written once it runs), else the PID up.sh started.
-pid=$(cat "$DK_PIDFILE" 2>/dev/null || cat "$DK_RUN/dockerd.started" 2>/dev/null)
-if [[ -n $pid ]]; then
-  if [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$DOCKERD" ]]; then
-    dk ps -aq 2>/dev/null | xargs -r "$DOCKER" -H "unix://$DK_SOCK" rm -f > /dev/null 2>&1
-    kill -TERM "$pid"
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && { log "dockerd did not stop: SIGKILL"; kill -KILL "$pid"; }
-  fi
-fi
+# Its containers first (with --live-restore they outlive dockerd), then dockerd.
+dk ps -aq 2>/dev/null | xargs -r "$DOCKER" -H "unix://$DK_SOCK" rm -f > /dev/null 2>&1
+stop_dockerd
 # Whatever still runs in the suite's cgroups (a shim left by a killed dockerd).
 for ((round = 0; round < 20; round++)); do
   left=0

@@ -12,6 +12,8 @@
 #               own behavior
 #   short-lived a container whose program lives about 50 ms gets a complete
 #               report under its name
+#   restart     dockerd restarted while recording (--live-restore): the
+#               containers from before and after are named
 #   recommend   `imprint recommend` takes the Docker reports as it takes the
 #               others (the two replicas of the service merge into one
 #               profile)
@@ -134,5 +136,27 @@ recommend() {
 check "an image imported into the suite's dockerd" image
 check "docker run --name and a Compose service: reports named as the user named them, each with its own behavior" names
 check "a container of about 50 ms gets a complete report under its name" short_lived
+# dockerd restarted while recording (its containers live on): a container
+# from before and one started after are both named; the recorder says it
+# lost dockerd and found it again.
+restart() {
+  record_start || return 1
+  dk run -d --network none --name before "$IMAGE" sh -c 'while true; do cat /etc/web.conf > /dev/null; sleep 1; done' > /dev/null || return 1
+  sleep 2
+  local t0=$SECONDS
+  stop_dockerd && start_dockerd || return 1
+  local down=$((SECONDS - t0))
+  dk run -d --network none --name after "$IMAGE" sh -c 'while true; do cat /etc/db.conf > /dev/null; sleep 1; done' > /dev/null || return 1
+  sleep 4
+  record_stop || return 1
+  [[ -f $work/reports/before.json && -f $work/reports/after.json ]] || { echo "reports: $(ls "$work/reports")"; return 1; }
+  read_conf before web && ! read_conf before db && read_conf after db && ! read_conf after web ||
+    { echo "before: $(files_of before); after: $(files_of after)"; return 1; }
+  grep -q "container runtime unreachable" "$work/record.err" || { echo "the recorder never lost dockerd"; return 1; }
+  [[ $(grep -c "Docker API" "$work/record.err") -ge 2 ]] || { echo "the recorder did not follow dockerd again"; return 1; }
+  echo "# dockerd restarted in ${down}s while recording: the container from before and the one after named, each with its own reads"
+}
+
+check "dockerd restarted while recording: containers before and after named, nothing misattributed" restart
 check "imprint recommend takes the Docker reports (two replicas of a service merged)" recommend
 finish docker
