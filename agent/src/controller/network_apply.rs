@@ -49,7 +49,8 @@ pub mod reasons {
 pub struct Decision {
     /// Write the proposal.
     pub apply: bool,
-    /// The state to show (before a write: a write that succeeds is `Applied`).
+    /// The state to show: what is in force (a write that succeeds makes it
+    /// `Applied`).
     pub state: &'static str,
     /// A `NetworkPolicy` condition to show ([`reasons`]).
     pub reason: Option<&'static str>,
@@ -60,9 +61,15 @@ pub struct Decision {
 /// the workload, if any (`true`: it holds the proposal).
 pub fn decide(stable: bool, unobserved: bool, in_force: Option<bool>) -> Decision {
     if stable && !unobserved {
+        // What is in force until the write succeeds.
+        let state = if in_force.is_some() {
+            states::APPLIED
+        } else {
+            states::PROPOSED
+        };
         return Decision {
             apply: true,
-            state: states::APPLIED,
+            state,
             reason: None,
         };
     }
@@ -295,8 +302,11 @@ mod tests {
             let d = decide(stable, unobserved, in_force);
             (d.apply, d.state, d.reason)
         };
-        // Stable, nothing unobserved: written (again when changed).
-        for in_force in [None, Some(true), Some(false)] {
+        // Stable, nothing unobserved: written (again when changed); the
+        // state before the write is what is in force, so a failed first
+        // write does not show as applied.
+        assert_eq!(d(true, false, None), (true, PROPOSED, None));
+        for in_force in [Some(true), Some(false)] {
             assert_eq!(d(true, false, in_force), (true, APPLIED, None));
         }
         // Learning: nothing written; an earlier policy stays in force.
