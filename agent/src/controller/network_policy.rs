@@ -115,6 +115,15 @@ pub struct Derived {
 /// Rules by peer, each with its ports.
 type Rules = BTreeMap<PeerKey, BTreeSet<PortKey>>;
 
+/// The endpoints of several containers or reports, sorted, each once (the
+/// derivation's input).
+pub fn distinct(endpoints: impl IntoIterator<Item = NetworkEndpoint>) -> Vec<NetworkEndpoint> {
+    let mut endpoints: Vec<NetworkEndpoint> = endpoints.into_iter().collect();
+    endpoints.sort();
+    endpoints.dedup();
+    endpoints
+}
+
 /// The policy for the pods `selector` picks in `namespace` (a workload's),
 /// from the endpoints its containers used.
 pub fn derive(

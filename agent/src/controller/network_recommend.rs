@@ -25,7 +25,7 @@ pub const LIST_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum RecommendError {
     /// A report has no Kubernetes workload (a plain host or runtime container).
     #[error(
-        "{0}: no Kubernetes namespace and workload in its subject (a plain host or runtime container): a NetworkPolicy selects a workload's pods, so it needs reports of pods"
+        "{0}: no Kubernetes namespace and workload in its subject (a plain host, runtime or Compose container): a NetworkPolicy selects a workload's pods, so it needs reports of pods"
     )]
     NoWorkload(String),
     /// The reports are of more than one workload.
@@ -62,9 +62,14 @@ pub fn subject_of<'a>(
     let mut endpoints = Vec::new();
     for (index, report) in reports.into_iter().enumerate() {
         let name = names.get(index).cloned().unwrap_or_default();
-        let (Some(namespace), Some(workload)) =
-            (&report.subject.namespace, &report.subject.workload)
-        else {
+        let (Some(namespace), Some(workload)) = (
+            &report.subject.namespace,
+            report
+                .subject
+                .workload
+                .as_ref()
+                .filter(|w| w.kind != crate::runtime::COMPOSE_SERVICE_KIND),
+        ) else {
             return Err(RecommendError::NoWorkload(name));
         };
         let this = (namespace.clone(), workload.clone());
@@ -81,9 +86,7 @@ pub fn subject_of<'a>(
         endpoints.extend(report.network.iter().cloned());
     }
     let (namespace, workload) = subject.ok_or_else(|| RecommendError::NoWorkload(String::new()))?;
-    endpoints.sort();
-    endpoints.dedup();
-    Ok((namespace, workload, endpoints))
+    Ok((namespace, workload, network_policy::distinct(endpoints)))
 }
 
 /// The cluster's API client, or what is missing.
@@ -172,6 +175,13 @@ mod tests {
                 .contains("Deployment shop/web and Deployment shop/db"),
             "{error}"
         );
+
+        // A Compose service (a Docker host) is no Kubernetes workload.
+        let mut composed = report(Some("shop"), Some("api"));
+        composed.subject.workload.as_mut().unwrap().kind =
+            crate::runtime::COMPOSE_SERVICE_KIND.into();
+        let error = subject_of(&names, [&composed]).unwrap_err();
+        assert!(matches!(error, RecommendError::NoWorkload(_)), "{error}");
 
         let other = report(Some("shop"), Some("web"));
         let (namespace, workload, endpoints) = subject_of(&names, [&web, &other]).unwrap();

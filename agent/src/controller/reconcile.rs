@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use imprint_crd::profile::{
     BehaviorProfile, BehaviorProfileStatus, NetworkPolicyStatus, Phase, ProfileCondition,
 };
-use imprint_crd::report::{
-    ContainerBehaviorReport, ContainerBehaviorReportSpec, NetworkEndpoint, WorkloadRef,
-};
+use imprint_crd::report::{ContainerBehaviorReport, ContainerBehaviorReportSpec, WorkloadRef};
 use k8s_openapi::api::networking::v1::NetworkPolicySpec;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
@@ -20,11 +18,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use super::completeness;
 use super::error::Error;
 use super::guard;
 use super::leader::Leadership;
-
-use super::completeness;
 use super::merge;
 use super::network_apply::{self, NetworkPolicies, Written};
 use super::network_policy;
@@ -298,37 +295,32 @@ async fn propose_network_policy(
     workload: &WorkloadRef,
     status: &mut BehaviorProfileStatus,
 ) -> Option<NetworkPolicySpec> {
-    let mut endpoints: Vec<NetworkEndpoint> = status
-        .containers
-        .iter()
-        .flat_map(|c| c.network.iter().cloned())
-        .collect();
-    endpoints.sort();
-    endpoints.dedup();
+    let endpoints = network_policy::distinct(
+        status
+            .containers
+            .iter()
+            .flat_map(|c| c.network.iter().cloned()),
+    );
     let (selector, facts) = view.facts(namespace, workload, &endpoints).await;
     let Some(selector) = selector else {
-        status.conditions.push(ProfileCondition {
-            type_: NETWORK_POLICY.into(),
-            status: "False".into(),
-            reason: "SelectorUnknown".into(),
-            message: format!(
+        status.conditions.push(network_condition(
+            "SelectorUnknown",
+            format!(
                 "the pod selector of {} {} cannot be read (gone, or it selects by expressions): no NetworkPolicy is derived",
                 workload.kind, workload.name
             ),
-        });
+        ));
         return None;
     };
     let derived = network_policy::derive(namespace, &selector, &endpoints, &facts);
     if !derived.unobserved_listeners.is_empty() {
-        status.conditions.push(ProfileCondition {
-            type_: NETWORK_POLICY.into(),
-            status: "False".into(),
-            reason: "UnobservedListeners".into(),
-            message: format!(
+        status.conditions.push(network_condition(
+            "UnobservedListeners",
+            format!(
                 "no connection was seen to these listening ports, so the NetworkPolicy would refuse them: {}",
                 derived.unobserved_listeners.join(", ")
             ),
-        });
+        ));
     }
     let mut notes = derived.notes;
     if status
