@@ -200,6 +200,24 @@ unmount_below_own_dirs() {
   return 0
 }
 
+# kill_in_own_cgroups: SIGKILL to whatever runs in the cgroups below
+# $CGROUP_ROOT, again until they are empty (at most 20 rounds).
+kill_in_own_cgroups() {
+  local round left d pid
+  for ((round = 0; round < 20; round++)); do
+    left=0
+    while read -r d; do
+      while read -r pid; do
+        [[ -n $pid ]] || continue
+        left=1; kill -KILL "$pid" 2>/dev/null
+      done < <(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null)
+    done < <(cgroup_dirs)
+    (( left )) || break
+    sleep 0.3
+  done
+  return 0
+}
+
 # remove_own_cgroups: the cgroups below $CGROUP_ROOT, deepest first.
 remove_own_cgroups() {
   local d

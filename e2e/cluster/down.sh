@@ -63,17 +63,7 @@ for p in /proc/[0-9]*; do
   tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$CONTAINERD_SOCK" || continue
   log "killing container shim $pid"; kill -KILL "$pid" 2>/dev/null
 done
-for ((round = 0; round < 20; round++)); do
-  left=0
-  while read -r d; do
-    while read -r pid; do
-      [[ -n $pid ]] || continue
-      left=1; kill -KILL "$pid" 2>/dev/null
-    done < <(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null)
-  done < <(cgroup_dirs)
-  (( left )) || break
-  sleep 0.3
-done
+kill_in_own_cgroups
 
 # 4. Mounts under the cluster's directories (pod volumes, rootfs overlays,
 #    shm, network namespaces, the kubelet's rshared bind), deepest first.

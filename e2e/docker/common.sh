@@ -3,17 +3,22 @@
 # makes lives in these paths and names, so that down.sh removes exactly that.
 # shellcheck disable=SC2034 # sourced by the other scripts
 dk_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-DK_STATE=${IMPRINT_DOCKER_STATE:-/var/lib/imprint-docker}  # data root, logs
-DK_RUN=${IMPRINT_DOCKER_RUN:-/run/imprint-docker}          # exec root, socket, pid file
+# The cluster's common.sh gives log, die and the helpers that find, empty and
+# remove the suite's cgroups, mounts and directories ($CGROUP_ROOT, $STATE,
+# $RUN); point them at the suite's own.
+IMPRINT_E2E_STATE=${IMPRINT_DOCKER_STATE:-/var/lib/imprint-docker}  # data root, logs
+IMPRINT_E2E_RUN=${IMPRINT_DOCKER_RUN:-/run/imprint-docker}          # exec root, socket, pid file
+# shellcheck source=SCRIPTDIR/../cluster/common.sh
+. "$dk_here/../cluster/common.sh"
+DK_STATE=$STATE
+DK_RUN=$RUN
 DK_SOCK=$DK_RUN/docker.sock
 DK_PIDFILE=$DK_RUN/dockerd.pid
-DK_CGROUP=imprint-docker            # --cgroup-parent: /imprint-docker in every hierarchy
+CGROUP_ROOT=imprint-docker          # --cgroup-parent: /imprint-docker in every hierarchy
 DK_NAMESPACE=imprint-docker         # dockerd's containerd namespace
 DOCKERD=/usr/sbin/dockerd           # Debian's docker.io
 DOCKER=/usr/bin/docker
 
-log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 dk() { "$DOCKER" -H "unix://$DK_SOCK" "$@"; }
 
 # start_dockerd: the suite's dockerd in its own session, logging to
@@ -24,7 +29,7 @@ start_dockerd() {
   setsid "$DOCKERD" --data-root "$DK_STATE/data" --exec-root "$DK_RUN/exec" --pidfile "$DK_PIDFILE" \
     -H "unix://$DK_SOCK" --containerd-namespace "$DK_NAMESPACE" --containerd-plugins-namespace "$DK_NAMESPACE-plugins" \
     --bridge=none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false --live-restore \
-    --cgroup-parent "/$DK_CGROUP" --exec-opt native.cgroupdriver=cgroupfs \
+    --cgroup-parent "/$CGROUP_ROOT" --exec-opt native.cgroupdriver=cgroupfs \
     >> "$DK_STATE/logs/dockerd.log" 2>&1 < /dev/null &
   pid=$!
   echo "$pid" > "$DK_RUN/dockerd.started"
@@ -46,12 +51,4 @@ stop_dockerd() {
   kill -TERM "$pid"
   for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
   log "dockerd did not stop: SIGKILL"; kill -KILL "$pid"
-}
-
-# dk_cgroups: the suite's cgroup directories, in every hierarchy.
-dk_cgroups() {
-  local m
-  for m in /sys/fs/cgroup/*; do [[ -d $m/$DK_CGROUP ]] && echo "$m/$DK_CGROUP"; done
-  [[ -d /sys/fs/cgroup/$DK_CGROUP ]] && echo "/sys/fs/cgroup/$DK_CGROUP"
-  return 0
 }
