@@ -22,10 +22,7 @@ images() {
   [[ -x $ctr ]] || { echo "no ctr in $CACHE"; return 1; }
   local bin=${IMPRINT_BIN:-$(command -v imprint)}
   "$root/e2e/images/imprint.sh" "$bin" "$work/images" 2>&1 || return 1
-  servers=$CACHE/servers-$("$root/e2e/images/servers.sh" --key)
-  if [[ ! -f $servers/servers.env ]]; then
-    "$root/e2e/images/servers.sh" "$servers" || return 1
-  fi
+  servers=$("$root/e2e/images/servers.sh" --cached "$CACHE") || return 1
   echo "$servers" > "$work/servers-dir"
   local tar
   for tar in "$work/images/imprint.tar" "$servers/nginx.tar" "$servers/redis.tar"; do

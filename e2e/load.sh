@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Load generators shared by the suites that run nginx and redis (sourced;
-# the caller defines `note TEXT` for its figures). Each drives real load
-# and checks every answer: zero errors or the test fails.
+# Load generators and checks shared by the suites that run nginx and redis
+# (sourced; the caller defines `note TEXT` for its figures). Each load
+# generator drives real load and checks every answer: zero errors or the
+# test fails.
 
 # nginx_load IP LABEL [ROUNDS]: HTTP load (wrk) and ROUNDS x 3 checked
 # requests (curl; ROUNDS 30 by default).
@@ -36,4 +37,60 @@ redis_load() {
   [[ $out == imprint-value ]] || { echo "redis GET: $out"; return 1; }
   out=$(timeout 10 redis-cli -h "$ip" dbsize 2>&1)
   [[ $out =~ ^[1-9][0-9]*$ ]] || { echo "redis DBSIZE: $out"; return 1; }
+}
+
+# --- checks on servers and on the profiles they run under ----------------------
+
+# wait_http IP / wait_redis IP: until the server answers (at most 20 s).
+wait_http() {
+  local t0=$SECONDS
+  until curl -fsS --max-time 1 -o /dev/null "http://$1/"; do (( SECONDS - t0 < 20 )) || return 1; sleep 0.2; done
+}
+wait_redis() {
+  local t0=$SECONDS
+  until [[ $(timeout 2 redis-cli -h "$1" ping 2>/dev/null) == PONG ]]; do (( SECONDS - t0 < 20 )) || return 1; sleep 0.2; done
+}
+# nginx_answers IP / redis_answers IP: a few requests, all answered.
+nginx_answers() { local i; for ((i = 0; i < 3; i++)); do curl -fsS --max-time 2 -o /dev/null "http://$1/" || return 1; done; }
+redis_answers() { [[ $(timeout 3 redis-cli -h "$1" set k v 2>/dev/null) == OK ]] && [[ $(timeout 3 redis-cli -h "$1" get k 2>/dev/null) == v ]]; }
+
+CAP_NAMES=(CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE
+  NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT
+  SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
+  AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ
+  PERFMON BPF CHECKPOINT_RESTORE)
+# cap_names HEX: the names of the bits set in a /proc/PID/status capability mask, sorted.
+cap_names() {
+  local mask=$((16#$1)) i
+  for ((i = 0; i < ${#CAP_NAMES[@]}; i++)); do (( mask >> i & 1 )) && echo "${CAP_NAMES[i]}"; done | sort
+}
+# caps_add FILE: the capabilities imprint's caps YAML adds (drop: [ALL], add: [...]).
+caps_add() { awk '/^add:/ { f = 1; next } /^[a-z]/ { f = 0 } f && /^- / { print $2 }' "$1"; }
+
+# confined PID CAPS: process PID runs under a seccomp filter, with exactly
+# the capabilities the caps YAML CAPS adds as its bounding set.
+confined() {
+  local pid=$1 status want got
+  status=$(cat "/proc/$pid/status") || return 1
+  [[ $(awk '/^Seccomp:/ { print $2 }' <<< "$status") == 2 ]] || { echo "process $pid runs without a seccomp filter"; return 1; }
+  want=$(caps_add "$2" | sort)
+  got=$(cap_names "$(awk '/^CapBnd:/ { print $2 }' <<< "$status")")
+  [[ $got == "$want" ]] || { echo "bounding set of $pid: $(echo "$got" | tr '\n' ' '), expected $(echo "$want" | tr '\n' ' ')"; return 1; }
+}
+
+# without_syscall PROFILE OUT_PATTERN: writes PROFILE minus the first syscall
+# of a list a server certainly makes while serving (its event loop,
+# accepting connections) to OUT_PATTERN with %s as that syscall; prints it.
+without_syscall() {
+  local s out
+  for s in epoll_wait accept4 epoll_pwait accept; do
+    if jq -e --arg s "$s" '[.syscalls[].names[]] | index($s) != null' "$1" > /dev/null; then
+      # shellcheck disable=SC2059 # the pattern is the caller's format
+      out=$(printf "$2" "$s")
+      jq --arg s "$s" '.syscalls |= map(.names -= [$s])' "$1" > "$out"
+      echo "$s"; return 0
+    fi
+  done
+  echo "$1 has none of epoll_wait, accept4, epoll_pwait, accept" >&2
+  return 1
 }

@@ -251,17 +251,18 @@ struct Recording {
     /// (kernels with BPF trampolines), or auto (the first that loads).
     #[arg(long, value_enum, default_value_t = CapabilityHook::Auto)]
     capability_hook: CapabilityHook,
-    /// Container runtime socket used to name containers and pods (default:
-    /// the first of containerd's, k3s's, CRI-O's, Docker's and Podman's
-    /// that exists; on a Docker host give Docker's, /var/run/docker.sock,
-    /// for containers named as `docker run --name` and Compose name them).
-    /// Unreachable: cgroups are reported by path, and resolution resumes
-    /// when it answers.
-    #[arg(long)]
-    runtime_socket: Option<PathBuf>,
-    /// API that names containers: containerd's, the CRI (CRI-O), Docker's
-    /// Engine API (dockerd, Podman), or auto (CRI for a CRI-O socket,
-    /// Docker's for docker.sock or podman.sock, else containerd's).
+    /// Container runtime socket used to name containers and pods
+    /// (repeatable; each is followed). Default: every one of containerd's,
+    /// k3s's, CRI-O's, Docker's (/var/run/docker.sock) and Podman's that
+    /// exists; where Docker's API and containerd's both know a container,
+    /// Docker's name for it wins. Unreachable: cgroups are reported by
+    /// path, and resolution resumes when it answers.
+    #[arg(long = "runtime-socket")]
+    runtime_sockets: Vec<PathBuf>,
+    /// API that names containers on every socket: containerd's, the CRI
+    /// (CRI-O), Docker's Engine API (dockerd, Podman), or auto (CRI for a
+    /// CRI-O socket, Docker's for docker.sock or podman.sock, else
+    /// containerd's).
     #[arg(long, value_enum, default_value_t = imprint::runtime::RuntimeApi::Auto)]
     runtime_api: imprint::runtime::RuntimeApi,
     /// Only pods of this namespace (repeatable).
@@ -283,7 +284,7 @@ impl Recording {
     fn options(self, no_host: bool) -> RecordingOptions {
         RecordingOptions {
             capability_hook: self.capability_hook,
-            runtime_socket: self.runtime_socket,
+            runtime_sockets: self.runtime_sockets,
             runtime_api: self.runtime_api,
             filter: imprint::runtime::Filter {
                 namespaces: self.namespaces,

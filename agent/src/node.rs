@@ -173,13 +173,13 @@ async fn record_and_publish(
     for missing in &session.probes.unavailable {
         warn!(hook = missing.hook, lost = missing.lost, error = %missing.error, "hook unavailable");
     }
-    match &session.runtime_socket {
-        Some(socket) => {
-            info!(socket = %socket.display(), "resolving containers through containerd")
-        }
-        None => warn!(
-            "no containerd socket found: containers cannot be named, no reports will be written"
-        ),
+    if session.runtime_sockets.is_empty() {
+        warn!(
+            "no container runtime socket found: containers cannot be named, no reports will be written"
+        );
+    }
+    for socket in &session.runtime_sockets {
+        info!(socket = %socket.display(), "resolving containers through the runtime");
     }
     let (services, _service_watch) = reflect(
         Api::<Service>::all(client.clone()),

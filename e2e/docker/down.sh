@@ -7,9 +7,20 @@ set -uo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [[ $(id -u) == 0 ]] || die "run as root"
-# Its containers first (with --live-restore they outlive dockerd), then dockerd.
+# Podman's containers, pods and service; Podman's paths outside the
+# suite's own that were not there before up.
+stop_podman
+if [[ -f $DK_RUN/podman-host-paths ]]; then
+  for p in "${PM_HOST_PATHS[@]}"; do grep -qx "$p" "$DK_RUN/podman-host-paths" || rm -rf "$p"; done
+fi
+# Its containers first (with --live-restore they outlive dockerd), its
+# network, then dockerd.
 dk ps -aq 2>/dev/null | xargs -r "$DOCKER" -H "unix://$DK_SOCK" rm -f > /dev/null 2>&1
+dk network rm "$DK_NETWORK" > /dev/null 2>&1
 stop_dockerd
+# The bridge (should dockerd have died first) and the fence.
+ip link show "$DK_BRIDGE" > /dev/null 2>&1 && ip link del "$DK_BRIDGE"
+nft delete table inet "$DK_NFT_TABLE" 2> /dev/null
 # Whatever still runs in the suite's cgroups (a shim left by a killed dockerd).
 kill_in_own_cgroups
 # The containerd dockerd started, and its shims, by their sockets under $DK_RUN.
@@ -24,6 +35,8 @@ remove_own_dirs
 leftover=0
 [[ -z $(cgroup_dirs) ]] || { log "left: cgroups $(cgroup_dirs | tr '\n' ' ')"; leftover=1; }
 [[ ! -e $DK_STATE && ! -e $DK_RUN ]] || { log "left: $DK_STATE or $DK_RUN"; leftover=1; }
+ip link show "$DK_BRIDGE" > /dev/null 2>&1 && { log "left: bridge $DK_BRIDGE"; leftover=1; }
+nft list table inet "$DK_NFT_TABLE" > /dev/null 2>&1 && { log "left: nftables table $DK_NFT_TABLE"; leftover=1; }
 for p in /proc/[0-9]*; do
   tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$DK_RUN/" && { log "left: process ${p#/proc/}"; leftover=1; }
 done

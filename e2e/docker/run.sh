@@ -17,24 +17,45 @@
 #   recommend   `imprint recommend` takes the Docker reports as it takes the
 #               others (the two replicas of the service merge into one
 #               profile)
+#   two sockets dockerd's containerd and dockerd both followed: containerd
+#               alone knows the containers by id only; with both, Docker's
+#               names win
+#   kubelet labels  containers labelled as cri-dockerd labels those it
+#               makes for a kubelet (by hand here): named as their pod's
+#   podman      Podman's service (its Docker-compatible API, its own for
+#               pods): a pod's container is <pod>_<name>.json, a lone one
+#               <name>.json
+#   fidelity    nginx and redis (Debian's, e2e/images/servers.sh) recorded
+#               under load, then run again with `docker run --security-opt
+#               seccomp=<recommended profile> --cap-drop ALL --cap-add
+#               <recommended>`: the same load, zero errors, a graceful stop;
+#               without one syscall they need, they fail
 # Needs: the suite's dockerd up (up.sh), the imprint binary (IMPRINT_BIN or
-# on PATH), jq. Containers run with --network none.
+# on PATH), jq, curl, wrk, redis-tools. Containers run with --network none,
+# the servers on the suite's own bridge network.
 # Prints one line per test and closes with "docker: N passed, N failed".
 set -uo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # shellcheck source=e2e/suite.sh
 . "$dk_here/../suite.sh"
+# shellcheck source=e2e/load.sh
+. "$dk_here/../load.sh"
+note() { echo "# $*"; }
 [[ $(id -u) == 0 ]] || die "run as root"
 IMPRINT=${IMPRINT_BIN:-$(command -v imprint || true)}
 [[ -x $IMPRINT ]] || die "no imprint binary: set IMPRINT_BIN"
 dk version > /dev/null 2>&1 || die "no dockerd on $DK_SOCK: run $dk_here/up.sh"
+# shellcheck disable=SC1091
+. "$DK_STATE/env"
 work=$(mktemp -d)
 IMAGE=localhost/imprint-docker/busybox:1
 RECORDER=''
 cleanup() {
   [[ -z $RECORDER ]] || kill "$RECORDER" 2> /dev/null
   dk ps -aq | xargs -r "$DOCKER" -H "unix://$DK_SOCK" rm -f > /dev/null 2>&1
+  pm pod rm -fa > /dev/null 2>&1
+  pm rm -fa -t 0 > /dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -51,18 +72,27 @@ image() {
   # A file for each test container to read: its report shows it alone.
   for applet in web db api flash; do echo "$applet" > "$root/etc/$applet.conf"; done
   tar -C "$root" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf "$work/rootfs.tar" . &&
-    dk import --change 'ENV PATH=/bin' "$work/rootfs.tar" "$IMAGE" > /dev/null
+    dk import --change 'ENV PATH=/bin' "$work/rootfs.tar" "$IMAGE" > /dev/null &&
+    pm import --quiet --change 'ENV PATH=/bin' "$work/rootfs.tar" "$IMAGE" > /dev/null
 }
 
 # record_start: `imprint record` of every container (no host processes)
 # into $work/reports until record_stop (at most 2 minutes, should a failed
 # test leave it running); waits until it records and follows dockerd.
+# SOCKET...: the runtime sockets to follow (default: dockerd's).
 record_start() {
+  # A recorder a failed test left running would write into the next one's reports.
+  [[ -z $RECORDER ]] || record_stop > /dev/null 2>&1
   rm -rf "$work/reports"
-  IMPRINT_LOG=imprint=info "$IMPRINT" record --duration 2m --no-host --runtime-socket "$DK_SOCK" \
+  local sockets=("${@:-$DK_SOCK}") args=() s
+  for s in "${sockets[@]}"; do args+=(--runtime-socket "$s"); done
+  IMPRINT_LOG=imprint=info "$IMPRINT" record --duration 2m --no-host "${args[@]}" \
     --output "$work/reports" > "$work/record.out" 2> "$work/record.err" &
   RECORDER=$!
-  recording() { grep -q "recording every cgroup" "$work/record.err" && grep -q "Docker API" "$work/record.err"; }
+  recording() {
+    grep -q "recording every cgroup" "$work/record.err" &&
+      [[ $(grep -c "following the container runtime" "$work/record.err") -ge ${#sockets[@]} ]]
+  }
   eventually 30 recording > /dev/null || { cat "$work/record.err"; return 1; }
 }
 record_stop() {
@@ -133,7 +163,7 @@ recommend() {
   echo "# recommend --format oci of the two api replicas: $(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | length' "$work/api.json") syscalls allowed"
 }
 
-check "an image imported into the suite's dockerd" image
+check "an image imported into the suite's dockerd and Podman" image
 check "docker run --name and a Compose service: reports named as the user named them, each with its own behavior" names
 check "a container of about 50 ms gets a complete report under its name" short_lived
 # dockerd restarted while recording (its containers live on): a container
@@ -157,6 +187,179 @@ restart() {
   echo "# dockerd restarted in ${down}s while recording: the container from before and the one after named, each with its own reads"
 }
 
+# A Docker host's containerd and dockerd, both followed (as by default on
+# such a host): containerd's moby namespace knows the container by id only,
+# Docker's API by its name, which wins.
+two_sockets() {
+  [[ -S $DK_CONTAINERD_SOCK ]] || { echo "no containerd socket at $DK_CONTAINERD_SOCK"; return 1; }
+  record_start "$DK_CONTAINERD_SOCK" || return 1
+  local id
+  id=$(dk run -d --network none --name alone "$IMAGE" sh -c 'while true; do cat /etc/web.conf > /dev/null; sleep 1; done') || return 1
+  sleep 3
+  record_stop || return 1
+  [[ ! -f $work/reports/alone.json ]] || { echo "containerd alone named it: $(subject alone)"; return 1; }
+  local by_id
+  by_id=$(grep -l "\"containerId\": *\"$id\"" "$work/reports"/*.json | head -1)
+  [[ -n $by_id ]] || { echo "no report of $id: $(ls "$work/reports")"; return 1; }
+  jq -e '.spec.subject.container == null' "$by_id" > /dev/null || { jq -c .spec.subject "$by_id"; return 1; }
+
+  record_start "$DK_CONTAINERD_SOCK" "$DK_SOCK" || return 1
+  dk run -d --network none --name both "$IMAGE" sh -c 'while true; do cat /etc/db.conf > /dev/null; sleep 1; done' > /dev/null || return 1
+  sleep 3
+  record_stop || return 1
+  grep -q "following the container runtime.*$DK_CONTAINERD_SOCK" "$work/record.err" ||
+    { grep "following" "$work/record.err"; return 1; }
+  [[ -f $work/reports/both.json && -f $work/reports/alone.json ]] || { echo "reports: $(ls "$work/reports")"; return 1; }
+  read_conf both db && read_conf alone web || { echo "both: $(files_of both); alone: $(files_of alone)"; return 1; }
+  dk rm -f alone both > /dev/null
+  echo "# containerd alone: $(basename "$by_id") (by id); containerd and dockerd: both.json, alone.json (by name)"
+}
+
+# --- fidelity: nginx and redis under their recommended profiles -------------------------
+fidelity=$work/fidelity
+# server NAME IMAGE [DOCKER RUN OPTIONS...]: a server on the suite's network; prints its address.
+server() {
+  local name=$1 image=$2
+  shift 2
+  dk run -d --network "$DK_NETWORK" --name "$name" "$@" "$image" > /dev/null || return 1
+  dk inspect -f "{{(index .NetworkSettings.Networks \"$DK_NETWORK\").IPAddress}}" "$name"
+}
+pid_of() { dk inspect -f '{{.State.Pid}}' "$1"; }
+# stopped NAME: `docker stop` (the image's stop signal), the server shuts
+# down by itself with status 0, well before the kill timeout.
+stopped() {
+  local t0=$SECONDS code
+  dk stop -t 20 "$1" > /dev/null || return 1
+  code=$(dk inspect -f '{{.State.ExitCode}}' "$1")
+  [[ $code == 0 ]] && (( SECONDS - t0 < 15 )) || { echo "$1 stopped with status $code after $((SECONDS - t0)) s"; return 1; }
+}
+# confinement CAPS PROFILE: docker run options for the seccomp profile and
+# only the capabilities of imprint's caps YAML.
+confinement() {
+  local c
+  echo --security-opt "seccomp=$2" --cap-drop ALL
+  for c in $(caps_add "$1"); do echo --cap-add "$c"; done
+}
+
+record_servers() {
+  mkdir -p "$fidelity"
+  record_start || return 1
+  local web cache
+  web=$(server nginx "$DK_NGINX_IMAGE") && cache=$(server redis "$DK_REDIS_IMAGE") || return 1
+  wait_http "$web" || { echo "nginx at $web does not answer"; dk logs nginx 2>&1 | tail -5; return 1; }
+  wait_redis "$cache" || { echo "redis at $cache does not answer"; dk logs redis 2>&1 | tail -5; return 1; }
+  cap_names "$(awk '/^CapBnd:/ { print $2 }' "/proc/$(pid_of nginx)/status")" > "$fidelity/nginx.bounding"
+  cap_names "$(awk '/^CapBnd:/ { print $2 }' "/proc/$(pid_of redis)/status")" > "$fidelity/redis.bounding"
+  nginx_load "$web" recorded 50 || return 1
+  redis_load "$cache" recorded || return 1
+  # A graceful stop belongs to the workload too.
+  stopped nginx && stopped redis || return 1
+  sleep 1
+  record_stop || return 1
+  local server report n extra
+  for server in nginx redis; do
+    report=$work/reports/$server.json
+    [[ -f $report ]] || { echo "no $report: $(ls "$work/reports")"; return 1; }
+    "$IMPRINT" recommend --format oci "$report" > "$fidelity/$server.json" &&
+      "$IMPRINT" recommend --format caps "$report" > "$fidelity/$server.caps" || return 1
+    n=$(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | length' "$fidelity/$server.json")
+    note "$server: the profile allows $n syscalls; capabilities: $(caps_add "$fidelity/$server.caps" | tr '\n' ' ')"
+    # Only capabilities it could use (runc's own checks are not the workload's).
+    extra=$(comm -23 <(caps_add "$fidelity/$server.caps" | sort) <(sort "$fidelity/$server.bounding"))
+    [[ -z $extra ]] || { echo "$server: recommended capabilities outside its bounding set: $extra"; return 1; }
+  done
+  dk rm nginx redis > /dev/null
+}
+
+# enforced SERVER NAME IMAGE WAIT LOAD: the server under its profile and
+# capabilities serves the same load with zero errors and stops gracefully.
+enforced() {
+  local server=$1 name=$2 image=$3 wait=$4 load=$5 ip
+  [[ -f $fidelity/$server.json ]] || { echo "no $server profile (recording failed)"; return 1; }
+  # shellcheck disable=SC2046 # one option per word
+  ip=$(server "$name" "$image" $(confinement "$fidelity/$server.caps" "$fidelity/$server.json")) || return 1
+  "$wait" "$ip" || { echo "$server under its profile does not answer:"; dk logs "$name" 2>&1 | tail -5; return 1; }
+  confined "$(pid_of "$name")" "$fidelity/$server.caps" || return 1
+  if [[ $server == nginx ]]; then "$load" "$ip" enforced 50 || return 1; else "$load" "$ip" enforced || return 1; fi
+  stopped "$name" || return 1
+  dk rm "$name" > /dev/null
+}
+
+# broken SERVER NAME IMAGE ANSWERS: without one syscall it makes while
+# serving, the server does not start, dies, or its requests fail.
+broken() {
+  local server=$1 name=$2 image=$3 answers=$4 s ip state
+  [[ -f $fidelity/$server.json ]] || { echo "no $server profile (recording failed)"; return 1; }
+  s=$(without_syscall "$fidelity/$server.json" "$fidelity/$server-without-%s.json") || return 1
+  # shellcheck disable=SC2046 # one option per word
+  if ! ip=$(server "$name" "$image" $(confinement "$fidelity/$server.caps" "$fidelity/$server-without-$s.json") 2>&1); then
+    note "$server without $s: the container did not start"; return 0
+  fi
+  sleep 2
+  state=$(dk inspect -f '{{.State.Status}}' "$name")
+  if [[ $state != running ]]; then note "$server without $s: the container $state"; return 0; fi
+  if "$answers" "$ip" > /dev/null 2>&1; then echo "$server without $s still serves"; return 1; fi
+  note "$server without $s: requests fail"
+  dk rm -f "$name" > /dev/null
+}
+
 check "dockerd restarted while recording: containers before and after named, nothing misattributed" restart
 check "imprint recommend takes the Docker reports (two replicas of a service merged)" recommend
+check "dockerd's containerd and dockerd both followed: Docker's names win over containerd's ids" two_sockets
+# Podman's service: a container of a pod is <pod>_<name>.json (the pod
+# from Podman's own API), a container on its own <name>.json.
+podman_pods() {
+  record_start "$PM_SOCK" || return 1
+  grep -q 'engine="Podman"' "$work/record.err" || { grep following "$work/record.err"; return 1; }
+  # Without an infra container: Podman gives it rlimits (nproc) above the
+  # hard limits of a machine whose root lacks CAP_SYS_RESOURCE, and it does
+  # not start there.
+  pm pod create --name shop --cgroup-parent "$PM_CGROUP" --infra=false > /dev/null &&
+    pm run -d --pod shop --name shop-api --network none "$IMAGE" \
+      sh -c 'while true; do cat /etc/api.conf > /dev/null; sleep 1; done' > /dev/null &&
+    pm run -d --name solo --cgroup-parent "$PM_CGROUP" --network none "$IMAGE" \
+      sh -c 'while true; do cat /etc/web.conf > /dev/null; sleep 1; done' > /dev/null || return 1
+  local pod_id
+  pod_id=$(pm pod inspect -f '{{.ID}}' shop) || return 1
+  sleep 4
+  record_stop || return 1
+  [[ -f $work/reports/shop_shop-api.json && -f $work/reports/solo.json ]] || { echo "reports: $(ls "$work/reports")"; return 1; }
+  jq -e --arg i "$IMAGE" --arg p "$pod_id" '.spec.subject | .pod == "shop" and .podUid == $p and .container == "shop-api" and
+    (.image | endswith($i))' "$work/reports/shop_shop-api.json" > /dev/null || { subject shop_shop-api; return 1; }
+  jq -e '.spec.subject | .pod == null and .container == "solo"' "$work/reports/solo.json" > /dev/null || { subject solo; return 1; }
+  read_conf shop_shop-api api && ! read_conf shop_shop-api web && read_conf solo web && ! read_conf solo api ||
+    { echo "shop-api: $(files_of shop_shop-api); solo: $(files_of solo)"; return 1; }
+  echo "# podman $(pm version -f '{{.Server.Version}}'): shop_shop-api.json (pod shop), solo.json"
+}
+
+# The containers cri-dockerd makes for a kubelet carry the kubelet's labels
+# (and cri-dockerd's container type): made here with those labels by hand
+# (no kubelet), they are named as their pod's, and the sandbox gets no report.
+kubelet_labels() {
+  local uid=8a7c4a3e-1b2c-4d5e-9f00-112233445566 sandbox
+  local pod=(--label io.kubernetes.pod.name=web-1 --label io.kubernetes.pod.namespace=shop --label "io.kubernetes.pod.uid=$uid")
+  record_start || return 1
+  sandbox=$(dk run -d --network none --name "k8s_POD_web-1_shop_${uid}_0" "${pod[@]}" --label io.kubernetes.docker.type=podsandbox \
+    "$IMAGE" sh -c 'while true; do cat /etc/db.conf > /dev/null; sleep 1; done') &&
+    dk run -d --network none --name "k8s_nginx_web-1_shop_${uid}_0" "${pod[@]}" --label io.kubernetes.container.name=nginx \
+      --label io.kubernetes.docker.type=container "$IMAGE" sh -c 'while true; do cat /etc/web.conf > /dev/null; sleep 1; done' > /dev/null ||
+    return 1
+  sleep 3
+  record_stop || return 1
+  [[ -f $work/reports/shop_web-1_nginx.json ]] || { echo "reports: $(ls "$work/reports")"; return 1; }
+  jq -e --arg u "$uid" '.spec.subject | .namespace == "shop" and .pod == "web-1" and .podUid == $u and .container == "nginx"' \
+    "$work/reports/shop_web-1_nginx.json" > /dev/null || { subject shop_web-1_nginx; return 1; }
+  read_conf shop_web-1_nginx web && ! read_conf shop_web-1_nginx db || { echo "nginx: $(files_of shop_web-1_nginx)"; return 1; }
+  ! grep -l "\"containerId\": *\"$sandbox\"" "$work/reports"/*.json || { echo "the sandbox got a report"; return 1; }
+  dk rm -f "k8s_POD_web-1_shop_${uid}_0" "k8s_nginx_web-1_shop_${uid}_0" > /dev/null
+}
+
+check "containers labelled as cri-dockerd labels them: named as their pod's (shop_web-1_nginx.json), no report of the sandbox" kubelet_labels
+check "Podman: a pod's container named <pod>_<name> from Podman's API, a lone container by its name" podman_pods
+check "nginx and redis recorded under load; profiles and capabilities recommended" record_servers
+check "nginx under docker run --security-opt seccomp=<profile> --cap-drop ALL --cap-add <recommended>: same load, zero errors" \
+  enforced nginx nginx-enforced "$DK_NGINX_IMAGE" wait_http nginx_load
+check "redis under its profile and capabilities: same load, zero errors" enforced redis redis-enforced "$DK_REDIS_IMAGE" wait_redis redis_load
+check "nginx without one syscall it needs fails" broken nginx nginx-broken "$DK_NGINX_IMAGE" nginx_answers
+check "redis without one syscall it needs fails" broken redis redis-broken "$DK_REDIS_IMAGE" redis_answers
 finish docker

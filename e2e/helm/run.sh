@@ -277,16 +277,6 @@ leader_is_a_replica() {
 pids_of_pod() {
   grep -lE "pod($1|${1//-/_})" /proc/[0-9]*/cgroup 2> /dev/null | cut -d/ -f3
 }
-CAP_NAMES=(CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE
-  NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT
-  SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
-  AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ
-  PERFMON BPF CHECKPOINT_RESTORE)
-cap_names() { # cap_names HEX: the capability names of a /proc status mask, sorted
-  local mask=$((16#$1)) i
-  for ((i = 0; i < ${#CAP_NAMES[@]}; i++)); do (( mask >> i & 1 )) && echo "${CAP_NAMES[i]}"; done | sort
-}
-
 agent_runs_confined() {
   local uid pid='' status want got
   uid=$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].metadata.uid}')

@@ -53,3 +53,21 @@ oci_image() {
   mv "$out.tmp" "$out"
   rm -rf "$work"
 }
+
+# docker_archive OCI_TAR OUT_TAR
+#   The single-image OCI layout OCI_TAR (as oci_image writes it) as a Docker
+#   archive, the format of `docker save`, which dockerd 20.10's `docker
+#   load` takes (it does not take OCI layouts): a manifest.json naming the
+#   same config and layer blobs, tagged with the layout's image name.
+docker_archive() {
+  local oci=$1 out=$2 work manifest name
+  work=$(mktemp -d)
+  tar -C "$work" -xf "$oci"
+  manifest=$work/blobs/$(jq -r '.manifests[0].digest | sub(":"; "/")' "$work/index.json")
+  name=$(jq -r '.manifests[0].annotations["io.containerd.image.name"]' "$work/index.json")
+  jq -c --arg name "$name" '[{Config: (.config.digest | "blobs/" + sub(":"; "/")), RepoTags: [$name],
+    Layers: [.layers[].digest | "blobs/" + sub(":"; "/")]}]' "$manifest" > "$work/manifest.json"
+  tar -C "$work" -cf "$out.tmp" manifest.json blobs
+  mv "$out.tmp" "$out"
+  rm -rf "$work"
+}

@@ -10,6 +10,9 @@
 #
 # Usage: e2e/images/servers.sh OUT_DIR
 #        e2e/images/servers.sh --key     (print the cache key: package versions + sources)
+#        e2e/images/servers.sh --cached CACHE_DIR
+#          (build into CACHE_DIR/servers-<key> unless it is there, removing
+#          other versions; print that directory)
 # Writes OUT_DIR/{nginx,redis}.tar and OUT_DIR/servers.env (the image names).
 # Reproducible: the same .deb versions give the same bytes (fixed mtimes and
 # owners, sorted tar entries; see oci-image.sh).
@@ -54,8 +57,19 @@ deb_closure() {
 
 all_packages() { deb_closure "${NGINX_PACKAGES[@]}" "${REDIS_PACKAGES[@]}"; }
 
+cache_key() { { all_packages; cat "$here/servers.sh" "$here/oci-image.sh"; } | sha256sum | cut -c1-16; }
 if [[ ${1:-} == --key ]]; then
-  { all_packages; cat "$here/servers.sh" "$here/oci-image.sh"; } | sha256sum | cut -c1-16
+  cache_key
+  exit 0
+fi
+if [[ ${1:-} == --cached ]]; then
+  cache=${2:?usage: servers.sh --cached CACHE_DIR}
+  dir=$cache/servers-$(cache_key)
+  if [[ ! -f $dir/servers.env ]]; then
+    find "$cache" -maxdepth 1 -name 'servers-*' -exec rm -rf {} +
+    "$here/servers.sh" "$dir" >&2
+  fi
+  echo "$dir"
   exit 0
 fi
 out=${1:?usage: servers.sh OUT_DIR | --key}

@@ -582,19 +582,6 @@ test_socket_late() {
 
 # --- e. profile fidelity on real servers ----------------------------------------------------
 
-# wait_http IP / wait_redis IP: until the server answers (at most 20 s).
-wait_http() {
-  local t0=$SECONDS
-  until curl -fsS --max-time 1 -o /dev/null "http://$1/"; do (( SECONDS - t0 < 20 )) || return 1; sleep 0.2; done
-}
-wait_redis() {
-  local t0=$SECONDS
-  until [[ $(timeout 2 redis-cli -h "$1" ping 2>/dev/null) == PONG ]]; do (( SECONDS - t0 < 20 )) || return 1; sleep 0.2; done
-}
-
-# caps_add FILE: the capabilities imprint's caps YAML adds (drop: [ALL], add: [...]).
-caps_add() { awk '/^add:/ { f = 1; next } /^[a-z]/ { f = 0 } f && /^- / { print $2 }' "$1"; }
-
 # security JSON for a container: the localhost seccomp profile PROFILE and
 # only the capabilities in CAPS (imprint's caps YAML: drop ALL, add ...).
 security() {
@@ -605,28 +592,9 @@ security() {
       capabilities: {drop_capabilities: ["ALL"], add_capabilities: $add}}}}'
 }
 
-# enforced ID PROFILE CAPS: the container's process runs under a seccomp
-# filter and with exactly the capabilities given.
-CAP_NAMES=(CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE
-  NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT
-  SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
-  AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ
-  PERFMON BPF CHECKPOINT_RESTORE)
-# cap_names HEX: the names of the bits set in a /proc/PID/status capability mask.
-cap_names() {
-  local mask=$((16#$1)) i
-  for ((i = 0; i < ${#CAP_NAMES[@]}; i++)); do (( mask >> i & 1 )) && echo "${CAP_NAMES[i]}"; done
-  return 0
-}
-enforced() {
-  local pid status want got
-  pid=$(container_pid "$1")
-  status=$(cat "/proc/$pid/status") || return 1
-  [[ $(awk '/^Seccomp:/ { print $2 }' <<< "$status") == 2 ]] || { echo "process $pid runs without a seccomp filter"; return 1; }
-  want=$(caps_add "$2" | sort)
-  got=$(cap_names "$(awk '/^CapBnd:/ { print $2 }' <<< "$status")" | sort)
-  [[ $got == "$want" ]] || { echo "bounding set of $pid: $(echo "$got" | tr '\n' ' '), expected $(echo "$want" | tr '\n' ' ')"; return 1; }
-}
+# enforced ID CAPS: the container's process runs under a seccomp filter
+# and with exactly the capabilities CAPS adds (confined).
+enforced() { confined "$(container_pid "$1")" "$2"; }
 
 fidelity_dir=$work/fidelity
 test_record_servers() {
@@ -695,19 +663,9 @@ graceful_stop() {
   fi
 }
 
-# without SERVER: the server's profile minus the first syscall of a list it
-# certainly makes while serving (its event loop, accepting connections).
-without() {
-  local server=$1 s
-  for s in epoll_wait accept4 epoll_pwait accept; do
-    if jq -e --arg s "$s" '[.syscalls[].names[]] | index($s) != null' "$STATE/profiles/$server.json" > /dev/null; then
-      jq --arg s "$s" '.syscalls |= map(.names -= [$s])' "$STATE/profiles/$server.json" > "$STATE/profiles/$server-without-$s.json"
-      echo "$s"; return 0
-    fi
-  done
-  echo "the $server profile has none of epoll_wait, accept4, epoll_pwait, accept" >&2
-  return 1
-}
+# without SERVER: the server's profile minus a syscall it certainly makes
+# (without_syscall), as $STATE/profiles/SERVER-without-SYSCALL.json.
+without() { without_syscall "$STATE/profiles/$1.json" "$STATE/profiles/$1-without-%s.json"; }
 
 # broken NS POD ID CHECK IP: the container died, or CHECK fails against it.
 broken() {
@@ -720,8 +678,6 @@ broken() {
   note "  -> requests fail"
 }
 
-nginx_answers() { local i; for ((i = 0; i < 3; i++)); do curl -fsS --max-time 2 -o /dev/null "http://$1/" || return 1; done; }
-redis_answers() { [[ $(timeout 3 redis-cli -h "$1" set k v 2>/dev/null) == OK ]] && [[ $(timeout 3 redis-cli -h "$1" get k 2>/dev/null) == v ]]; }
 
 test_nginx_without() {
   local ns=rt-broken s id

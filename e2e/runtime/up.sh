@@ -32,11 +32,7 @@ teardown_on_failure "$rt_here/down.sh"
 # Images: busybox and pause exactly as the cluster builds them (same cache
 # key, so both share one build), the servers keyed by their .deb versions.
 base_images keep
-servers=$CACHE/servers-$("$cluster_dir/../images/servers.sh" --key)
-if [[ ! -f $servers/servers.env ]]; then
-  find "$CACHE" -maxdepth 1 -name 'servers-*' -exec rm -rf {} +
-  "$cluster_dir/../images/servers.sh" "$servers"
-fi
+servers=$("$cluster_dir/../images/servers.sh" --cached "$CACHE")
 # shellcheck disable=SC1091
 . "$servers/servers.env"
 

@@ -36,9 +36,9 @@ const SCAN_LIMIT: usize = 100_000;
 pub struct RecordingOptions {
     /// Which hook sees capability checks.
     pub capability_hook: CapabilityHook,
-    /// Runtime socket naming containers (`None`: the first default socket
-    /// that exists, if any).
-    pub runtime_socket: Option<PathBuf>,
+    /// Runtime sockets naming containers, each followed (empty: every
+    /// default socket that exists).
+    pub runtime_sockets: Vec<PathBuf>,
     /// Which API names containers.
     pub runtime_api: RuntimeApi,
     /// Which cgroups get a report.
@@ -66,8 +66,8 @@ pub struct Session {
     pub probes: Probes,
     /// Containers named by the runtime (empty for [`Scope::Cgroup`]).
     pub containers: Containers,
-    /// The runtime socket followed, if any.
-    pub runtime_socket: Option<PathBuf>,
+    /// The runtime sockets followed (none for [`Scope::Cgroup`]).
+    pub runtime_sockets: Vec<PathBuf>,
     drain: Drain,
     /// Cgroup paths found by scanning the hierarchy.
     scanned: HashMap<u64, String>,
@@ -76,7 +76,7 @@ pub struct Session {
     preexisting: HashSet<u64>,
     /// When recording began (boot-time nanoseconds).
     pub started_ns: u64,
-    _follower: Option<AbortOnDrop>,
+    _followers: Vec<AbortOnDrop>,
 }
 
 impl Session {
@@ -123,21 +123,21 @@ impl Session {
             table.fill(kernel);
         }
         crate::probes::release_load_memory();
-        let runtime_socket = if record_all {
-            options
-                .runtime_socket
-                .clone()
-                .or_else(runtime::default_socket)
-        } else {
-            None
+        let runtime_sockets = match (record_all, options.runtime_sockets.is_empty()) {
+            (false, _) => Vec::new(),
+            (true, true) => runtime::default_sockets(),
+            (true, false) => options.runtime_sockets.clone(),
         };
-        let follower = runtime_socket.clone().map(|socket| {
-            AbortOnDrop(tokio::spawn(runtime::follow(
-                socket,
-                options.runtime_api,
-                containers.clone(),
-            )))
-        });
+        let followers = runtime_sockets
+            .iter()
+            .map(|socket| {
+                AbortOnDrop(tokio::spawn(runtime::follow(
+                    socket.clone(),
+                    options.runtime_api,
+                    containers.clone(),
+                )))
+            })
+            .collect();
         let scanned = if record_all {
             hierarchy.scan(SCAN_LIMIT)
         } else {
@@ -151,12 +151,12 @@ impl Session {
         Ok(Session {
             probes,
             containers,
-            runtime_socket,
+            runtime_sockets,
             drain: Drain::start(ring, observer),
             scanned,
             preexisting,
             started_ns: crate::report::boot_ns(),
-            _follower: follower,
+            _followers: followers,
         })
     }
 

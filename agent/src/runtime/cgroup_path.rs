@@ -9,6 +9,9 @@
 //! - systemd driver: `kubepods-<qos>-pod<uid_with_underscores>.slice/cri-containerd-<id>.scope`
 //! - CRI-O: `crio-<id>.scope`, `.../pod<uid>/crio-<id>` (`crio-conmon-*` is the monitor, not the container)
 //! - Docker: `docker-<id>.scope`, `/docker/<id>`
+//! - Podman: `libpod-<id>.scope` (systemd), `/libpod_parent/libpod-<id>`
+//!   (cgroupfs), also below a pod's cgroup (`libpod-conmon-*` is the
+//!   monitor, not the container)
 //! - containerd without Kubernetes: `/<namespace>/<id>` (`ctr run`), `cri-containerd-<id>.scope`
 
 /// The runtime that made a container's cgroup.
@@ -20,6 +23,8 @@ pub enum Runtime {
     CriO,
     /// Docker (or cri-dockerd).
     Docker,
+    /// Podman.
+    Podman,
     /// A 64-hex id under a pod, runtime not told by the path.
     Unknown,
 }
@@ -64,6 +69,7 @@ fn id_in(component: &str) -> Option<(Runtime, &str)> {
         ("cri-containerd-", Runtime::Containerd),
         ("crio-", Runtime::CriO),
         ("docker-", Runtime::Docker),
+        ("libpod-", Runtime::Podman),
     ];
     for (prefix, runtime) in candidates {
         if let Some(id) = name.strip_prefix(prefix)
@@ -191,6 +197,32 @@ mod tests {
 
     const ID: &str = "3f4e1c2b8a9d0e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f";
     const UID: &str = "8a7c4a3e-1b2c-4d5e-9f00-112233445566";
+
+    #[test]
+    fn podman_paths() {
+        for path in [
+            format!("/libpod_parent/libpod-{ID}"),
+            format!("/machine.slice/libpod-{ID}.scope"),
+            format!("/libpod_parent/{}/libpod-{ID}", ID.replace('3', "5")),
+            format!(
+                "/machine.slice/machine-libpod_pod_{}.slice/libpod-{ID}.scope",
+                ID.replace('3', "5")
+            ),
+        ] {
+            let p = parse(&path).unwrap();
+            assert_eq!(
+                (p.runtime, p.container_id.as_str()),
+                (Runtime::Podman, ID),
+                "{path}"
+            );
+            assert_eq!(p.cgroup, path);
+        }
+        // conmon, the container's monitor, is not the container.
+        assert_eq!(
+            parse(&format!("/machine.slice/libpod-conmon-{ID}.scope")),
+            None
+        );
+    }
 
     #[test]
     fn cgroupfs_driver_paths() {

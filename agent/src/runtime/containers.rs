@@ -1,17 +1,21 @@
-//! The containers the runtime named, by container id: filled by whichever
-//! runtime API follows the socket (containerd's or the CRI), read by every
-//! command that turns a cgroup into a container; and where that socket is.
+//! The containers the runtimes named, by container id: filled by whichever
+//! runtime APIs follow the sockets (containerd's, the CRI, Docker's), read
+//! by every command that turns a cgroup into a container; and where those
+//! sockets are.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use tracing::warn;
+
+use super::docker::DOCKER;
 use super::identity::ContainerInfo;
 
-/// Default sockets, in the order they are tried: containerd, k3s, CRI-O,
-/// Docker, Podman. (A Docker host usually runs containerd too, whose
-/// socket comes first and names Docker's containers by id only: pass
-/// `--runtime-socket /var/run/docker.sock` there.)
+/// Default sockets: containerd, k3s, CRI-O, Docker, Podman. Every one that
+/// exists is followed: a Docker host runs containerd too, which knows
+/// Docker's containers by id only, and Docker's names win.
 pub const DEFAULT_SOCKETS: [&str; 5] = [
     "/run/containerd/containerd.sock",
     "/run/k3s/containerd/containerd.sock",
@@ -20,16 +24,39 @@ pub const DEFAULT_SOCKETS: [&str; 5] = [
     "/run/podman/podman.sock",
 ];
 
-/// The first default socket that exists.
-pub fn default_socket() -> Option<PathBuf> {
-    DEFAULT_SOCKETS
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+/// The default sockets that exist.
+pub fn default_sockets() -> Vec<PathBuf> {
+    existing_sockets(DEFAULT_SOCKETS.iter().map(Path::new))
 }
 
-/// Bound on containers remembered (exited ones are kept for late events).
+/// The `candidates` that exist, each file once (`/var/run` is often a link
+/// to `/run`), in their order.
+pub fn existing_sockets<'a>(candidates: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
+    let mut seen = HashSet::new();
+    candidates
+        .into_iter()
+        .filter(|p| p.exists())
+        .filter(|p| seen.insert(p.canonicalize().unwrap_or_else(|_| p.to_path_buf())))
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Whether `new`, told about a container already `known`, replaces it:
+/// Docker's API names a container as its user did, containerd's `moby`
+/// namespace knows it by id only, so an entry from Docker's API is never
+/// replaced by one from another API.
+fn replaces(new: &ContainerInfo, known: &ContainerInfo) -> bool {
+    new.runtime_namespace == DOCKER || known.runtime_namespace != DOCKER
+}
+
+/// Bound on containers remembered (gone ones are kept for late events and
+/// for reports written at the end of a recording, until room is needed).
 const MAX_CONTAINERS: usize = 16_384;
+
+/// A container no runtime listed for this long is gone (removed): its
+/// entry is the first to make room. Every runtime lists all its
+/// containers at least every 10 s.
+const GONE_AFTER: Duration = Duration::from_secs(60);
 
 /// Containers by id, shared between the watcher task and the recorder.
 #[derive(Clone, Debug, Default)]
@@ -37,17 +64,49 @@ pub struct Containers {
     inner: Arc<Mutex<State>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    by_id: HashMap<String, ContainerInfo>,
+    /// Each container with when a runtime last listed it.
+    by_id: HashMap<String, (ContainerInfo, Instant)>,
+    capacity: usize,
     connected: bool,
     failures: u64,
+    /// Containers not remembered: full, and none gone to make room for them.
+    unremembered: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            by_id: HashMap::new(),
+            capacity: MAX_CONTAINERS,
+            connected: false,
+            failures: 0,
+            unremembered: 0,
+        }
+    }
 }
 
 impl Containers {
+    /// An empty set that remembers at most `capacity` containers.
+    pub fn with_capacity(capacity: usize) -> Containers {
+        let state = State {
+            capacity,
+            ..State::default()
+        };
+        Containers {
+            inner: Arc::new(Mutex::new(state)),
+        }
+    }
+
     /// The container with this id, if the runtime told about it.
     pub fn get(&self, id: &str) -> Option<ContainerInfo> {
-        self.inner.lock().ok()?.by_id.get(id).cloned()
+        self.inner
+            .lock()
+            .ok()?
+            .by_id
+            .get(id)
+            .map(|(info, _)| info.clone())
     }
 
     /// Containers known.
@@ -70,11 +129,63 @@ impl Containers {
         self.inner.lock().map(|s| s.failures).unwrap_or(0)
     }
 
+    /// Containers a runtime told about that were not remembered (the set
+    /// was full of containers still listed): they are reported by id.
+    pub fn unremembered(&self) -> u64 {
+        self.inner.lock().map(|s| s.unremembered).unwrap_or(0)
+    }
+
+    /// Records what a runtime told about a container. Where two runtimes
+    /// know it (a Docker host's containerd and dockerd), Docker's entry
+    /// wins ([`replaces`]) and keeps the cgroup path containerd told.
     pub(crate) fn insert(&self, info: ContainerInfo) {
-        if let Ok(mut state) = self.inner.lock()
-            && (state.by_id.len() < MAX_CONTAINERS || state.by_id.contains_key(&info.id))
-        {
-            state.by_id.insert(info.id.clone(), info);
+        self.insert_at(info, Instant::now());
+    }
+
+    /// [`Containers::insert`] at `now`. When full, the container gone the
+    /// longest (unlisted for [`GONE_AFTER`]) makes room; if none is gone,
+    /// the new one is counted as unremembered.
+    fn insert_at(&self, mut info: ContainerInfo, now: Instant) {
+        let Ok(mut state) = self.inner.lock() else {
+            return;
+        };
+        let full = state.by_id.len() >= state.capacity;
+        match state.by_id.get_mut(&info.id) {
+            Some((known, seen)) => {
+                *seen = now;
+                if replaces(&info, known) {
+                    info.cgroups_path = info.cgroups_path.or(known.cgroups_path.take());
+                    *known = info;
+                } else if known.cgroups_path.is_none() {
+                    known.cgroups_path = info.cgroups_path;
+                }
+            }
+            None => {
+                if full {
+                    let gone = state
+                        .by_id
+                        .iter()
+                        .filter(|(_, (_, seen))| now.duration_since(*seen) >= GONE_AFTER)
+                        .min_by_key(|(_, (_, seen))| *seen)
+                        .map(|(id, _)| id.clone());
+                    match gone {
+                        Some(id) => {
+                            state.by_id.remove(&id);
+                        }
+                        None => {
+                            state.unremembered += 1;
+                            if state.unremembered == 1 {
+                                warn!(
+                                    capacity = state.capacity,
+                                    "too many containers to remember: more are reported by id"
+                                );
+                            }
+                            return;
+                        }
+                    }
+                }
+                state.by_id.insert(info.id.clone(), (info, now));
+            }
         }
     }
 
@@ -85,5 +196,95 @@ impl Containers {
             }
             state.connected = connected;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(namespace: &str, name: Option<&str>, cgroups_path: Option<&str>) -> ContainerInfo {
+        ContainerInfo {
+            id: "c1".into(),
+            runtime_namespace: namespace.into(),
+            pod: None,
+            pod_namespace: None,
+            pod_uid: None,
+            container: name.map(str::to_string),
+            image: None,
+            image_digest: None,
+            sandbox: false,
+            cgroups_path: cgroups_path.map(str::to_string),
+            compose_service: None,
+        }
+    }
+
+    #[test]
+    fn dockers_names_win_over_containerds_ids_in_either_order() {
+        let moby = entry("moby", None, Some("/docker/c1"));
+        let docker = entry(DOCKER, Some("web"), None);
+        for order in [[&moby, &docker], [&docker, &moby]] {
+            let containers = Containers::default();
+            for info in order {
+                containers.insert(info.clone());
+            }
+            let known = containers.get("c1").unwrap();
+            assert_eq!(known.container.as_deref(), Some("web"), "{order:?}");
+            assert_eq!(
+                known.cgroups_path.as_deref(),
+                Some("/docker/c1"),
+                "{order:?}"
+            );
+        }
+        // A rename through Docker's API still replaces Docker's entry.
+        let containers = Containers::default();
+        containers.insert(docker.clone());
+        containers.insert(entry(DOCKER, Some("web-2"), None));
+        assert_eq!(
+            containers.get("c1").unwrap().container.as_deref(),
+            Some("web-2")
+        );
+    }
+
+    #[test]
+    fn when_full_the_container_gone_longest_makes_room() {
+        let named = |id: &str| ContainerInfo {
+            id: id.into(),
+            ..entry(DOCKER, Some(id), None)
+        };
+        let containers = Containers::with_capacity(2);
+        let t0 = Instant::now();
+        containers.insert_at(named("a"), t0);
+        containers.insert_at(named("b"), t0 + Duration::from_secs(1));
+        // Both still listed: the third is not remembered, and counted.
+        containers.insert_at(named("c"), t0 + Duration::from_secs(5));
+        assert_eq!((containers.len(), containers.unremembered()), (2, 1));
+        assert!(containers.get("c").is_none());
+        // "b" is listed again, "a" no more: "a" is gone and makes room.
+        containers.insert_at(named("b"), t0 + Duration::from_secs(50));
+        containers.insert_at(named("c"), t0 + Duration::from_secs(70));
+        assert!(containers.get("a").is_none());
+        assert!(containers.get("b").is_some() && containers.get("c").is_some());
+        assert_eq!(containers.unremembered(), 1);
+    }
+
+    #[test]
+    fn every_existing_socket_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let containerd = dir.path().join("containerd.sock");
+        let docker = dir.path().join("docker.sock");
+        std::fs::write(&containerd, "").unwrap();
+        std::fs::write(&docker, "").unwrap();
+        let link = dir.path().join("var-run");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        let missing = dir.path().join("crio.sock");
+        let through_link = link.join("docker.sock");
+        let found = existing_sockets([
+            containerd.as_path(),
+            missing.as_path(),
+            docker.as_path(),
+            through_link.as_path(),
+        ]);
+        assert_eq!(found, vec![containerd, docker]);
     }
 }

@@ -2,7 +2,8 @@
 //! as their users name them (`docker run --name`, Compose's project and
 //! service), kept current from the event stream, with relists on reconnect.
 //! containerd's `moby` namespace has only ids; names, Compose labels and
-//! images live in dockerd's own store, which this reads.
+//! images live in dockerd's own store, which this reads. On Podman, its own
+//! API adds each container's pod ([`super::podman`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,6 +17,7 @@ use tracing::{debug, info};
 
 use super::containers::Containers;
 use super::identity::ContainerInfo;
+use super::podman::{self, PodOf};
 
 /// The `runtime_namespace` of containers named through Docker's API.
 pub const DOCKER: &str = "docker";
@@ -32,8 +34,14 @@ const CALL_TIMEOUT: u64 = 30;
 /// events (an event missed while the stream was being set up).
 const RELIST_EVERY: Duration = Duration::from_secs(10);
 
+/// cri-dockerd's label telling a pod's sandbox (`podsandbox`) from its
+/// containers (`container`).
+pub const CRI_DOCKERD_TYPE: &str = "io.kubernetes.docker.type";
+
 /// A container's identity from what Docker's API lists: its name (without
-/// the leading `/`), image, image digest and Compose labels.
+/// the leading `/`), image, image digest and Compose labels; a container
+/// cri-dockerd made for the kubelet (the kubelet's labels) is its pod's
+/// container, as containerd's are.
 pub fn identify(
     id: &str,
     names: &[String],
@@ -49,6 +57,14 @@ pub fn identify(
         .find(|n| !n.contains('/'))
         .filter(|n| !n.is_empty())
         .map(str::to_string);
+    if labels.contains_key(super::identity::POD_NAME) {
+        let mut info = super::identity::identify(id, DOCKER, image, labels, &HashMap::new(), None);
+        info.sandbox = labels
+            .get(CRI_DOCKERD_TYPE)
+            .is_some_and(|t| t == "podsandbox");
+        info.image_digest = image_digest;
+        return info;
+    }
     let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
     let compose = label(COMPOSE_PROJECT).zip(label(COMPOSE_SERVICE));
     ContainerInfo {
@@ -75,17 +91,41 @@ fn image_digest(repo_digests: &[String], image_id: &str) -> Option<String> {
         .or_else(|| (!image_id.is_empty()).then(|| image_id.to_string()))
 }
 
+/// The daemon behind the socket.
+struct Daemon {
+    docker: Docker,
+    /// Podman's own API, when the daemon is Podman (for pods).
+    podman: Option<podman_rest_client::PodmanRestClient>,
+    /// Image digests by image id, asked once each.
+    digests: HashMap<String, Option<String>>,
+}
+
+/// Whether the daemon that answered `version` is Podman (its components
+/// name the "Podman Engine").
+fn is_podman(version: &bollard::models::SystemVersion) -> bool {
+    version
+        .components
+        .iter()
+        .flatten()
+        .any(|c| c.name.starts_with("Podman"))
+}
+
 /// Lists every container (running or not) into `containers`.
-async fn list_all(
-    docker: &Docker,
-    containers: &Containers,
-    digests: &mut HashMap<String, Option<String>>,
-) -> Result<usize, bollard::errors::Error> {
+async fn list_all(daemon: &mut Daemon, containers: &Containers) -> Result<usize, String> {
     let options = ListContainersOptions {
         all: true,
         ..ListContainersOptions::default()
     };
-    let listed = docker.list_containers(Some(options)).await?;
+    let docker = &daemon.docker;
+    let digests = &mut daemon.digests;
+    let listed = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| e.to_string())?;
+    let pods: HashMap<String, PodOf> = match &daemon.podman {
+        Some(client) => podman::pods(client).await?,
+        None => HashMap::new(),
+    };
     let mut n = 0;
     for c in listed {
         let Some(id) = c.id.as_deref() else { continue };
@@ -99,13 +139,16 @@ async fn list_all(
                 .unwrap_or_default();
             digests.insert(image_id.clone(), image_digest(&repo, &image_id));
         }
-        let info = identify(
+        let mut info = identify(
             id,
             c.names.as_deref().unwrap_or_default(),
             c.image.as_deref().unwrap_or_default(),
             digests.get(&image_id).cloned().flatten(),
             &c.labels.unwrap_or_default(),
         );
+        if let Some(pod) = pods.get(id) {
+            podman::place_in_pod(&mut info, pod);
+        }
         containers.insert(info);
         n += 1;
     }
@@ -144,12 +187,27 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
         }
     }));
     tokio::task::yield_now().await;
-    let mut digests = HashMap::new();
-    let n = list_all(&docker, containers, &mut digests)
-        .await
-        .map_err(|e| e.to_string())?;
+    let version = docker.version().await.map_err(|e| e.to_string())?;
+    let podman = if is_podman(&version) {
+        Some(podman::connect(socket).await?)
+    } else {
+        None
+    };
+    let engine = if podman.is_some() { "Podman" } else { "Docker" };
+    let mut daemon = Daemon {
+        docker,
+        podman,
+        digests: HashMap::new(),
+    };
+    let n = list_all(&mut daemon, containers).await?;
     containers.set_connected(true);
-    info!(socket = %socket.display(), containers = n, "following the container runtime (Docker API)");
+    info!(
+        socket = %socket.display(),
+        containers = n,
+        engine,
+        version = version.version.as_deref().unwrap_or("?"),
+        "following the container runtime (Docker API)"
+    );
     let mut relist = tokio::time::interval(RELIST_EVERY);
     relist.tick().await;
     loop {
@@ -159,14 +217,14 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
                     let action = event.action.unwrap_or_default();
                     debug!(action, "docker event");
                     if ["create", "start", "rename"].contains(&action.as_str()) {
-                        list_all(&docker, containers, &mut digests).await.map_err(|e| e.to_string())?;
+                        list_all(&mut daemon, containers).await?;
                     }
                 }
                 Some(Err(error)) => return Err(error.to_string()),
                 None => return Err("event stream closed".into()),
             },
             _ = relist.tick() => {
-                list_all(&docker, containers, &mut digests).await.map_err(|e| e.to_string())?;
+                list_all(&mut daemon, containers).await?;
             }
         }
     }
@@ -217,6 +275,60 @@ mod tests {
         let half = identify("abc", &[], "", None, &labels(&[(COMPOSE_PROJECT, "shop")]));
         assert_eq!((half.pod_namespace, half.compose_service), (None, None));
         assert_eq!((half.container, half.image), (None, None));
+    }
+
+    #[test]
+    fn cri_dockerds_containers_are_their_pods() {
+        let kubelet = labels(&[
+            ("io.kubernetes.pod.name", "web-7d4b9c-x2x"),
+            ("io.kubernetes.pod.namespace", "shop"),
+            (
+                "io.kubernetes.pod.uid",
+                "8a7c4a3e-1b2c-4d5e-9f00-112233445566",
+            ),
+            ("io.kubernetes.container.name", "nginx"),
+            (CRI_DOCKERD_TYPE, "container"),
+        ]);
+        let info = identify(
+            "abc",
+            &["/k8s_nginx_web-7d4b9c-x2x_shop_8a7c4a3e-1b2c-4d5e-9f00-112233445566_0".into()],
+            "nginx:1.27",
+            Some("sha256:11".into()),
+            &kubelet,
+        );
+        assert_eq!(
+            (
+                info.pod_namespace.as_deref(),
+                info.pod.as_deref(),
+                info.container.as_deref()
+            ),
+            (Some("shop"), Some("web-7d4b9c-x2x"), Some("nginx"))
+        );
+        assert_eq!(info.image_digest.as_deref(), Some("sha256:11"));
+        assert!(!info.sandbox);
+        let mut sandbox = kubelet.clone();
+        sandbox.insert(CRI_DOCKERD_TYPE.into(), "podsandbox".into());
+        sandbox.remove("io.kubernetes.container.name");
+        assert!(identify("def", &["/k8s_POD_web".into()], "pause", None, &sandbox).sandbox);
+    }
+
+    #[test]
+    fn podman_is_told_by_its_components() {
+        let version = |names: &[&str]| bollard::models::SystemVersion {
+            components: Some(
+                names
+                    .iter()
+                    .map(|n| bollard::models::SystemVersionComponents {
+                        name: n.to_string(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        assert!(is_podman(&version(&["Podman Engine", "Conmon"])));
+        assert!(!is_podman(&version(&["Engine", "containerd", "runc"])));
+        assert!(!is_podman(&bollard::models::SystemVersion::default()));
     }
 
     #[test]

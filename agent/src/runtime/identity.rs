@@ -39,7 +39,9 @@ const CRI_SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
 const CRI_CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
 const CRI_CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 const CRI_IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
-const POD_NAME: &str = "io.kubernetes.pod.name";
+/// The kubelet's label naming a container's pod (also on the Docker
+/// containers cri-dockerd makes).
+pub const POD_NAME: &str = "io.kubernetes.pod.name";
 const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 const POD_UID: &str = "io.kubernetes.pod.uid";
 const CONTAINER_NAME: &str = "io.kubernetes.container.name";

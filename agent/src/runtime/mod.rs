@@ -6,6 +6,7 @@ pub mod containers;
 pub mod cri;
 pub mod docker;
 pub mod identity;
+pub mod podman;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use imprint_crd::report::Subject;
 use tracing::{debug, warn};
 
 use self::cgroup_path::PathIdentity;
-pub use self::containers::{Containers, default_socket};
+pub use self::containers::{Containers, default_sockets};
 use self::identity::ContainerInfo;
 
 /// Which API names containers.
@@ -213,8 +214,8 @@ pub const COMPOSE_SERVICE_KIND: &str = "ComposeService";
 
 /// File stem of a report: `<namespace>_<pod>_<container>` for a resolved
 /// pod container, `<project>_<service>_<name>` for a Compose container,
-/// `<name>` for a named Docker container, else the cgroup path made
-/// file-name safe.
+/// `<pod>_<name>` for a container of a Podman pod, `<name>` for a named
+/// Docker or Podman container, else the cgroup path made file-name safe.
 pub fn report_stem(path: &str, subject: &Subject) -> String {
     let service = subject
         .workload
@@ -232,6 +233,10 @@ pub fn report_stem(path: &str, subject: &Subject) -> String {
         // Compose: <project>_<service>_<container name>.
         (Some(project), None, Some(container), Some(service)) => {
             crate::cgroups::file_stem(&format!("{project}_{}_{container}", service.name))
+        }
+        // A container of a Podman pod: <pod>_<container>.
+        (None, Some(pod), Some(container), None) => {
+            crate::cgroups::file_stem(&format!("{pod}_{container}"))
         }
         // A container named by its user (`docker run --name`).
         (None, None, Some(container), None) => crate::cgroups::file_stem(container),
@@ -331,12 +336,32 @@ mod tests {
             (Some("shop"), COMPOSE_SERVICE_KIND, "api")
         );
         assert_eq!(report_stem(&path, &s), "shop_api_shop-api-1");
+
         // The Compose project is the namespace the filters choose by.
         let filter = Filter {
             namespaces: vec!["shop".into()],
             ..Filter::default()
         };
         assert!(filter.keeps(&holder));
+
+        // A container of a Podman pod: <pod>_<name>.
+        let mut in_pod =
+            docker::identify(ID, &["/shop-api".into()], "api", None, &Default::default());
+        podman::place_in_pod(
+            &mut in_pod,
+            &podman::PodOf {
+                id: "p1".into(),
+                name: "shop".into(),
+                infra: false,
+            },
+        );
+        let podman_path = format!("/libpod_parent/libpod-{ID}");
+        let holder = Holder::Container(
+            cgroup_path::parse(&podman_path).unwrap(),
+            Some(Box::new(in_pod)),
+        );
+        let s = subject(&podman_path, &holder, None);
+        assert_eq!(report_stem(&podman_path, &s), "shop_shop-api");
     }
 
     #[test]
