@@ -13,14 +13,16 @@ use tracing::warn;
 use super::docker::DOCKER;
 use super::identity::ContainerInfo;
 
-/// Default sockets: containerd, k3s, CRI-O, Docker, Podman. Every one that
-/// exists is followed: a Docker host runs containerd too, which knows
+/// Default sockets: containerd, k3s, CRI-O, Docker (`/var/run` is usually
+/// a link to `/run`: the same socket is followed once), Podman. Every one
+/// that exists is followed: a Docker host runs containerd too, which knows
 /// Docker's containers by id only, and Docker's names win.
-pub const DEFAULT_SOCKETS: [&str; 5] = [
+pub const DEFAULT_SOCKETS: [&str; 6] = [
     "/run/containerd/containerd.sock",
     "/run/k3s/containerd/containerd.sock",
     "/run/crio/crio.sock",
     "/var/run/docker.sock",
+    "/run/docker.sock",
     "/run/podman/podman.sock",
 ];
 
