@@ -248,6 +248,7 @@ fn synthetic(i: usize) -> ContainerBehaviorReport {
             arch: "x86_64".into(),
             names: syscalls.into_iter().collect(),
             unknown_numbers: Vec::new(),
+            arguments: Vec::new(),
         },
         files,
         executables,

@@ -201,6 +201,7 @@ fn synthetic(i: usize, names: &[&str]) -> ContainerBehaviorReport {
             arch: "x86_64".into(),
             names: syscalls.into_iter().collect(),
             unknown_numbers: Vec::new(),
+            arguments: Vec::new(),
         },
         executables,
         files,

@@ -1,5 +1,8 @@
 //! What imprint's probes add to every syscall and to every open, measured
-//! against no program and against an empty program on the same hook.
+//! against no program and against an empty program on the same hook; and
+//! what recording a syscall's argument adds (an `ioctl` loop and a
+//! `socket`/`close` loop beside the `getppid` one, whose argument is not
+//! recorded).
 //!
 //! `cargo bench -p imprint --bench overhead` (as root). Configurations are
 //! interleaved round by round and the medians printed, with each program's
@@ -17,6 +20,8 @@ use common::{Recorder, machine, median, unified_root};
 const ROUNDS: usize = 5;
 const GETPPID_CALLS: u64 = 20_000_000;
 const OPENS: u64 = 1_000_000;
+const IOCTLS: u64 = 5_000_000;
+const SOCKETS: u64 = 1_000_000;
 /// Operations of the passes with BPF statistics on (they slow every program
 /// run by two clock reads, so wall times come from passes with them off).
 const STATS_DIVISOR: u64 = 4;
@@ -35,6 +40,21 @@ fn worker(args: &[String]) {
             for _ in 0..n {
                 // SAFETY: getppid has no preconditions.
                 std::hint::black_box(unsafe { libc::syscall(libc::SYS_getppid) });
+            }
+        }
+        "ioctl" => {
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
+            let mut pending: libc::c_int = 0;
+            for _ in 0..n {
+                // SAFETY: FIONREAD writes one int, which `pending` is.
+                std::hint::black_box(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) });
+            }
+        }
+        "socket" => {
+            for _ in 0..n {
+                // SAFETY: a socket opened and closed at once.
+                unsafe { libc::close(libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0)) };
             }
         }
         path => {
@@ -148,6 +168,22 @@ fn run() {
             "sys_exit_openat",
             "empty_exit_openat",
             "imprint_exit_openat",
+        ),
+        (
+            "ioctl (argument recorded)",
+            "ioctl",
+            IOCTLS,
+            "tp_btf/sys_enter",
+            "empty_sys_enter",
+            "imprint_sys_enter",
+        ),
+        (
+            "socket/close (socket's arguments recorded)",
+            "socket",
+            SOCKETS,
+            "tp_btf/sys_enter",
+            "empty_sys_enter",
+            "imprint_sys_enter",
         ),
     ];
     let mut results: Vec<Series> = workloads
@@ -313,6 +349,14 @@ fn run() {
             if value <= limit { "met" } else { "MISSED" }
         );
     }
+    // The argument capture: a recorded ioctl (same request every time: a
+    // lookup that finds it) against a recorded getppid (no argument).
+    let argument =
+        body(2, Config::Recorded, &mut results) - body(0, Config::Recorded, &mut results);
+    println!(
+        "  {:<66} {:>7.1}  (recorded ioctl body minus recorded getppid body)",
+        "argument capture, ns per recorded call with an argument", argument
+    );
     let empty_open = added(1, Config::Empty, &mut results);
     let imprint_open = added(1, Config::Recorded, &mut results);
     println!(

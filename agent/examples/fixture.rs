@@ -19,6 +19,13 @@
 //!   unix stream socket at PATH)
 //! - `getppid:N`: N getppid() calls; `open-loop:PATH:N`: N open/close of PATH
 //!   (benchmark loops, timed and printed as ns per iteration)
+//! - `socket:FAMILY:TYPE`: open and close a socket (type with SOCK_CLOEXEC
+//!   added), numbers as in <sys/socket.h>; failures are ignored
+//! - `unshare:FLAGS`, `prctl:OPTION` (no further arguments): one call each,
+//!   its result ignored (numbers in decimal or 0x hex)
+//! - `ioctl:FIRST:N`: N ioctl calls on /dev/null with the requests FIRST,
+//!   FIRST+1, ... (refused with ENOTTY)
+//! - `thread`: start a thread and join it
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -96,6 +103,50 @@ fn run(step: &str) -> std::io::Result<()> {
             check(unsafe { libc::utimes(path.as_ptr(), std::ptr::null()) }.into())
         }
         "bind-unix" => std::os::unix::net::UnixListener::bind(arg(0)).map(drop),
+        "socket" => {
+            // SAFETY: plain integers; the descriptor is closed at once.
+            let fd = unsafe {
+                libc::socket(
+                    number(arg(0))? as libc::c_int,
+                    number(arg(1))? as libc::c_int | libc::SOCK_CLOEXEC,
+                    0,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: our own descriptor.
+                unsafe { libc::close(fd) };
+            }
+            Ok(())
+        }
+        "unshare" => {
+            // SAFETY: plain integer flags; the result is not needed.
+            unsafe { libc::unshare(number(arg(0))? as libc::c_int) };
+            Ok(())
+        }
+        "prctl" => {
+            // SAFETY: an option that takes no pointer (the caller's choice).
+            unsafe { libc::prctl(number(arg(0))? as libc::c_int, 0, 0, 0, 0) };
+            Ok(())
+        }
+        "ioctl" => {
+            let null = std::fs::File::open("/dev/null")?;
+            let first = number(arg(0))?;
+            for request in first..first + number(arg(1))? {
+                // SAFETY: /dev/null refuses every request (ENOTTY) without
+                // reading the null argument.
+                unsafe {
+                    libc::ioctl(
+                        std::os::fd::AsRawFd::as_raw_fd(&null),
+                        request as libc::Ioctl,
+                        0,
+                    )
+                };
+            }
+            Ok(())
+        }
+        "thread" => std::thread::spawn(|| ())
+            .join()
+            .map_err(|_| std::io::Error::other("the thread panicked")),
         "rare" => {
             // SAFETY: personality(0xffffffff) only queries.
             let r = unsafe { libc::personality(0xffff_ffff) };
@@ -237,4 +288,13 @@ fn check(r: libc::c_long) -> std::io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// A number in decimal or 0x hex.
+fn number(text: &str) -> std::io::Result<u64> {
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|e| std::io::Error::other(format!("{text}: {e}")))
 }

@@ -241,6 +241,7 @@ pub(crate) mod tests {
                 arch: arch.into(),
                 names: names.iter().map(|s| s.to_string()).collect(),
                 unknown_numbers: Vec::new(),
+                arguments: Vec::new(),
             },
             capabilities: caps
                 .iter()

@@ -1,11 +1,12 @@
 //! Building `ContainerBehaviorReport` documents from a cgroup's behavior,
 //! and writing and reading them as JSON or YAML files.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use imprint_crd::report::{
-    CapabilityUse, ContainerBehaviorReport, ContainerBehaviorReportSpec, Drops, Executable,
-    FileAccess, Stats, Subject, SyscallSet, Window,
+    ArgumentValue, CapabilityUse, ContainerBehaviorReport, ContainerBehaviorReportSpec, Drops,
+    Executable, FileAccess, Stats, Subject, SyscallArguments, SyscallSet, Window,
 };
 use imprint_crd::yaml;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -163,6 +164,7 @@ pub fn build(
             arch: arch.kernel_name().into(),
             names,
             unknown_numbers,
+            arguments: arguments(behavior, arch),
         },
         executables,
         files,
@@ -191,6 +193,29 @@ pub fn build(
         },
         spec,
     }
+}
+
+/// The argument values of the recorded syscalls, by name: each value the
+/// probe took as the arguments it stands for, the same call once.
+fn arguments(behavior: &Behavior, arch: Arch) -> Vec<SyscallArguments> {
+    let mut arguments: Vec<SyscallArguments> = behavior
+        .syscall_args
+        .iter()
+        .filter_map(|(nr, (values, overflow))| {
+            let name = arch.syscall_name(*nr)?;
+            let calls: BTreeSet<Vec<ArgumentValue>> = values
+                .iter()
+                .filter_map(|v| crate::probes::arguments::decode(name, *v))
+                .collect();
+            Some(SyscallArguments {
+                name: name.to_string(),
+                calls: calls.into_iter().collect(),
+                overflow: *overflow,
+            })
+        })
+        .collect();
+    arguments.sort_by(|a, b| a.name.cmp(&b.name));
+    arguments
 }
 
 /// Serializes a document in `format`.

@@ -487,3 +487,99 @@ fn repeated_execs_are_counted_in_the_kernel_not_sent() {
     let events = report["spec"]["stats"]["events"].as_u64().unwrap();
     assert!(events < 1000, "{events} events for a loop of 3,000 execs");
 }
+
+/// The calls a seccomp rule can restrict by argument: the calls (family
+/// and type of a socket, without SOCK_CLOEXEC; unshare's flags; prctl's
+/// option; personality's value; ioctl's request) of the recorded command
+/// are in its report, each once; past the bound of distinct values the
+/// syscall is marked overflowed.
+#[test]
+fn syscall_arguments_are_recorded() {
+    require_root();
+    let (_work, dir) = workdir();
+    let fixture = fixture();
+    let steps = [
+        "socket:2:1",         // AF_INET, SOCK_STREAM
+        "socket:1:1",         // AF_UNIX, SOCK_STREAM
+        "socket:10:2",        // AF_INET6, SOCK_DGRAM
+        "socket:2:1",         // the same call again
+        "unshare:0x04000000", // CLONE_NEWUTS
+        "prctl:3",            // PR_GET_DUMPABLE
+        "rare",               // personality(0xffffffff)
+        "ioctl:0x7100:3",
+        "thread",
+    ];
+    let mut command = vec![fixture.to_str().unwrap()];
+    command.extend(steps);
+    let (output, report) = record(&dir.join("reports"), &command);
+    assert!(output.status.success(), "{output:?}");
+    let arguments = &report["spec"]["syscalls"]["arguments"];
+    let calls = |name: &str| -> Vec<Vec<(u64, u64)>> {
+        let entry = arguments
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["name"] == name))
+            .unwrap_or_else(|| panic!("no arguments of {name}: {arguments}"));
+        assert_eq!(entry["overflow"], serde_json::Value::Null, "{entry}");
+        entry["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|call| {
+                call.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| (a["index"].as_u64().unwrap(), a["value"].as_u64().unwrap()))
+                    .collect()
+            })
+            .collect()
+    };
+    let sockets = calls("socket");
+    for expected in [[(0, 2), (1, 1)], [(0, 1), (1, 1)], [(0, 10), (1, 2)]] {
+        assert!(
+            sockets.contains(&expected.to_vec()),
+            "{expected:?} not in {sockets:?}"
+        );
+    }
+    assert_eq!(
+        sockets.len(),
+        sockets
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        "each call once: {sockets:?}"
+    );
+    assert!(calls("unshare").contains(&vec![(0, 0x0400_0000)]));
+    assert!(calls("prctl").contains(&vec![(0, 3)]));
+    assert!(calls("personality").contains(&vec![(0, 0xffff_ffff)]));
+    let ioctls = calls("ioctl");
+    for request in 0x7100..0x7103 {
+        assert!(
+            ioctls.contains(&vec![(1, request)]),
+            "{request:#x} not in {ioctls:?}"
+        );
+    }
+}
+
+/// More distinct values than the probe sends per syscall: the values up to
+/// the bound are in the report, and the syscall is marked overflowed (a
+/// profile cannot restrict it to the values seen).
+#[test]
+fn too_many_argument_values_are_marked_overflowed() {
+    require_root();
+    let (_work, dir) = workdir();
+    let fixture = fixture();
+    let command = [fixture.to_str().unwrap(), "ioctl:0x7200:100"];
+    let (output, report) = record(&dir.join("reports"), &command);
+    assert!(output.status.success(), "{output:?}");
+    let ioctl = report["spec"]["syscalls"]["arguments"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["name"] == "ioctl"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no ioctl arguments: {}", report["spec"]["syscalls"]));
+    assert_eq!(ioctl["overflow"], true, "{ioctl}");
+    let n = ioctl["calls"].as_array().unwrap().len();
+    assert!(
+        n <= imprint_probes::events::arg::VALUES_MAX,
+        "{n} values sent past the bound"
+    );
+}

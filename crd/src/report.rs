@@ -165,6 +165,45 @@ pub struct SyscallSet {
     /// Numbers with no name in the syscall table (kept, never dropped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_numbers: Vec<u32>,
+    /// The integer arguments seen, for the few syscalls whose arguments are
+    /// recorded (socket, socketpair, clone, unshare, personality, prctl,
+    /// ioctl), sorted by name. Reports without it (older ones) restrict no
+    /// arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arguments: Vec<SyscallArguments>,
+}
+
+/// The argument values one syscall was called with.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyscallArguments {
+    /// Syscall name.
+    pub name: String,
+    /// Each distinct call seen, as the values of its recorded arguments
+    /// (all of one call hold at once), sorted.
+    #[serde(default)]
+    pub calls: Vec<Vec<ArgumentValue>>,
+    /// More distinct calls were made than are recorded: its arguments
+    /// cannot be restricted to the ones seen.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub overflow: bool,
+}
+
+/// One argument of a call: `(argument & mask) == value`.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgumentValue {
+    /// Argument position, from 0.
+    pub index: u32,
+    /// The value (of the masked bits).
+    pub value: u64,
+    /// The bits compared (absent: the whole argument). socket's type leaves
+    /// out SOCK_NONBLOCK and SOCK_CLOEXEC; clone's flags keep only the
+    /// namespace bits; `int` arguments keep their low 32 bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<u64>,
 }
 
 /// A program executed with one argument vector.
@@ -526,6 +565,23 @@ pub fn add_note(notes: &mut Vec<String>, note: &str) {
     notes.push(note.to_string());
 }
 
+/// Adds `other`'s argument values to `into`: the union of the calls per
+/// syscall, an overflow on either side stays.
+pub fn merge_arguments(into: &mut Vec<SyscallArguments>, other: &[SyscallArguments]) {
+    for theirs in other {
+        match into.iter_mut().find(|a| a.name == theirs.name) {
+            Some(ours) => {
+                let mut calls: BTreeSet<Vec<ArgumentValue>> = ours.calls.drain(..).collect();
+                calls.extend(theirs.calls.iter().cloned());
+                ours.calls = calls.into_iter().collect();
+                ours.overflow |= theirs.overflow;
+            }
+            None => into.push(theirs.clone()),
+        }
+    }
+    into.sort_by(|a, b| a.name.cmp(&b.name));
+}
+
 /// For serde: leave a false flag out.
 pub(crate) fn is_false(value: &bool) -> bool {
     !*value
@@ -545,6 +601,7 @@ impl ContainerBehaviorReportSpec {
         if self.syscalls.arch.is_empty() {
             self.syscalls.arch = other.syscalls.arch.clone();
         }
+        merge_arguments(&mut self.syscalls.arguments, &other.syscalls.arguments);
 
         for exec in &other.executables {
             match self
@@ -674,6 +731,7 @@ mod tests {
                 arch: "x86_64".into(),
                 names: syscalls.iter().map(|s| s.to_string()).collect(),
                 unknown_numbers: Vec::new(),
+                arguments: Vec::new(),
             },
             files: vec![FileAccess {
                 path: file.into(),
@@ -696,6 +754,37 @@ mod tests {
         spec.stats.drops.last_at = Some(first.into());
         spec.update_counts();
         spec
+    }
+
+    #[test]
+    fn argument_calls_merge_as_a_union_and_an_overflow_stays() {
+        let call = |family: u64| {
+            vec![ArgumentValue {
+                index: 0,
+                value: family,
+                mask: Some(0xffff_ffff),
+            }]
+        };
+        let socket = |calls: Vec<Vec<ArgumentValue>>, overflow| SyscallArguments {
+            name: "socket".into(),
+            calls,
+            overflow,
+        };
+        let mut ours = vec![socket(vec![call(2)], false)];
+        let theirs = [
+            socket(vec![call(1), call(2)], true),
+            SyscallArguments {
+                name: "prctl".into(),
+                calls: vec![call(3)],
+                overflow: false,
+            },
+        ];
+        merge_arguments(&mut ours, &theirs);
+        assert_eq!(
+            ours.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            ["prctl", "socket"]
+        );
+        assert_eq!(ours[1], socket(vec![call(1), call(2)], true));
     }
 
     #[test]

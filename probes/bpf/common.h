@@ -31,6 +31,8 @@ SHARED const volatile __u64 noaudit_end[NOAUDIT_RANGES] = {};
 SHARED const volatile __u32 noaudit_count = 0;
 /* Per syscall number: the file change it makes (see CHANGE_* in imprint.h). */
 SHARED const volatile __u8 file_change_syscalls[MAX_SYSCALLS] = {};
+/* Per syscall number: the argument recorded and its slot (see ARG_* in imprint.h). */
+SHARED const volatile __u8 arg_syscalls[MAX_SYSCALLS] = {};
 
 /* Records a file change of a recorded cgroup (files.bpf.c). */
 int imprint_file_change(__u32 change, __u64 arg0, __u64 arg1, __u64 arg2, __u64 arg3);
@@ -106,6 +108,8 @@ SHARED struct {
 	struct cap_event cap;
 	struct cgroup_event cgroup;
 	struct process_info process;
+	struct arg_event arg;
+	struct arg_key arg_key;
 } event_types;
 
 static __always_inline void count(enum counter which)

@@ -38,6 +38,7 @@ enum event_kind {
 	EVENT_CAP = 5,
 	EVENT_CGROUP_MKDIR = 6,
 	EVENT_CGROUP_RMDIR = 7,
+	EVENT_SYSCALL_ARG = 8,
 };
 
 /* Traits of an exec (`exec_event.exec_flags`), part of its key. */
@@ -80,6 +81,29 @@ enum file_op {
 #define CHANGE_DIRFD_ARG2 0x90  /* linkat: dirfd in arg 2, name in arg 3 */
 #define CHANGE_UNIX_BIND 0xa0   /* bind: a sockaddr in arg 1; AF_UNIX paths make a file */
 #define CHANGE_LAYOUT_MASK 0xf0
+
+/*
+ * The argument table (`arg_syscalls`, one byte per syscall number, filled by
+ * the loader): which integer argument of the syscall is recorded (the value
+ * kind, low nibble) and the syscall's slot in a cgroup's value counts (high
+ * nibble). 0: its arguments are not recorded. Only plain integers, never
+ * pointed-to memory (a filter on memory is racy, seccomp cannot see it).
+ */
+#define ARG_KIND_MASK 0x0f
+#define ARG_FIRST 1   /* arg 0 as is: personality, prctl's option, unshare's flags */
+#define ARG_SOCKET 2  /* socket, socketpair: family (arg 0) | type (arg 1) << 32, without SOCK_NONBLOCK and SOCK_CLOEXEC */
+#define ARG_CLONE 3   /* clone: the namespace bits of its flags (arg 0) */
+#define ARG_SECOND 4  /* arg 1's low 32 bits: ioctl's request */
+#define ARG_SLOT_SHIFT 4
+/* Syscalls whose arguments are recorded, at most. */
+#define ARG_SLOTS 8
+/* Distinct values sent per syscall and cgroup; past it one overflow event. */
+#define ARG_VALUES_MAX 64
+/* clone's namespace flags: NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET. */
+#define CLONE_NAMESPACE_BITS 0x7E020000ULL
+#define SOCK_TYPE_FLAGS 0x80800ULL /* SOCK_CLOEXEC | SOCK_NONBLOCK */
+/* `arg_event.flags`: too many distinct values, no more are sent. */
+#define ARG_OVERFLOW 1
 
 /* Access bits of a FILE_OPEN event. */
 #define ACCESS_READ 1
@@ -204,6 +228,25 @@ struct net_event {
 	__u8 remote_addr[16];
 };
 
+/*
+ * A value of a recorded syscall argument (see `arg_syscalls`), new in its
+ * cgroup; with ARG_OVERFLOW, the syscall had more distinct values than are
+ * sent and `value` is the first one left out.
+ */
+struct arg_event {
+	struct event_header header;
+	__u32 nr;
+	__u32 flags;
+	__u64 value;
+};
+
+/* Key of `args_seen`: a value already sent for a syscall of a cgroup. */
+struct arg_key {
+	__u64 cgroup_id;
+	__u64 nr;
+	__u64 value;
+};
+
 /* A capability check. `ret` is 0 when granted. */
 struct cap_event {
 	struct event_header header;
@@ -241,6 +284,8 @@ struct cgroup_state {
 	__u64 syscalls[SYSCALL_WORDS];
 	__u32 flags;
 	__u32 _pad;
+	/* Distinct argument values sent, per slot of `arg_syscalls`. */
+	__u8 arg_values[ARG_SLOTS];
 };
 
 /* Per-cgroup drop counters, written only when something is lost. */

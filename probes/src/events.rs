@@ -36,6 +36,34 @@ pub mod kind {
     pub const CGROUP_MKDIR: u32 = 6;
     /// A recorded cgroup removed.
     pub const CGROUP_RMDIR: u32 = 7;
+    /// A syscall argument value new in a cgroup.
+    pub const SYSCALL_ARG: u32 = 8;
+}
+
+/// Entries of the argument table (`arg_syscalls`): the value recorded
+/// (`ARG_*`) in the low nibble, the syscall's slot in a cgroup's value
+/// counts in the high nibble.
+pub mod arg {
+    /// Argument 0 as is (personality, prctl's option, unshare's flags).
+    pub const FIRST: u8 = 1;
+    /// socket, socketpair: the family (argument 0) in the low 32 bits, the
+    /// type (argument 1) without SOCK_NONBLOCK and SOCK_CLOEXEC above.
+    pub const SOCKET: u8 = 2;
+    /// clone: the namespace bits of its flags (argument 0).
+    pub const CLONE: u8 = 3;
+    /// Argument 1's low 32 bits (ioctl's request).
+    pub const SECOND: u8 = 4;
+    /// Where the slot sits in an entry.
+    pub const SLOT_SHIFT: u8 = 4;
+    /// Syscalls whose arguments are recorded, at most.
+    pub const SLOTS: usize = 8;
+    /// Distinct values sent per syscall and cgroup before the overflow event.
+    pub const VALUES_MAX: usize = 64;
+    /// clone's namespace flags (NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER,
+    /// NEWPID, NEWNET).
+    pub const CLONE_NAMESPACE_BITS: u64 = 0x7E02_0000;
+    /// [`super::ArgEvent::flags`]: more distinct values than are sent.
+    pub const OVERFLOW: u32 = 1;
 }
 
 /// `EXEC_*`: traits of an exec ([`ExecEvent::exec_flags`]).
@@ -208,6 +236,33 @@ pub struct SyscallEvent {
     pub _pad: u32,
 }
 
+/// `struct arg_event`: a value of a recorded syscall argument, new in its
+/// cgroup (see [`arg`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ArgEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// Syscall number of the kernel's native ABI.
+    pub nr: u32,
+    /// [`arg::OVERFLOW`].
+    pub flags: u32,
+    /// The value (its layout per [`arg`] kind).
+    pub value: u64,
+}
+
+/// `struct arg_key`: a value already sent for a syscall of a cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgKey {
+    /// The cgroup.
+    pub cgroup_id: u64,
+    /// The syscall number.
+    pub nr: u64,
+    /// The value.
+    pub value: u64,
+}
+
 /// `struct exec_event`: a fixed part followed by `args_len` bytes of argv,
 /// then `path_len` bytes of path components (only the bytes used are sent).
 #[repr(C)]
@@ -366,6 +421,8 @@ pub struct CgroupState {
     pub flags: u32,
     /// Padding.
     pub _pad: u32,
+    /// Distinct argument values sent, per slot of the argument table.
+    pub arg_values: [u8; arg::SLOTS],
 }
 
 /// `struct drop_counts`: losses of one cgroup.

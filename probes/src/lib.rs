@@ -92,4 +92,8 @@ pub mod maps {
     pub const NOAUDIT_COUNT: &str = "noaudit_count";
     /// Load-time setting: per syscall number, the file change it makes.
     pub const FILE_CHANGE_SYSCALLS: &str = "file_change_syscalls";
+    /// Load-time setting: per syscall number, the argument recorded.
+    pub const ARG_SYSCALLS: &str = "arg_syscalls";
+    /// Argument values already sent, per (cgroup, syscall, value).
+    pub const ARGS_SEEN: &str = "args_seen";
 }

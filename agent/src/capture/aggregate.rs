@@ -100,6 +100,9 @@ pub struct Behavior {
     pub last_seen_ns: u64,
     /// Syscall numbers.
     pub syscalls: BTreeSet<u32>,
+    /// Argument values of the recorded syscalls, by syscall number, as the
+    /// probe took them; and whether one overflowed.
+    pub syscall_args: BTreeMap<u32, (BTreeSet<u64>, bool)>,
     /// Executables by (path, argv).
     pub executables: BTreeMap<(String, Vec<String>), ExecStats>,
     /// Accesses by normalised path.
@@ -138,6 +141,19 @@ impl Behavior {
         match event {
             Event::Syscall { nr, .. } => {
                 self.syscalls.insert(*nr);
+            }
+            Event::SyscallArg {
+                nr,
+                value,
+                overflow,
+                ..
+            } => {
+                let (values, overflowed) = self.syscall_args.entry(*nr).or_default();
+                if *overflow {
+                    *overflowed = true;
+                } else {
+                    values.insert(*value);
+                }
             }
             Event::Exec {
                 path,
@@ -265,6 +281,11 @@ impl Behavior {
         self.last_seen_ns = self.last_seen_ns.max(other.last_seen_ns);
         self.events += other.events;
         self.syscalls.extend(other.syscalls.iter().copied());
+        for (nr, (values, overflow)) in &other.syscall_args {
+            let (ours, overflowed) = self.syscall_args.entry(*nr).or_default();
+            ours.extend(values.iter().copied());
+            *overflowed |= overflow;
+        }
         for (key, stats) in &other.executables {
             match self.executables.get_mut(key) {
                 Some(entry) => entry.absorb(stats),

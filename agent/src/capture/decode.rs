@@ -5,8 +5,8 @@ use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use imprint_probes::events::{
-    ARGS_BUF, CapEvent, CgroupEvent, EventHeader, ExecEvent, FileEvent, NetEvent, RAW_NAME_OFFSET,
-    SyscallEvent, cap_audit, exec_flags, file_op, kind, path_flags,
+    ARGS_BUF, ArgEvent, CapEvent, CgroupEvent, EventHeader, ExecEvent, FileEvent, NetEvent,
+    RAW_NAME_OFFSET, SyscallEvent, arg, cap_audit, exec_flags, file_op, kind, path_flags,
 };
 
 /// A record that could not be decoded.
@@ -61,6 +61,18 @@ pub enum Event {
         header: EventHeader,
         /// Syscall number.
         nr: u32,
+    },
+    /// An argument value of a recorded syscall, new in the cgroup.
+    SyscallArg {
+        /// Header.
+        header: EventHeader,
+        /// Syscall number.
+        nr: u32,
+        /// The value, as the probe took it ([`crate::probes::arguments`]).
+        value: u64,
+        /// The syscall had more distinct values than are sent (this one is
+        /// the first left out).
+        overflow: bool,
     },
     /// A program executed.
     Exec {
@@ -146,6 +158,7 @@ impl Event {
     pub fn header(&self) -> &EventHeader {
         match self {
             Event::Syscall { header, .. }
+            | Event::SyscallArg { header, .. }
             | Event::Exec { header, .. }
             | Event::File { header, .. }
             | Event::Net { header, .. }
@@ -159,6 +172,7 @@ impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Syscall { .. } => "syscall",
+            Event::SyscallArg { .. } => "syscall_arg",
             Event::Exec { .. } => "exec",
             Event::File { .. } => "file",
             Event::Net { .. } => "network",
@@ -195,6 +209,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::SYSCALL => {
             let e: SyscallEvent = read(bytes, header.kind, size_of::<SyscallEvent>())?;
             Ok(Event::Syscall { header, nr: e.nr })
+        }
+        kind::SYSCALL_ARG => {
+            let e: ArgEvent = read(bytes, header.kind, size_of::<ArgEvent>())?;
+            Ok(Event::SyscallArg {
+                header,
+                nr: e.nr,
+                value: e.value,
+                overflow: e.flags & arg::OVERFLOW != 0,
+            })
         }
         kind::EXEC => {
             let fixed = offset_of!(ExecEvent, data);

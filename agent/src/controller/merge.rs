@@ -606,6 +606,7 @@ mod tests {
                 arch: arch.into(),
                 names: syscalls.iter().map(|s| s.to_string()).collect(),
                 unknown_numbers: vec![],
+                arguments: Vec::new(),
             },
             ..Default::default()
         }

@@ -475,6 +475,7 @@ mod tests {
                 arch: "x86_64".into(),
                 names: vec!["read".into(), "openat".into(), "write".into()],
                 unknown_numbers: Vec::new(),
+                arguments: Vec::new(),
             },
             ..ContainerBehaviorReportSpec::default()
         };

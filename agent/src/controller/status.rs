@@ -310,6 +310,7 @@ mod tests {
                 arch: "x86_64".into(),
                 names: syscalls.iter().map(|s| s.to_string()).collect(),
                 unknown_numbers: vec![],
+                arguments: Vec::new(),
             },
             ..Default::default()
         };

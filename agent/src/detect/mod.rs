@@ -567,7 +567,10 @@ impl Detector {
                     process: None,
                 })
             }
-            Event::CgroupMade { .. } | Event::CgroupRemoved { .. } => None,
+            // Argument values are learnt, not yet judged against the baseline.
+            Event::SyscallArg { .. } | Event::CgroupMade { .. } | Event::CgroupRemoved { .. } => {
+                None
+            }
         }
     }
 

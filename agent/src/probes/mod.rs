@@ -2,6 +2,7 @@
 //! that cannot be used is named with what is lost, and recording goes on
 //! with the rest.
 
+pub mod arguments;
 mod file_changes;
 mod kallsyms;
 
@@ -200,6 +201,7 @@ impl Probes {
         let arch =
             Arch::native().ok_or_else(|| ProbeError::Load("unsupported architecture".into()))?;
         let file_changes = file_changes::table(arch);
+        let arguments = arguments::table(arch);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(maps::RECORD_ALL_CGROUPS, &record_all, true)
@@ -214,6 +216,7 @@ impl Probes {
                 },
             )
             .override_global(maps::FILE_CHANGE_SYSCALLS, &file_changes, true)
+            .override_global(maps::ARG_SYSCALLS, &arguments, true)
             .override_global(maps::NOAUDIT_START, &ranges.start, true)
             .override_global(maps::NOAUDIT_END, &ranges.end, true)
             .override_global(maps::NOAUDIT_COUNT, &ranges.count, true)

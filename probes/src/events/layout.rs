@@ -91,6 +91,8 @@ fn rust_mirrors_match_the_c_structs() {
         [kind, pid, cgroup_id, timestamp_ns]
     );
     check!(structs, "syscall_event", SyscallEvent, [header, nr, _pad]);
+    check!(structs, "arg_event", ArgEvent, [header, nr, flags, value]);
+    check!(structs, "arg_key", ArgKey, [cgroup_id, nr, value]);
     check!(
         structs,
         "exec_event",
@@ -169,7 +171,7 @@ fn rust_mirrors_match_the_c_structs() {
         structs,
         "cgroup_state",
         CgroupState,
-        [syscalls, flags, _pad]
+        [syscalls, flags, _pad, arg_values]
     );
 }
 
