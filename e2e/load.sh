@@ -94,3 +94,10 @@ without_syscall() {
   echo "$1 has none of epoll_wait, accept4, epoll_pwait, accept" >&2
   return 1
 }
+
+# argument_rules PROFILE: the syscalls an OCI profile allows only on some
+# arguments, with their number of rules ("socket 2, clone 1"), or "none".
+argument_rules() {
+  jq -r '[.syscalls[] | select(.args != null and .action == "SCMP_ACT_ALLOW") | .names[0]] | group_by(.)
+    | map("\(.[0]) \(length)") | if length == 0 then "none" else join(", ") end' "$1"
+}

@@ -20,12 +20,14 @@
 //! - `getppid:N`: N getppid() calls; `open-loop:PATH:N`: N open/close of PATH
 //!   (benchmark loops, timed and printed as ns per iteration)
 //! - `socket:FAMILY:TYPE`: open and close a socket (type with SOCK_CLOEXEC
-//!   added), numbers as in <sys/socket.h>; failures are ignored
-//! - `unshare:FLAGS`, `prctl:OPTION` (no further arguments): one call each,
-//!   its result ignored (numbers in decimal or 0x hex)
+//!   added), numbers as in <sys/socket.h>
+//! - `unshare:FLAGS`: one call; `prctl:OPTION` (no further arguments): one
+//!   call, its result ignored (numbers in decimal or 0x hex)
+//! - `fork`: fork a child that exits at once, and wait for it
 //! - `ioctl:FIRST:N`: N ioctl calls on /dev/null with the requests FIRST,
 //!   FIRST+1, ... (refused with ENOTTY)
 //! - `thread`: start a thread and join it
+//! - `say:TEXT`: write TEXT to standard error
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -112,16 +114,32 @@ fn run(step: &str) -> std::io::Result<()> {
                     0,
                 )
             };
-            if fd >= 0 {
-                // SAFETY: our own descriptor.
-                unsafe { libc::close(fd) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
             }
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(fd) };
             Ok(())
         }
         "unshare" => {
-            // SAFETY: plain integer flags; the result is not needed.
-            unsafe { libc::unshare(number(arg(0))? as libc::c_int) };
-            Ok(())
+            // SAFETY: plain integer flags.
+            check(unsafe { libc::unshare(number(arg(0))? as libc::c_int) }.into())
+        }
+        "fork" => {
+            // SAFETY: the child only exits.
+            match unsafe { libc::fork() } {
+                -1 => Err(std::io::Error::last_os_error()),
+                0 => {
+                    // SAFETY: the child ends at once, touching nothing.
+                    unsafe { libc::_exit(0) }
+                }
+                child => {
+                    let mut status = 0;
+                    // SAFETY: waits for our own child.
+                    unsafe { libc::waitpid(child, &mut status, 0) };
+                    Ok(())
+                }
+            }
         }
         "prctl" => {
             // SAFETY: an option that takes no pointer (the caller's choice).
@@ -144,6 +162,7 @@ fn run(step: &str) -> std::io::Result<()> {
             }
             Ok(())
         }
+        "say" => writeln!(std::io::stderr(), "{}", arg(0)),
         "thread" => std::thread::spawn(|| ())
             .join()
             .map_err(|_| std::io::Error::other("the thread panicked")),

@@ -16,8 +16,12 @@ use anyhow::{Context, Result, bail};
 use imprint_crd::spo::SeccompProfile;
 use imprint_crd::yaml;
 use k8s_openapi::api::core::v1::Capabilities;
-use libseccomp::{ScmpAction, ScmpArch, ScmpFilterContext, ScmpSyscall};
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompOperator,
+};
 use tracing::warn;
 
 use crate::names::capability_from_name;
@@ -46,10 +50,41 @@ pub fn parse_profile(text: &str) -> Result<LinuxSeccomp> {
         r.set_names(rule.names.clone());
         r.set_action(action(&rule.action)?);
         r.set_errno_ret(rule.errno_ret);
+        if !rule.args.is_empty() {
+            let args = rule
+                .args
+                .iter()
+                .map(|a| {
+                    let builder = LinuxSeccompArgBuilder::default()
+                        .index(a.index as usize)
+                        .value(a.value)
+                        .op(operator(&a.op)?);
+                    let builder = match a.value_two {
+                        Some(two) => builder.value_two(two),
+                        None => builder,
+                    };
+                    builder.build().context("argument condition")
+                })
+                .collect::<Result<Vec<_>>>()?;
+            r.set_args(Some(args));
+        }
         rules.push(r);
     }
     oci.set_syscalls(Some(rules));
     Ok(oci)
+}
+
+fn operator(name: &str) -> Result<LinuxSeccompOperator> {
+    Ok(match name {
+        "SCMP_CMP_NE" => LinuxSeccompOperator::ScmpCmpNe,
+        "SCMP_CMP_LT" => LinuxSeccompOperator::ScmpCmpLt,
+        "SCMP_CMP_LE" => LinuxSeccompOperator::ScmpCmpLe,
+        "SCMP_CMP_EQ" => LinuxSeccompOperator::ScmpCmpEq,
+        "SCMP_CMP_GE" => LinuxSeccompOperator::ScmpCmpGe,
+        "SCMP_CMP_GT" => LinuxSeccompOperator::ScmpCmpGt,
+        "SCMP_CMP_MASKED_EQ" => LinuxSeccompOperator::ScmpCmpMaskedEq,
+        other => bail!("unknown seccomp operator {other:?}"),
+    })
 }
 
 fn action(name: &str) -> Result<LinuxSeccompAction> {
@@ -70,6 +105,29 @@ fn scmp_action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAct
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
         other => bail!("seccomp action {other} is not supported by imprint run"),
     })
+}
+
+/// libseccomp's form of an OCI argument condition (for MASKED_EQ, OCI's
+/// `value` is the mask and `valueTwo` the value).
+fn arg_compare(arg: &LinuxSeccompArg) -> Result<ScmpArgCompare> {
+    let index = u32::try_from(arg.index()).context("argument index")?;
+    let two = arg.value_two().unwrap_or(0);
+    let op = match arg.op() {
+        LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
+        LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
+        LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
+        LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
+        LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
+        LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            return Ok(ScmpArgCompare::new(
+                index,
+                ScmpCompareOp::MaskedEqual(arg.value()),
+                two,
+            ));
+        }
+    };
+    Ok(ScmpArgCompare::new(index, op, arg.value()))
 }
 
 /// Builds the libseccomp filter of an OCI profile. Unknown syscall names
@@ -94,11 +152,21 @@ pub fn filter(profile: &LinuxSeccomp) -> Result<ScmpFilterContext> {
         if action == default {
             continue;
         }
+        let conditions: Vec<ScmpArgCompare> = rule
+            .args()
+            .iter()
+            .flatten()
+            .map(arg_compare)
+            .collect::<Result<_>>()?;
         for name in rule.names() {
             match ScmpSyscall::from_name(name) {
-                Ok(syscall) => {
+                Ok(syscall) if conditions.is_empty() => {
                     ctx.add_rule(action, syscall)
                         .with_context(|| format!("rule for {name}"))?;
+                }
+                Ok(syscall) => {
+                    ctx.add_rule_conditional(action, syscall, &conditions)
+                        .with_context(|| format!("rule for {name} on its arguments"))?;
                 }
                 Err(_) => warn!(syscall = %name, "unknown to libseccomp, skipped"),
             }

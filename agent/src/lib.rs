@@ -10,9 +10,10 @@
 //! events, [`runtime`] names the container behind a cgroup, [`cgroups`]
 //! handles the hierarchy. `record` adds a file sink ([`report`]), the agent
 //! a publisher ([`publish`], with [`cluster`] for pod, workload and peer
-//! lookups). [`recommend`] and `controller::merge` are pure: reports in,
-//! profiles out. [`metrics`], [`task`] and [`kube_names`] serve them all.
+//! lookups). [`recommend`] (with [`argument_rules`]) and `controller::merge`
+//! are pure: reports in, profiles out. [`metrics`], [`task`] and [`kube_names`] serve them all.
 
+pub mod argument_rules;
 pub mod capture;
 pub mod cgroups;
 pub mod cleanup;

@@ -186,6 +186,10 @@ enum Command {
         /// Name of the SeccompProfile object (default: from the first report).
         #[arg(long)]
         name: Option<String>,
+        /// Seccomp profiles allow syscalls by name only, with no rule on
+        /// their arguments (for runtimes or tools that take none).
+        #[arg(long)]
+        names_only: bool,
         /// Write here instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -528,9 +532,15 @@ fn run(cli: Cli) -> Result<u8> {
             reports,
             format,
             name,
+            names_only,
             output,
         } => {
-            let text = recommend_text(&reports, format, name)?;
+            let style = if names_only {
+                recommend::ArgumentStyle::NamesOnly
+            } else {
+                recommend::ArgumentStyle::Restricted
+            };
+            let text = recommend_text(&reports, format, name, style)?;
             match output {
                 Some(path) => std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?,
@@ -560,7 +570,12 @@ fn in_cluster_api_server() -> Option<std::net::SocketAddr> {
         .ok()
 }
 
-fn recommend_text(paths: &[PathBuf], format: Output, name: Option<String>) -> Result<String> {
+fn recommend_text(
+    paths: &[PathBuf],
+    format: Output,
+    name: Option<String>,
+    style: recommend::ArgumentStyle,
+) -> Result<String> {
     let reports = paths
         .iter()
         .map(|p| report::read(p))
@@ -569,14 +584,19 @@ fn recommend_text(paths: &[PathBuf], format: Output, name: Option<String>) -> Re
     for skipped in &merged.skipped {
         tracing::warn!("skipped {skipped}");
     }
+    if matches!(format, Output::Spo | Output::Oci) {
+        for note in recommend::argument_rules(&merged, style).notes {
+            tracing::info!("{note}");
+        }
+    }
     Ok(match format {
         Output::Spo => {
             let name = name
                 .or_else(|| reports[0].metadata.name.clone())
                 .unwrap_or_else(|| "imprint-profile".into());
-            report::to_text(&recommend::spo_profile(&name, &merged), Format::Yaml)
+            report::to_text(&recommend::spo_profile(&name, &merged, style), Format::Yaml)
         }
-        Output::Oci => report::to_text(&recommend::oci_profile(&merged), Format::Json),
+        Output::Oci => report::to_text(&recommend::oci_profile_with(&merged, style), Format::Json),
         Output::Caps => report::to_text(&recommend::capabilities(&merged), Format::Yaml),
         Output::NetworkPolicy => network_policy_text(paths, &reports, name)?,
     })

@@ -3,17 +3,23 @@
 //! Several reports (replicas, nodes, restarts of one container) merge into
 //! one [`Merged`] behavior; from it come a seccomp profile (OCI JSON or
 //! security-profiles-operator's `SeccompProfile`) whose default action is
-//! `SCMP_ACT_ERRNO` and which allows exactly the syscalls observed, and a
-//! capability set that drops ALL and adds exactly the capabilities needed
-//! (granted in an audited check).
+//! `SCMP_ACT_ERRNO` and which allows exactly the syscalls observed (those
+//! whose arguments were recorded only for the calls seen:
+//! [`crate::argument_rules`]), and a capability set that drops ALL and adds
+//! exactly the capabilities needed (granted in an audited check).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use imprint_crd::report::ContainerBehaviorReportSpec;
-use imprint_crd::spo::{SeccompProfile, SeccompProfileSpec, SyscallRule};
+use imprint_crd::report::{ArgumentValue, ContainerBehaviorReportSpec};
+use imprint_crd::spo::{ArgumentRule, SeccompProfile, SeccompProfileSpec, SyscallRule};
 use k8s_openapi::api::core::v1::Capabilities;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSyscall};
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+
+use crate::argument_rules::{self, ArgumentRules, Arguments, ENOSYS};
 
 use crate::kube_names::object_name;
 use crate::names::{Arch, capability_from_name};
@@ -28,6 +34,8 @@ pub struct Merged {
     pub syscalls: BTreeMap<Arch, BTreeSet<String>>,
     /// Capabilities needed (`CAP_*`).
     pub capabilities: BTreeSet<String>,
+    /// The calls of the syscalls whose arguments are recorded.
+    pub arguments: Arguments,
     /// Entries that were skipped, with why (unknown names).
     pub skipped: Vec<String>,
     /// Reports merged.
@@ -53,6 +61,7 @@ impl Merged {
                 .push(format!("architecture {:?}", report.syscalls.arch));
             return;
         };
+        self.arguments.add(report);
         let names = self.syscalls.entry(arch).or_default();
         for name in &report.syscalls.names {
             if arch.has_syscall(name) {
@@ -125,20 +134,108 @@ pub fn allowed_syscalls(merged: &Merged) -> Vec<String> {
         .collect()
 }
 
+/// Whether a profile restricts arguments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ArgumentStyle {
+    /// Syscalls whose arguments were recorded are allowed only for the
+    /// calls seen.
+    #[default]
+    Restricted,
+    /// Every syscall by name (for runtimes or tools that take no argument
+    /// rules).
+    NamesOnly,
+}
+
+/// The argument rules of the profile for `merged` (none for
+/// [`ArgumentStyle::NamesOnly`]).
+pub fn argument_rules(merged: &Merged, style: ArgumentStyle) -> ArgumentRules {
+    match style {
+        ArgumentStyle::NamesOnly => ArgumentRules::default(),
+        ArgumentStyle::Restricted => {
+            let allowed: BTreeSet<String> = allowed_syscalls(merged).into_iter().collect();
+            argument_rules::rules(&merged.arguments, &allowed)
+        }
+    }
+}
+
 /// An OCI runtime-spec seccomp profile (what runc, crun, podman and docker take).
 pub fn oci_profile(merged: &Merged) -> LinuxSeccomp {
+    oci_profile_with(merged, ArgumentStyle::Restricted)
+}
+
+/// [`oci_profile`], with or without argument rules.
+pub fn oci_profile_with(merged: &Merged, style: ArgumentStyle) -> LinuxSeccomp {
     let mut profile = LinuxSeccomp::default();
     profile.set_default_action(LinuxSeccompAction::ScmpActErrno);
     profile.set_default_errno_ret(Some(EPERM));
     profile.set_architectures(Some(merged.syscalls.keys().map(|a| oci_arch(*a)).collect()));
-    let names = allowed_syscalls(merged);
+    let rules = argument_rules(merged, style);
+    let names: Vec<String> = allowed_syscalls(merged)
+        .into_iter()
+        .filter(|n| !rules.covers(n))
+        .collect();
+    let mut syscalls = Vec::new();
     if !names.is_empty() {
         let mut rule = LinuxSyscall::default();
         rule.set_names(names);
         rule.set_action(LinuxSeccompAction::ScmpActAllow);
-        profile.set_syscalls(Some(vec![rule]));
+        syscalls.push(rule);
+    }
+    for (name, calls) in &rules.restricted {
+        for call in calls {
+            let mut rule = LinuxSyscall::default();
+            rule.set_names(vec![name.clone()]);
+            rule.set_action(LinuxSeccompAction::ScmpActAllow);
+            rule.set_args(Some(call.iter().map(oci_arg).collect()));
+            syscalls.push(rule);
+        }
+    }
+    if rules.clone3_enosys {
+        let mut rule = LinuxSyscall::default();
+        rule.set_names(vec!["clone3".into()]);
+        rule.set_action(LinuxSeccompAction::ScmpActErrno);
+        rule.set_errno_ret(Some(ENOSYS));
+        syscalls.push(rule);
+    }
+    if !syscalls.is_empty() {
+        profile.set_syscalls(Some(syscalls));
     }
     profile
+}
+
+/// An argument condition: `(argument & mask) == value`, or `==` without a mask.
+fn oci_arg(value: &ArgumentValue) -> LinuxSeccompArg {
+    let builder = LinuxSeccompArgBuilder::default().index(value.index as usize);
+    let builder = match value.mask {
+        Some(mask) => builder
+            .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+            .value(mask)
+            .value_two(value.value),
+        None => builder
+            .op(LinuxSeccompOperator::ScmpCmpEq)
+            .value(value.value),
+    };
+    builder
+        .build()
+        .expect("every field of an argument condition is set")
+}
+
+/// The same condition in security-profiles-operator's schema.
+fn spo_arg(value: &ArgumentValue) -> ArgumentRule {
+    match value.mask {
+        Some(mask) => ArgumentRule {
+            index: value.index,
+            value: mask,
+            value_two: Some(value.value),
+            op: "SCMP_CMP_MASKED_EQ".into(),
+        },
+        None => ArgumentRule {
+            index: value.index,
+            value: value.value,
+            value_two: None,
+            op: "SCMP_CMP_EQ".into(),
+        },
+    }
 }
 
 fn oci_arch(arch: Arch) -> oci_spec::runtime::Arch {
@@ -150,8 +247,37 @@ fn oci_arch(arch: Arch) -> oci_spec::runtime::Arch {
 
 /// The profile's spec in security-profiles-operator's schema.
 pub fn spo_spec(merged: &Merged) -> SeccompProfileSpec {
+    spo_spec_with(merged, ArgumentStyle::Restricted)
+}
+
+/// [`spo_spec`], with or without argument rules.
+pub fn spo_spec_with(merged: &Merged, style: ArgumentStyle) -> SeccompProfileSpec {
     let architectures: Vec<Arch> = merged.syscalls.keys().copied().collect();
-    seccomp_profile_spec(&architectures, allowed_syscalls(merged))
+    let rules = argument_rules(merged, style);
+    let names = allowed_syscalls(merged)
+        .into_iter()
+        .filter(|n| !rules.covers(n))
+        .collect();
+    let mut spec = seccomp_profile_spec(&architectures, names);
+    for (name, calls) in &rules.restricted {
+        for call in calls {
+            spec.syscalls.push(SyscallRule {
+                action: "SCMP_ACT_ALLOW".into(),
+                names: vec![name.clone()],
+                errno_ret: None,
+                args: call.iter().map(spo_arg).collect(),
+            });
+        }
+    }
+    if rules.clone3_enosys {
+        spec.syscalls.push(SyscallRule {
+            action: "SCMP_ACT_ERRNO".into(),
+            names: vec!["clone3".into()],
+            errno_ret: Some(ENOSYS),
+            args: Vec::new(),
+        });
+    }
+    spec
 }
 
 /// A security-profiles-operator profile spec for `architectures` that
@@ -171,6 +297,7 @@ pub fn seccomp_profile_spec(architectures: &[Arch], allowed: Vec<String>) -> Sec
                 action: "SCMP_ACT_ALLOW".into(),
                 names: allowed,
                 errno_ret: None,
+                args: Vec::new(),
             }]
         },
         base_profile_name: None,
@@ -178,13 +305,13 @@ pub fn seccomp_profile_spec(architectures: &[Arch], allowed: Vec<String>) -> Sec
 }
 
 /// A security-profiles-operator `SeccompProfile` (v1, cluster-scoped) named `name`.
-pub fn spo_profile(name: &str, merged: &Merged) -> SeccompProfile {
+pub fn spo_profile(name: &str, merged: &Merged, style: ArgumentStyle) -> SeccompProfile {
     SeccompProfile {
         metadata: ObjectMeta {
             name: Some(object_name(name, 253)),
             ..ObjectMeta::default()
         },
-        spec: spo_spec(merged),
+        spec: spo_spec_with(merged, style),
     }
 }
 
@@ -327,12 +454,54 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn recorded_arguments_become_rules_of_their_own_unless_names_only() {
+        let mut r = report("x86_64", &["read", "socket"], &[]);
+        r.syscalls.arguments = vec![imprint_crd::report::SyscallArguments {
+            name: "socket".into(),
+            calls: vec![vec![
+                ArgumentValue {
+                    index: 0,
+                    value: 1,
+                    mask: Some(0xffff_ffff),
+                },
+                ArgumentValue {
+                    index: 1,
+                    value: 2,
+                    mask: None,
+                },
+            ]],
+            overflow: false,
+        }];
+        let m = merge([&r]);
+        let json = serde_json::to_value(oci_profile(&m)).unwrap();
+        assert_eq!(
+            json["syscalls"][0]["names"],
+            serde_json::json!(with_baseline(&["read"]))
+        );
+        assert_eq!(
+            json["syscalls"][1],
+            serde_json::json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [
+                {"index": 0, "value": 0xffff_ffffu64, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"},
+                {"index": 1, "value": 2, "op": "SCMP_CMP_EQ"}]})
+        );
+        let spo = serde_json::to_value(spo_spec(&m)).unwrap();
+        assert_eq!(spo["syscalls"][1]["args"][0]["valueTwo"], 1);
+        assert_eq!(spo["syscalls"][1]["args"][1]["op"], "SCMP_CMP_EQ");
+        let names_only =
+            serde_json::to_value(oci_profile_with(&m, ArgumentStyle::NamesOnly)).unwrap();
+        assert_eq!(
+            names_only["syscalls"],
+            serde_json::json!([{"names": with_baseline(&["read", "socket"]), "action": "SCMP_ACT_ALLOW"}])
+        );
+    }
+
+    #[test]
     fn spo_profile_matches_the_operator_schema_shape() {
         let m = merge([
             &report("x86_64", &["read"], &[]),
             &report("aarch64", &["read"], &[]),
         ]);
-        let p = spo_profile("My_App/Container", &m);
+        let p = spo_profile("My_App/Container", &m, ArgumentStyle::Restricted);
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["apiVersion"], "security-profiles-operator.x-k8s.io/v1");
         assert_eq!(json["kind"], "SeccompProfile");

@@ -33,6 +33,26 @@ fn run_under(profile: &Path, caps: &Path, command: &[String]) -> Output {
         .unwrap()
 }
 
+/// Whether an OCI profile allows `name` (by name, or on some arguments).
+fn allows(oci: &serde_json::Value, name: &str) -> bool {
+    oci["syscalls"].as_array().is_some_and(|rules| {
+        rules.iter().any(|r| {
+            r["action"] == "SCMP_ACT_ALLOW" && strings(&r["names"]).iter().any(|n| n == name)
+        })
+    })
+}
+
+fn run_fixture_under(profile: &Path, steps: &[&str]) -> Output {
+    imprint()
+        .args(["run", "--seccomp"])
+        .arg(profile)
+        .arg("--")
+        .arg(fixture())
+        .args(steps)
+        .output()
+        .unwrap()
+}
+
 fn steps(dir: &Path, tag: &str) -> Vec<String> {
     vec![
         fixture().to_str().unwrap().to_string(),
@@ -67,10 +87,10 @@ fn a_recommended_profile_runs_the_command_and_one_less_syscall_breaks_it() {
     recommend(&report, "caps", &caps);
     let oci = read_json(&profile);
     assert_eq!(oci["defaultAction"], "SCMP_ACT_ERRNO");
-    let allowed = strings(&oci["syscalls"][0]["names"]);
     assert!(
-        allowed.contains(&"personality".to_string()) && allowed.contains(&"mkdir".to_string()),
-        "{allowed:?}"
+        allows(&oci, "personality") && allows(&oci, "mkdir"),
+        "{}",
+        oci["syscalls"]
     );
     let caps_text = std::fs::read_to_string(&caps).unwrap();
     assert!(
@@ -239,7 +259,12 @@ fn spo_profiles_validate_against_the_operators_crd_schema() {
     let validator = jsonschema::validator_for(&schema).unwrap();
 
     let (_work, dir) = workdir();
-    let (output, _) = record(&dir.join("r"), &[fixture().to_str().unwrap(), "rare"]);
+    // personality (one value: SCMP_CMP_EQ) and socket (masked: SCMP_CMP_MASKED_EQ)
+    // get argument rules.
+    let (output, _) = record(
+        &dir.join("r"),
+        &[fixture().to_str().unwrap(), "rare", "socket:2:1"],
+    );
     assert!(output.status.success());
     let report = std::fs::read_dir(dir.join("r"))
         .unwrap()
@@ -260,6 +285,18 @@ fn spo_profiles_validate_against_the_operators_crd_schema() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
+    let ops: Vec<&str> = profile["spec"]["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["args"].as_array().into_iter().flatten())
+        .filter_map(|a| a["op"].as_str())
+        .collect();
+    assert!(
+        ops.contains(&"SCMP_CMP_EQ") && ops.contains(&"SCMP_CMP_MASKED_EQ"),
+        "{}",
+        profile["spec"]["syscalls"]
+    );
 
     // The schema is strict enough to catch a broken profile.
     let mut broken = profile.clone();
@@ -369,4 +406,87 @@ fn a_profile_survives_a_signal_and_a_stop_it_never_saw() {
         stopped.status.success(),
         "a stop and continue broke the enforced process: {stopped:?}"
     );
+}
+
+/// Argument rules, enforced by libseccomp: a command that opened AF_INET
+/// and AF_UNIX stream sockets, forked and started a thread runs again under
+/// its profile; AF_PACKET, AF_NETLINK and AF_VSOCK sockets and
+/// unshare(CLONE_NEWUSER) are refused with EPERM, though the syscalls are
+/// allowed; clone3 answers ENOSYS and glibc's threads fall back to clone.
+/// The same profile without argument rules (`--names-only`) lets the raw
+/// socket through: the rules are what refuse it.
+#[test]
+fn argument_rules_allow_the_calls_seen_and_refuse_others() {
+    require_root();
+    let (_work, dir) = workdir();
+    let reports = dir.join("reports");
+    // `say`: the fixture reports a failed step on standard error.
+    let recorded = ["socket:2:1", "socket:1:1", "fork", "thread", "say:done"];
+    let mut command = vec![fixture().to_str().unwrap().to_string()];
+    command.extend(recorded.iter().map(|s| s.to_string()));
+    let (output, report) = record(
+        &reports,
+        &command.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let report_path = only_report_path(&reports);
+    let profile = dir.join("profile.json");
+    recommend(&report_path, "oci", &profile);
+    let oci = read_json(&profile);
+    let rules = oci["syscalls"].as_array().unwrap();
+    let on_arguments = |name: &str| {
+        rules
+            .iter()
+            .filter(|r| strings(&r["names"]) == [name] && r["args"].is_array())
+            .count()
+    };
+    assert!(on_arguments("socket") >= 2, "{}", oci["syscalls"]);
+    assert!(!strings(&rules[0]["names"]).contains(&"socket".to_string()));
+    let clone3 = rules.iter().find(|r| strings(&r["names"]) == ["clone3"]);
+    let restricted_clone = on_arguments("clone") > 0;
+    if restricted_clone {
+        let clone3 =
+            clone3.unwrap_or_else(|| panic!("clone restricted, clone3 not: {}", oci["syscalls"]));
+        assert_eq!(
+            (clone3["action"].as_str(), clone3["errnoRet"].as_u64()),
+            (Some("SCMP_ACT_ERRNO"), Some(38))
+        );
+    }
+
+    // What was recorded runs again (threads through clone when clone3 is ENOSYS).
+    let ok = run_fixture_under(&profile, &recorded);
+    assert!(ok.status.success(), "the profile broke the command: {ok:?}");
+
+    // Other calls of the same syscalls are refused.
+    for step in [
+        "socket:17:3",        // AF_PACKET, SOCK_RAW
+        "socket:16:3",        // AF_NETLINK, SOCK_RAW
+        "socket:40:1",        // AF_VSOCK, SOCK_STREAM
+        "socket:2:3",         // AF_INET, SOCK_RAW
+        "unshare:0x10000000", // CLONE_NEWUSER
+    ] {
+        let denied = run_fixture_under(&profile, &[step]);
+        let stderr = String::from_utf8_lossy(&denied.stderr);
+        assert!(
+            !denied.status.success() && stderr.contains("Operation not permitted"),
+            "{step} under the profile: {denied:?}"
+        );
+    }
+
+    // By name only, the raw packet socket opens (root has CAP_NET_RAW).
+    let names_only = dir.join("names-only.json");
+    let output = imprint()
+        .args(["recommend", "--format", "oci", "--names-only", "--output"])
+        .arg(&names_only)
+        .arg(&report_path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        read_json(&names_only)["syscalls"].as_array().unwrap().len(),
+        1
+    );
+    let open = run_fixture_under(&names_only, &["socket:17:3"]);
+    assert!(open.status.success(), "{open:?}");
+    let _ = report;
 }

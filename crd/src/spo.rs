@@ -48,6 +48,25 @@ pub struct SyscallRule {
     /// errno returned by `SCMP_ACT_ERRNO` rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
+    /// Conditions on the arguments, all of which must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<ArgumentRule>,
+}
+
+/// A condition on one argument: `op` compares it with `value`; for
+/// `SCMP_CMP_MASKED_EQ`, `(argument & value) == valueTwo`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgumentRule {
+    /// Argument position, from 0.
+    pub index: u32,
+    /// The value compared with (the mask, for `SCMP_CMP_MASKED_EQ`).
+    pub value: u64,
+    /// The masked value, for `SCMP_CMP_MASKED_EQ`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_two: Option<u64>,
+    /// `SCMP_CMP_EQ`, `SCMP_CMP_MASKED_EQ`, ...
+    pub op: String,
 }
 
 /// The namespaced `v1beta1` API of older security-profiles-operator releases.

@@ -60,7 +60,7 @@ shim=$CONTAINERD_BIN/containerd-shim-runc-v2
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}
   [[ $(readlink "$p/exe" 2>/dev/null) == "$shim" ]] || continue
-  tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$CONTAINERD_SOCK" || continue
+  tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$CONTAINERD_SOCK" || continue
   log "killing container shim $pid"; kill -KILL "$pid" 2>/dev/null
 done
 kill_in_own_cgroups

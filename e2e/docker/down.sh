@@ -25,7 +25,7 @@ nft delete table inet "$DK_NFT_TABLE" 2> /dev/null
 kill_in_own_cgroups
 # The containerd dockerd started, and its shims, by their sockets under $DK_RUN.
 for p in /proc/[0-9]*; do
-  tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$DK_RUN/" || continue
+  tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$DK_RUN/" || continue
   kill -KILL "${p#/proc/}" 2>/dev/null
 done
 sleep 0.3
@@ -38,7 +38,7 @@ leftover=0
 ip link show "$DK_BRIDGE" > /dev/null 2>&1 && { log "left: bridge $DK_BRIDGE"; leftover=1; }
 nft list table inet "$DK_NFT_TABLE" > /dev/null 2>&1 && { log "left: nftables table $DK_NFT_TABLE"; leftover=1; }
 for p in /proc/[0-9]*; do
-  tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$DK_RUN/" && { log "left: process ${p#/proc/}"; leftover=1; }
+  tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$DK_RUN/" && { log "left: process ${p#/proc/}"; leftover=1; }
 done
 (( leftover == 0 )) || exit 1
 log "docker down: clean"

@@ -160,7 +160,7 @@ recommend() {
     > "$work/api.json" || return 1
   jq -e '.defaultAction == "SCMP_ACT_ERRNO" and ([.syscalls[].names[]] | index("nanosleep") or index("clock_nanosleep"))' "$work/api.json" > /dev/null ||
     { head -c 400 "$work/api.json"; return 1; }
-  echo "# recommend --format oci of the two api replicas: $(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | length' "$work/api.json") syscalls allowed"
+  echo "# recommend --format oci of the two api replicas: $(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | unique | length' "$work/api.json") syscalls allowed"
 }
 
 check "an image imported into the suite's dockerd and Podman" image
@@ -262,8 +262,9 @@ record_servers() {
     [[ -f $report ]] || { echo "no $report: $(ls "$work/reports")"; return 1; }
     "$IMPRINT" recommend --format oci "$report" > "$fidelity/$server.json" &&
       "$IMPRINT" recommend --format caps "$report" > "$fidelity/$server.caps" || return 1
-    n=$(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | length' "$fidelity/$server.json")
-    note "$server: the profile allows $n syscalls; capabilities: $(caps_add "$fidelity/$server.caps" | tr '\n' ' ')"
+    n=$(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | unique | length' "$fidelity/$server.json")
+    note "$server: the profile allows $n syscalls; argument rules: $(argument_rules "$fidelity/$server.json");" \
+      "capabilities: $(caps_add "$fidelity/$server.caps" | tr '\n' ' ')"
     # Only capabilities it could use (runc's own checks are not the workload's).
     extra=$(comm -23 <(caps_add "$fidelity/$server.caps" | sort) <(sort "$fidelity/$server.bounding"))
     [[ -z $extra ]] || { echo "$server: recommended capabilities outside its bounding set: $extra"; return 1; }

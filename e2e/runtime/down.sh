@@ -19,7 +19,7 @@ our_shims() {
   local p
   for p in /proc/[0-9]*; do
     [[ $(readlink "$p/exe" 2>/dev/null) == "$shim" ]] || continue
-    tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$CONTAINERD_SOCK" && echo "${p#/proc/}"
+    tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$CONTAINERD_SOCK" && echo "${p#/proc/}"
   done
   return 0
 }
@@ -81,7 +81,7 @@ leftover=0
 for pid in $(our_shims); do log "left: shim $pid"; leftover=1; done
 for p in /proc/[0-9]*; do
   [[ $(readlink "$p/exe" 2>/dev/null) == "$CONTAINERD_BIN/containerd" ]] || continue
-  if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$CONTAINERD_CONFIG"; then
+  if tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$CONTAINERD_CONFIG"; then
     log "left: containerd ${p#/proc/}"; leftover=1
   fi
 done

@@ -621,8 +621,9 @@ test_record_servers() {
     else f=$(report servers "$ns" cache redis) || return 1; fi
     "$IMPRINT" recommend --format oci "$f" > "$STATE/profiles/$server.json" || return 1
     "$IMPRINT" recommend --format caps "$f" > "$fidelity_dir/$server.caps" || return 1
-    n=$(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | length' "$STATE/profiles/$server.json")
+    n=$(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | unique | length' "$STATE/profiles/$server.json")
     echo "$server: the profile allows $n syscalls (containers-common's default: $DEFAULT_PROFILE_SYSCALLS);" \
+      "argument rules: $(argument_rules "$STATE/profiles/$server.json");" \
       "capabilities: $(caps_add "$fidelity_dir/$server.caps" | tr '\n' ' ')" | while read -r line; do note "$line"; done
   done
 }

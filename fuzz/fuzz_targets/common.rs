@@ -20,6 +20,6 @@ pub fn consume(spec: ContainerBehaviorReportSpec) {
     let _ = merge_workload(&reports, &Overrides::default(), &BTreeMap::new());
     let merged = recommend::merge(reports.iter().copied());
     let _ = recommend::oci_profile(&merged);
-    let _ = recommend::spo_profile("fuzz", &merged);
+    let _ = recommend::spo_profile("fuzz", &merged, recommend::ArgumentStyle::Restricted);
     let _ = recommend::capabilities(&merged);
 }

@@ -1,0 +1,237 @@
+//! Seccomp rules on syscall arguments, from the calls reports recorded
+//! (`spec.syscalls.arguments`): a syscall whose arguments every report
+//! recorded is allowed only for the calls seen, one rule per call (the
+//! conditions of one rule all hold at once; alternatives are rules of
+//! their own). Pure functions, no I/O.
+//!
+//! A syscall stays allowed by name, and the reason is said, when a report
+//! used it without recording its arguments (an older agent, a value lost),
+//! when the kernel saw more distinct values than it sends (overflow), or
+//! past [`MAX_CALLS`] calls.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use imprint_crd::report::{ArgumentValue, ContainerBehaviorReportSpec};
+
+use crate::probes::arguments::RECORDED;
+
+/// Calls of one syscall allowed one by one; past it, the syscall is
+/// allowed by name (a rule per call grows the filter, and so many values
+/// say the workload's use is open-ended).
+pub const MAX_CALLS: usize = 32;
+
+/// `ioctl` requests every profile that restricts ioctl allows: libc asks
+/// whether a stream is a terminal (`isatty`: TCGETS) and its size
+/// (TIOCGWINSZ) depending on how the container was started (`-t` or not),
+/// which a recording need not show. Both only read.
+pub const IOCTL_BASELINE: [u64; 2] = [0x5401, 0x5413];
+
+/// errno `clone3` returns when `clone` is restricted: ENOSYS makes libc
+/// fall back to `clone`, whose flags a filter can read (clone3's are
+/// behind a pointer).
+pub const ENOSYS: u32 = 38;
+
+/// What the reports say about one syscall's arguments.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArgumentUse {
+    /// Every call recorded.
+    pub calls: BTreeSet<Vec<ArgumentValue>>,
+    /// Why the syscall cannot be restricted to them, if it cannot.
+    pub unrestricted: Option<String>,
+}
+
+/// The argument use of the recorded syscalls across reports, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Arguments {
+    /// By syscall name.
+    pub by_syscall: BTreeMap<String, ArgumentUse>,
+}
+
+impl Arguments {
+    /// Adds one report: for each recorded syscall it used, its calls, or
+    /// why they are incomplete.
+    pub fn add(&mut self, report: &ContainerBehaviorReportSpec) {
+        for (name, _) in RECORDED {
+            if !report.syscalls.names.iter().any(|n| n == name) {
+                continue;
+            }
+            let entry = self.by_syscall.entry(name.to_string()).or_default();
+            match report.syscalls.arguments.iter().find(|a| a.name == name) {
+                Some(seen) if seen.overflow => {
+                    entry.unrestricted.get_or_insert_with(|| {
+                        "more distinct calls than the kernel records".into()
+                    });
+                }
+                Some(seen) => entry.calls.extend(seen.calls.iter().cloned()),
+                None => {
+                    entry.unrestricted.get_or_insert_with(|| {
+                        "a report used it without recording its arguments".into()
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The argument rules of a profile that allows `allowed` (by name).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArgumentRules {
+    /// Syscalls allowed only for these calls (each call one rule).
+    pub restricted: BTreeMap<String, Vec<Vec<ArgumentValue>>>,
+    /// `clone3` fails with ENOSYS (libc then uses `clone`, restricted).
+    pub clone3_enosys: bool,
+    /// Syscalls left allowed by name, with why.
+    pub notes: Vec<String>,
+}
+
+impl ArgumentRules {
+    /// Whether `name` is allowed by a rule of its own (not by name).
+    pub fn covers(&self, name: &str) -> bool {
+        self.restricted.contains_key(name) || (name == "clone3" && self.clone3_enosys)
+    }
+}
+
+/// The rules for a profile allowing `allowed`: every allowed syscall of
+/// [`RECORDED`] with complete calls is restricted to them.
+pub fn rules(arguments: &Arguments, allowed: &BTreeSet<String>) -> ArgumentRules {
+    let mut rules = ArgumentRules::default();
+    for (name, used) in &arguments.by_syscall {
+        if !allowed.contains(name) {
+            continue;
+        }
+        if let Some(why) = &used.unrestricted {
+            rules.notes.push(format!("{name}: allowed by name ({why})"));
+            continue;
+        }
+        let mut calls = used.calls.clone();
+        if name == "ioctl" {
+            calls.extend(IOCTL_BASELINE.iter().map(|request| {
+                vec![ArgumentValue {
+                    index: 1,
+                    value: *request,
+                    mask: Some(0xffff_ffff),
+                }]
+            }));
+        }
+        if calls.is_empty() {
+            continue;
+        }
+        if calls.len() > MAX_CALLS {
+            rules.notes.push(format!(
+                "{name}: allowed by name ({} distinct calls, more than {MAX_CALLS})",
+                calls.len()
+            ));
+            continue;
+        }
+        rules
+            .restricted
+            .insert(name.clone(), calls.into_iter().collect());
+    }
+    // clone3's flags are behind a pointer: where clone is restricted,
+    // clone3 answers ENOSYS so that libc falls back to clone.
+    if rules.restricted.contains_key("clone") && allowed.contains("clone3") {
+        rules.clone3_enosys = true;
+        rules
+            .notes
+            .push("clone3: fails with ENOSYS (libc falls back to clone, restricted)".into());
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imprint_crd::report::SyscallArguments;
+
+    fn value(index: u32, value: u64, mask: Option<u64>) -> ArgumentValue {
+        ArgumentValue { index, value, mask }
+    }
+
+    fn report(names: &[&str], arguments: Vec<SyscallArguments>) -> ContainerBehaviorReportSpec {
+        let mut spec = ContainerBehaviorReportSpec::default();
+        spec.syscalls.arch = "x86_64".into();
+        spec.syscalls.names = names.iter().map(|n| n.to_string()).collect();
+        spec.syscalls.arguments = arguments;
+        spec
+    }
+
+    fn socket(families: &[u64], overflow: bool) -> SyscallArguments {
+        SyscallArguments {
+            name: "socket".into(),
+            calls: families
+                .iter()
+                .map(|f| {
+                    vec![
+                        value(0, *f, Some(0xffff_ffff)),
+                        value(1, 1, Some(0xfff7_f7ff)),
+                    ]
+                })
+                .collect(),
+            overflow,
+        }
+    }
+
+    fn allowed(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn the_union_of_the_replicas_calls_is_allowed_one_rule_each() {
+        let mut arguments = Arguments::default();
+        arguments.add(&report(&["socket", "read"], vec![socket(&[2], false)]));
+        arguments.add(&report(&["socket"], vec![socket(&[1, 2], false)]));
+        let rules = rules(&arguments, &allowed(&["socket", "read"]));
+        assert_eq!(rules.restricted["socket"].len(), 2);
+        assert!(rules.covers("socket") && !rules.covers("read"));
+        assert!(rules.notes.is_empty(), "{:?}", rules.notes);
+    }
+
+    #[test]
+    fn incomplete_calls_leave_the_syscall_allowed_by_name_and_say_why() {
+        // A replica whose report has socket but no arguments (an older agent).
+        let mut arguments = Arguments::default();
+        arguments.add(&report(&["socket"], vec![socket(&[2], false)]));
+        arguments.add(&report(&["socket"], vec![]));
+        let r = rules(&arguments, &allowed(&["socket"]));
+        assert!(!r.covers("socket"));
+        assert!(r.notes[0].contains("without recording"), "{:?}", r.notes);
+        // An overflow.
+        let mut arguments = Arguments::default();
+        arguments.add(&report(&["socket"], vec![socket(&[2], true)]));
+        let r = rules(&arguments, &allowed(&["socket"]));
+        assert!(!r.covers("socket") && r.notes[0].contains("more distinct"));
+        // Past the bound.
+        let many: Vec<u64> = (0..=MAX_CALLS as u64).collect();
+        let mut arguments = Arguments::default();
+        arguments.add(&report(&["socket"], vec![socket(&many, false)]));
+        let r = rules(&arguments, &allowed(&["socket"]));
+        assert!(!r.covers("socket") && r.notes[0].contains("more than"));
+    }
+
+    #[test]
+    fn a_restricted_clone_sends_clone3_to_its_fallback() {
+        let clone = SyscallArguments {
+            name: "clone".into(),
+            calls: vec![vec![value(0, 0, Some(0x7e02_0000))]],
+            overflow: false,
+        };
+        let mut arguments = Arguments::default();
+        arguments.add(&report(&["clone", "clone3"], vec![clone]));
+        let r = rules(&arguments, &allowed(&["clone", "clone3"]));
+        assert!(r.clone3_enosys && r.covers("clone3") && r.covers("clone"));
+    }
+
+    #[test]
+    fn a_restricted_ioctl_keeps_the_terminal_queries() {
+        let ioctl = SyscallArguments {
+            name: "ioctl".into(),
+            calls: vec![vec![value(1, 0x5421, Some(0xffff_ffff))]],
+            overflow: false,
+        };
+        let mut arguments = Arguments::default();
+        arguments.add(&report(&["ioctl"], vec![ioctl]));
+        let r = rules(&arguments, &allowed(&["ioctl"]));
+        let requests: Vec<u64> = r.restricted["ioctl"].iter().map(|c| c[0].value).collect();
+        assert_eq!(requests, [0x5401, 0x5413, 0x5421]);
+    }
+}
