@@ -101,3 +101,37 @@ argument_rules() {
   jq -r '[.syscalls[] | select(.args != null and .action == "SCMP_ACT_ALLOW") | .names[0]] | group_by(.)
     | map("\(.[0]) \(length)") | if length == 0 then "none" else join(", ") end' "$1"
 }
+
+# looser_than_default PROFILE DEFAULT: prints, for each syscall both OCI
+# profiles allow, where PROFILE's rules are looser than DEFAULT's rules for
+# it (a runtime default profile such as containers-common's
+# /usr/share/containers/seccomp.json); nothing when every rule is at least
+# as strict. DEFAULT's rules that need a capability (includes.caps) are left
+# out, its rules that a capability lifts (excludes.caps) kept, as for a
+# container without them. A call of PROFILE meets a DEFAULT rule when each
+# of the rule's conditions follows from the call's own (EQ, or MASKED_EQ
+# whose mask covers the compared bits).
+looser_than_default() {
+  jq -r --slurpfile d "$2" '
+    def default_rules($s): [$d[0].syscalls[] | select(.action == "SCMP_ACT_ALLOW" and (.names | index($s))
+      and ((.includes.caps // []) | length) == 0)];
+    def fixed($call; $i): [$call[] | select(.index == $i)
+      | if .op == "SCMP_CMP_EQ" then .value
+        elif .op == "SCMP_CMP_MASKED_EQ" and .value >= 4294967295 then .valueTwo
+        else null end] | map(select(. != null)) | first;
+    def holds($call; $c): fixed($call; $c.index) as $v
+      | if $v == null then false
+        elif $c.op == "SCMP_CMP_EQ" then $v == $c.value
+        elif $c.op == "SCMP_CMP_NE" then $v != $c.value
+        else false end;
+    . as $p
+    | [$p.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | unique[] as $s
+    | default_rules($s) as $rules
+    | select(($rules | length) > 0 and ($rules | all((.args // []) | length > 0)))
+    | [$p.syscalls[] | select(.action == "SCMP_ACT_ALLOW" and (.names | index($s)))] as $ours
+    | if ($ours | any((.args // []) | length == 0)) then "\($s): allowed by name, the default only on its arguments"
+      else ($ours[] | .args as $call
+        | select(($rules | any(.args as $cs | $cs | all(. as $c | holds($call; $c)))) | not)
+        | "\($s): \($call | map("arg\(.index) \(.op) \(.value) \(.valueTwo // "")") | join(" && ")) meets none of the default rules")
+      end' "$1"
+}

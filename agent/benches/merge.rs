@@ -80,7 +80,11 @@ fn run(compact: bool) {
         let merged = peaks::merge_as_the_controller(&store, &overrides);
         for merged in &merged {
             for container in &merged.containers {
-                let spec = seccomp_spec(&container.architectures, &container.syscalls);
+                let spec = seccomp_spec(
+                    &container.architectures,
+                    &container.syscalls,
+                    &container.syscall_arguments,
+                );
                 allowed += spec.syscalls.first().map_or(0, |r| r.names.len());
             }
         }
@@ -97,7 +101,11 @@ fn run(compact: bool) {
         for specs in groups.values() {
             let merged = merge_workload(specs, &overrides, &writable_mounts(specs));
             for container in &merged.containers {
-                let spec = seccomp_spec(&container.architectures, &container.syscalls);
+                let spec = seccomp_spec(
+                    &container.architectures,
+                    &container.syscalls,
+                    &container.syscall_arguments,
+                );
                 allowed += spec.syscalls.first().map_or(0, |r| r.names.len());
             }
         }

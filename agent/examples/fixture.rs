@@ -19,8 +19,8 @@
 //!   unix stream socket at PATH)
 //! - `getppid:N`: N getppid() calls; `open-loop:PATH:N`: N open/close of PATH
 //!   (benchmark loops, timed and printed as ns per iteration)
-//! - `socket:FAMILY:TYPE`: open and close a socket (type with SOCK_CLOEXEC
-//!   added), numbers as in <sys/socket.h>
+//! - `socket:FAMILY:TYPE[:PROTOCOL]`: open and close a socket (type with
+//!   SOCK_CLOEXEC added, protocol 0 by default), numbers as in <sys/socket.h>
 //! - `unshare:FLAGS`: one call; `prctl:OPTION` (no further arguments): one
 //!   call, its result ignored (numbers in decimal or 0x hex)
 //! - `fork`: fork a child that exits at once, and wait for it
@@ -111,7 +111,11 @@ fn run(step: &str) -> std::io::Result<()> {
                 libc::socket(
                     number(arg(0))? as libc::c_int,
                     number(arg(1))? as libc::c_int | libc::SOCK_CLOEXEC,
-                    0,
+                    if arg(2).is_empty() {
+                        0
+                    } else {
+                        number(arg(2))? as libc::c_int
+                    },
                 )
             };
             if fd < 0 {

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use imprint_crd::report::{ArgumentValue, ContainerBehaviorReportSpec};
+use imprint_crd::report::{ArgumentValue, ContainerBehaviorReportSpec, SyscallArguments};
 
 use crate::probes::arguments::RECORDED;
 
@@ -91,6 +91,35 @@ impl ArgumentRules {
     }
 }
 
+impl ArgumentRules {
+    /// The rules a profile stored (a BehaviorProfile's
+    /// `syscallArguments`) for a profile allowing `allowed`.
+    pub fn stored(restricted: &[SyscallArguments], allowed: &BTreeSet<String>) -> ArgumentRules {
+        let restricted: BTreeMap<String, Vec<Vec<ArgumentValue>>> = restricted
+            .iter()
+            .filter(|a| allowed.contains(&a.name) && !a.calls.is_empty())
+            .map(|a| (a.name.clone(), a.calls.clone()))
+            .collect();
+        ArgumentRules {
+            clone3_enosys: restricted.contains_key("clone") && allowed.contains("clone3"),
+            restricted,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The restricted syscalls as a profile stores them.
+    pub fn to_stored(&self) -> Vec<SyscallArguments> {
+        self.restricted
+            .iter()
+            .map(|(name, calls)| SyscallArguments {
+                name: name.clone(),
+                calls: calls.clone(),
+                overflow: false,
+            })
+            .collect()
+    }
+}
+
 /// The rules for a profile allowing `allowed`: every allowed syscall of
 /// [`RECORDED`] with complete calls is restricted to them.
 pub fn rules(arguments: &Arguments, allowed: &BTreeSet<String>) -> ArgumentRules {
@@ -141,7 +170,6 @@ pub fn rules(arguments: &Arguments, allowed: &BTreeSet<String>) -> ArgumentRules
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imprint_crd::report::SyscallArguments;
 
     fn value(index: u32, value: u64, mask: Option<u64>) -> ArgumentValue {
         ArgumentValue { index, value, mask }

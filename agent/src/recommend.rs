@@ -253,12 +253,23 @@ pub fn spo_spec(merged: &Merged) -> SeccompProfileSpec {
 /// [`spo_spec`], with or without argument rules.
 pub fn spo_spec_with(merged: &Merged, style: ArgumentStyle) -> SeccompProfileSpec {
     let architectures: Vec<Arch> = merged.syscalls.keys().copied().collect();
-    let rules = argument_rules(merged, style);
-    let names = allowed_syscalls(merged)
-        .into_iter()
-        .filter(|n| !rules.covers(n))
-        .collect();
-    let mut spec = seccomp_profile_spec(&architectures, names);
+    spo_spec_of(
+        &architectures,
+        allowed_syscalls(merged),
+        &argument_rules(merged, style),
+    )
+}
+
+/// A security-profiles-operator profile spec for `architectures` that
+/// allows `allowed`, those `rules` cover only on their arguments: what
+/// `imprint recommend --format spo` and the controller both write.
+pub fn spo_spec_of(
+    architectures: &[Arch],
+    allowed: Vec<String>,
+    rules: &ArgumentRules,
+) -> SeccompProfileSpec {
+    let names = allowed.into_iter().filter(|n| !rules.covers(n)).collect();
+    let mut spec = seccomp_profile_spec(architectures, names);
     for (name, calls) in &rules.restricted {
         for call in calls {
             spec.syscalls.push(SyscallRule {
@@ -281,8 +292,7 @@ pub fn spo_spec_with(merged: &Merged, style: ArgumentStyle) -> SeccompProfileSpe
 }
 
 /// A security-profiles-operator profile spec for `architectures` that
-/// denies every syscall (EPERM) but `allowed`: what `imprint recommend
-/// --format spo` and the controller both write.
+/// denies every syscall (EPERM) but `allowed`, by name.
 pub fn seccomp_profile_spec(architectures: &[Arch], allowed: Vec<String>) -> SeccompProfileSpec {
     SeccompProfileSpec {
         default_action: "SCMP_ACT_ERRNO".into(),

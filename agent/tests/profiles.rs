@@ -409,8 +409,9 @@ fn a_profile_survives_a_signal_and_a_stop_it_never_saw() {
 }
 
 /// Argument rules, enforced by libseccomp: a command that opened AF_INET
-/// and AF_UNIX stream sockets, forked and started a thread runs again under
-/// its profile; AF_PACKET, AF_NETLINK and AF_VSOCK sockets and
+/// and AF_UNIX stream sockets and a netlink route socket, forked and
+/// started a thread runs again under its profile; AF_PACKET, AF_VSOCK and
+/// raw sockets, a netlink audit socket and
 /// unshare(CLONE_NEWUSER) are refused with EPERM, though the syscalls are
 /// allowed; clone3 answers ENOSYS and glibc's threads fall back to clone.
 /// The same profile without argument rules (`--names-only`) lets the raw
@@ -421,7 +422,15 @@ fn argument_rules_allow_the_calls_seen_and_refuse_others() {
     let (_work, dir) = workdir();
     let reports = dir.join("reports");
     // `say`: the fixture reports a failed step on standard error.
-    let recorded = ["socket:2:1", "socket:1:1", "fork", "thread", "say:done"];
+    // socket:16:3: a netlink socket for routes (protocol 0).
+    let recorded = [
+        "socket:2:1",
+        "socket:1:1",
+        "socket:16:3",
+        "fork",
+        "thread",
+        "say:done",
+    ];
     let mut command = vec![fixture().to_str().unwrap().to_string()];
     command.extend(recorded.iter().map(|s| s.to_string()));
     let (output, report) = record(
@@ -460,7 +469,7 @@ fn argument_rules_allow_the_calls_seen_and_refuse_others() {
     // Other calls of the same syscalls are refused.
     for step in [
         "socket:17:3",        // AF_PACKET, SOCK_RAW
-        "socket:16:3",        // AF_NETLINK, SOCK_RAW
+        "socket:16:3:9",      // AF_NETLINK, SOCK_RAW, NETLINK_AUDIT
         "socket:40:1",        // AF_VSOCK, SOCK_STREAM
         "socket:2:3",         // AF_INET, SOCK_RAW
         "unshare:0x10000000", // CLONE_NEWUSER

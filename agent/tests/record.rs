@@ -534,7 +534,12 @@ fn syscall_arguments_are_recorded() {
             .collect()
     };
     let sockets = calls("socket");
-    for expected in [[(0, 2), (1, 1)], [(0, 1), (1, 1)], [(0, 10), (1, 2)]] {
+    // Family, type and protocol (0: the family's default).
+    for expected in [
+        [(0, 2), (1, 1), (2, 0)],
+        [(0, 1), (1, 1), (2, 0)],
+        [(0, 10), (1, 2), (2, 0)],
+    ] {
         assert!(
             sockets.contains(&expected.to_vec()),
             "{expected:?} not in {sockets:?}"

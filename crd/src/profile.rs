@@ -6,7 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{FileAccess, NetworkEndpoint, WorkloadRef, is_false};
+use crate::report::{FileAccess, NetworkEndpoint, SyscallArguments, WorkloadRef, is_false};
 
 /// Learnt least privilege of one workload.
 ///
@@ -150,6 +150,10 @@ pub struct Overrides {
     /// Capabilities to add although not observed as needed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
+    /// Syscalls allowed by name although their recorded arguments would
+    /// restrict them to the calls seen (lifts their argument rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrestricted_syscalls: Vec<String>,
     /// Path prefixes whose accesses are ignored (for the read-only root
     /// filesystem rule, for example a volume the controller cannot see).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -244,6 +248,11 @@ pub struct ContainerProfile {
     pub syscalls: Vec<String>,
     /// Capabilities needed (`CAP_*`), plus overrides.
     pub capabilities: Vec<String>,
+    /// Syscalls of `syscalls` allowed only for these calls (their recorded
+    /// arguments); the others are allowed by name. Where `clone` is here,
+    /// `clone3` fails with ENOSYS (libc falls back to `clone`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syscall_arguments: Vec<SyscallArguments>,
     /// Programs executed.
     #[serde(default)]
     pub executables: Vec<String>,

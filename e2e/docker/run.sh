@@ -29,7 +29,9 @@
 #               under load, then run again with `docker run --security-opt
 #               seccomp=<recommended profile> --cap-drop ALL --cap-add
 #               <recommended>`: the same load, zero errors, a graceful stop;
-#               without one syscall they need, they fail
+#               without one syscall they need, they fail; every rule at
+#               least as strict as containers-common's default rule for the
+#               same syscall
 # Needs: the suite's dockerd up (up.sh), the imprint binary (IMPRINT_BIN or
 # on PATH), jq, curl, wrk, redis-tools. Containers run with --network none,
 # the servers on the suite's own bridge network.
@@ -358,6 +360,29 @@ kubelet_labels() {
 check "containers labelled as cri-dockerd labels them: named as their pod's (shop_web-1_nginx.json), no report of the sandbox" kubelet_labels
 check "Podman: a pod's container named <pod>_<name> from Podman's API, a lone container by its name" podman_pods
 check "nginx and redis recorded under load; profiles and capabilities recommended" record_servers
+# containers-common's default seccomp profile (the one Podman and CRI-O
+# apply), read from the installed package.
+DEFAULT_PROFILE=/usr/share/containers/seccomp.json
+# Every rule of the recommended profiles is at least as strict as the
+# default's rule for the same syscall (where the default restricts
+# arguments, so do they, to calls its rules allow).
+as_strict_as_the_default() {
+  [[ -f $DEFAULT_PROFILE ]] || { echo "no $DEFAULT_PROFILE (package golang-github-containers-common)"; return 1; }
+  local server looser beyond
+  for server in nginx redis; do
+    [[ -f $fidelity/$server.json ]] || { echo "no $server profile (recording failed)"; return 1; }
+    looser=$(looser_than_default "$fidelity/$server.json" "$DEFAULT_PROFILE") || return 1
+    [[ -z $looser ]] || { echo "$server: $looser"; return 1; }
+    # Syscalls the default allows to no container without a capability.
+    beyond=$(jq -r --slurpfile d "$DEFAULT_PROFILE" '[$d[0].syscalls[] | select(.action == "SCMP_ACT_ALLOW"
+      and ((.includes.caps // []) | length) == 0) | .names[]] as $def
+      | [.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | unique | map(select(. as $n | $def | index($n) | not)) | join(" ")' \
+      "$fidelity/$server.json")
+    note "$server: no rule looser than the default's for the same syscall; allowed beyond the default (without a capability): ${beyond:-none}"
+  done
+}
+
+check "the profiles' rules are at least as strict as containers-common's default rules for the same syscalls" as_strict_as_the_default
 check "nginx under docker run --security-opt seccomp=<profile> --cap-drop ALL --cap-add <recommended>: same load, zero errors" \
   enforced nginx nginx-enforced "$DK_NGINX_IMAGE" wait_http nginx_load
 check "redis under its profile and capabilities: same load, zero errors" enforced redis redis-enforced "$DK_REDIS_IMAGE" wait_redis redis_load

@@ -91,7 +91,8 @@ enum file_op {
  */
 #define ARG_KIND_MASK 0x0f
 #define ARG_FIRST 1   /* arg 0 as is: personality, prctl's option, unshare's flags */
-#define ARG_SOCKET 2  /* socket, socketpair: family (arg 0) | type (arg 1) << 32, without SOCK_NONBLOCK and SOCK_CLOEXEC */
+#define ARG_SOCKET 2  /* socket, socketpair: family (arg 0, 16 bits) | type (arg 1 without SOCK_NONBLOCK
+                         * and SOCK_CLOEXEC, 16 bits) << 16 | protocol (arg 2) << 32 */
 #define ARG_CLONE 3   /* clone: the namespace bits of its flags (arg 0) */
 #define ARG_SECOND 4  /* arg 1's low 32 bits: ioctl's request */
 #define ARG_SLOT_SHIFT 4
@@ -286,6 +287,12 @@ struct cgroup_state {
 	__u32 _pad;
 	/* Distinct argument values sent, per slot of `arg_syscalls`. */
 	__u8 arg_values[ARG_SLOTS];
+	/* The last value known (sent or found in `args_seen`) per slot, valid
+	 * where its bit is set in `arg_last_set`: a loop of the same call
+	 * costs a compare, not a map lookup. */
+	__u64 arg_last[ARG_SLOTS];
+	__u8 arg_last_set;
+	__u8 _pad2[7];
 };
 
 /* Per-cgroup drop counters, written only when something is lost. */

@@ -28,8 +28,8 @@ static __always_inline __u64 argument_value(__u8 kind, struct pt_regs *regs)
 	__u64 first = PT_REGS_PARM1_SYSCALL(regs);
 	switch (kind) {
 	case ARG_SOCKET:
-		return (first & 0xffffffffULL) |
-		       ((PT_REGS_PARM2_SYSCALL(regs) & ~SOCK_TYPE_FLAGS & 0xffffffffULL) << 32);
+		return (first & 0xffffULL) | ((PT_REGS_PARM2_SYSCALL(regs) & ~SOCK_TYPE_FLAGS & 0xffffULL) << 16) |
+		       ((PT_REGS_PARM3_SYSCALL(regs) & 0xffffffffULL) << 32);
 	case ARG_CLONE:
 		return first & CLONE_NAMESPACE_BITS;
 	case ARG_SECOND:
@@ -43,13 +43,21 @@ static __always_inline __u64 argument_value(__u8 kind, struct pt_regs *regs)
 static __always_inline void note_argument(struct cgroup_state *state, long id, __u8 arg,
 					  struct pt_regs *regs)
 {
-	__u8 *sent = &state->arg_values[(arg >> ARG_SLOT_SHIFT) & (ARG_SLOTS - 1)];
+	__u32 slot = (arg >> ARG_SLOT_SHIFT) & (ARG_SLOTS - 1);
+	__u8 *sent = &state->arg_values[slot];
 	if (*sent > ARG_VALUES_MAX)
 		return;
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	struct arg_key key = {.cgroup_id = cgroup_id, .nr = id, .value = argument_value(arg & ARG_KIND_MASK, regs)};
-	if (bpf_map_lookup_elem(&args_seen, &key))
+	__u64 value = argument_value(arg & ARG_KIND_MASK, regs);
+	__u8 bit = 1 << slot;
+	if ((state->arg_last_set & bit) && state->arg_last[slot] == value)
 		return;
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct arg_key key = {.cgroup_id = cgroup_id, .nr = id, .value = value};
+	if (bpf_map_lookup_elem(&args_seen, &key)) {
+		state->arg_last[slot] = value;
+		state->arg_last_set |= bit;
+		return;
+	}
 	struct arg_event event = {};
 	fill_header(&event.header, EVENT_SYSCALL_ARG, cgroup_id);
 	event.nr = id;
@@ -66,6 +74,8 @@ static __always_inline void note_argument(struct cgroup_state *state, long id, _
 	*sent = count + 1;
 	__u8 one = 1;
 	bpf_map_update_elem(&args_seen, &key, &one, BPF_ANY);
+	state->arg_last[slot] = value;
+	state->arg_last_set |= bit;
 }
 
 SEC("tp_btf/sys_enter")

@@ -46,8 +46,9 @@ pub mod kind {
 pub mod arg {
     /// Argument 0 as is (personality, prctl's option, unshare's flags).
     pub const FIRST: u8 = 1;
-    /// socket, socketpair: the family (argument 0) in the low 32 bits, the
-    /// type (argument 1) without SOCK_NONBLOCK and SOCK_CLOEXEC above.
+    /// socket, socketpair: the family (argument 0) in the low 16 bits, the
+    /// type (argument 1) without SOCK_NONBLOCK and SOCK_CLOEXEC in the next
+    /// 16, the protocol (argument 2) in the high 32.
     pub const SOCKET: u8 = 2;
     /// clone: the namespace bits of its flags (argument 0).
     pub const CLONE: u8 = 3;
@@ -423,6 +424,13 @@ pub struct CgroupState {
     pub _pad: u32,
     /// Distinct argument values sent, per slot of the argument table.
     pub arg_values: [u8; arg::SLOTS],
+    /// The last value known per slot (valid where its bit is set in
+    /// `arg_last_set`).
+    pub arg_last: [u64; arg::SLOTS],
+    /// Which slots' `arg_last` is valid.
+    pub arg_last_set: u8,
+    /// Padding.
+    pub _pad2: [u8; 7],
 }
 
 /// `struct drop_counts`: losses of one cgroup.

@@ -354,6 +354,15 @@ impl ContainerMerge {
                 skipped.push(format!("override syscall {extra:?}"));
             }
         }
+        // Syscalls whose recorded arguments restrict them to the calls seen,
+        // but those an override lifts.
+        let mut arguments = merged.arguments.clone();
+        for lifted in &overrides.unrestricted_syscalls {
+            if let Some(used) = arguments.by_syscall.get_mut(lifted) {
+                used.unrestricted = Some("lifted by an override".into());
+            }
+        }
+        let argument_rules = crate::argument_rules::rules(&arguments, &syscalls);
         let mut capabilities = merged.capabilities.clone();
         for extra in &overrides.capabilities {
             match crate::names::capability_from_name(extra) {
@@ -398,6 +407,7 @@ impl ContainerMerge {
                 .collect(),
             syscalls: syscalls.into_iter().collect(),
             capabilities: capabilities.into_iter().collect(),
+            syscall_arguments: argument_rules.to_stored(),
             executables: executables.into_iter().collect(),
             exec_arguments: self.arguments.to_profile(),
             root_writes: root_writes.into_iter().collect(),
@@ -672,6 +682,38 @@ mod tests {
     }
 
     #[test]
+    fn replicas_argument_calls_merge_and_an_override_lifts_them() {
+        let socket = |family: u64| imprint_crd::report::SyscallArguments {
+            name: "socket".into(),
+            calls: vec![vec![imprint_crd::report::ArgumentValue {
+                index: 0,
+                value: family,
+                mask: Some(0xffff_ffff),
+            }]],
+            overflow: false,
+        };
+        let mut a = report("web-a", "n1", "x86_64", &["read", "socket"]);
+        a.syscalls.arguments = vec![socket(2)];
+        let mut b = report("web-b", "n2", "x86_64", &["read", "socket"]);
+        b.syscalls.arguments = vec![socket(1)];
+        let m = merge_workload(&[&a, &b], &Overrides::default(), &BTreeMap::new());
+        let app = &m.containers[0];
+        assert_eq!(app.syscall_arguments.len(), 1);
+        assert_eq!(
+            app.syscall_arguments[0].calls.len(),
+            2,
+            "the union of the replicas"
+        );
+        let lifted = Overrides {
+            unrestricted_syscalls: vec!["socket".into()],
+            ..Overrides::default()
+        };
+        let m = merge_workload(&[&a, &b], &lifted, &BTreeMap::new());
+        assert!(m.containers[0].syscall_arguments.is_empty());
+        assert!(m.containers[0].syscalls.contains(&"socket".to_string()));
+    }
+
+    #[test]
     fn overrides_add_and_bad_entries_become_a_condition() {
         let mut a = report("web-a", "n1", "x86_64", &["read", "frobnicate"]);
         a.capabilities.push(CapabilityUse {
@@ -682,6 +724,7 @@ mod tests {
         let overrides = Overrides {
             syscalls: vec!["ptrace".into(), "nonsense".into()],
             capabilities: vec!["NET_ADMIN".into()],
+            unrestricted_syscalls: vec![],
             ignore_paths: vec![],
         };
         let m = merge_workload(&[&a], &overrides, &BTreeMap::new());

@@ -3,9 +3,10 @@
 //! (only when its spec changed), and collection of the cluster-scoped
 //! profiles whose BehaviorProfile is gone.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use imprint_crd::profile::{BehaviorProfile, BehaviorProfileStatus};
+use imprint_crd::report::SyscallArguments;
 use imprint_crd::spo::{self, SeccompProfileSpec};
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
@@ -21,8 +22,9 @@ use super::objects::{
     FIELD_MANAGER, MANAGED_BY, Ownership, PROFILE_NAME, PROFILE_NAMESPACE, PROFILE_UID, legacy,
     managed_labels, owner, ownership, seccomp_name,
 };
+use crate::argument_rules::ArgumentRules;
 use crate::names::Arch;
-use crate::recommend::seccomp_profile_spec;
+use crate::recommend::spo_spec_of;
 
 /// Which security-profiles-operator API the SeccompProfiles use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,14 +36,24 @@ pub enum SeccompApi {
 }
 
 /// The SeccompProfile spec of one container: deny by default (EPERM),
-/// allow every syscall in the profile (what `imprint recommend --format
-/// spo` writes for the same behavior).
-pub fn seccomp_spec(architectures: &[String], syscalls: &[String]) -> SeccompProfileSpec {
+/// allow every syscall in the profile, those with `arguments` only on the
+/// calls listed (what `imprint recommend --format spo` writes for the same
+/// behavior).
+pub fn seccomp_spec(
+    architectures: &[String],
+    syscalls: &[String],
+    arguments: &[SyscallArguments],
+) -> SeccompProfileSpec {
     let architectures: Vec<Arch> = architectures
         .iter()
         .filter_map(|a| Arch::from_kernel_name(a))
         .collect();
-    seccomp_profile_spec(&architectures, syscalls.to_vec())
+    let allowed: BTreeSet<String> = syscalls.iter().cloned().collect();
+    spo_spec_of(
+        &architectures,
+        syscalls.to_vec(),
+        &ArgumentRules::stored(arguments, &allowed),
+    )
 }
 
 /// The controller's SeccompProfile writer.
@@ -206,7 +218,11 @@ impl SeccompProfiles {
             let Some(name) = &container.seccomp_profile else {
                 continue;
             };
-            let spec = seccomp_spec(&container.architectures, &container.syscalls);
+            let spec = seccomp_spec(
+                &container.architectures,
+                &container.syscalls,
+                &container.syscall_arguments,
+            );
             if self.applied.get(name) == Some(&spec) {
                 continue;
             }
@@ -461,11 +477,11 @@ mod tests {
 
     #[test]
     fn seccomp_specs_deny_by_default_and_allow_what_was_seen() {
-        let spec = seccomp_spec(&["x86_64".into()], &["read".into(), "write".into()]);
+        let spec = seccomp_spec(&["x86_64".into()], &["read".into(), "write".into()], &[]);
         assert_eq!(spec.default_action, "SCMP_ACT_ERRNO");
         assert_eq!(spec.architectures, ["SCMP_ARCH_X86_64"]);
         assert_eq!(spec.syscalls[0].names, ["read", "write"]);
-        assert!(seccomp_spec(&[], &[]).syscalls.is_empty());
+        assert!(seccomp_spec(&[], &[], &[]).syscalls.is_empty());
     }
 
     #[test]
@@ -473,17 +489,41 @@ mod tests {
         let report = ContainerBehaviorReportSpec {
             syscalls: SyscallSet {
                 arch: "x86_64".into(),
-                names: vec!["read".into(), "openat".into(), "write".into()],
+                names: vec![
+                    "read".into(),
+                    "openat".into(),
+                    "write".into(),
+                    "clone".into(),
+                    "clone3".into(),
+                ],
                 unknown_numbers: Vec::new(),
-                arguments: Vec::new(),
+                arguments: vec![SyscallArguments {
+                    name: "clone".into(),
+                    calls: vec![vec![imprint_crd::report::ArgumentValue {
+                        index: 0,
+                        value: 0,
+                        mask: Some(0x7e02_0000),
+                    }]],
+                    overflow: false,
+                }],
             },
             ..ContainerBehaviorReportSpec::default()
         };
         let merged = recommend::merge([&report]);
         let names = recommend::allowed_syscalls(&merged);
-        assert_eq!(
-            seccomp_spec(&["x86_64".into()], &names),
-            recommend::spo_spec(&merged)
+        let rules = recommend::argument_rules(&merged, recommend::ArgumentStyle::Restricted);
+        let spec = seccomp_spec(&["x86_64".into()], &names, &rules.to_stored());
+        assert_eq!(spec, recommend::spo_spec(&merged));
+        // clone on its arguments, clone3 to its fallback.
+        assert!(
+            spec.syscalls
+                .iter()
+                .any(|r| r.names == ["clone"] && !r.args.is_empty())
+        );
+        assert!(
+            spec.syscalls
+                .iter()
+                .any(|r| r.names == ["clone3"] && r.errno_ret == Some(38))
         );
     }
 }

@@ -53,8 +53,9 @@ pub fn decode(name: &str, value: u64) -> Option<Vec<ArgumentValue>> {
     };
     Some(match *kind {
         arg::SOCKET => vec![
-            masked(0, value, INT_BITS),
-            masked(1, value >> 32, SOCKET_TYPE_BITS),
+            masked(0, value & 0xffff, INT_BITS),
+            masked(1, (value >> 16) & 0xffff, SOCKET_TYPE_BITS),
+            masked(2, value >> 32, INT_BITS),
         ],
         arg::CLONE => vec![masked(0, value, arg::CLONE_NAMESPACE_BITS)],
         arg::SECOND => vec![masked(1, value, INT_BITS)],
@@ -84,14 +85,14 @@ mod tests {
 
     #[test]
     fn values_read_as_the_arguments_they_stand_for() {
-        // AF_INET6 (10), SOCK_DGRAM (2).
-        let socket = decode("socket", 10 | (2 << 32)).unwrap();
+        // AF_NETLINK (16), SOCK_RAW (3), NETLINK_AUDIT (9).
+        let socket = decode("socket", 16 | (3 << 16) | (9 << 32)).unwrap();
         assert_eq!(
             socket
                 .iter()
                 .map(|a| (a.index, a.value))
                 .collect::<Vec<_>>(),
-            [(0, 10), (1, 2)]
+            [(0, 16), (1, 3), (2, 9)]
         );
         assert_eq!(socket[1].mask, Some(0xfff7_f7ff));
         let clone = decode("clone", 0x1000_0000).unwrap();

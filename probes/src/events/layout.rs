@@ -171,7 +171,15 @@ fn rust_mirrors_match_the_c_structs() {
         structs,
         "cgroup_state",
         CgroupState,
-        [syscalls, flags, _pad, arg_values]
+        [
+            syscalls,
+            flags,
+            _pad,
+            arg_values,
+            arg_last,
+            arg_last_set,
+            _pad2
+        ]
     );
 }
 
