@@ -83,6 +83,10 @@ pub struct Subject {
     /// Image digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// Labels of a Docker or Podman container, as its runtime lists them
+    /// (at most 64, the first by name).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Owning workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadRef>,

@@ -8,8 +8,8 @@
 #               --runtime-socket <docker.sock>` (the Docker API chosen from
 #               the socket's name) writes web.json, db.json and
 #               <project>_<service>_<name>.json, each with its name, image,
-#               image digest and workload (ComposeService), and only its
-#               own behavior
+#               image digest, labels and workload (ComposeService), and only
+#               its own behavior
 #   short-lived a container whose program lives about 50 ms gets a complete
 #               report under its name
 #   restart     dockerd restarted while recording (--live-restore): the
@@ -103,7 +103,7 @@ record_stop() {
   RECORDER=''
   [[ $rc == 0 || $rc == 130 ]] || { echo "imprint record exited $rc"; tail "$work/record.err"; return 1; }
 }
-subject() { jq -c '.spec.subject | {container, namespace, workload, image, imageDigest}' "$work/reports/$1.json"; }
+subject() { jq -c '.spec.subject | {container, namespace, workload, image, imageDigest, labels}' "$work/reports/$1.json"; }
 # read REPORT NAME: the report's container read /etc/NAME.conf.
 read_conf() { jq -e --arg p "/etc/$2.conf" '[.spec.files[].path] | index($p)' "$work/reports/$1.json" > /dev/null; }
 files_of() { jq -c '[.spec.files[].path]' "$work/reports/$1.json"; }
@@ -128,7 +128,8 @@ names() {
   jq -e --arg d "$digest" --arg i "$IMAGE" '.spec.subject | .container == "web" and .image == $i and .imageDigest == $d and
     .workload == null and .namespace == null' "$work/reports/web.json" > /dev/null || { subject web; return 1; }
   jq -e '.spec.subject | .container == "shop-api-2" and .namespace == "shop" and
-    .workload == {kind: "ComposeService", name: "api"}' "$work/reports/shop_api_shop-api-2.json" > /dev/null ||
+    .workload == {kind: "ComposeService", name: "api"} and .labels["com.docker.compose.service"] == "api"' \
+    "$work/reports/shop_api_shop-api-2.json" > /dev/null ||
     { subject shop_api_shop-api-2; return 1; }
   read_conf web web && ! read_conf web db && ! read_conf web api || { echo "web: $(files_of web)"; return 1; }
   read_conf db db && ! read_conf db web || { echo "db: $(files_of db)"; return 1; }

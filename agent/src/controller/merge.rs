@@ -531,6 +531,8 @@ pub fn behavior_changed(before: &[ContainerProfile], after: &[ContainerProfile])
         (
             c.name.clone(),
             c.syscalls.clone(),
+            // A call of a restricted syscall with new arguments is new behavior.
+            c.syscall_arguments.clone(),
             c.capabilities.clone(),
             c.executables.clone(),
             c.root_writes.clone(),
@@ -711,6 +713,32 @@ mod tests {
         let m = merge_workload(&[&a, &b], &lifted, &BTreeMap::new());
         assert!(m.containers[0].syscall_arguments.is_empty());
         assert!(m.containers[0].syscalls.contains(&"socket".to_string()));
+    }
+
+    #[test]
+    fn new_argument_values_are_new_behavior() {
+        let mut a = report("web-a", "n1", "x86_64", &["read", "socket"]);
+        let socket = |families: &[u64]| imprint_crd::report::SyscallArguments {
+            name: "socket".into(),
+            calls: families
+                .iter()
+                .map(|f| {
+                    vec![imprint_crd::report::ArgumentValue {
+                        index: 0,
+                        value: *f,
+                        mask: Some(0xffff_ffff),
+                    }]
+                })
+                .collect(),
+            overflow: false,
+        };
+        a.syscalls.arguments = vec![socket(&[2])];
+        let before = merge_workload(&[&a], &Overrides::default(), &BTreeMap::new()).containers;
+        a.syscalls.arguments = vec![socket(&[2, 10])];
+        let after = merge_workload(&[&a], &Overrides::default(), &BTreeMap::new()).containers;
+        assert_eq!(before[0].syscalls, after[0].syscalls);
+        assert!(behavior_changed(&before, &after));
+        assert!(!behavior_changed(&after, &after));
     }
 
     #[test]

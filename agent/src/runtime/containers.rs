@@ -218,6 +218,7 @@ mod tests {
             sandbox: false,
             cgroups_path: cgroups_path.map(str::to_string),
             compose_service: None,
+            labels: Default::default(),
         }
     }
 

@@ -74,6 +74,7 @@ pub fn container_info(
         sandbox: false,
         cgroups_path: None,
         compose_service: None,
+        labels: Default::default(),
     }
 }
 

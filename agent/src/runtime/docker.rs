@@ -5,7 +5,7 @@
 //! images live in dockerd's own store, which this reads. On Podman, its own
 //! API adds each container's pod ([`super::podman`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::containers::Containers;
-use super::identity::ContainerInfo;
+use super::identity::{ContainerInfo, MAX_LABEL_VALUE, MAX_LABELS};
 use super::podman::{self, PodOf};
 
 /// The `runtime_namespace` of containers named through Docker's API.
@@ -63,6 +63,7 @@ pub fn identify(
             .get(CRI_DOCKERD_TYPE)
             .is_some_and(|t| t == "podsandbox");
         info.image_digest = image_digest;
+        info.labels = bounded_labels(labels);
         return info;
     }
     let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
@@ -79,7 +80,25 @@ pub fn identify(
         sandbox: false,
         cgroups_path: None,
         compose_service: compose.map(|(_, service)| service),
+        labels: bounded_labels(labels),
     }
+}
+
+/// At most [`MAX_LABELS`] labels (the first by name), each value cut at
+/// [`MAX_LABEL_VALUE`] bytes (on a character boundary).
+fn bounded_labels(labels: &HashMap<String, String>) -> BTreeMap<String, String> {
+    let sorted: BTreeMap<&String, &String> = labels.iter().collect();
+    sorted
+        .into_iter()
+        .take(MAX_LABELS)
+        .map(|(k, v)| {
+            let mut end = v.len().min(MAX_LABEL_VALUE);
+            while !v.is_char_boundary(end) {
+                end -= 1;
+            }
+            (k.clone(), v[..end].to_string())
+        })
+        .collect()
 }
 
 /// The digest an image is known by: its registry digest (`RepoDigests`,
@@ -275,6 +294,18 @@ mod tests {
         let half = identify("abc", &[], "", None, &labels(&[(COMPOSE_PROJECT, "shop")]));
         assert_eq!((half.pod_namespace, half.compose_service), (None, None));
         assert_eq!((half.container, half.image), (None, None));
+    }
+
+    #[test]
+    fn labels_are_kept_bounded() {
+        let mut many: HashMap<String, String> = (0..100)
+            .map(|i| (format!("l{i:03}"), "v".to_string()))
+            .collect();
+        many.insert("a-long".into(), "é".repeat(MAX_LABEL_VALUE));
+        let info = identify("abc", &["/web".into()], "nginx", None, &many);
+        assert_eq!(info.labels.len(), MAX_LABELS);
+        assert!(info.labels["a-long"].len() <= MAX_LABEL_VALUE);
+        assert_eq!(info.labels.keys().nth(1).map(String::as_str), Some("l000"));
     }
 
     #[test]

@@ -31,7 +31,16 @@ pub struct ContainerInfo {
     /// Compose's service, for a container Compose made (its project is
     /// then in `pod_namespace`): the workload its replicas share.
     pub compose_service: Option<String>,
+    /// The container's own labels, as Docker's API lists them (bounded:
+    /// [`MAX_LABELS`]); empty for the other runtimes.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
+
+/// Labels kept per container, at most (the first by name); a value is cut
+/// at [`MAX_LABEL_VALUE`] bytes.
+pub const MAX_LABELS: usize = 64;
+/// Bytes of a label value kept.
+pub const MAX_LABEL_VALUE: usize = 1024;
 
 const CRI_SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
 const CRI_SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
@@ -81,6 +90,7 @@ pub fn identify(
             .is_some_and(|t| t == "sandbox"),
         cgroups_path,
         compose_service: None,
+        labels: Default::default(),
     }
 }
 

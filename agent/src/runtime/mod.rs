@@ -197,6 +197,7 @@ pub fn subject(path: &str, holder: &Holder, node: Option<String>) -> Subject {
             subject.container = info.container.clone();
             subject.image = info.image.clone();
             subject.image_digest = info.image_digest.clone();
+            subject.labels = info.labels.clone();
             if let Some(service) = &info.compose_service {
                 subject.workload = Some(imprint_crd::report::WorkloadRef {
                     kind: COMPOSE_SERVICE_KIND.into(),
@@ -263,6 +264,7 @@ mod tests {
             sandbox,
             cgroups_path: None,
             compose_service: None,
+            labels: Default::default(),
         }
     }
 
