@@ -89,9 +89,7 @@ impl ArgumentRules {
     pub fn covers(&self, name: &str) -> bool {
         self.restricted.contains_key(name) || (name == "clone3" && self.clone3_enosys)
     }
-}
 
-impl ArgumentRules {
     /// The rules a profile stored (a BehaviorProfile's
     /// `syscallArguments`) for a profile allowing `allowed`.
     pub fn stored(restricted: &[SyscallArguments], allowed: &BTreeSet<String>) -> ArgumentRules {
@@ -101,7 +99,7 @@ impl ArgumentRules {
             .map(|a| (a.name.clone(), a.calls.clone()))
             .collect();
         ArgumentRules {
-            clone3_enosys: restricted.contains_key("clone") && allowed.contains("clone3"),
+            clone3_enosys: clone3_falls_back(&restricted, allowed),
             restricted,
             notes: Vec::new(),
         }
@@ -118,6 +116,15 @@ impl ArgumentRules {
             })
             .collect()
     }
+}
+
+/// Whether `clone3` answers ENOSYS: its flags are behind a pointer, so
+/// where `clone` is restricted, libc must fall back to it.
+fn clone3_falls_back(
+    restricted: &BTreeMap<String, Vec<Vec<ArgumentValue>>>,
+    allowed: &BTreeSet<String>,
+) -> bool {
+    restricted.contains_key("clone") && allowed.contains("clone3")
 }
 
 /// The rules for a profile allowing `allowed`: every allowed syscall of
@@ -156,9 +163,7 @@ pub fn rules(arguments: &Arguments, allowed: &BTreeSet<String>) -> ArgumentRules
             .restricted
             .insert(name.clone(), calls.into_iter().collect());
     }
-    // clone3's flags are behind a pointer: where clone is restricted,
-    // clone3 answers ENOSYS so that libc falls back to clone.
-    if rules.restricted.contains_key("clone") && allowed.contains("clone3") {
+    if clone3_falls_back(&rules.restricted, allowed) {
         rules.clone3_enosys = true;
         rules
             .notes
