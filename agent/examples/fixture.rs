@@ -26,7 +26,10 @@
 //! - `fork`: fork a child that exits at once, and wait for it
 //! - `ioctl:FIRST:N`: N ioctl calls on /dev/null with the requests FIRST,
 //!   FIRST+1, ... (refused with ENOTTY)
-//! - `thread`: start a thread and join it
+//! - `mmap:PROT`: map one anonymous page with protection PROT (as in
+//!   <sys/mman.h>: 1 read, 2 write, 4 exec), then unmap it;
+//!   `mprotect:PROT`: map one read-write page, change it to PROT, unmap it
+//! - `thread[:MS]`: start a thread (which sleeps MS ms, if given) and join it
 //! - `say:TEXT`: write TEXT to standard error
 
 use std::io::{Read, Write};
@@ -166,10 +169,44 @@ fn run(step: &str) -> std::io::Result<()> {
             }
             Ok(())
         }
+        "mmap" | "mprotect" => {
+            let prot = number(arg(0))? as libc::c_int;
+            let first = if verb == "mmap" {
+                prot
+            } else {
+                libc::PROT_READ | libc::PROT_WRITE
+            };
+            // SAFETY: a fresh anonymous page, unmapped before returning,
+            // never read or written.
+            unsafe {
+                let page = libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    first,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                if page == libc::MAP_FAILED {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let changed = if verb == "mprotect" {
+                    check(libc::mprotect(page, 4096, prot).into())
+                } else {
+                    Ok(())
+                };
+                libc::munmap(page, 4096);
+                changed
+            }
+        }
         "say" => writeln!(std::io::stderr(), "{}", arg(0)),
-        "thread" => std::thread::spawn(|| ())
-            .join()
-            .map_err(|_| std::io::Error::other("the thread panicked")),
+        "thread" => {
+            let nap = arg(0).parse().ok().map(std::time::Duration::from_millis);
+            std::thread::spawn(move || nap.map(std::thread::sleep))
+                .join()
+                .map(|_| ())
+                .map_err(|_| std::io::Error::other("the thread panicked"))
+        }
         "rare" => {
             // SAFETY: personality(0xffffffff) only queries.
             let r = unsafe { libc::personality(0xffff_ffff) };

@@ -71,6 +71,29 @@ impl Arguments {
             }
         }
     }
+
+    /// Adds calls a user allows beside the recorded ones (a BehaviorProfile's
+    /// `overrides.syscallArguments`). Refused, with why, for a syscall whose
+    /// arguments are not recorded (restricting it could refuse calls the
+    /// workload made) and for calls without values or with an argument
+    /// index past 5.
+    pub fn add_allowed(&mut self, extra: &SyscallArguments) -> Result<(), String> {
+        if !RECORDED.iter().any(|(name, _)| *name == extra.name) {
+            return Err("its arguments are not recorded, so they cannot be restricted".into());
+        }
+        if extra.calls.is_empty() || extra.calls.iter().any(Vec::is_empty) {
+            return Err("a call without argument values".into());
+        }
+        if let Some(bad) = extra.calls.iter().flatten().find(|v| v.index > 5) {
+            return Err(format!("argument index {} (syscalls take 6)", bad.index));
+        }
+        self.by_syscall
+            .entry(extra.name.clone())
+            .or_default()
+            .calls
+            .extend(extra.calls.iter().cloned());
+        Ok(())
+    }
 }
 
 /// The argument rules of a profile that allows `allowed` (by name).

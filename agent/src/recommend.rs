@@ -95,10 +95,15 @@ impl Merged {
 /// Syscalls every profile allows, observed or not: what any Linux process
 /// may need at a moment that a recording need not include. Each is needed
 /// by something the workload does not choose, and none grants anything.
-pub const BASELINE: [&str; 9] = [
+pub const BASELINE: [&str; 10] = [
     // Returning from a signal handler: a process that installs a handler
     // but received no signal while recorded dies at the first one after.
     "rt_sigreturn",
+    // Waiting for another thread: a lock nobody contended and a join of a
+    // thread already done make no syscall, so a recording may lack it, and
+    // a threaded program refused it dies (SIGSEGV, glibc and Rust's std) at
+    // the first join or lock that has to wait.
+    "futex",
     // The kernel resumes an interrupted sleep (nanosleep, poll, futex with
     // a timeout) through it after a stop and continue (SIGSTOP, SIGTSTP,
     // a debugger, a checkpoint).
@@ -364,6 +369,7 @@ pub(crate) mod tests {
         assert_eq!(allowed, with_baseline(&["read"]));
         assert!(allowed.iter().any(|s| s == "rt_sigreturn"));
         assert!(allowed.iter().any(|s| s == "restart_syscall"));
+        assert!(allowed.iter().any(|s| s == "futex"));
         let arm = merge([&report("aarch64", &["read"], &[])]);
         assert!(
             !allowed_syscalls(&arm).iter().any(|s| s == "time"),

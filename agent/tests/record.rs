@@ -508,6 +508,8 @@ fn syscall_arguments_are_recorded() {
         "rare",               // personality(0xffffffff)
         "ioctl:0x7100:3",
         "thread",
+        "mmap:7",     // read, write and execute at once
+        "mprotect:5", // read and execute
     ];
     let mut command = vec![fixture.to_str().unwrap()];
     command.extend(steps);
@@ -563,6 +565,13 @@ fn syscall_arguments_are_recorded() {
             "{request:#x} not in {ioctls:?}"
         );
     }
+    // Only the write and execute bits of the protection (the loader maps
+    // read-only, read-write and read-execute pages itself).
+    let maps = calls("mmap");
+    for bits in [0, 2, 4, 6] {
+        assert!(maps.contains(&vec![(2, bits)]), "{bits} not in {maps:?}");
+    }
+    assert!(calls("mprotect").contains(&vec![(2, 4)]));
 }
 
 /// More distinct values than the probe sends per syscall: the values up to

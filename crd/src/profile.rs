@@ -154,6 +154,13 @@ pub struct Overrides {
     /// restrict them to the calls seen (lifts their argument rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unrestricted_syscalls: Vec<String>,
+    /// Calls allowed beside the recorded ones, for syscalls whose arguments
+    /// the agent records (`socket`, `socketpair`, `clone`, `unshare`,
+    /// `personality`, `prctl`, `ioctl`), in the form of a report's
+    /// `spec.syscalls.arguments`. Such a syscall never recorded is allowed
+    /// for these calls only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syscall_arguments: Vec<crate::report::SyscallArguments>,
     /// Path prefixes whose accesses are ignored (for the read-only root
     /// filesystem rule, for example a volume the controller cannot see).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

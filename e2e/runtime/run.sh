@@ -20,7 +20,8 @@
 #   fidelity    nginx and redis recorded under load; the recommended OCI
 #               seccomp profile and capability set, applied through CRI, serve
 #               the same load with zero errors; one needed syscall removed,
-#               they fail
+#               they fail; a raw socket exec'd into them is refused, by
+#               the argument rules (not only the missing CAP_NET_RAW)
 # Needs: the runtime up (up.sh), the imprint binary (IMPRINT_BIN or on PATH),
 # curl, wrk, redis-benchmark/redis-cli, jq. Sends traffic only to the pods it
 # starts on the runtime's own bridge.
@@ -69,6 +70,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$work/pods" "$work/rec"
+gcc -static -Os -s -o "$work/raw-socket" "$rt_here/raw-socket.c" || die "cannot build raw-socket.c"
 # note TEXT: a figure worth showing after the results (tests run in subshells).
 note() { echo "$*" >> "$work/notes"; }
 
@@ -582,11 +584,13 @@ test_socket_late() {
 
 # --- e. profile fidelity on real servers ----------------------------------------------------
 
-# security JSON for a container: the localhost seccomp profile PROFILE and
-# only the capabilities in CAPS (imprint's caps YAML: drop ALL, add ...).
+# security PROFILE CAPS [CAP...]: JSON for a container: the localhost
+# seccomp profile PROFILE and only the capabilities in CAPS (imprint's caps
+# YAML: drop ALL, add ...).
+# Further arguments are capabilities added to those.
 security() {
   local add
-  add=$(caps_add "$2" | jq -R . | jq -cs .)
+  add=$( (caps_add "$2"; printf '%s\n' "${@:3}") | jq -R 'select(. != "")' | jq -cs .)
   jq -cn --arg p "$1" --argjson add "$add" \
     '{linux: {security_context: {seccomp: {profile_type: 2, localhost_ref: $p},
       capabilities: {drop_capabilities: ["ALL"], add_capabilities: $add}}}}'
@@ -595,6 +599,25 @@ security() {
 # enforced ID CAPS: the container's process runs under a seccomp filter
 # and with exactly the capabilities CAPS adds (confined).
 enforced() { confined "$(container_pid "$1")" "$2"; }
+
+# raw_socket ID: copies the suite's raw-socket program (raw-socket.c) into
+# the container and runs it through CRI's exec, under the container's
+# seccomp filter and capabilities; prints its answer ("opened", or why not).
+raw_socket() {
+  local pid
+  pid=$(container_pid "$1") || return 1
+  install -m 0755 "$work/raw-socket" "/proc/$pid/root/raw-socket" || return 1
+  crictl exec -s "$1" /raw-socket 2>&1 || true
+}
+
+# refused_raw_socket ID SERVER: the raw-socket program exec'd into the
+# container fails with EPERM (its exit status 1, which crictl names when it
+# drops the output of a failed command).
+refused_raw_socket() {
+  local out
+  out=$(raw_socket "$1")
+  [[ $out == *"exited with 1:"* ]] || { echo "$2: a raw socket exec'd into it under its profile: $out"; return 1; }
+}
 
 fidelity_dir=$work/fidelity
 test_record_servers() {
@@ -621,6 +644,7 @@ test_record_servers() {
     else f=$(report servers "$ns" cache redis) || return 1; fi
     "$IMPRINT" recommend --format oci "$f" > "$STATE/profiles/$server.json" || return 1
     "$IMPRINT" recommend --format caps "$f" > "$fidelity_dir/$server.caps" || return 1
+    "$IMPRINT" recommend --format oci --names-only "$f" > "$STATE/profiles/$server-names-only.json" || return 1
     n=$(jq '[.syscalls[] | select(.action == "SCMP_ACT_ALLOW") | .names[]] | unique | length' "$STATE/profiles/$server.json")
     echo "$server: the profile allows $n syscalls (containers-common's default: $DEFAULT_PROFILE_SYSCALLS);" \
       "argument rules: $(argument_rules "$STATE/profiles/$server.json");" \
@@ -637,6 +661,7 @@ test_nginx_enforced() {
   wait_http "$ip" || { echo "nginx under its profile does not answer; log:"; tail -5 "$(cat "$work/pods/${ns}_web/logdir")/nginx.log"; return 1; }
   enforced "$id" "$fidelity_dir/nginx.caps" || return 1
   nginx_load "$ip" enforced 50 || return 1
+  refused_raw_socket "$id" nginx || return 1
   graceful_stop "$id"
 }
 
@@ -649,7 +674,25 @@ test_redis_enforced() {
   wait_redis "$ip" || { echo "redis under its profile does not answer; log:"; tail -5 "$(cat "$work/pods/${ns}_cache/logdir")/redis.log"; return 1; }
   enforced "$id" "$fidelity_dir/redis.caps" || return 1
   redis_load "$ip" enforced || return 1
+  refused_raw_socket "$id" redis || return 1
   graceful_stop "$id"
+}
+
+# The argument rules, not the missing CAP_NET_RAW, refuse the raw socket:
+# nginx given CAP_NET_RAW on top of its recommended capabilities still cannot
+# open one under its profile, and can under the same profile without
+# argument rules (`recommend --names-only`).
+test_raw_socket_refused_by_rules() {
+  local ns=rt-rules id out
+  [[ -f $STATE/profiles/nginx.json ]] || { echo "no nginx profile (recording failed)"; return 1; }
+  pod "$ns" ruled > /dev/null && pod "$ns" named > /dev/null || return 1
+  id=$(container "$ns" ruled nginx "$NGINX" "$(security "$STATE/profiles/nginx.json" "$fidelity_dir/nginx.caps" NET_RAW)") || return 1
+  wait_http "$(pod_ip "$ns" ruled)" || { echo "nginx with CAP_NET_RAW under its profile does not answer"; return 1; }
+  refused_raw_socket "$id" "nginx with CAP_NET_RAW" || return 1
+  id=$(container "$ns" named nginx "$NGINX" "$(security "$STATE/profiles/nginx-names-only.json" "$fidelity_dir/nginx.caps" NET_RAW)") || return 1
+  wait_http "$(pod_ip "$ns" named)" || { echo "nginx under its names-only profile does not answer"; return 1; }
+  out=$(raw_socket "$id")
+  [[ $out == opened ]] || { echo "nginx with CAP_NET_RAW under its names-only profile: $out"; return 1; }
 }
 
 # graceful_stop ID: stopped through CRI (the image's stop signal), the server
@@ -742,8 +785,9 @@ check "restart: containerd killed and restarted while recording: containers star
 check "socket missing: a warning naming it, recording goes on, the container reported under its cgroup path" test_socket_missing
 check "socket appears late: resolution resumes; containers that acted before and after it appeared are reported with their pod" test_socket_late
 check "fidelity: nginx and redis recorded under load through CRI, OCI profile and capabilities recommended" test_record_servers
-check "fidelity: nginx under its recommended profile and capabilities serves the same load, zero errors" test_nginx_enforced
-check "fidelity: redis under its recommended profile and capabilities serves the same load, zero errors" test_redis_enforced
+check "fidelity: nginx under its recommended profile and capabilities serves the same load, zero errors; a raw socket exec'd into it is refused" test_nginx_enforced
+check "fidelity: redis under its recommended profile and capabilities serves the same load, zero errors; a raw socket exec'd into it is refused" test_redis_enforced
+check "argument rules: a raw socket exec'd into nginx with CAP_NET_RAW is refused by its profile, opened under the same profile by names only" test_raw_socket_refused_by_rules
 check "fidelity: nginx fails with one syscall it needs removed from its profile" test_nginx_without
 check "fidelity: redis fails with one syscall it needs removed from its profile" test_redis_without
 check "fidelity: recommended capabilities stay within what the containers had (no runtime-only capabilities)" test_caps_within_bounding

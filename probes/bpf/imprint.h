@@ -95,14 +95,16 @@ enum file_op {
                          * and SOCK_CLOEXEC, 16 bits) << 16 | protocol (arg 2) << 32 */
 #define ARG_CLONE 3   /* clone: the namespace bits of its flags (arg 0) */
 #define ARG_SECOND 4  /* arg 1's low 32 bits: ioctl's request */
+#define ARG_PROT 5    /* arg 2's PROT_WRITE | PROT_EXEC bits: mmap's, mprotect's, pkey_mprotect's prot */
 #define ARG_SLOT_SHIFT 4
-/* Syscalls whose arguments are recorded, at most. */
-#define ARG_SLOTS 8
+/* Syscalls whose arguments are recorded, at most (the high nibble). */
+#define ARG_SLOTS 16
 /* Distinct values sent per syscall and cgroup; past it one overflow event. */
 #define ARG_VALUES_MAX 64
 /* clone's namespace flags: NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET. */
 #define CLONE_NAMESPACE_BITS 0x7E020000ULL
 #define SOCK_TYPE_FLAGS 0x80800ULL /* SOCK_CLOEXEC | SOCK_NONBLOCK */
+#define PROT_WRITE_EXEC 0x6ULL     /* PROT_WRITE | PROT_EXEC */
 /* `arg_event.flags`: too many distinct values, no more are sent. */
 #define ARG_OVERFLOW 1
 
@@ -291,8 +293,8 @@ struct cgroup_state {
 	 * where its bit is set in `arg_last_set`: a loop of the same call
 	 * costs a compare, not a map lookup. */
 	__u64 arg_last[ARG_SLOTS];
-	__u8 arg_last_set;
-	__u8 _pad2[7];
+	__u16 arg_last_set;
+	__u8 _pad2[6];
 };
 
 /* Per-cgroup drop counters, written only when something is lost. */

@@ -34,6 +34,8 @@ static __always_inline __u64 argument_value(__u8 kind, struct pt_regs *regs)
 		return first & CLONE_NAMESPACE_BITS;
 	case ARG_SECOND:
 		return PT_REGS_PARM2_SYSCALL(regs) & 0xffffffffULL;
+	case ARG_PROT:
+		return PT_REGS_PARM3_SYSCALL(regs) & PROT_WRITE_EXEC;
 	default:
 		return first;
 	}
@@ -48,7 +50,7 @@ static __always_inline void note_argument(struct cgroup_state *state, long id, _
 	if (*sent > ARG_VALUES_MAX)
 		return;
 	__u64 value = argument_value(arg & ARG_KIND_MASK, regs);
-	__u8 bit = 1 << slot;
+	__u16 bit = 1 << slot;
 	if ((state->arg_last_set & bit) && state->arg_last[slot] == value)
 		return;
 	__u64 cgroup_id = bpf_get_current_cgroup_id();

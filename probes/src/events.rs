@@ -54,10 +54,15 @@ pub mod arg {
     pub const CLONE: u8 = 3;
     /// Argument 1's low 32 bits (ioctl's request).
     pub const SECOND: u8 = 4;
+    /// Argument 2's [`PROT_WRITE_EXEC`] bits (the protection of mmap,
+    /// mprotect and pkey_mprotect).
+    pub const PROT: u8 = 5;
     /// Where the slot sits in an entry.
     pub const SLOT_SHIFT: u8 = 4;
     /// Syscalls whose arguments are recorded, at most.
-    pub const SLOTS: usize = 8;
+    pub const SLOTS: usize = 16;
+    /// PROT_WRITE | PROT_EXEC.
+    pub const PROT_WRITE_EXEC: u64 = 0x6;
     /// Distinct values sent per syscall and cgroup before the overflow event.
     pub const VALUES_MAX: usize = 64;
     /// clone's namespace flags (NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER,
@@ -428,9 +433,9 @@ pub struct CgroupState {
     /// `arg_last_set`).
     pub arg_last: [u64; arg::SLOTS],
     /// Which slots' `arg_last` is valid.
-    pub arg_last_set: u8,
+    pub arg_last_set: u16,
     /// Padding.
-    pub _pad2: [u8; 7],
+    pub _pad2: [u8; 6],
 }
 
 /// `struct drop_counts`: losses of one cgroup.

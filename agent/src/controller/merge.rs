@@ -357,6 +357,17 @@ impl ContainerMerge {
         // Syscalls whose recorded arguments restrict them to the calls seen,
         // but those an override lifts.
         let mut arguments = merged.arguments.clone();
+        for extra in &overrides.syscall_arguments {
+            match arguments.add_allowed(extra) {
+                Ok(()) => {
+                    syscalls.insert(extra.name.clone());
+                }
+                Err(why) => skipped.push(format!(
+                    "override syscallArguments for {:?} ({why})",
+                    extra.name
+                )),
+            }
+        }
         for lifted in &overrides.unrestricted_syscalls {
             if let Some(used) = arguments.by_syscall.get_mut(lifted) {
                 used.unrestricted = Some("lifted by an override".into());
@@ -716,6 +727,59 @@ mod tests {
     }
 
     #[test]
+    fn an_override_adds_calls_and_bad_ones_become_a_condition() {
+        let family = |name: &str, index: u32, value: u64| imprint_crd::report::SyscallArguments {
+            name: name.into(),
+            calls: vec![vec![imprint_crd::report::ArgumentValue {
+                index,
+                value,
+                mask: Some(0xffff_ffff),
+            }]],
+            overflow: false,
+        };
+        let mut a = report("web-a", "n1", "x86_64", &["read", "socket", "kill"]);
+        a.syscalls.arguments = vec![family("socket", 0, 2)];
+        let overrides = Overrides {
+            syscall_arguments: vec![
+                family("socket", 0, 10),
+                family("personality", 0, 0),
+                family("kill", 1, 9),
+                family("prctl", 6, 1),
+            ],
+            ..Overrides::default()
+        };
+        let m = merge_workload(&[&a], &overrides, &BTreeMap::new());
+        let app = &m.containers[0];
+        let calls = |name: &str| {
+            app.syscall_arguments
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.calls.iter().map(|c| c[0].value).collect::<Vec<_>>())
+        };
+        assert_eq!(calls("socket"), Some(vec![2, 10]), "recorded and added");
+        assert_eq!(
+            calls("personality"),
+            Some(vec![0]),
+            "never used: allowed for the added call only"
+        );
+        assert!(app.syscalls.contains(&"personality".to_string()));
+        assert_eq!(
+            calls("kill"),
+            None,
+            "kill's arguments are not recorded: stays allowed by name"
+        );
+        assert!(app.syscalls.contains(&"kill".to_string()));
+        assert_eq!(calls("prctl"), None);
+        assert!(!app.syscalls.contains(&"prctl".to_string()));
+        let message = &m.conditions[0].message;
+        assert!(
+            message.contains("\"kill\" (its arguments are not recorded")
+                && message.contains("\"prctl\" (argument index 6"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn new_argument_values_are_new_behavior() {
         let mut a = report("web-a", "n1", "x86_64", &["read", "socket"]);
         let socket = |families: &[u64]| imprint_crd::report::SyscallArguments {
@@ -753,6 +817,7 @@ mod tests {
             syscalls: vec!["ptrace".into(), "nonsense".into()],
             capabilities: vec!["NET_ADMIN".into()],
             unrestricted_syscalls: vec![],
+            syscall_arguments: vec![],
             ignore_paths: vec![],
         };
         let m = merge_workload(&[&a], &overrides, &BTreeMap::new());

@@ -18,7 +18,7 @@ const SOCKET_TYPE_BITS: u64 = INT_BITS & !0x80800;
 
 /// Syscalls whose arguments are recorded, each with the value the probe
 /// takes ([`arg`]); the position is the syscall's slot.
-pub const RECORDED: [(&str, u8); 7] = [
+pub const RECORDED: [(&str, u8); 10] = [
     ("socket", arg::SOCKET),
     ("socketpair", arg::SOCKET),
     ("clone", arg::CLONE),
@@ -26,6 +26,12 @@ pub const RECORDED: [(&str, u8); 7] = [
     ("personality", arg::FIRST),
     ("prctl", arg::FIRST),
     ("ioctl", arg::SECOND),
+    // Whether memory is mapped writable and executable at once (W^X, as
+    // systemd's MemoryDenyWriteExecute): only a JIT or a library asking
+    // for an executable stack does.
+    ("mmap", arg::PROT),
+    ("mprotect", arg::PROT),
+    ("pkey_mprotect", arg::PROT),
 ];
 
 /// The table for `arch`.
@@ -59,6 +65,7 @@ pub fn decode(name: &str, value: u64) -> Option<Vec<ArgumentValue>> {
         ],
         arg::CLONE => vec![masked(0, value, arg::CLONE_NAMESPACE_BITS)],
         arg::SECOND => vec![masked(1, value, INT_BITS)],
+        arg::PROT => vec![masked(2, value, arg::PROT_WRITE_EXEC)],
         // personality's argument is an unsigned long, compared whole.
         _ if name == "personality" => vec![ArgumentValue {
             index: 0,
@@ -79,6 +86,11 @@ mod tests {
         assert_eq!(x86[41], arg::SOCKET, "socket is 41 on x86_64, slot 0");
         assert_eq!(x86[56], arg::CLONE | (2 << arg::SLOT_SHIFT), "clone is 56");
         assert_eq!(x86[16], arg::SECOND | (6 << arg::SLOT_SHIFT), "ioctl is 16");
+        assert_eq!(
+            x86[10],
+            arg::PROT | (8 << arg::SLOT_SHIFT),
+            "mprotect is 10"
+        );
         assert_eq!(x86.iter().filter(|e| **e != 0).count(), RECORDED.len());
         assert!(RECORDED.len() <= arg::SLOTS);
     }
@@ -103,6 +115,12 @@ mod tests {
         let ioctl = decode("ioctl", 0x5401).unwrap();
         assert_eq!((ioctl[0].index, ioctl[0].value), (1, 0x5401));
         assert_eq!(decode("personality", 0xffff_ffff).unwrap()[0].mask, None);
+        // PROT_WRITE | PROT_EXEC of mprotect's third argument.
+        let mprotect = decode("mprotect", 6).unwrap();
+        assert_eq!(
+            (mprotect[0].index, mprotect[0].value, mprotect[0].mask),
+            (2, 6, Some(6))
+        );
         assert_eq!(decode("read", 0), None);
     }
 }
