@@ -60,7 +60,9 @@ fn rules_and_items(alerts: &[Value]) -> Vec<(String, String)> {
             let o = &a["observed"];
             let item = match o["kind"].as_str().unwrap_or_default() {
                 "exec" | "file" => o["path"].as_str().unwrap_or_default().to_string(),
-                "syscall" | "capability" => o["name"].as_str().unwrap_or_default().to_string(),
+                "syscall" | "syscallArguments" | "capability" => {
+                    o["name"].as_str().unwrap_or_default().to_string()
+                }
                 "network" => format!(
                     "{} {}",
                     o["direction"].as_str().unwrap_or_default(),
@@ -131,13 +133,13 @@ fn a_workload_against_its_own_baseline_alerts_on_exactly_what_it_added() {
     assert!(output.status.success(), "{output:?}");
     assert!(alerts.is_empty(), "the recorded load alerted: {alerts:#?}");
 
-    // The same load and six actions it never did.
+    // The same load and seven actions it never did.
     let etc_file = PathBuf::from(format!("/etc/imprint-monitor-test-{}", std::process::id()));
     let _cleanup = Cleanup(vec![etc_file.clone()]);
     let new_port = free_port();
     let added = format!(
         "{load}; {other} sleep:1; {f} read:/etc/shadow; {f} write:{etc}; \
-         {f} listen:127.0.0.1:{new_port}; {f} rare; {apt} sleep:1",
+         {f} listen:127.0.0.1:{new_port}; {f} rare; {apt} sleep:1; {f} socket:10:2",
         other = shell_quote(&other),
         etc = etc_file.display(),
         apt = shell_quote(&apt_get),
@@ -158,6 +160,11 @@ fn a_workload_against_its_own_baseline_alerts_on_exactly_what_it_added() {
         ),
         ("unexpected-syscall".to_string(), "personality".to_string()),
         ("package-manager".to_string(), fixture_path.clone()),
+        // An IPv6 datagram socket where the baseline only opened TCP ones.
+        (
+            "unexpected-syscall-arguments".to_string(),
+            "socket".to_string(),
+        ),
     ];
     expected.sort();
     assert_eq!(rules_and_items(&alerts), expected, "{alerts:#?}");
@@ -175,6 +182,15 @@ fn a_workload_against_its_own_baseline_alerts_on_exactly_what_it_added() {
     assert_eq!(
         process_args("unexpected-syscall"),
         [fixture_path.as_str(), "rare"]
+    );
+    assert_eq!(
+        process_args("unexpected-syscall-arguments"),
+        [fixture_path.as_str(), "socket:10:2"]
+    );
+    let family = &by_rule["unexpected-syscall-arguments"]["observed"]["arguments"][0];
+    assert_eq!(
+        (&family["index"], &family["value"]),
+        (&0.into(), &10.into())
     );
     assert_eq!(
         process_args("unexpected-exec")[0],

@@ -83,8 +83,9 @@ pub struct Accepted {
     pub kind: AnomalyKind,
     /// The item, as the anomaly names it: a program's path, a file's
     /// path, a syscall, a `CAP_*` name, or `direction protocol address
-    /// port` of an endpoint, or `PATH ["arg0","arg1",...]` for the
-    /// arguments of a program (their shape, as anomalies show it).
+    /// port` of an endpoint, `PATH ["arg0","arg1",...]` for the
+    /// arguments of a program (their shape, as anomalies show it), or
+    /// `SYSCALL [{"index":0,"value":10,"mask":4294967295}]` for a call.
     #[schemars(length(max = 4096))]
     pub value: String,
 }
@@ -120,6 +121,10 @@ pub enum AnomalyKind {
     /// A program the profile ran, with arguments of a shape it never
     /// used (value: the path, a space, the shape as a JSON array).
     ExecArguments,
+    /// A syscall the profile restricts to the calls it made, called with
+    /// other arguments (value: the syscall, a space, the call as a JSON
+    /// array of `{index, value, mask}`).
+    SyscallArguments,
 }
 
 /// Behavior seen outside a guarded profile.

@@ -15,6 +15,7 @@ use imprint_crd::report::{
     earliest, latest,
 };
 
+use crate::detect::alert::{call_value, parse_call_value};
 use crate::detect::arguments::{self, ArgumentShapes};
 use crate::detect::baseline::{Baseline, endpoint_value};
 
@@ -149,7 +150,8 @@ impl Guard {
 }
 
 /// What `report` did beyond `allowed`: programs, file writes, syscalls,
-/// needed capabilities, outbound and listening endpoints.
+/// calls with new arguments, needed capabilities, outbound and listening
+/// endpoints.
 fn outside(allowed: &Baseline, report: &ContainerBehaviorReportSpec) -> Vec<(AnomalyKind, String)> {
     let mut found = Vec::new();
     for exec in &report.executables {
@@ -176,6 +178,13 @@ fn outside(allowed: &Baseline, report: &ContainerBehaviorReportSpec) -> Vec<(Ano
     for name in &report.syscalls.names {
         if !allowed.has_syscall(name) {
             found.push((AnomalyKind::Syscall, name.clone()));
+        }
+    }
+    for seen in &report.syscalls.arguments {
+        for call in &seen.calls {
+            if !allowed.has_call(&seen.name, call) {
+                found.push((AnomalyKind::SyscallArguments, call_value(&seen.name, call)));
+            }
         }
     }
     for cap in &report.capabilities {
@@ -218,6 +227,22 @@ fn accept(container: &mut ContainerProfile, accepted: &Accepted) {
             container.exec_arguments = shapes.to_profile();
         }
         AnomalyKind::Syscall => insert(&mut container.syscalls),
+        AnomalyKind::SyscallArguments => {
+            let Some((name, call)) = parse_call_value(&value) else {
+                return;
+            };
+            // Only a syscall the profile restricts takes more calls; any
+            // other allows every call already (or is its own anomaly).
+            if let Some(restricted) = container
+                .syscall_arguments
+                .iter_mut()
+                .find(|s| s.name == name)
+                && !restricted.calls.contains(&call)
+            {
+                restricted.calls.push(call);
+                restricted.calls.sort();
+            }
+        }
         AnomalyKind::Capability => {
             insert(&mut container.capabilities);
             let short = value.trim_start_matches("CAP_").to_string();
@@ -513,5 +538,69 @@ mod tests {
         let (containers, total) = guard.finish();
         assert_eq!(containers[0].anomalies.len(), SHOWN);
         assert_eq!(total, (TRACKED + 44) as u64);
+    }
+
+    #[test]
+    fn a_new_call_of_a_restricted_syscall_is_an_anomaly_until_accepted() {
+        use imprint_crd::report::{ArgumentValue, SyscallArguments};
+        let family = |f: u64| {
+            vec![ArgumentValue {
+                index: 0,
+                value: f,
+                mask: Some(0xffff_ffff),
+            }]
+        };
+        let mut container = frozen();
+        container.syscalls.push("socket".into());
+        container.syscall_arguments = vec![SyscallArguments {
+            name: "socket".into(),
+            calls: vec![family(2)],
+            overflow: false,
+        }];
+        let mut p = profile(Mode::Guard, Phase::Stable, vec![]);
+        p.status.as_mut().unwrap().containers = vec![container];
+        let mut r = report("2026-12-05T11:00:00Z");
+        r.syscalls.names.push("socket".into());
+        r.syscalls.arguments = vec![SyscallArguments {
+            name: "socket".into(),
+            calls: vec![family(2), family(17)],
+            overflow: false,
+        }];
+        let mut guard = Guard::of(&p).unwrap();
+        guard.observe(&r);
+        let (containers, _) = guard.finish();
+        let found: Vec<(AnomalyKind, &str)> = containers[0]
+            .anomalies
+            .iter()
+            .map(|a| (a.kind, a.value.as_str()))
+            .filter(|(kind, _)| *kind == AnomalyKind::SyscallArguments)
+            .collect();
+        let packet = r#"socket [{"index":0,"value":17,"mask":4294967295}]"#;
+        assert_eq!(found, [(AnomalyKind::SyscallArguments, packet)]);
+        assert_eq!(
+            containers[0].syscall_arguments[0].calls.len(),
+            1,
+            "not learnt"
+        );
+
+        // Accepted: allowed, and no longer an anomaly.
+        p.spec.accept = vec![Accepted {
+            kind: AnomalyKind::SyscallArguments,
+            value: packet.into(),
+            container: None,
+        }];
+        let mut guard = Guard::of(&p).unwrap();
+        guard.observe(&r);
+        let (containers, _) = guard.finish();
+        assert!(
+            !containers[0]
+                .anomalies
+                .iter()
+                .any(|a| a.kind == AnomalyKind::SyscallArguments)
+        );
+        assert_eq!(
+            containers[0].syscall_arguments[0].calls,
+            [family(2), family(17)]
+        );
     }
 }

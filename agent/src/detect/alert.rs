@@ -121,6 +121,14 @@ pub enum Observed {
         /// Its name (or `syscall_<n>`).
         name: String,
     },
+    /// A call of a syscall whose arguments are recorded, with values new
+    /// in the container.
+    SyscallArguments {
+        /// The syscall.
+        name: String,
+        /// Its recorded arguments (`(argument & mask) == value`).
+        arguments: Vec<imprint_crd::report::ArgumentValue>,
+    },
     /// A capability checked and granted.
     Capability {
         /// `CAP_*`.
@@ -145,13 +153,14 @@ pub enum Observed {
 }
 
 impl Observed {
-    /// The kind's name (`exec`, `file`, `syscall`, `capability`,
-    /// `network`, `held`).
+    /// The kind's name (`exec`, `file`, `syscall`, `syscallArguments`,
+    /// `capability`, `network`, `held`).
     pub fn kind(&self) -> &'static str {
         match self {
             Observed::Exec { .. } => "exec",
             Observed::File { .. } => "file",
             Observed::Syscall { .. } => "syscall",
+            Observed::SyscallArguments { .. } => "syscallArguments",
             Observed::Capability { .. } => "capability",
             Observed::Network { .. } => "network",
             Observed::Held { .. } => "held",
@@ -165,6 +174,7 @@ impl Observed {
             Observed::Exec { path, .. } => path.clone(),
             Observed::File { path, access } => format!("{path} {}", access.join(",")),
             Observed::Syscall { name } | Observed::Capability { name } => name.clone(),
+            Observed::SyscallArguments { name, arguments } => call_value(name, arguments),
             Observed::Network {
                 direction,
                 protocol,
@@ -174,4 +184,20 @@ impl Observed {
             Observed::Held { rules } => rules.join(","),
         }
     }
+}
+
+/// How a call is named in alerts, anomalies and `spec.accept`: the syscall,
+/// a space, its arguments as a JSON array of `{index, value, mask}`
+/// (`socket [{"index":0,"value":17,"mask":4294967295},...]`).
+pub fn call_value(name: &str, arguments: &[imprint_crd::report::ArgumentValue]) -> String {
+    format!(
+        "{name} {}",
+        serde_json::to_string(arguments).unwrap_or_default()
+    )
+}
+
+/// The syscall and its arguments of a [`call_value`].
+pub fn parse_call_value(value: &str) -> Option<(String, Vec<imprint_crd::report::ArgumentValue>)> {
+    let (name, arguments) = value.split_once(' ')?;
+    Some((name.to_string(), serde_json::from_str(arguments).ok()?))
 }

@@ -7,8 +7,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use imprint_crd::profile::ContainerProfile;
 
 use super::arguments::ArgumentShapes;
+use crate::argument_rules::{Arguments, IOCTL_BASELINE};
 use imprint_crd::report::{
-    Access, ContainerBehaviorReportSpec, Direction, FileAccess, NetworkEndpoint,
+    Access, ArgumentValue, ContainerBehaviorReportSpec, Direction, FileAccess, NetworkEndpoint,
 };
 
 /// A learnt profile, ready for lookups.
@@ -20,6 +21,8 @@ pub struct Baseline {
     /// Folded entries (`dir/*`, `/top/**`) with their accesses.
     folds: Vec<(String, bool, BTreeSet<Access>)>,
     syscalls: HashSet<String>,
+    /// The calls of the syscalls whose arguments are recorded.
+    calls: Arguments,
     capabilities: HashSet<String>,
     /// Endpoints as [`endpoint_value`] names them.
     endpoints: HashSet<String>,
@@ -83,6 +86,7 @@ impl Baseline {
                 .iter()
                 .map(|n| format!("syscall_{n}")),
         );
+        self.calls.add(report);
         self.capabilities.extend(
             report
                 .capabilities
@@ -109,6 +113,15 @@ impl Baseline {
             baseline.add_file(file);
         }
         baseline.syscalls.extend(profile.syscalls.iter().cloned());
+        for restricted in &profile.syscall_arguments {
+            baseline
+                .calls
+                .by_syscall
+                .entry(restricted.name.clone())
+                .or_default()
+                .calls
+                .extend(restricted.calls.iter().cloned());
+        }
         baseline
             .capabilities
             .extend(profile.capabilities.iter().cloned());
@@ -168,6 +181,23 @@ impl Baseline {
     /// The syscall was made while learning.
     pub fn has_syscall(&self, name: &str) -> bool {
         self.syscalls.contains(name)
+    }
+
+    /// The call (the recorded arguments of one of the syscalls whose
+    /// arguments are recorded) was made while learning, or the syscall's
+    /// calls were not all known then (never made, recorded without its
+    /// arguments, too many values), or it is a terminal query a restricted
+    /// `ioctl` always allows.
+    pub fn has_call(&self, name: &str, call: &[ArgumentValue]) -> bool {
+        let Some(used) = self.calls.by_syscall.get(name) else {
+            return true;
+        };
+        used.unrestricted.is_some()
+            || used.calls.contains(call)
+            || (name == "ioctl"
+                && call
+                    .iter()
+                    .any(|a| a.index == 1 && IOCTL_BASELINE.contains(&a.value)))
     }
 
     /// The capability was needed while learning.

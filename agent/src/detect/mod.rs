@@ -567,10 +567,26 @@ impl Detector {
                     process: None,
                 })
             }
-            // Argument values are learnt, not yet judged against the baseline.
-            Event::SyscallArg { .. } | Event::CgroupMade { .. } | Event::CgroupRemoved { .. } => {
-                None
+            Event::SyscallArg { nr, value, .. } => {
+                if !container.started {
+                    return None;
+                }
+                let name = arch.and_then(|a| a.syscall_name(*nr))?;
+                let arguments = crate::probes::arguments::decode(name, *value)?;
+                let in_baseline = baseline.as_ref().map(|b| b.has_call(name, &arguments));
+                Some(Item {
+                    observed: Observed::SyscallArguments {
+                        name: name.to_string(),
+                        arguments,
+                    },
+                    pid,
+                    builtin: Vec::new(),
+                    anomaly: (in_baseline == Some(false)).then_some(rules::SYSCALL_ARGUMENTS_RULE),
+                    in_baseline,
+                    process: None,
+                })
             }
+            Event::CgroupMade { .. } | Event::CgroupRemoved { .. } => None,
         }
     }
 

@@ -182,6 +182,12 @@ pub const RULES: &[Rule] = &[
         "a syscall the profile never made",
     ),
     rule(
+        SYSCALL_ARGUMENTS_RULE,
+        Medium,
+        true,
+        "a syscall the profile restricts to the calls it made, called with other arguments (a socket family, namespace flags, writable and executable memory)",
+    ),
+    rule(
         "unexpected-capability",
         Medium,
         true,
@@ -207,6 +213,9 @@ pub const RULES: &[Rule] = &[
 /// The id of the rule for a known program run with arguments of a new
 /// shape.
 pub const EXEC_ARGUMENTS_RULE: &str = "unexpected-exec-arguments";
+
+/// The id of the rule for a call with arguments the profile never used.
+pub const SYSCALL_ARGUMENTS_RULE: &str = "unexpected-syscall-arguments";
 
 /// The id of the summary of alerts held back by the rate limit.
 pub const RATE_LIMIT_RULE: &str = "alert-rate-limit";
@@ -637,6 +646,40 @@ mod tests {
         for r in RULES {
             let row = format!("| `{}` | {} |", r.id, r.severity.as_str());
             assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn the_charts_values_schema_accepts_every_rule() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../charts/imprint/values.schema.json"))
+                .unwrap();
+        // Every enum of rule ids in the schema (enabled, disabled, by namespace).
+        fn enums<'a>(v: &'a serde_json::Value, found: &mut Vec<&'a Vec<serde_json::Value>>) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::Array(ids)) = map.get("enum")
+                        && ids.iter().any(|id| id == "package-manager")
+                    {
+                        found.push(ids);
+                    }
+                    map.values().for_each(|v| enums(v, found));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| enums(v, found)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        enums(&schema, &mut found);
+        assert!(!found.is_empty());
+        for ids in found {
+            for r in RULES {
+                assert!(
+                    ids.iter().any(|id| id == r.id),
+                    "values.schema.json lacks {}",
+                    r.id
+                );
+            }
         }
     }
 

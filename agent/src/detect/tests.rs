@@ -128,6 +128,15 @@ fn syscall(pid: u32, nr: u32) -> Event {
     }
 }
 
+fn syscall_arg(pid: u32, nr: u32, value: u64) -> Event {
+    Event::SyscallArg {
+        header: header(kind::SYSCALL_ARG, pid),
+        nr,
+        value,
+        overflow: false,
+    }
+}
+
 fn nr(name: &str) -> u32 {
     Arch::native().unwrap().syscall_number(name).unwrap()
 }
@@ -499,4 +508,50 @@ fn a_runtime_setting_up_an_exec_is_not_the_workload() {
     let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
     assert_eq!(rules, ["terminal-shell", "namespace-escape"]);
     assert_eq!(d.stats().runtime_actions, 1);
+}
+
+#[test]
+fn a_restricted_syscall_called_with_new_arguments_is_an_anomaly() {
+    // Learnt: AF_INET stream sockets, and ioctl FIONREAD only.
+    let mut spec = ContainerBehaviorReportSpec::default();
+    spec.executables.push(Executable {
+        path: "/usr/bin/server".into(),
+        args: vec!["server".into()],
+        count: 1,
+        ..Executable::default()
+    });
+    spec.syscalls.names = vec!["socket".into(), "ioctl".into()];
+    let learnt = |name: &str, value: u64| imprint_crd::report::SyscallArguments {
+        name: name.into(),
+        calls: vec![crate::probes::arguments::decode(name, value).unwrap()],
+        overflow: false,
+    };
+    let inet_stream = 2 | (1 << 16);
+    spec.syscalls.arguments = vec![learnt("socket", inet_stream), learnt("ioctl", 0x541b)];
+    let mut d = detector(Some(Arc::new(Baseline::from_reports([&spec]))));
+    let mut events = vec![exec(11, 1, "/usr/bin/server", &["server"], 2)];
+    events.push(syscall_arg(11, nr("socket"), inet_stream));
+    // A terminal query, which a restricted ioctl always allows.
+    events.push(syscall_arg(11, nr("ioctl"), 0x5401));
+    assert!(run(&mut d, &events).is_empty());
+
+    // AF_PACKET, SOCK_RAW.
+    let alerts = run(&mut d, &[syscall_arg(11, nr("socket"), 17 | (3 << 16))]);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert_eq!(a.rule, "unexpected-syscall-arguments");
+    assert!(a.outside_profile);
+    assert_eq!(a.process.as_ref().unwrap().pid, 11);
+    let Observed::SyscallArguments { name, arguments } = &a.observed else {
+        panic!("{a:?}")
+    };
+    assert_eq!(name, "socket");
+    assert_eq!((arguments[0].value, arguments[1].value), (17, 3));
+
+    // A syscall whose calls were not all learnt allows any.
+    let mut open_ended = spec.clone();
+    open_ended.syscalls.arguments.retain(|a| a.name != "socket");
+    let mut d = detector(Some(Arc::new(Baseline::from_reports([&open_ended]))));
+    events.push(syscall_arg(11, nr("socket"), 17 | (3 << 16)));
+    assert!(run(&mut d, &events).is_empty());
 }
