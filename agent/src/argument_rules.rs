@@ -26,6 +26,50 @@ pub const MAX_CALLS: usize = 32;
 /// which a recording need not show. Both only read.
 pub const IOCTL_BASELINE: [u64; 2] = [0x5401, 0x5413];
 
+/// The protection bits (`PROT_WRITE | PROT_EXEC`, masked) every profile
+/// that restricts `mmap`, `mprotect` or `pkey_mprotect` allows: neither,
+/// writable, executable. Only both at once depends on the recording (W^X):
+/// a static binary never maps executable pages itself, and a library
+/// loaded later may, which a recording need not show.
+pub const PROT_BASELINE: [u64; 3] = [0, 2, 4];
+
+/// Calls every profile that restricts `name` allows, recorded or not.
+pub fn always_allowed(name: &str) -> Vec<Vec<ArgumentValue>> {
+    let call = |index, value, mask| {
+        vec![ArgumentValue {
+            index,
+            value,
+            mask: Some(mask),
+        }]
+    };
+    match name {
+        "ioctl" => IOCTL_BASELINE
+            .iter()
+            .map(|r| call(1, *r, 0xffff_ffff))
+            .collect(),
+        "mmap" | "mprotect" | "pkey_mprotect" => PROT_BASELINE
+            .iter()
+            .map(|p| call(2, *p, imprint_probes::events::arg::PROT_WRITE_EXEC))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a call, as the probe recorded its arguments, meets the
+/// conditions of `rule` as seccomp reads them (`(argument & mask) ==
+/// value` each). A condition on bits the recorded values do not tell (an
+/// argument not recorded, a wider mask) is taken as met.
+pub fn satisfies(call: &[ArgumentValue], rule: &[ArgumentValue]) -> bool {
+    rule.iter().all(|condition| {
+        let Some(seen) = call.iter().find(|a| a.index == condition.index) else {
+            return true;
+        };
+        let wanted = condition.mask.unwrap_or(u64::MAX);
+        let known = seen.mask.unwrap_or(u64::MAX);
+        wanted & !known != 0 || seen.value & wanted == condition.value
+    })
+}
+
 /// errno `clone3` returns when `clone` is restricted: ENOSYS makes libc
 /// fall back to `clone`, whose flags a filter can read (clone3's are
 /// behind a pointer).
@@ -86,6 +130,18 @@ impl Arguments {
         }
         if let Some(bad) = extra.calls.iter().flatten().find(|v| v.index > 5) {
             return Err(format!("argument index {} (syscalls take 6)", bad.index));
+        }
+        if let Some(bad) = extra
+            .calls
+            .iter()
+            .flatten()
+            .find(|v| v.mask.is_some_and(|mask| v.value & !mask != 0))
+        {
+            return Err(format!(
+                "value {:#x} has bits outside its mask {:#x} (no call could match)",
+                bad.value,
+                bad.mask.unwrap_or_default()
+            ));
         }
         self.by_syscall
             .entry(extra.name.clone())
@@ -163,15 +219,7 @@ pub fn rules(arguments: &Arguments, allowed: &BTreeSet<String>) -> ArgumentRules
             continue;
         }
         let mut calls = used.calls.clone();
-        if name == "ioctl" {
-            calls.extend(IOCTL_BASELINE.iter().map(|request| {
-                vec![ArgumentValue {
-                    index: 1,
-                    value: *request,
-                    mask: Some(0xffff_ffff),
-                }]
-            }));
-        }
+        calls.extend(always_allowed(name));
         if calls.is_empty() {
             continue;
         }
@@ -275,6 +323,49 @@ mod tests {
         arguments.add(&report(&["clone", "clone3"], vec![clone]));
         let r = rules(&arguments, &allowed(&["clone", "clone3"]));
         assert!(r.clone3_enosys && r.covers("clone3") && r.covers("clone"));
+    }
+
+    #[test]
+    fn memory_protections_refuse_only_writable_and_executable_unless_seen() {
+        let prot = |bits: u64| {
+            vec![ArgumentValue {
+                index: 2,
+                value: bits,
+                mask: Some(6),
+            }]
+        };
+        let mut arguments = Arguments::default();
+        // A static binary: read-write pages only.
+        arguments.by_syscall.insert(
+            "mmap".into(),
+            ArgumentUse {
+                calls: [prot(2)].into(),
+                unrestricted: None,
+            },
+        );
+        let rules = rules(&arguments, &allowed(&["mmap"]));
+        let mmap = &rules.restricted["mmap"];
+        assert_eq!(mmap.len(), 3, "{mmap:?}");
+        for bits in [0, 2, 4] {
+            assert!(mmap.iter().any(|rule| satisfies(&prot(bits), rule)));
+        }
+        assert!(!mmap.iter().any(|rule| satisfies(&prot(6), rule)));
+    }
+
+    #[test]
+    fn a_call_meets_a_rule_as_seccomp_reads_it() {
+        // socket(AF_INET6, SOCK_DGRAM, 0) as recorded.
+        let call = crate::probes::arguments::decode("socket", 10 | (2 << 16)).unwrap();
+        let family = |f: u64| value(0, f, Some(0xffff_ffff));
+        assert!(satisfies(&call, &[family(10)]));
+        assert!(!satisfies(&call, &[family(2)]));
+        assert!(satisfies(&call, &call));
+        // A condition on bits not recorded (socket's type flags) tells nothing.
+        assert!(satisfies(&call, &[value(1, 0x800, Some(0x800))]));
+        // No mask: the whole argument, recorded whole (personality).
+        let personality = crate::probes::arguments::decode("personality", 8).unwrap();
+        assert!(satisfies(&personality, &[value(0, 8, None)]));
+        assert!(!satisfies(&personality, &[value(0, 0, None)]));
     }
 
     #[test]

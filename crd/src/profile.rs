@@ -161,7 +161,8 @@ pub struct Overrides {
     pub unrestricted_syscalls: Vec<String>,
     /// Calls allowed beside the recorded ones, for syscalls whose arguments
     /// the agent records (`socket`, `socketpair`, `clone`, `unshare`,
-    /// `personality`, `prctl`, `ioctl`), in the form of a report's
+    /// `personality`, `prctl`, `ioctl`, `mmap`, `mprotect`,
+    /// `pkey_mprotect`), in the form of a report's
     /// `spec.syscalls.arguments`. Such a syscall never recorded is allowed
     /// for these calls only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -64,7 +64,7 @@ writes() {
 # their JSON (as the API server keeps a custom resource in etcd).
 stored() {
   kubectl -n "$NS" get "$1" -l "imprint.dev/profile-namespace=$NS" -o json 2> /dev/null |
-    jq -r '[.items | length, (map(tojson | length) | add // 0)] | @tsv'
+    jq -r '[.items | length, (map(tojson | length) | add // 0)] | @tsv' || echo "0 0"
 }
 stored_in_namespace() {
   kubectl -n "$NS" get "$1" -o json | jq -r '[.items | length, (map(tojson | length) | add // 0)] | @tsv'
@@ -107,7 +107,8 @@ log "reports written in $((SECONDS - t0)) s"
 log "waiting for $WORKLOADS BehaviorProfiles to be Stable"
 t0=$SECONDS
 while :; do
-  stable=$(kubectl -n "$NS" get behaviorprofiles -o json | jq '[.items[] | select(.status.phase == "Stable")] | length')
+  stable=$(kubectl -n "$NS" get behaviorprofiles -o json |
+    jq '[.items[] | select(.status.phase == "Stable")] | length') || stable=0
   ((stable >= WORKLOADS)) && break
   if ((SECONDS - t0 > 900)); then
     log "only $stable of $WORKLOADS Stable after 900 s; controller log: $work/controller.log"

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use imprint_crd::profile::ContainerProfile;
 
 use super::arguments::ArgumentShapes;
-use crate::argument_rules::{Arguments, IOCTL_BASELINE};
+use crate::argument_rules::{Arguments, MAX_CALLS, always_allowed, satisfies};
 use imprint_crd::report::{
     Access, ArgumentValue, ContainerBehaviorReportSpec, Direction, FileAccess, NetworkEndpoint,
 };
@@ -183,21 +183,22 @@ impl Baseline {
         self.syscalls.contains(name)
     }
 
-    /// The call (the recorded arguments of one of the syscalls whose
-    /// arguments are recorded) was made while learning, or the syscall's
-    /// calls were not all known then (never made, recorded without its
-    /// arguments, too many values), or it is a terminal query a restricted
-    /// `ioctl` always allows.
+    /// The profile allows the call (the recorded arguments of one of the
+    /// syscalls whose arguments are recorded) as its seccomp rules read it:
+    /// it meets the conditions of a call made while learning or of one
+    /// every profile allows, or the syscall is allowed by name (its calls
+    /// were not all known: never made, recorded without its arguments, too
+    /// many values).
     pub fn has_call(&self, name: &str, call: &[ArgumentValue]) -> bool {
         let Some(used) = self.calls.by_syscall.get(name) else {
             return true;
         };
-        used.unrestricted.is_some()
-            || used.calls.contains(call)
-            || (name == "ioctl"
-                && call
-                    .iter()
-                    .any(|a| a.index == 1 && IOCTL_BASELINE.contains(&a.value)))
+        if used.unrestricted.is_some() {
+            return true;
+        }
+        let mut rules = used.calls.clone();
+        rules.extend(always_allowed(name));
+        rules.len() > MAX_CALLS || rules.iter().any(|rule| satisfies(call, rule))
     }
 
     /// The capability was needed while learning.

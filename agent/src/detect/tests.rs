@@ -548,6 +548,32 @@ fn a_restricted_syscall_called_with_new_arguments_is_an_anomaly() {
     assert_eq!(name, "socket");
     assert_eq!((arguments[0].value, arguments[1].value), (17, 3));
 
+    // A profile's call as an override writes it (the family alone) covers
+    // every AF_INET6 socket, as seccomp reads it: no alert for one.
+    let mut profile = imprint_crd::profile::ContainerProfile {
+        name: "server".into(),
+        executables: vec!["/usr/bin/server".into()],
+        syscalls: vec!["socket".into()],
+        ..Default::default()
+    };
+    profile.syscall_arguments = vec![imprint_crd::report::SyscallArguments {
+        name: "socket".into(),
+        calls: vec![vec![imprint_crd::report::ArgumentValue {
+            index: 0,
+            value: 10,
+            mask: Some(0xffff_ffff),
+        }]],
+        overflow: false,
+    }];
+    let mut d = detector(Some(Arc::new(Baseline::from_profile(&profile))));
+    let inet6 = vec![
+        exec(11, 1, "/usr/bin/server", &["server"], 2),
+        syscall_arg(11, nr("socket"), 10 | (2 << 16)),
+    ];
+    assert!(run(&mut d, &inet6).is_empty());
+    let alerts = run(&mut d, &[syscall_arg(11, nr("socket"), 2 | (1 << 16))]);
+    assert_eq!(alerts.len(), 1, "AF_INET is outside it: {alerts:?}");
+
     // A syscall whose calls were not all learnt allows any.
     let mut open_ended = spec.clone();
     open_ended.syscalls.arguments.retain(|a| a.name != "socket");
