@@ -18,7 +18,7 @@ use std::time::Instant;
 
 mod common;
 use common::bpftrace::{self, Bpftrace};
-use common::{Recorder, machine, median, unified_root};
+use common::{Recorder, is_named, loaded_programs, machine, median, unified_root};
 
 const ROUNDS: usize = 5;
 const GETPPID_CALLS: u64 = 20_000_000;
@@ -136,45 +136,35 @@ enum Programs {
     Ids(Vec<u64>),
 }
 
-/// Run time and count, summed over the programs, from `bpftool -j prog show`.
-fn prog_stats(which: &Programs) -> Option<(u64, u64)> {
-    let output = Command::new("bpftool")
-        .args(["-j", "prog", "show"])
-        .output()
-        .ok()?;
-    let progs: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-    let (mut time, mut count) = (0, 0);
-    let mut found = false;
-    for p in progs.as_array()? {
-        let chosen = match which {
-            Programs::Named(name) => p["name"]
-                .as_str()
-                .is_some_and(|n| name.starts_with(n) && !n.is_empty()),
-            Programs::Ids(ids) => p["id"].as_u64().is_some_and(|id| ids.contains(&id)),
-        };
-        if chosen {
-            time += p["run_time_ns"].as_u64().unwrap_or(0);
-            count += p["run_cnt"].as_u64().unwrap_or(0);
-            found = true;
+impl Programs {
+    fn includes(&self, program: &serde_json::Value) -> bool {
+        match self {
+            Programs::Named(name) => is_named(program, name),
+            Programs::Ids(ids) => program["id"].as_u64().is_some_and(|id| ids.contains(&id)),
         }
     }
-    found.then_some((time, count))
+}
+
+/// Run time and count, summed over the programs, from `bpftool -j prog show`.
+fn prog_stats(which: &Programs) -> Option<(u64, u64)> {
+    let chosen: Vec<_> = loaded_programs()
+        .into_iter()
+        .filter(|p| which.includes(p))
+        .collect();
+    (!chosen.is_empty()).then(|| {
+        chosen.iter().fold((0, 0), |(time, count), p| {
+            (
+                time + p["run_time_ns"].as_u64().unwrap_or(0),
+                count + p["run_cnt"].as_u64().unwrap_or(0),
+            )
+        })
+    })
 }
 
 /// Instructions of the loaded program `name` as the verifier translated it
 /// (`bpftool prog dump xlated`): its size, which the VM's noise does not move.
 fn xlated_instructions(name: &str) -> Option<usize> {
-    let output = Command::new("bpftool")
-        .args(["-j", "prog", "show"])
-        .output()
-        .ok()?;
-    let progs: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-    let id = progs.as_array()?.iter().find_map(|p| {
-        p["name"]
-            .as_str()
-            .filter(|n| name.starts_with(n) && !n.is_empty())
-            .and(p["id"].as_u64())
-    })?;
+    let id = loaded_programs().iter().find(|p| is_named(p, name))?["id"].as_u64()?;
     let dump = Command::new("bpftool")
         .args(["-j", "prog", "dump", "xlated", "id", &id.to_string()])
         .output()

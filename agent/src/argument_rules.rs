@@ -84,6 +84,26 @@ pub struct ArgumentUse {
     pub unrestricted: Option<String>,
 }
 
+impl ArgumentUse {
+    /// The calls a profile allows `name` one by one (the recorded ones and
+    /// those every profile allows; none: no rule), or why it allows the
+    /// syscall by name instead. Profiles and detection both decide here.
+    pub fn rule_calls(&self, name: &str) -> Result<BTreeSet<Vec<ArgumentValue>>, String> {
+        if let Some(why) = &self.unrestricted {
+            return Err(why.clone());
+        }
+        let mut calls = self.calls.clone();
+        calls.extend(always_allowed(name));
+        if calls.len() > MAX_CALLS {
+            return Err(format!(
+                "{} distinct calls, more than {MAX_CALLS}",
+                calls.len()
+            ));
+        }
+        Ok(calls)
+    }
+}
+
 /// The argument use of the recorded syscalls across reports, by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Arguments {
@@ -214,25 +234,15 @@ pub fn rules(arguments: &Arguments, allowed: &BTreeSet<String>) -> ArgumentRules
         if !allowed.contains(name) {
             continue;
         }
-        if let Some(why) = &used.unrestricted {
-            rules.notes.push(format!("{name}: allowed by name ({why})"));
-            continue;
+        match used.rule_calls(name) {
+            Err(why) => rules.notes.push(format!("{name}: allowed by name ({why})")),
+            Ok(calls) if calls.is_empty() => {}
+            Ok(calls) => {
+                rules
+                    .restricted
+                    .insert(name.clone(), calls.into_iter().collect());
+            }
         }
-        let mut calls = used.calls.clone();
-        calls.extend(always_allowed(name));
-        if calls.is_empty() {
-            continue;
-        }
-        if calls.len() > MAX_CALLS {
-            rules.notes.push(format!(
-                "{name}: allowed by name ({} distinct calls, more than {MAX_CALLS})",
-                calls.len()
-            ));
-            continue;
-        }
-        rules
-            .restricted
-            .insert(name.clone(), calls.into_iter().collect());
     }
     if clone3_falls_back(&rules.restricted, allowed) {
         rules.clone3_enosys = true;

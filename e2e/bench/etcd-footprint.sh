@@ -59,15 +59,12 @@ writes() {
       /verb="(POST|PUT|PATCH|DELETE|APPLY|CREATE|UPDATE)"/ { n += $NF }
     END { printf "%d\n", n }'
 }
-# stored KIND: objects of KIND of the bench's namespace (SPO's v1
-# SeccompProfiles are cluster-scoped: those labelled with it) and the bytes of
+# stored KIND [SELECTOR]: objects of KIND in the bench's namespace (SPO's v1
+# SeccompProfiles are cluster-scoped: those SELECTOR picks) and the bytes of
 # their JSON (as the API server keeps a custom resource in etcd).
 stored() {
-  kubectl -n "$NS" get "$1" -l "imprint.dev/profile-namespace=$NS" -o json 2> /dev/null |
+  kubectl -n "$NS" get "$1" ${2:+-l "$2"} -o json 2> /dev/null |
     jq -r '[.items | length, (map(tojson | length) | add // 0)] | @tsv' || echo "0 0"
-}
-stored_in_namespace() {
-  kubectl -n "$NS" get "$1" -o json | jq -r '[.items | length, (map(tojson | length) | add // 0)] | @tsv'
 }
 
 kubectl apply --server-side -f "$here/../../manifests/crds/" > /dev/null
@@ -127,8 +124,9 @@ echo "imprint objects in the store, $WORKLOADS workloads x $REPLICAS replicas ($
 printf '  %-44s %8s %12s %16s\n' kind objects bytes "per 1,000 pods"
 total=0
 for kind in containerbehaviorreports behaviorprofiles "$SP"; do
-  if [[ $kind == "$SP" ]]; then read -r count bytes < <(stored "$kind")
-  else read -r count bytes < <(stored_in_namespace "$kind"); fi
+  selector=
+  [[ $kind == "$SP" ]] && selector=imprint.dev/profile-namespace=$NS
+  read -r count bytes < <(stored "$kind" "$selector")
   total=$((total + bytes))
   printf '  %-44s %8d %12d %13.2f MB\n' "${kind%%.*}" "$count" "$bytes" "$(jq -n "$bytes * 1000 / $PODS / 1e6")"
 done

@@ -24,17 +24,8 @@ pub fn available() -> bool {
 
 /// The ids of the loaded BPF programs of `kind` (bpftool's `type`).
 pub fn program_ids(kind: &str) -> Vec<u64> {
-    let Ok(output) = Command::new("bpftool")
-        .args(["-j", "prog", "show"])
-        .output()
-    else {
-        return Vec::new();
-    };
-    let progs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
-    progs
-        .as_array()
-        .into_iter()
-        .flatten()
+    super::loaded_programs()
+        .iter()
         .filter(|p| p["type"] == kind)
         .filter_map(|p| p["id"].as_u64())
         .collect()

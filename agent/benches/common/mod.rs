@@ -129,6 +129,25 @@ impl Drop for Recorder {
     }
 }
 
+/// The loaded BPF programs as `bpftool -j prog show` lists them (none when
+/// bpftool cannot be run).
+pub fn loaded_programs() -> Vec<serde_json::Value> {
+    Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).ok())
+        .unwrap_or_default()
+}
+
+/// Whether a listed program is `name` (the kernel keeps 15 characters of a
+/// program's name).
+pub fn is_named(program: &serde_json::Value, name: &str) -> bool {
+    program["name"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty() && name.starts_with(n))
+}
+
 /// The cgroup2 mount.
 pub fn unified_root() -> PathBuf {
     imprint::cgroups::Hierarchy::detect()

@@ -15,7 +15,6 @@ use imprint_crd::report::{
     earliest, latest,
 };
 
-use crate::detect::alert::{call_value, parse_call_value};
 use crate::detect::arguments::{self, ArgumentShapes};
 use crate::detect::baseline::{Baseline, endpoint_value};
 
@@ -183,7 +182,10 @@ fn outside(allowed: &Baseline, report: &ContainerBehaviorReportSpec) -> Vec<(Ano
     for seen in &report.syscalls.arguments {
         for call in &seen.calls {
             if !allowed.has_call(&seen.name, call) {
-                found.push((AnomalyKind::SyscallArguments, call_value(&seen.name, call)));
+                found.push((
+                    AnomalyKind::SyscallArguments,
+                    arguments::value(&seen.name, call),
+                ));
             }
         }
     }
@@ -228,7 +230,7 @@ fn accept(container: &mut ContainerProfile, accepted: &Accepted) {
         }
         AnomalyKind::Syscall => insert(&mut container.syscalls),
         AnomalyKind::SyscallArguments => {
-            let Some((name, call)) = parse_call_value(&value) else {
+            let Some((name, call)) = arguments::parse_value(&value) else {
                 return;
             };
             // Only a syscall the profile restricts takes more calls; any

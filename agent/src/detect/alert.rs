@@ -174,7 +174,9 @@ impl Observed {
             Observed::Exec { path, .. } => path.clone(),
             Observed::File { path, access } => format!("{path} {}", access.join(",")),
             Observed::Syscall { name } | Observed::Capability { name } => name.clone(),
-            Observed::SyscallArguments { name, arguments } => call_value(name, arguments),
+            Observed::SyscallArguments { name, arguments } => {
+                super::arguments::value(name, arguments)
+            }
             Observed::Network {
                 direction,
                 protocol,
@@ -184,20 +186,4 @@ impl Observed {
             Observed::Held { rules } => rules.join(","),
         }
     }
-}
-
-/// How a call is named in alerts, anomalies and `spec.accept`: the syscall,
-/// a space, its arguments as a JSON array of `{index, value, mask}`
-/// (`socket [{"index":0,"value":17,"mask":4294967295},...]`).
-pub fn call_value(name: &str, arguments: &[imprint_crd::report::ArgumentValue]) -> String {
-    format!(
-        "{name} {}",
-        serde_json::to_string(arguments).unwrap_or_default()
-    )
-}
-
-/// The syscall and its arguments of a [`call_value`].
-pub fn parse_call_value(value: &str) -> Option<(String, Vec<imprint_crd::report::ArgumentValue>)> {
-    let (name, arguments) = value.split_once(' ')?;
-    Some((name.to_string(), serde_json::from_str(arguments).ok()?))
 }

@@ -70,20 +70,21 @@ fn is_id(arg: &str) -> bool {
     uuid || (arg.len() >= 16 && hex(arg))
 }
 
-/// How an anomaly or `spec.accept` names a program's arguments:
-/// `PATH ["arg0","arg1"]`.
-pub fn value(path: &str, shape: &[String]) -> String {
+/// How an anomaly or `spec.accept` names arguments: what they are of, a
+/// space, their list as JSON. A program's shape, `PATH ["arg0","arg1"]`,
+/// or a syscall's call, `socket [{"index":0,"value":17,"mask":4294967295}]`.
+pub fn value<T: serde::Serialize + ?Sized>(of: &str, arguments: &T) -> String {
     format!(
-        "{path} {}",
-        serde_json::to_string(shape).unwrap_or_else(|_| "[]".into())
+        "{of} {}",
+        serde_json::to_string(arguments).unwrap_or_else(|_| "[]".into())
     )
 }
 
-/// The path and shape a [`value`] names.
-pub fn parse_value(value: &str) -> Option<(String, Vec<String>)> {
+/// What a [`value`] names, and its arguments.
+pub fn parse_value<T: serde::de::DeserializeOwned>(value: &str) -> Option<(String, Vec<T>)> {
     let at = value.find(" [")?;
-    let shape: Vec<String> = serde_json::from_str(&value[at + 1..]).ok()?;
-    Some((value[..at].to_string(), shape))
+    let arguments: Vec<T> = serde_json::from_str(&value[at + 1..]).ok()?;
+    Some((value[..at].to_string(), arguments))
 }
 
 /// What one program is allowed.
@@ -268,7 +269,7 @@ mod tests {
             parse_value(&v),
             Some(("/bin/sh".into(), argv(&["sh", "-c", "a [b] \"c\""])))
         );
-        assert_eq!(parse_value("/bin/sh"), None);
+        assert_eq!(parse_value::<String>("/bin/sh"), None);
     }
 
     #[test]

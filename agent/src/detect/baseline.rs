@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use imprint_crd::profile::ContainerProfile;
 
 use super::arguments::ArgumentShapes;
-use crate::argument_rules::{Arguments, MAX_CALLS, always_allowed, satisfies};
+use crate::argument_rules::{Arguments, satisfies};
 use imprint_crd::report::{
     Access, ArgumentValue, ContainerBehaviorReportSpec, Direction, FileAccess, NetworkEndpoint,
 };
@@ -193,12 +193,10 @@ impl Baseline {
         let Some(used) = self.calls.by_syscall.get(name) else {
             return true;
         };
-        if used.unrestricted.is_some() {
-            return true;
+        match used.rule_calls(name) {
+            Err(_) => true,
+            Ok(rules) => rules.is_empty() || rules.iter().any(|rule| satisfies(call, rule)),
         }
-        let mut rules = used.calls.clone();
-        rules.extend(always_allowed(name));
-        rules.len() > MAX_CALLS || rules.iter().any(|rule| satisfies(call, rule))
     }
 
     /// The capability was needed while learning.
