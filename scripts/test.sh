@@ -10,6 +10,16 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "the tests load BPF programs and make cgroups: run as root (sudo $0)" >&2
     exit 1
 fi
+# The e2e suites own machine-wide names (cluster and runtime directories,
+# bridges, cgroups, ports): a second run on the same machine waits for the
+# first instead of failing on its leftovers.
+# The lock is held by flock itself (-o: not by the daemons the suites start).
+if [[ -z "${IMPRINT_TEST_LOCKED:-}" ]]; then
+    lock="${IMPRINT_TEST_LOCK:-/run/lock/imprint-test.lock}"
+    mkdir -p "$(dirname "$lock")"
+    flock -n "$lock" true || echo "another run of the tests holds $lock: waiting for it"
+    IMPRINT_TEST_LOCKED=1 exec flock -o "$lock" "$PWD/scripts/test.sh" "$@"
+fi
 scripts/install-deps.sh
 
 # Build outputs live outside the repository, keyed by the compiler version,
