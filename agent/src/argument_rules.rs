@@ -111,7 +111,34 @@ pub struct Arguments {
     pub by_syscall: BTreeMap<String, ArgumentUse>,
 }
 
+/// Why a syscall is allowed by name: more distinct calls were made than
+/// the kernel records.
+pub const OVERFLOWED: &str = "more distinct calls than the kernel records";
+/// Why a syscall is allowed by name: a report used it without recording
+/// its arguments.
+pub const NOT_RECORDED: &str = "a report used it without recording its arguments";
+
 impl Arguments {
+    /// What was recorded of `name`, as a report says it, so that adding it
+    /// gives the same: its calls, or `overflow`, or `None` when it was used
+    /// without its arguments recorded (or never).
+    pub fn as_reported(&self, name: &str) -> Option<SyscallArguments> {
+        let used = self.by_syscall.get(name)?;
+        match used.unrestricted.as_deref() {
+            Some(NOT_RECORDED) => None,
+            Some(_) => Some(SyscallArguments {
+                name: name.to_string(),
+                calls: Vec::new(),
+                overflow: true,
+            }),
+            None => Some(SyscallArguments {
+                name: name.to_string(),
+                calls: used.calls.iter().cloned().collect(),
+                overflow: false,
+            }),
+        }
+    }
+
     /// Adds one report: for each recorded syscall it used, its calls, or
     /// why they are incomplete.
     pub fn add(&mut self, report: &ContainerBehaviorReportSpec) {
@@ -122,15 +149,13 @@ impl Arguments {
             let entry = self.by_syscall.entry(name.to_string()).or_default();
             match report.syscalls.arguments.iter().find(|a| a.name == name) {
                 Some(seen) if seen.overflow => {
-                    entry.unrestricted.get_or_insert_with(|| {
-                        "more distinct calls than the kernel records".into()
-                    });
+                    entry.unrestricted.get_or_insert_with(|| OVERFLOWED.into());
                 }
                 Some(seen) => entry.calls.extend(seen.calls.iter().cloned()),
                 None => {
-                    entry.unrestricted.get_or_insert_with(|| {
-                        "a report used it without recording its arguments".into()
-                    });
+                    entry
+                        .unrestricted
+                        .get_or_insert_with(|| NOT_RECORDED.into());
                 }
             }
         }

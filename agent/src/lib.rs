@@ -19,6 +19,7 @@ pub mod cgroups;
 pub mod cleanup;
 pub mod cluster;
 pub mod controller;
+pub mod coverage;
 pub mod detect;
 pub mod enforce;
 pub mod kube_names;

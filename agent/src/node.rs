@@ -110,7 +110,9 @@ async fn record_and_publish(
     ready: &std::sync::atomic::AtomicBool,
     stop: &mut Stop,
 ) -> Result<()> {
-    // Detection looks at the pods' workloads again when a pod changes.
+    // The profiles of the node's workloads: what they hold covers reports,
+    // and guarding ones are detection's baselines. Their workloads are
+    // looked at again when a pod changes.
     let guarded = Guarded::default();
     let pods_changed = guarded.pods_changed();
     // Only this node's pods: a cluster's pods on every node would cost
@@ -127,19 +129,19 @@ async fn record_and_publish(
     let processes = ProcessTable::default();
     recording.track_processes = options.detection.is_some().then(|| processes.clone());
     let mut detection = None;
+    let _follows = guarded.follow(client.clone(), pods.clone());
     let observer: Observer = match &options.detection {
         None => {
             let counted = metrics.clone();
             Box::new(move |event| counted.event(event.kind()))
         }
         Some(detect) => {
-            let follows = guarded.follow(client.clone(), pods.clone());
             let resolver = HostResolver::new(
                 hierarchy,
                 &containers,
                 options.recording.filter.clone(),
                 options.own_pod.clone(),
-                Box::new(guarded),
+                Box::new(guarded.clone()),
             )
             .on_node(options.node.clone());
             let (sender, outputs) = alerts::start(AlertOutputs {
@@ -152,7 +154,7 @@ async fn record_and_publish(
             let mut detector = Detector::new(detect.config.clone(), Box::new(resolver));
             detector.set_processes(Box::new(processes));
             let detector = SharedDetector::new(detector, sender);
-            detection = Some((follows, outputs, detector.summarize(), detector.clone()));
+            detection = Some((outputs, detector.summarize(), detector.clone()));
             let counted = metrics.clone();
             Box::new(move |event| {
                 counted.event(event.kind());
@@ -198,6 +200,7 @@ async fn record_and_publish(
         metrics,
         Arch::native().context("unsupported architecture")?,
     );
+    publisher.cover_with(guarded);
     ready.store(true, Ordering::Relaxed);
     info!(node = %options.node, interval = ?options.interval, "node agent recording");
 

@@ -170,6 +170,7 @@ pub fn build(
         files,
         network: behavior.network.iter().cloned().collect(),
         capabilities,
+        covered: None,
         stats: Stats {
             events: behavior.events,
             drops: Drops {
@@ -255,7 +256,8 @@ pub fn read(path: &Path) -> Result<ContainerBehaviorReport, ReportError> {
     })
 }
 
-/// Parses report text (JSON or YAML); the error is one line naming the problem.
+/// Parses report text (JSON or YAML) of a whole report (not one covered by
+/// a profile); the error is one line naming the problem.
 pub fn parse(text: &str) -> Result<ContainerBehaviorReport, String> {
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
@@ -288,6 +290,12 @@ pub fn parse(text: &str) -> Result<ContainerBehaviorReport, String> {
     }
     let report: ContainerBehaviorReport = serde_json::from_value(value)
         .map_err(|e| format!("invalid spec: {}", one_line(&e.to_string())))?;
+    if let Some(covered) = &report.spec.covered {
+        return Err(format!(
+            "covered by the BehaviorProfile {:?}: it holds only what that profile had not learnt, not what the container did (use the profile, or its SeccompProfile)",
+            covered.profile
+        ));
+    }
     if Arch::from_kernel_name(&report.spec.syscalls.arch).is_none() {
         return Err(format!(
             "spec.syscalls.arch {:?} is not x86_64 or aarch64",

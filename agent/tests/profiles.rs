@@ -206,6 +206,14 @@ fn malformed_or_truncated_reports_get_a_one_line_error() {
             "syscalls",
         ),
         ("empty.json", "", "empty"),
+        (
+            "covered.json",
+            &good.replace(
+                r#""subject":{}"#,
+                r#""subject":{},"covered":{"profile":"deployment-web","uid":"u"}"#,
+            )[..],
+            "covered by the BehaviorProfile \"deployment-web\"",
+        ),
     ];
     for (name, text, expected) in cases {
         let path = dir.join(name);

@@ -297,6 +297,35 @@ pub struct ContainerProfile {
     /// How the recommendation differs from the workload's current securityContext.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub difference: Vec<String>,
+    /// What the reports recorded that the lists above do not say as they
+    /// recorded it (the lists add the baseline and the overrides). With
+    /// `files`, `network`, `executables` and `execArguments` it is
+    /// everything learnt of the container: a report covered by this profile
+    /// (`spec.covered`) holds only what is not in them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<Recorded>,
+}
+
+/// The part of what a container's reports recorded that a
+/// [`ContainerProfile`]'s lists do not keep as recorded.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recorded {
+    /// Syscalls recorded, per architecture, with the calls of those whose
+    /// arguments are recorded (an entry with `overflow`: more calls than
+    /// are kept; a recorded syscall without an entry: used without its
+    /// arguments recorded).
+    #[serde(default)]
+    pub syscalls: Vec<crate::report::SyscallSet>,
+    /// Capabilities needed (`CAP_*`), without overrides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// A program gained privilege (setuid, setgid, file capabilities).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub escalates: bool,
+    /// A program ran as uid 0.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub runs_as_root: bool,
 }
 
 /// The argument vectors one program ran with, as shapes: numbers become

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Conns","type":"integer","jsonPath":".spec.stats.connections"}"#,
     printcolumn = r#"{"name":"Caps","type":"integer","jsonPath":".spec.stats.capabilities"}"#,
     printcolumn = r#"{"name":"Drops","type":"integer","priority":1,"jsonPath":".spec.stats.drops.total"}"#,
+    printcolumn = r#"{"name":"Covered","type":"string","jsonPath":".spec.covered.profile"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -53,6 +54,23 @@ pub struct ContainerBehaviorReportSpec {
     /// Counts, losses and truncation.
     #[serde(default)]
     pub stats: Stats,
+    /// Set when the report holds only what the workload's profile did not
+    /// hold yet: what the container did is this report's lists plus what
+    /// the profile of this uid has learnt (its containers' lists and
+    /// `recorded`). `stats` still count everything the container did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered: Option<Coverage>,
+}
+
+/// The profile a covered report leaves out what it holds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Coverage {
+    /// The BehaviorProfile's name (in the report's namespace).
+    pub profile: String,
+    /// Its uid: a profile of the same name made later covers nothing of
+    /// this report.
+    pub uid: String,
 }
 
 /// Who was observed: a pod container, a host cgroup or a recorded command.
@@ -675,6 +693,19 @@ impl ContainerBehaviorReportSpec {
         }
         self.capabilities.sort_by(|a, b| a.name.cmp(&b.name));
 
+        // A union with a covered report is covered by the same profile; its
+        // counts are at least each one's (the lists cannot tell more).
+        if self.covered.is_none() {
+            self.covered = other.covered.clone();
+        }
+        if self.covered.is_some() {
+            let (s, o) = (&mut self.stats, &other.stats);
+            s.syscalls = s.syscalls.max(o.syscalls);
+            s.files = s.files.max(o.files);
+            s.executables = s.executables.max(o.executables);
+            s.connections = s.connections.max(o.connections);
+            s.capabilities = s.capabilities.max(o.capabilities);
+        }
         self.window.first_seen = earliest(&self.window.first_seen, &other.window.first_seen);
         self.window.last_seen = latest(&self.window.last_seen, &other.window.last_seen);
         self.stats.events = self.stats.events.saturating_add(other.stats.events);
@@ -708,13 +739,35 @@ impl ContainerBehaviorReportSpec {
         self.update_counts();
     }
 
-    /// Recomputes the counts in `stats` from the lists.
+    /// Recomputes the counts in `stats` from the lists. A covered report's
+    /// lists hold only what its profile lacked: its counts (the
+    /// container's) are kept, never below what its lists hold.
     pub fn update_counts(&mut self) {
-        self.stats.syscalls = self.syscalls.names.len() as u64;
-        self.stats.files = self.files.len() as u64;
-        self.stats.executables = self.executables.len() as u64;
-        self.stats.connections = self.network.len() as u64;
-        self.stats.capabilities = self.capabilities.len() as u64;
+        let counted = [
+            self.syscalls.names.len(),
+            self.files.len(),
+            self.executables.len(),
+            self.network.len(),
+            self.capabilities.len(),
+        ];
+        let covered = self.covered.is_some();
+        let s = &mut self.stats;
+        for (count, listed) in [
+            &mut s.syscalls,
+            &mut s.files,
+            &mut s.executables,
+            &mut s.connections,
+            &mut s.capabilities,
+        ]
+        .into_iter()
+        .zip(counted)
+        {
+            *count = if covered {
+                (*count).max(listed as u64)
+            } else {
+                listed as u64
+            };
+        }
         let d = &mut self.stats.drops;
         d.total = d.counted();
     }
@@ -789,6 +842,39 @@ mod tests {
             ["prctl", "socket"]
         );
         assert_eq!(ours[1], socket(vec![call(1), call(2)], true));
+    }
+
+    #[test]
+    fn a_covered_report_keeps_the_containers_counts() {
+        let mut covered = spec(
+            &["ptrace"],
+            "/etc/passwd",
+            Access::Write,
+            "2026-01-02T00:00:00.000Z",
+        );
+        covered.covered = Some(Coverage {
+            profile: "deployment-web".into(),
+            uid: "u".into(),
+        });
+        covered.stats.syscalls = 100;
+        covered.stats.files = 70;
+        covered.update_counts();
+        assert_eq!((covered.stats.syscalls, covered.stats.files), (100, 70));
+        let mut whole = spec(
+            &["read", "write"],
+            "/etc/passwd",
+            Access::Read,
+            "2026-01-01T00:00:00.000Z",
+        );
+        whole.update_counts();
+        assert_eq!(whole.stats.syscalls, 2, "a whole report counts its lists");
+        whole.absorb(&covered);
+        assert_eq!(whole.covered, covered.covered, "the union is covered");
+        assert_eq!((whole.stats.syscalls, whole.stats.files), (100, 70));
+        let mut many = covered.clone();
+        many.syscalls.names = (0..150).map(|n| format!("s{n}")).collect();
+        many.update_counts();
+        assert_eq!(many.stats.syscalls, 150, "never below what the lists hold");
     }
 
     #[test]

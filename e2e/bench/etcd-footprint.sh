@@ -8,21 +8,28 @@
 # their specs are those of a real recording of nginx and redis under load
 # (e2e/bench/reports/, from the runtime suite), each pod its own subject. The
 # real controller (`imprint controller`, on this host) merges them until every
-# BehaviorProfile is Stable. Then it prints:
+# BehaviorProfile is Stable. The reports are then written again as the
+# agents write them once their profile is Stable: covered by it, holding only
+# what it lacks (the agent's rule, through the `cover` example); no profile
+# may change. Then it prints:
 #   - the serialized size of every imprint object (reports, profiles,
 #     SeccompProfiles), as etcd stores them (JSON, managedFields included),
-#     per kind and per 1,000 pods, and etcd's own database growth;
+#     per kind and per 1,000 pods, with the reports whole (as while
+#     learning) and covered, and etcd's own database growth;
 #   - the writes to imprint's resources (and SPO's) over STEADY seconds.
 # No agent runs: the writes are the controller's alone.
 #
 # Usage: e2e/bench/etcd-footprint.sh [WORKLOADS [REPLICAS]]   (default 100 10)
 # Needs: root, the local cluster (eval "$(e2e/cluster/env.sh)"), kubectl,
-# jq, curl, IMPRINT_BIN, SPO's CRDs (IMPRINT_SPO_CRDS).
+# jq, curl, IMPRINT_BIN, the cover example beside it (IMPRINT_COVER; cargo
+# build -p imprint --examples), SPO's CRDs (IMPRINT_SPO_CRDS).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=e2e/kube.sh
 . "$here/../kube.sh"
 IMPRINT=${IMPRINT_BIN:-imprint}
+# The agent's rule for covered reports (cargo build -p imprint --examples).
+COVER=${IMPRINT_COVER:-$(dirname "$(command -v "$IMPRINT")")/examples/cover}
 WORKLOADS=${1:-100}
 REPLICAS=${2:-10}
 STEADY=${IMPRINT_BENCH_STEADY_SECONDS:-60}
@@ -115,22 +122,61 @@ while :; do
 done
 log "all Stable after $((SECONDS - t0)) s"
 
+# table TITLE: every imprint object in the store now, per kind and per
+# 1,000 pods.
+table() {
+  echo "$1"
+  printf '  %-44s %8s %12s %16s\n' kind objects bytes "per 1,000 pods"
+  local total=0 kind selector count bytes
+  for kind in containerbehaviorreports behaviorprofiles "$SP"; do
+    selector=
+    [[ $kind == "$SP" ]] && selector=imprint.dev/profile-namespace=$NS
+    read -r count bytes < <(stored "$kind" "$selector")
+    total=$((total + bytes))
+    printf '  %-44s %8d %12d %13.2f MB\n' "${kind%%.*}" "$count" "$bytes" "$(jq -n "$bytes * 1000 / $PODS / 1e6")"
+  done
+  printf '  %-44s %8s %12d %13.2f MB\n' total "" "$total" "$(jq -n "$total * 1000 / $PODS / 1e6")"
+}
+# last_changes: every profile's name, phase and last change.
+last_changes() {
+  kubectl -n "$NS" get behaviorprofiles -o json |
+    jq -r '.items[] | "\(.metadata.name) \(.status.phase) \(.status.lastChange)"' | sort
+}
+
+whole=$(table "imprint objects in the store, $WORKLOADS workloads x $REPLICAS replicas ($PODS pods), every profile Stable, reports whole (as written while learning)")
+
+# What the agents do next: a report whose profile is Stable is written
+# again covered by it, holding only what the profile lacks (the agent's own
+# rule, through the cover example), one apply per workload.
+log "writing the reports again as the agents do once their profiles are Stable (covered)"
+changes_before=$(last_changes)
+t0=$SECONDS
+for ((w = 0; w < WORKLOADS; w++)); do
+  if ((w % 2 == 0)); then server=nginx; else server=redis; fi
+  kubectl -n "$NS" get behaviorprofile "deployment-$server-$w" -o json > "$work/profile.json"
+  "$COVER" "$work/profile.json" < "$work/workload-$w.jsonl" |
+    jq -s '{apiVersion: "v1", kind: "List", items: .}' |
+    kubectl apply --server-side --field-manager imprint-agent -f - > /dev/null
+done
+log "covered reports written in $((SECONDS - t0)) s; the controller merges them"
+# Every report's change is merged (the controller's queue drained) before
+# the profiles are compared: none may have learnt or lost anything.
+sleep 30
+changes_after=$(last_changes)
+if [[ $changes_before != "$changes_after" ]]; then
+  log "profiles changed as their reports were covered:"
+  diff <(echo "$changes_before") <(echo "$changes_after") | head -20 >&2
+  exit 1
+fi
+covered=$(kubectl -n "$NS" get containerbehaviorreports -o json | jq '[.items[] | select(.spec.covered != null)] | length')
+
 w0=$(writes)
 sleep "$STEADY"
 w1=$(writes)
 in_use_after=$(etcd_bytes etcd_mvcc_db_total_size_in_use_in_bytes)
 
-echo "imprint objects in the store, $WORKLOADS workloads x $REPLICAS replicas ($PODS pods), every profile Stable"
-printf '  %-44s %8s %12s %16s\n' kind objects bytes "per 1,000 pods"
-total=0
-for kind in containerbehaviorreports behaviorprofiles "$SP"; do
-  selector=
-  [[ $kind == "$SP" ]] && selector=imprint.dev/profile-namespace=$NS
-  read -r count bytes < <(stored "$kind" "$selector")
-  total=$((total + bytes))
-  printf '  %-44s %8d %12d %13.2f MB\n' "${kind%%.*}" "$count" "$bytes" "$(jq -n "$bytes * 1000 / $PODS / 1e6")"
-done
-printf '  %-44s %8s %12d %13.2f MB\n' total "" "$total" "$(jq -n "$total * 1000 / $PODS / 1e6")"
+echo "$whole"
+table "imprint objects in the store once the reports are covered ($covered of $PODS covered; every profile Stable, its last change unchanged)"
 echo "  etcd database in use: +$(((in_use_after - in_use_before) / 1024)) KiB (revisions kept until compaction included)"
 echo "writes to imprint's and SPO's resources over $STEADY s at steady state: $((w1 - w0))" \
   "($(jq -n "($w1 - $w0) / $WORKLOADS" ) per workload)"

@@ -262,6 +262,33 @@ profile_becomes_stable() {
   eventually 20 has_event deployment-mixed Stable
 }
 
+# Once Stable, a report holds only what its profile lacks: spec.covered names
+# the profile (kubectl's Covered column), its counts stay whole, and the
+# profile merged from the covered reports and itself is the one it was
+# (still Stable, the same last change).
+reports_are_covered_once_stable() {
+  local pod last name
+  last=$(bp deployment-mixed -o jsonpath='{.status.lastChange}')
+  for pod in $(live_pods mixed); do
+    eventually 30 holds_report "$pod" web '.spec.covered.profile == "deployment-mixed"' ||
+      { cbr "$(report_of "$pod" web)" -o yaml | head -40; return 1; }
+    name=$(report_of "$pod" web)
+    holds cbr "$name" '(.spec.syscalls.names | length) < 5 and (.spec.files | length) < 5 and
+      (.spec.executables | length) == 0 and .spec.stats.syscalls > 20' ||
+      { cbr "$name" -o json | jq -c '.spec | {names: .syscalls.names, files: [.files[].path], execs: [.executables[].path], stats}'; return 1; }
+    cbr "$name" | awk 'NR == 1 && /COVERED/ { h = 1 } NR == 2 && /deployment-mixed/ { r = 1 } END { exit !(h && r) }' ||
+      { cbr "$name"; return 1; }
+    echo "# covered report of $pod: $(cbr "$name" -o json | jq -c '.spec | del(.subject, .window, .stats, .covered)' | wc -c) bytes of lists, $(cbr "$name" -o json | jq -c .spec | wc -c) in all" >&2
+  done
+  # The controller merges the covered reports (a report interval, a
+  # reconcile) and must find the profile it has.
+  sleep 10
+  if ! phase_is deployment-mixed Stable || [[ $(bp deployment-mixed -o jsonpath='{.status.lastChange}') != "$last" ]]; then
+    echo "the profile changed as its reports were covered: $(bp deployment-mixed -o json | jq -c '.status | {phase, lastChange, conditions}')"
+    return 1
+  fi
+}
+
 # Once Stable, an Auto profile guards: a program never run before is an
 # anomaly (status, condition), not learnt, and the SeccompProfile stays as
 # it was; accepted in spec.accept, it is allowed and no longer an anomaly.
@@ -673,13 +700,23 @@ YAML
 }
 
 # --- lifecycle -------------------------------------------------------------
+# events_of OBJECT: the events an archive or report counts (0 when absent).
+events_of() { [[ -n $1 ]] && cbr "$1" -o jsonpath='{.spec.stats.events}' 2> /dev/null || echo 0; }
+
 deleted_pod_is_folded_into_the_archive() {
-  local pod
+  local pod report archived before
   pod=$(pods_of mixed | head -1)
+  report=$(events_of "$(report_of "$pod" web)")
+  before=$(events_of "$(archive_of mixed web)")
   k delete pod "$pod" --wait=true --timeout=60s || return 1
   eventually 60 report_gone "$pod" web || { cbr "$(report_of "$pod" web)" -o yaml | head -20; return 1; }
+  # The report's events are in the archive; what the pod did is in the
+  # archive, or in the profile that covers it (the profile is Stable, so
+  # the report was covered before it was folded).
+  archived=$(events_of "$(archive_of mixed web)")
+  ((archived >= before + report)) || { echo "archive counts $archived events, $before before + $report of the report"; return 1; }
   cbr "$(archive_of mixed web)" -o json |
-    jq -e --arg p "/tmp/x-$pod" '[.spec.executables[].path] | index($p)' > /dev/null &&
+    jq -e --arg p "/tmp/x-$pod" '([.spec.executables[].path] | index($p)) or .spec.covered.profile == "deployment-mixed"' > /dev/null &&
     profile_has_executables deployment-mixed "/tmp/x-$pod"
 }
 
@@ -974,6 +1011,7 @@ check "a restarted container's report keeps its first run" a_restarted_container
 check "SeccompProfiles accepted by SPO's CRD" seccomp_profiles_are_accepted
 check "CEL: a profile's workload cannot change, its window must be a duration" cel_rules_guard_the_profile
 check "the profile becomes Stable" profile_becomes_stable
+check "once Stable, reports hold only what the profile lacks; the profile stays as it was" reports_are_covered_once_stable
 check "guarding: new behavior is an anomaly, not learnt, until accepted" new_behavior_is_an_anomaly_until_accepted
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails

@@ -3,7 +3,8 @@
 //! of which only those of local workloads are kept (a workload that comes
 //! to the node later has its profile read once, then followed by the
 //! watch). A profile that is not guarding is known as such: its
-//! containers get the built-in rules only.
+//! containers get the built-in rules only. What each local profile holds
+//! as recorded is kept too, for the reports it covers ([`Covering`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use imprint_crd::profile::BehaviorProfile;
-use imprint_crd::report::{Subject, WorkloadRef};
+use imprint_crd::report::{Coverage, Subject, WorkloadRef};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::Store;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -21,6 +22,7 @@ use tokio::sync::Notify;
 use tracing::debug;
 
 use super::workload::Workloads;
+use crate::coverage::Base;
 use crate::detect::baseline::Baseline;
 use crate::kube_names::profile_name;
 use crate::pipeline::placement::Baselines;
@@ -45,6 +47,23 @@ pub struct GuardedWorkload {
 /// (namespace, profile name).
 type ProfileKey = (String, String);
 
+/// What a local workload's profile holds, for the reports it covers
+/// ([`crate::coverage`]).
+#[derive(Debug)]
+pub struct Covering {
+    /// The profile's name and uid, as a covered report names them.
+    pub coverage: Coverage,
+    /// The profile is Stable or guarding: a report not covered yet is
+    /// covered from now on (one already covered stays covered whatever
+    /// the phase, so a profile learning again does not make every report
+    /// whole again).
+    pub settled: bool,
+    /// By container.
+    pub bases: HashMap<String, Arc<Base>>,
+    /// Of what the bases were built from ([`covering_digest`]).
+    digest: u64,
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Workload of each pod of this node, by pod UID.
@@ -56,6 +75,9 @@ struct State {
     profiles: HashMap<ProfileKey, Option<Arc<GuardedWorkload>>>,
     /// Reads that failed, and when.
     failed: HashMap<ProfileKey, Instant>,
+    /// What the profiles of the workloads with pods here hold (those that
+    /// hold anything as recorded).
+    covering: HashMap<ProfileKey, Arc<Covering>>,
 }
 
 /// The guarding profiles of this node's workloads (shared handle).
@@ -66,6 +88,8 @@ pub struct Guarded {
     pods_changed: Arc<Notify>,
     /// Counts the changes of what [`Baselines::find`] answers.
     generation: Arc<AtomicU64>,
+    /// Counts the changes of what [`Guarded::covering`] answers.
+    covering_generation: Arc<AtomicU64>,
 }
 
 impl Guarded {
@@ -94,6 +118,20 @@ impl Guarded {
             return;
         }
         state.failed.remove(&key);
+        let digest = profile.and_then(covering_digest);
+        if state.covering.get(&key).map(|c| c.digest) != digest {
+            self.covering_generation.fetch_add(1, Ordering::Relaxed);
+            match profile.zip(digest) {
+                Some((profile, digest)) => {
+                    state
+                        .covering
+                        .insert(key.clone(), Arc::new(covering(profile, digest)));
+                }
+                None => {
+                    state.covering.remove(&key);
+                }
+            }
+        }
         // The controller rewrites a guarding profile's status as anomalies
         // are counted: the baselines are built again only when the
         // allow-lists changed.
@@ -110,6 +148,19 @@ impl Guarded {
             .map(|(p, digest)| Arc::new(guarded_workload(p, digest)));
         state.profiles.insert(key, guarded);
         self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the changes of what [`Guarded::covering`] answers: a report
+    /// may be written differently after one.
+    pub fn covering_generation(&self) -> u64 {
+        self.covering_generation.load(Ordering::Relaxed)
+    }
+
+    /// What the profile of `workload` in `namespace` holds, when it holds
+    /// anything as recorded and has pods here.
+    pub fn covering(&self, namespace: &str, workload: &WorkloadRef) -> Option<Arc<Covering>> {
+        let key = (namespace.to_string(), profile_name(workload));
+        self.lock().covering.get(&key).cloned()
     }
 
     /// The workload of a pod of this node, once looked up.
@@ -153,6 +204,61 @@ fn allow_list_digest(profile: &BehaviorProfile) -> Option<u64> {
             .hash(&mut hasher);
     }
     Some(hasher.finish())
+}
+
+/// A digest of what a profile's reports may be covered by (`None`: it
+/// covers nothing): its uid, whether it is settled, and each container's
+/// base.
+fn covering_digest(profile: &BehaviorProfile) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let uid = profile.metadata.uid.as_ref()?;
+    let status = profile.status.as_ref()?;
+    if !status.containers.iter().any(|c| c.recorded.is_some()) {
+        return None;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut hasher);
+    settled(profile).hash(&mut hasher);
+    for c in &status.containers {
+        let base = (
+            &c.name,
+            &c.recorded,
+            &c.files,
+            &c.network,
+            &c.executables,
+            &c.exec_arguments,
+        );
+        serde_json::to_vec(&base)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+    }
+    Some(hasher.finish())
+}
+
+/// Whether a profile is Stable or guarding.
+fn settled(profile: &BehaviorProfile) -> bool {
+    profile
+        .status
+        .as_ref()
+        .is_some_and(|s| s.guarding || s.phase == imprint_crd::profile::Phase::Stable)
+}
+
+/// What a profile holds, by container.
+fn covering(profile: &BehaviorProfile, digest: u64) -> Covering {
+    Covering {
+        coverage: Coverage {
+            profile: profile.name_any(),
+            uid: profile.metadata.uid.clone().unwrap_or_default(),
+        },
+        settled: settled(profile),
+        bases: profile
+            .status
+            .iter()
+            .flat_map(|s| &s.containers)
+            .filter_map(|c| Some((c.name.clone(), Arc::new(Base::of(c)?))))
+            .collect(),
+        digest,
+    }
 }
 
 /// A guarding profile's baselines.
@@ -239,9 +345,15 @@ async fn refresh(client: Client, pods: Store<Pod>, guarded: Guarded) {
                 local,
                 profiles,
                 failed,
+                covering,
                 ..
             } = &mut *state;
             profiles.retain(|key, _| local.contains(key));
+            let before = covering.len();
+            covering.retain(|key, _| local.contains(key));
+            if covering.len() != before {
+                guarded.covering_generation.fetch_add(1, Ordering::Relaxed);
+            }
             failed.retain(|key, _| local.contains(key));
             local
                 .iter()
@@ -393,6 +505,45 @@ mod tests {
                 .0
                 .unwrap()
                 .has_syscall("ptrace")
+        );
+    }
+
+    #[test]
+    fn local_profiles_that_hold_something_as_recorded_cover_reports() {
+        let guarded = Guarded::default();
+        let web = web();
+        make_local(&guarded);
+        let mut p = profile(false, Mode::Auto);
+        p.metadata.uid = Some("uid-1".into());
+        guarded.take("shop", "deployment-web", Some(&p));
+        assert!(
+            guarded.covering("shop", &web).is_none(),
+            "nothing held as recorded (an earlier release's status)"
+        );
+        let status = p.status.as_mut().unwrap();
+        status.containers[0].recorded = Some(imprint_crd::profile::Recorded::default());
+        guarded.take("shop", "deployment-web", Some(&p));
+        let covering = guarded.covering("shop", &web).unwrap();
+        assert_eq!(covering.coverage.uid, "uid-1");
+        assert!(!covering.settled && covering.bases.contains_key("web"));
+        let generation = guarded.covering_generation();
+        guarded.take("shop", "deployment-web", Some(&p));
+        assert_eq!(
+            guarded.covering_generation(),
+            generation,
+            "the same: no change"
+        );
+        p.status.as_mut().unwrap().phase = imprint_crd::profile::Phase::Stable;
+        guarded.take("shop", "deployment-web", Some(&p));
+        assert!(guarded.covering("shop", &web).unwrap().settled);
+        assert!(
+            guarded.covering_generation() > generation,
+            "settled: every report is looked at again"
+        );
+        guarded.take("shop", "deployment-web", None);
+        assert!(
+            guarded.covering("shop", &web).is_none(),
+            "deleted: covers nothing"
         );
     }
 }

@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use imprint_crd::profile::{
-    ContainerProfile, Overrides, Phase, ProfileCondition, RecommendedSecurityContext,
+    ContainerProfile, Overrides, Phase, ProfileCondition, RecommendedSecurityContext, Recorded,
 };
 use imprint_crd::report::{
-    Access, ContainerBehaviorReportSpec, CurrentSecurityContext, FileAccess,
+    Access, ContainerBehaviorReportSpec, CurrentSecurityContext, FileAccess, SyscallSet,
 };
 
 use super::completeness;
+use crate::coverage::Base;
 use crate::detect::arguments::ArgumentShapes;
 use crate::recommend;
 
@@ -94,6 +95,13 @@ pub fn merge_workload(
 /// its subject, window and stats (its [`facts`]).
 pub struct WorkloadMerge<'a> {
     overrides: &'a Overrides,
+    /// The profile's uid and what it holds of each container, for the
+    /// reports it covers ([`crate::coverage`]).
+    bases: Option<(String, Bases)>,
+    /// Containers whose base was added.
+    based: BTreeSet<String>,
+    /// Reports covered by a profile whose base is not here (another uid).
+    uncovered: usize,
     containers: BTreeMap<String, ContainerMerge>,
     pods: BTreeSet<String>,
     nodes: BTreeSet<String>,
@@ -101,6 +109,9 @@ pub struct WorkloadMerge<'a> {
     facts: Vec<ContainerBehaviorReportSpec>,
     writable: BTreeMap<String, BTreeSet<String>>,
 }
+
+/// What a profile holds, by container: its status entry and its base.
+type Bases = BTreeMap<String, (ContainerProfile, Base)>;
 
 /// One container's union so far.
 #[derive(Default)]
@@ -181,6 +192,9 @@ impl<'a> WorkloadMerge<'a> {
     pub fn new(overrides: &'a Overrides) -> Self {
         WorkloadMerge {
             overrides,
+            bases: None,
+            based: BTreeSet::new(),
+            uncovered: 0,
             containers: BTreeMap::new(),
             pods: BTreeSet::new(),
             nodes: BTreeSet::new(),
@@ -190,9 +204,39 @@ impl<'a> WorkloadMerge<'a> {
         }
     }
 
+    /// The reports covered by the profile of `uid` get what its
+    /// `containers` hold added back (once per container).
+    pub fn covered_by(mut self, uid: &str, containers: &[ContainerProfile]) -> Self {
+        let bases = containers
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), (c.clone(), Base::of(c)?))))
+            .collect();
+        self.bases = Some((uid.to_string(), bases));
+        self
+    }
+
     /// Adds one report.
     pub fn add(&mut self, report: &ContainerBehaviorReportSpec) {
         let name = report.subject.container.clone().unwrap_or_default();
+        if let Some(coverage) = &report.covered {
+            let base = self
+                .bases
+                .as_ref()
+                .filter(|(uid, _)| *uid == coverage.uid)
+                .and_then(|(_, bases)| bases.get(&name));
+            match base {
+                Some((container, base)) => {
+                    if self.based.insert(name.clone()) {
+                        self.containers.entry(name.clone()).or_default().add_base(
+                            container,
+                            base,
+                            self.overrides,
+                        );
+                    }
+                }
+                None => self.uncovered += 1,
+            }
+        }
         if let Some(pod) = report
             .subject
             .pod_uid
@@ -269,6 +313,17 @@ impl<'a> WorkloadMerge<'a> {
                 ),
             });
         }
+        if self.uncovered > 0 {
+            conditions.push(ProfileCondition {
+                type_: completeness::COVERAGE_LOST.into(),
+                status: "True".into(),
+                reason: "ProfileReplaced".into(),
+                message: format!(
+                    "{} reports hold only what an earlier profile of this name did not (it was deleted or replaced): what it held of them is not in this profile until their agents write them whole again",
+                    self.uncovered
+                ),
+            });
+        }
         conditions.extend(completeness::conditions(&reports));
         let incomplete = conditions
             .iter()
@@ -291,9 +346,54 @@ impl<'a> WorkloadMerge<'a> {
 }
 
 impl ContainerMerge {
+    /// Adds what a profile holds of the container (for the reports it
+    /// covers): the same as the reports it was learnt from would add.
+    fn add_base(&mut self, container: &ContainerProfile, base: &Base, overrides: &Overrides) {
+        for report in base.as_reports() {
+            self.merged.add(&report);
+        }
+        self.escalates |= base.recorded().escalates;
+        self.runs_as_root |= base.recorded().runs_as_root;
+        for path in &container.executables {
+            if plausible_path(path) {
+                self.executables.insert(path.clone());
+            }
+        }
+        self.arguments
+            .add_profile(&container.executables, &container.exec_arguments);
+        for file in &container.files {
+            self.add_file(file, overrides);
+        }
+        self.bound();
+        self.network.extend(container.network.iter().cloned());
+    }
+
+    fn add_file(&mut self, file: &FileAccess, overrides: &Overrides) {
+        if !plausible_path(&file.path) {
+            self.skipped
+                .push(format!("file path {:?}", truncated(&file.path)));
+            return;
+        }
+        if file.access.iter().any(|a| a.is_write())
+            && !overrides.ignore_paths.iter().any(|p| under(&file.path, p))
+            && !self.writes.contains(&file.path)
+        {
+            self.writes.insert(file.path.clone());
+        }
+        self.files
+            .entry(file.path.clone())
+            .or_default()
+            .extend(file.access.iter().copied());
+    }
+
+    fn bound(&mut self) {
+        if self.files.len() > 4 * PROFILE_FILES {
+            self.files = bound_files(std::mem::take(&mut self.files), PROFILE_FILES);
+        }
+    }
+
     fn add(&mut self, report: &ContainerBehaviorReportSpec, overrides: &Overrides) {
         self.merged.add(report);
-        let ignored = |path: &str| overrides.ignore_paths.iter().any(|p| under(path, p));
         for exec in &report.executables {
             if !plausible_path(&exec.path) {
                 self.skipped
@@ -308,25 +408,9 @@ impl ContainerMerge {
             self.runs_as_root |= exec.euid == 0;
         }
         for file in &report.files {
-            if !plausible_path(&file.path) {
-                self.skipped
-                    .push(format!("file path {:?}", truncated(&file.path)));
-                continue;
-            }
-            if file.access.iter().any(|a| a.is_write())
-                && !ignored(&file.path)
-                && !self.writes.contains(&file.path)
-            {
-                self.writes.insert(file.path.clone());
-            }
-            self.files
-                .entry(file.path.clone())
-                .or_default()
-                .extend(file.access.iter().copied());
+            self.add_file(file, overrides);
         }
-        if self.files.len() > 4 * PROFILE_FILES {
-            self.files = bound_files(std::mem::take(&mut self.files), PROFILE_FILES);
-        }
+        self.bound();
         for endpoint in &report.network {
             if !self.network.contains(endpoint) {
                 self.network.insert(endpoint.clone());
@@ -409,7 +493,26 @@ impl ContainerMerge {
                 && !self.runs_as_root
                 && capabilities.is_empty(),
         };
+        let recorded = Recorded {
+            syscalls: merged
+                .syscalls
+                .iter()
+                .map(|(arch, names)| SyscallSet {
+                    arch: arch.kernel_name().to_string(),
+                    names: names.iter().cloned().collect(),
+                    unknown_numbers: Vec::new(),
+                    arguments: names
+                        .iter()
+                        .filter_map(|name| merged.arguments.as_reported(name))
+                        .collect(),
+                })
+                .collect(),
+            capabilities: merged.capabilities.iter().cloned().collect(),
+            escalates: self.escalates,
+            runs_as_root: self.runs_as_root,
+        };
         let profile = ContainerProfile {
+            recorded: Some(recorded),
             name: name.to_string(),
             architectures: merged
                 .syscalls

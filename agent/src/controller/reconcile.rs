@@ -207,7 +207,7 @@ pub async fn reconcile(
 
     let (sources, mut taken) = fold(context, &profile, &reports).await?;
     let mut guard = guard::Guard::of(&profile);
-    let (merged, facts) = merge_one_by_one(&sources, &profile.spec.overrides, guard.as_mut());
+    let (merged, facts) = merge_one_by_one(&sources, &profile, guard.as_mut());
     drop(sources);
     let guarded = guard.map(guard::Guard::finish);
     let specs: Vec<&ContainerBehaviorReportSpec> = facts.iter().collect();
@@ -509,14 +509,18 @@ enum Merging {
     Written(Box<ContainerBehaviorReportSpec>),
 }
 
-/// Merges `sources` one at a time (each parsed, added, dropped): the
-/// merged workload and each report's facts (subject, window, stats).
+/// Merges `sources` one at a time (each parsed, added, dropped) with what
+/// `profile` holds for the reports it covers: the merged workload and each
+/// report's facts (subject, window, stats).
 fn merge_one_by_one(
     sources: &[Merging],
-    overrides: &imprint_crd::profile::Overrides,
+    profile: &BehaviorProfile,
     mut guard: Option<&mut guard::Guard>,
 ) -> (merge::MergedWorkload, Vec<ContainerBehaviorReportSpec>) {
-    let mut merging = merge::WorkloadMerge::new(overrides);
+    let mut merging = merge::WorkloadMerge::new(&profile.spec.overrides);
+    if let (Some(uid), Some(status)) = (&profile.metadata.uid, &profile.status) {
+        merging = merging.covered_by(uid, &status.containers);
+    }
     let mut add = |spec: &ContainerBehaviorReportSpec| {
         merging.add(spec);
         if let Some(guard) = guard.as_deref_mut() {

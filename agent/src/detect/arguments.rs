@@ -171,6 +171,14 @@ impl ArgumentShapes {
     /// arguments for the programs of `executables` it does not list.
     pub fn from_profile(executables: &[String], listed: &[ExecArguments]) -> ArgumentShapes {
         let mut shapes = ArgumentShapes::default();
+        shapes.add_profile(executables, listed);
+        shapes
+    }
+
+    /// Adds the shapes of a profile's container (as [`Self::from_profile`]
+    /// reads them) to these.
+    pub fn add_profile(&mut self, executables: &[String], listed: &[ExecArguments]) {
+        let shapes = self;
         for entry in listed {
             if entry.any {
                 shapes.allow_any(&entry.path);
@@ -180,11 +188,10 @@ impl ArgumentShapes {
             }
         }
         for path in executables {
-            if !shapes.programs.contains_key(path) {
+            if !listed.iter().any(|entry| entry.path == *path) {
                 shapes.allow_any(path);
             }
         }
-        shapes
     }
 
     /// As a profile lists them, by path.

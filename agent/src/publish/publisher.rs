@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use super::plan::{self, Decision, Skip, SpecInput, Target, WriteFailure};
 use super::{FIELD_MANAGER, label_value, labels, report_object};
 use crate::cgroups::Hierarchy;
+use crate::cluster::guarded::Guarded;
 use crate::cluster::peers::PeerIndex;
 use crate::cluster::remote::RemotePods;
 use crate::cluster::workload::Workloads;
@@ -123,6 +124,11 @@ pub struct Publisher {
     /// The last write went through (exits are written early only then;
     /// otherwise at the regular interval, not in a tight retry loop).
     pub api_ok: bool,
+    /// What the local workloads' profiles hold: a report they cover holds
+    /// only the rest (`None`: every report is whole).
+    covering: Option<Guarded>,
+    /// Its generation when every report was last looked at.
+    covering_seen: u64,
 }
 
 impl Publisher {
@@ -155,7 +161,53 @@ impl Publisher {
             tick_losses: NodeLosses::default(),
             drops_read: HashMap::new(),
             api_ok: true,
+            covering: None,
+            covering_seen: 0,
         }
+    }
+
+    /// Writes covered reports where the workload's profile holds what its
+    /// containers did ([`crate::coverage`]).
+    pub fn cover_with(&mut self, profiles: Guarded) {
+        self.covering = Some(profiles);
+    }
+
+    /// `spec` as written: covered by its workload's profile when that
+    /// holds the container and is settled (or covered the report already:
+    /// what the report held then stays in it); whole otherwise.
+    fn covered(
+        &self,
+        mut spec: ContainerBehaviorReportSpec,
+        key: &Key,
+    ) -> ContainerBehaviorReportSpec {
+        // What was read back may have been covered: it is whole only again
+        // if it is covered again.
+        spec.covered = None;
+        let subject = &spec.subject;
+        let (Some(profiles), Some(namespace), Some(workload), Some(container)) = (
+            &self.covering,
+            &subject.namespace,
+            &subject.workload,
+            &subject.container,
+        ) else {
+            return spec;
+        };
+        let Some(covering) = profiles.covering(namespace, workload) else {
+            return spec;
+        };
+        let Some(base) = covering.bases.get(container) else {
+            return spec;
+        };
+        // As written last, or before the agent restarted.
+        let earlier = self
+            .published
+            .get(key)
+            .or_else(|| self.retained.get(key))
+            .filter(|p| p.covered.as_ref() == Some(&covering.coverage));
+        if !covering.settled && earlier.is_none() {
+            return spec;
+        }
+        base.delta(&spec, earlier, covering.coverage.clone())
     }
 
     /// Reads back the reports this node wrote earlier, once.
@@ -240,6 +292,17 @@ impl Publisher {
                 "losses no cgroup can be charged with: every report of this node says so (stats.nodeLosses)"
             );
             all = true;
+        }
+        // A profile that covers reports came, went, or changed what it
+        // holds: every report may be written differently.
+        if let Some(covering) = &self.covering
+            && !exits_only
+        {
+            let generation = covering.covering_generation();
+            if generation != self.covering_seen {
+                self.covering_seen = generation;
+                all = true;
+            }
         }
         self.tick_losses = losses.clone();
         let drops_read: HashMap<u64, u64> = counts
@@ -568,6 +631,7 @@ impl Publisher {
             .filter(|(other, t)| **other != id && t.report.as_ref() == Some(&key))
             .filter_map(|(_, t)| t.spec.as_ref());
         let spec = plan::compose(spec, others, self.retained.get(&key));
+        let spec = self.covered(spec, &key);
         let spec = match plan::decide(spec, self.published.get(&key), exiting) {
             Decision::Unchanged => {
                 self.metrics.write("unchanged");
