@@ -81,6 +81,8 @@ pub struct AgentMetrics {
     pub alerts_undelivered: Family<KindLabel, Counter>,
     /// Containers whose events are checked against a guarding profile.
     pub guarded_containers: Gauge,
+    /// Reports last written covered by their workload's profile.
+    pub covered_reports: Gauge,
 }
 
 impl AgentMetrics {
@@ -132,6 +134,11 @@ impl AgentMetrics {
             "guarded_containers",
             "Containers whose events are checked against their workload's guarding profile",
             self.guarded_containers.clone(),
+        );
+        r.register(
+            "covered_reports",
+            "Reports last written covered by their workload's profile (holding only what it lacks)",
+            self.covered_reports.clone(),
         );
         r.register(
             "alerts",

@@ -669,6 +669,7 @@ metrics_are_served() {
     grep -E '^imprint_agent_events_total\{kind="syscall"\} [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_agent_containers_tracked [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_agent_guarded_containers [1-9]' <<< "$a" > /dev/null &&
+    grep -E '^imprint_agent_covered_reports [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_controller_profiles\{kind="(Stable|Learning)"\} [1-9]' <<< "$c" > /dev/null &&
     grep -E '^imprint_controller_merges_total [1-9]' <<< "$c" > /dev/null || { echo "$a"; echo "$c"; return 1; }
   # Memory after the load (figures, not limits).

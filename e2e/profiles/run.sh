@@ -289,6 +289,25 @@ reports_are_covered_once_stable() {
   fi
 }
 
+# A profile deleted (the controller makes it again, with another uid)
+# covers nothing: the agent writes the report whole again, from what it
+# holds, and the new profile learns everything from it.
+a_deleted_profile_covers_nothing() {
+  local pod
+  web renewed 'cp /bin/busybox /tmp/renewed-marker; /tmp/renewed-marker true; exec sleep 3600' || return 1
+  k rollout status deployment/renewed --timeout=90s || return 1
+  pod=$(pods_of renewed | head -1)
+  eventually 120 phase_is deployment-renewed Stable || { bp deployment-renewed -o yaml | head -30; return 1; }
+  eventually 30 holds_report "$pod" web '.spec.covered.profile == "deployment-renewed" and (.spec.executables | length) == 0' ||
+    { cbr "$(report_of "$pod" web)" -o json | jq -c '.spec | {covered, execs: [.executables[].path]}'; return 1; }
+  k delete bp deployment-renewed --wait=true > /dev/null || return 1
+  eventually 60 holds_report "$pod" web '.spec.covered == null and ([.spec.executables[].path] | index("/tmp/renewed-marker"))' ||
+    { cbr "$(report_of "$pod" web)" -o json | jq -c '.spec | {covered, execs: [.executables[].path]}'; return 1; }
+  eventually 60 profile_has_executables deployment-renewed /tmp/renewed-marker ||
+    { bp deployment-renewed -o json | jq -c '.status | {phase, conditions}'; return 1; }
+  k delete deployment renewed --wait=false > /dev/null
+}
+
 # Once Stable, an Auto profile guards: a program never run before is an
 # anomaly (status, condition), not learnt, and the SeccompProfile stays as
 # it was; accepted in spec.accept, it is allowed and no longer an anomaly.
@@ -1012,6 +1031,7 @@ check "SeccompProfiles accepted by SPO's CRD" seccomp_profiles_are_accepted
 check "CEL: a profile's workload cannot change, its window must be a duration" cel_rules_guard_the_profile
 check "the profile becomes Stable" profile_becomes_stable
 check "once Stable, reports hold only what the profile lacks; the profile stays as it was" reports_are_covered_once_stable
+check "a deleted profile covers nothing: the report whole again, all of it learnt anew" a_deleted_profile_covers_nothing
 check "guarding: new behavior is an anomaly, not learnt, until accepted" new_behavior_is_an_anomaly_until_accepted
 check "enforced profile + recommended securityContext serve with zero errors" enforced_profile_serves_without_errors
 check "the profile without one needed syscall fails" profile_without_a_needed_syscall_fails

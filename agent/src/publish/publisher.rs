@@ -444,6 +444,12 @@ impl Publisher {
     fn count_containers(&self) {
         let reports = self.cgroups.values().filter(|t| t.report.is_some()).count();
         self.metrics.containers.set(reports as i64);
+        let covered = self
+            .published
+            .values()
+            .filter(|spec| spec.covered.is_some())
+            .count();
+        self.metrics.covered_reports.set(covered as i64);
     }
 
     /// Drops everything kept about an exited cgroup once it was written;
