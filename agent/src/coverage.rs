@@ -152,6 +152,66 @@ impl Base {
     }
 }
 
+/// What an agent knows of the profile of a report's workload.
+#[derive(Clone, Copy, Debug)]
+pub enum Profile<'a> {
+    /// Not read yet (the agent just started).
+    NotKnownYet,
+    /// There is none, or it holds nothing as recorded.
+    None,
+    /// It holds what `base` says of the report's container (`None`:
+    /// nothing of that container).
+    Holds {
+        /// Its name and uid.
+        coverage: &'a Coverage,
+        /// It is Stable or guarding.
+        settled: bool,
+        /// What it holds of the container.
+        base: Option<&'a Base>,
+    },
+}
+
+/// How an agent writes `report` (composed with what it wrote before, so it
+/// may carry the coverage read back) given its workload's `profile` and the
+/// report as written before (`earlier`):
+/// - covered by `profile` when that holds the container and is settled, or
+///   covered the report already (what the report held then stays in it);
+/// - covered as it was, lists whole, while the profile that covered it is
+///   not known yet or holds nothing of the container (the controller adds
+///   the rest back: never less than the report held);
+/// - whole otherwise, and once the profile that covered it is gone.
+pub fn written(
+    mut report: ContainerBehaviorReportSpec,
+    profile: Profile<'_>,
+    earlier: Option<&ContainerBehaviorReportSpec>,
+) -> ContainerBehaviorReportSpec {
+    let was = report.covered.take();
+    match profile {
+        Profile::NotKnownYet => {
+            report.covered = was;
+            report
+        }
+        Profile::None => report,
+        Profile::Holds {
+            coverage,
+            settled,
+            base,
+        } => {
+            let still = was.filter(|c| c == coverage);
+            let earlier = earlier.filter(|e| e.covered.as_ref() == Some(coverage));
+            match base {
+                Some(base) if settled || earlier.is_some() || still.is_some() => {
+                    base.delta(&report, earlier, coverage.clone())
+                }
+                _ => {
+                    report.covered = still;
+                    report
+                }
+            }
+        }
+    }
+}
+
 /// The syscalls of `seen` that `known` (of the same architecture) does not
 /// hold, and those `kept` holds. A syscall whose arguments are recorded is new, with its entry,
 /// unless every call it made is known or `known` allows it whatever the
@@ -425,6 +485,96 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_covers_a_report_only_against_a_profile_it_knows_is_there() {
+        let whole = merge(&[nginx("web-0")], None);
+        let base = Base::of(&whole.containers[0]).unwrap();
+        let by = coverage();
+        let holds = |settled, base| Profile::Holds {
+            coverage: &by,
+            settled,
+            base,
+        };
+        // Read back covered, composed with what the agent holds now.
+        let mut read_back = nginx("web-1");
+        read_back.covered = Some(by.clone());
+        let written = |profile, earlier| super::written(read_back.clone(), profile, earlier);
+
+        let not_yet = written(Profile::NotKnownYet, None);
+        assert_eq!(not_yet.covered, Some(by.clone()), "still covered");
+        assert_eq!(not_yet.syscalls, read_back.syscalls, "its lists whole");
+        let gone = written(Profile::None, None);
+        assert_eq!(gone.covered, None, "whole once the profile is gone");
+        let other = Coverage {
+            uid: "another".into(),
+            ..by.clone()
+        };
+        let replaced = super::written(
+            read_back.clone(),
+            Profile::Holds {
+                coverage: &other,
+                settled: true,
+                base: Some(&base),
+            },
+            None,
+        );
+        assert_eq!(
+            replaced.covered,
+            Some(other.clone()),
+            "covered by the new one"
+        );
+        let no_base = written(holds(true, None), None);
+        assert_eq!(
+            no_base.covered,
+            Some(by.clone()),
+            "nothing of the container: as it was"
+        );
+        let learning = written(holds(false, Some(&base)), None);
+        assert!(
+            learning.covered.is_some() && learning.syscalls.names.is_empty(),
+            "covered already: covered on while the profile learns"
+        );
+        // A whole report: covered only once the profile is settled.
+        let fresh = nginx("web-2");
+        assert_eq!(
+            super::written(fresh.clone(), holds(false, Some(&base)), None),
+            fresh
+        );
+        let settled = super::written(fresh.clone(), holds(true, Some(&base)), None);
+        assert_eq!(settled.covered, Some(by.clone()));
+        assert_eq!(settled.lists_len(), 0);
+    }
+
+    #[test]
+    fn folded_files_of_the_profile_decide_no_root_write() {
+        // 1,100 directories written in a writable mount: the profile's
+        // files fold up to `/var/**`, and the root stays read-only-able
+        // only if the base's writes are the profile's root writes, not
+        // its folded files.
+        let mut spec = nginx("web-0");
+        spec.subject.writable_mounts = vec!["/var/lib/app".into()];
+        spec.files
+            .retain(|f| !f.access.iter().any(|a| a.is_write()));
+        for n in 0..1100 {
+            spec.files.push(FileAccess {
+                path: format!("/var/lib/app/d{n}/data"),
+                access: [Access::Write, Access::Create].into(),
+            });
+        }
+        let whole = merge(std::slice::from_ref(&spec), None);
+        let container = &whole.containers[0];
+        assert!(
+            container.files.iter().any(|f| f.path == "/var/**"),
+            "folded"
+        );
+        assert!(
+            container.root_writes.is_empty()
+                && container.security_context.read_only_root_filesystem
+        );
+        let thin = covered(&whole, &spec);
+        assert_eq!(merge(&[thin], Some(&whole)).containers, whole.containers);
+    }
+
+    #[test]
     fn calls_are_covered_as_the_merge_reads_them() {
         let whole = merge(&[nginx("web-0")], None);
         let recorded = whole.containers[0].recorded.clone().unwrap();
@@ -471,7 +621,7 @@ mod tests {
     }
 
     #[test]
-    fn reports_covered_by_a_profile_that_is_gone_keep_the_profile_learning() {
+    fn reports_covered_by_a_profile_that_is_gone_are_said_to_lack_it() {
         let whole = merge(&[nginx("web-0")], None);
         let thin = covered(&whole, &nginx("web-1"));
         // The profile was deleted and made again: another uid, no base.
@@ -485,10 +635,6 @@ mod tests {
             .find(|c| c.type_ == COVERAGE_LOST)
             .expect("a CoverageLost condition");
         assert!(lost.message.starts_with("1 reports"), "{}", lost.message);
-        assert_eq!(
-            merged.incomplete,
-            [COVERAGE_LOST],
-            "it keeps the profile from Stable"
-        );
+        assert!(merged.incomplete.is_empty(), "said, not blocking");
     }
 }

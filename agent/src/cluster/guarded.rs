@@ -159,8 +159,22 @@ impl Guarded {
     /// What the profile of `workload` in `namespace` holds, when it holds
     /// anything as recorded and has pods here.
     pub fn covering(&self, namespace: &str, workload: &WorkloadRef) -> Option<Arc<Covering>> {
+        self.covering_known(namespace, workload).flatten()
+    }
+
+    /// As [`Self::covering`], and `None` while the profile was not read
+    /// yet (the watch's first list, or a read, is still to come).
+    pub fn covering_known(
+        &self,
+        namespace: &str,
+        workload: &WorkloadRef,
+    ) -> Option<Option<Arc<Covering>>> {
         let key = (namespace.to_string(), profile_name(workload));
-        self.lock().covering.get(&key).cloned()
+        let state = self.lock();
+        state
+            .profiles
+            .contains_key(&key)
+            .then(|| state.covering.get(&key).cloned())
     }
 
     /// The workload of a pod of this node, once looked up.
@@ -513,9 +527,14 @@ mod tests {
         let guarded = Guarded::default();
         let web = web();
         make_local(&guarded);
+        assert!(
+            guarded.covering_known("shop", &web).is_none(),
+            "not read yet: not known"
+        );
         let mut p = profile(false, Mode::Auto);
         p.metadata.uid = Some("uid-1".into());
         guarded.take("shop", "deployment-web", Some(&p));
+        assert!(matches!(guarded.covering_known("shop", &web), Some(None)));
         assert!(
             guarded.covering("shop", &web).is_none(),
             "nothing held as recorded (an earlier release's status)"

@@ -10,15 +10,12 @@ use imprint_crd::profile::ProfileCondition;
 use imprint_crd::report::{ContainerBehaviorReportSpec, NodeLosses};
 
 /// Condition types that keep a profile from `Stable`.
-pub const BLOCKING: [&str; 4] = [
-    HOOKS_MISSING,
-    UNATTRIBUTED_LOSSES,
-    START_NOT_OBSERVED,
-    COVERAGE_LOST,
-];
+pub const BLOCKING: [&str; 3] = [HOOKS_MISSING, UNATTRIBUTED_LOSSES, START_NOT_OBSERVED];
 
 /// Reports are covered by a profile that is gone (deleted or replaced):
-/// what it held of them is missing until their agents write them whole.
+/// what it held of them is missing until their agents write them whole
+/// (said, not blocking: a report of a container that does nothing more,
+/// such as a completed Job's, is never written again).
 pub const COVERAGE_LOST: &str = "CoverageLost";
 
 /// A node lacked hooks, so its reports lack what those hooks see.

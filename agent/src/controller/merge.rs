@@ -361,20 +361,30 @@ impl ContainerMerge {
         }
         self.arguments
             .add_profile(&container.executables, &container.exec_arguments);
+        // The writes that decide the root filesystem are the profile's
+        // `rootWrites` as they were (its files may be folded into
+        // directories, which say less).
         for file in &container.files {
-            self.add_file(file, overrides);
+            self.add_file(file, None);
+        }
+        for path in &container.root_writes {
+            if plausible_path(path) && !overrides.ignore_paths.iter().any(|p| under(path, p)) {
+                self.writes.insert(path.clone());
+            }
         }
         self.bound();
         self.network.extend(container.network.iter().cloned());
     }
 
-    fn add_file(&mut self, file: &FileAccess, overrides: &Overrides) {
+    /// Adds a file; its writes too, unless `overrides` is `None`.
+    fn add_file(&mut self, file: &FileAccess, overrides: Option<&Overrides>) {
         if !plausible_path(&file.path) {
             self.skipped
                 .push(format!("file path {:?}", truncated(&file.path)));
             return;
         }
-        if file.access.iter().any(|a| a.is_write())
+        if let Some(overrides) = overrides
+            && file.access.iter().any(|a| a.is_write())
             && !overrides.ignore_paths.iter().any(|p| under(&file.path, p))
             && !self.writes.contains(&file.path)
         {
@@ -408,7 +418,7 @@ impl ContainerMerge {
             self.runs_as_root |= exec.euid == 0;
         }
         for file in &report.files {
-            self.add_file(file, overrides);
+            self.add_file(file, Some(overrides));
         }
         self.bound();
         for endpoint in &report.network {

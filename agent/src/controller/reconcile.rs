@@ -163,9 +163,13 @@ pub async fn reconcile(
         name: name.clone(),
         source,
     };
+    // A report covered by the profile was written against the profile as
+    // its agent saw it, which the store may not have yet: the profile is
+    // read from the API server then, so its base is never older.
+    let covered = reports.iter().any(|r| r.covered_by.is_some());
     let existing = match existing {
-        Some(profile) => Some(profile.clone()),
-        None => api.get_opt(&name).await.map_err(profile_error)?,
+        Some(profile) if !covered => Some(profile.clone()),
+        _ => api.get_opt(&name).await.map_err(profile_error)?,
     };
     let profile = match existing {
         Some(profile) => profile,
@@ -622,9 +626,20 @@ async fn write_archive(
         };
         // One report parsed at a time (checked readable before).
         for report in folded {
-            if let Ok(folded) = report.spec() {
+            if let Ok(mut folded) = report.spec() {
                 if spec.syscalls.arch.is_empty() {
                     spec.syscalls.arch = folded.syscalls.arch.clone();
+                }
+                // Covered by a profile that is gone (another uid): what it
+                // held of the report went with it; the rest is kept, and
+                // the archive is not tied to that profile for ever.
+                if folded
+                    .covered
+                    .as_ref()
+                    .is_some_and(|c| profile.metadata.uid.as_ref() != Some(&c.uid))
+                {
+                    warn!(namespace, report = %report.name, "folded a report covered by an earlier profile of this name: what only that profile held of it is not in the archive");
+                    folded.covered = None;
                 }
                 spec.absorb(&folded);
             }

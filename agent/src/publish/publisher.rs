@@ -23,6 +23,7 @@ use crate::cluster::guarded::Guarded;
 use crate::cluster::peers::PeerIndex;
 use crate::cluster::remote::RemotePods;
 use crate::cluster::workload::Workloads;
+use crate::coverage::{self, Profile};
 use crate::metrics::AgentMetrics;
 use crate::names::Arch;
 use crate::pipeline::Session;
@@ -172,42 +173,38 @@ impl Publisher {
         self.covering = Some(profiles);
     }
 
-    /// `spec` as written: covered by its workload's profile when that
-    /// holds the container and is settled (or covered the report already:
-    /// what the report held then stays in it); whole otherwise.
-    fn covered(
-        &self,
-        mut spec: ContainerBehaviorReportSpec,
-        key: &Key,
-    ) -> ContainerBehaviorReportSpec {
-        // What was read back may have been covered: it is whole only again
-        // if it is covered again.
-        spec.covered = None;
+    /// `spec` as written, given what is known of its workload's profile
+    /// ([`coverage::written`]).
+    fn covered(&self, spec: ContainerBehaviorReportSpec, key: &Key) -> ContainerBehaviorReportSpec {
         let subject = &spec.subject;
-        let (Some(profiles), Some(namespace), Some(workload), Some(container)) = (
+        let known = match (
             &self.covering,
             &subject.namespace,
             &subject.workload,
             &subject.container,
-        ) else {
-            return spec;
+        ) {
+            (Some(profiles), Some(namespace), Some(workload), Some(_)) => {
+                profiles.covering_known(namespace, workload)
+            }
+            _ => None,
         };
-        let Some(covering) = profiles.covering(namespace, workload) else {
-            return spec;
-        };
-        let Some(base) = covering.bases.get(container) else {
-            return spec;
+        let profile = match &known {
+            None => Profile::NotKnownYet,
+            Some(None) => Profile::None,
+            Some(Some(covering)) => Profile::Holds {
+                coverage: &covering.coverage,
+                settled: covering.settled,
+                base: spec
+                    .subject
+                    .container
+                    .as_ref()
+                    .and_then(|c| covering.bases.get(c))
+                    .map(|b| &**b),
+            },
         };
         // As written last, or before the agent restarted.
-        let earlier = self
-            .published
-            .get(key)
-            .or_else(|| self.retained.get(key))
-            .filter(|p| p.covered.as_ref() == Some(&covering.coverage));
-        if !covering.settled && earlier.is_none() {
-            return spec;
-        }
-        base.delta(&spec, earlier, covering.coverage.clone())
+        let earlier = self.published.get(key).or_else(|| self.retained.get(key));
+        coverage::written(spec, profile, earlier)
     }
 
     /// Reads back the reports this node wrote earlier, once.
