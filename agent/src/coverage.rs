@@ -26,6 +26,7 @@ use crate::probes::arguments::RECORDED;
 #[derive(Clone, Debug)]
 pub struct Base {
     recorded: Recorded,
+    executables: Vec<String>,
     files: HashMap<String, BTreeSet<Access>>,
     network: BTreeSet<NetworkEndpoint>,
     shapes: ArgumentShapes,
@@ -38,6 +39,7 @@ impl Base {
         let recorded = container.recorded.clone()?;
         Some(Base {
             recorded,
+            executables: container.executables.clone(),
             files: container
                 .files
                 .iter()
@@ -144,6 +146,58 @@ impl Base {
                 ..ContainerBehaviorReportSpec::default()
             })
             .collect()
+    }
+
+    /// A covered `report` made whole again for tools that read reports
+    /// alone (`imprint recommend`): its lists united with this base's (the
+    /// syscalls and calls of its architecture, the needed capabilities,
+    /// files, connections, programs by path), not covered any more.
+    pub fn expand(&self, report: &ContainerBehaviorReportSpec) -> ContainerBehaviorReportSpec {
+        let mut whole = report.clone();
+        whole.covered = None;
+        let syscalls = self
+            .recorded
+            .syscalls
+            .iter()
+            .find(|s| s.arch == report.syscalls.arch)
+            .cloned()
+            .unwrap_or_default();
+        let base = ContainerBehaviorReportSpec {
+            subject: report.subject.clone(),
+            syscalls: syscalls.clone(),
+            capabilities: self
+                .as_reports()
+                .first()
+                .map(|r| r.capabilities.clone())
+                .unwrap_or_default(),
+            files: self
+                .files
+                .iter()
+                .map(|(path, access)| imprint_crd::report::FileAccess {
+                    path: path.clone(),
+                    access: access.clone(),
+                })
+                .collect(),
+            network: self.network.iter().cloned().collect(),
+            executables: self
+                .executables
+                .iter()
+                .map(|path| imprint_crd::report::Executable {
+                    path: path.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..ContainerBehaviorReportSpec::default()
+        };
+        whole.absorb(&base);
+        // A recorded syscall the base allows whatever the arguments (used
+        // without them recorded) stays so.
+        whole.syscalls.arguments.retain(|a| {
+            !(syscalls.names.contains(&a.name)
+                && RECORDED.iter().any(|(n, _)| *n == a.name)
+                && !syscalls.arguments.iter().any(|k| k.name == a.name))
+        });
+        whole
     }
 
     /// What the base records beyond the profile's lists.
@@ -542,6 +596,31 @@ mod tests {
         let settled = super::written(fresh.clone(), holds(true, Some(&base)), None);
         assert_eq!(settled.covered, Some(by.clone()));
         assert_eq!(settled.lists_len(), 0);
+    }
+
+    #[test]
+    fn a_covered_report_expanded_recommends_what_the_whole_one_does() {
+        let whole = merge(&[nginx("web-0")], None);
+        let base = Base::of(&whole.containers[0]).unwrap();
+        let report = busier("web-1");
+        let expanded = base.expand(&covered(&whole, &report));
+        assert_eq!(expanded.covered, None);
+        let from = |spec: &ContainerBehaviorReportSpec| {
+            let merged = crate::recommend::merge([spec]);
+            (
+                crate::recommend::oci_profile_with(
+                    &merged,
+                    crate::recommend::ArgumentStyle::Restricted,
+                ),
+                crate::recommend::capabilities(&merged),
+            )
+        };
+        assert_eq!(from(&expanded), from(&report));
+        let mut network = expanded.network.clone();
+        network.sort();
+        let mut seen = report.network.clone();
+        seen.sort();
+        assert_eq!(network, seen);
     }
 
     #[test]

@@ -177,7 +177,8 @@ enum Command {
     /// Turn reports into a seccomp profile or a capability set. Several
     /// reports merge into one profile.
     Recommend {
-        /// Report files (JSON or YAML).
+        /// Report files (JSON or YAML); for covered reports, the
+        /// BehaviorProfile that covers them too.
         #[arg(required = true)]
         reports: Vec<PathBuf>,
         /// What to produce.
@@ -576,10 +577,8 @@ fn recommend_text(
     name: Option<String>,
     style: recommend::ArgumentStyle,
 ) -> Result<String> {
-    let reports = paths
-        .iter()
-        .map(|p| report::read(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (reports, paths) = read_reports(paths)?;
+    let paths = &paths[..];
     let merged = recommend::merge(reports.iter().map(|r| &r.spec));
     for skipped in &merged.skipped {
         tracing::warn!("skipped {skipped}");
@@ -600,6 +599,53 @@ fn recommend_text(
         Output::Caps => report::to_text(&recommend::capabilities(&merged), Format::Yaml),
         Output::NetworkPolicy => network_policy_text(paths, &reports, name)?,
     })
+}
+
+/// The reports of `paths` (and their paths), a covered one made whole with
+/// the BehaviorProfile among `paths` that covers it.
+fn read_reports(
+    paths: &[PathBuf],
+) -> Result<(
+    Vec<imprint_crd::report::ContainerBehaviorReport>,
+    Vec<PathBuf>,
+)> {
+    let mut reports = Vec::new();
+    let mut profiles = Vec::new();
+    for path in paths {
+        match report::read_input(path)? {
+            report::Input::Report(r) => reports.push((path.clone(), *r)),
+            report::Input::Profile(p) => profiles.push(*p),
+        }
+    }
+    anyhow::ensure!(
+        !reports.is_empty(),
+        "no report among the files (only BehaviorProfiles)"
+    );
+    let mut whole = Vec::new();
+    let mut kept = Vec::new();
+    for (path, mut report) in reports {
+        if let Some(covered) = report.spec.covered.clone() {
+            let base = profiles
+                .iter()
+                .filter(|p| p.metadata.uid.as_deref() == Some(covered.uid.as_str()))
+                .flat_map(|p| p.status.iter().flat_map(|s| &s.containers))
+                .find(|c| Some(&c.name) == report.spec.subject.container.as_ref())
+                .and_then(imprint::coverage::Base::of);
+            let Some(base) = base else {
+                anyhow::bail!(
+                    "{}: covered by the BehaviorProfile {:?} (uid {}): it holds only what that profile had not learnt; give that profile's file too (kubectl get bp {} -o yaml)",
+                    path.display(),
+                    covered.profile,
+                    covered.uid,
+                    covered.profile
+                );
+            };
+            report.spec = base.expand(&report.spec);
+        }
+        whole.push(report);
+        kept.push(path);
+    }
+    Ok((whole, kept))
 }
 
 /// The NetworkPolicy of the reports' workload, its notes as comments above it.

@@ -259,6 +259,57 @@ pub fn read(path: &Path) -> Result<ContainerBehaviorReport, ReportError> {
 /// Parses report text (JSON or YAML) of a whole report (not one covered by
 /// a profile); the error is one line naming the problem.
 pub fn parse(text: &str) -> Result<ContainerBehaviorReport, String> {
+    let report = parse_covered(text)?;
+    if let Some(covered) = &report.spec.covered {
+        return Err(format!(
+            "covered by the BehaviorProfile {:?}: it holds only what that profile had not learnt, not what the container did (give the profile too: kubectl get bp {} -o yaml)",
+            covered.profile, covered.profile
+        ));
+    }
+    Ok(report)
+}
+
+/// A report file or the BehaviorProfile that covers reports.
+pub enum Input {
+    /// A report, whole or covered.
+    Report(Box<ContainerBehaviorReport>),
+    /// A profile.
+    Profile(Box<imprint_crd::profile::BehaviorProfile>),
+}
+
+/// Reads a report file, or a BehaviorProfile's (JSON or YAML, by content).
+pub fn read_input(path: &Path) -> Result<Input, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |reason| ReportError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let profile = if text.trim_start().starts_with('{') {
+        serde_json::from_str::<serde_json::Value>(&text).ok()
+    } else {
+        yaml::from_str::<serde_json::Value>(&text).ok()
+    }
+    .filter(|v| v.get("kind").and_then(|k| k.as_str()) == Some("BehaviorProfile"));
+    match profile {
+        Some(value) => serde_json::from_value(value)
+            .map(|p| Input::Profile(Box::new(p)))
+            .map_err(|e| {
+                invalid(format!(
+                    "invalid BehaviorProfile: {}",
+                    one_line(&e.to_string())
+                ))
+            }),
+        None => parse_covered(&text)
+            .map(|r| Input::Report(Box::new(r)))
+            .map_err(invalid),
+    }
+}
+
+/// Parses report text, whole or covered.
+fn parse_covered(text: &str) -> Result<ContainerBehaviorReport, String> {
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
         return Err("the file is empty".into());
@@ -290,12 +341,6 @@ pub fn parse(text: &str) -> Result<ContainerBehaviorReport, String> {
     }
     let report: ContainerBehaviorReport = serde_json::from_value(value)
         .map_err(|e| format!("invalid spec: {}", one_line(&e.to_string())))?;
-    if let Some(covered) = &report.spec.covered {
-        return Err(format!(
-            "covered by the BehaviorProfile {:?}: it holds only what that profile had not learnt, not what the container did (use the profile, or its SeccompProfile)",
-            covered.profile
-        ));
-    }
     if Arch::from_kernel_name(&report.spec.syscalls.arch).is_none() {
         return Err(format!(
             "spec.syscalls.arch {:?} is not x86_64 or aarch64",

@@ -13,7 +13,8 @@
 #     (the time from Stable to Applied is printed), none for the idle one,
 #     whose condition names its unused listener
 #   - imprint recommend --format networkpolicy on the reports saved as
-#     files gives the same policies
+#     files (covered by their Stable profiles, whose files are given too)
+#     gives the same policies
 #   - the same load with the policies in force: zero errors; again after a
 #     restart of every tier (new pods, new addresses)
 #   - a pod of another workload in the same namespace and one in another
@@ -351,13 +352,19 @@ policies_name_workloads_and_target_ports() {
 # The reports on file give the same policy (selectors and Services read
 # from the cluster's API with the admin's KUBECONFIG).
 recommend_from_files_matches() {
-  local bin=${IMPRINT_BIN:-$(command -v imprint)} tier name files
+  local bin=${IMPRINT_BIN:-$(command -v imprint)} tier name files covered_file
   for tier in "${TIERS[@]}"; do
     files=()
     for name in $(k get cbr -l "!imprint.dev/archive,imprint.dev/workload-name=$tier" -o jsonpath='{.items[*].metadata.name}'); do
       k get cbr "$name" -o yaml > "$work/$name.yaml" && files+=("$work/$name.yaml") || return 1
     done
     [[ ${#files[@]} -ge 1 ]] || { echo "$tier: no report"; return 1; }
+    # Reports covered by their Stable profile are whole again with it.
+    for f in "${files[@]}"; do
+      grep -q '^  covered:' "$f" && covered_file=$f
+    done
+    [[ -n $covered_file ]] || { echo "$tier: no report covered by its Stable profile"; return 1; }
+    k get bp "deployment-$tier" -o yaml > "$work/bp-$tier.yaml" && files+=("$work/bp-$tier.yaml") || return 1
     "$bin" recommend --format networkpolicy "${files[@]}" > "$work/recommended-$tier.yaml" 2> "$work/recommend.err" ||
       { cat "$work/recommend.err"; return 1; }
     kubectl create --dry-run=client -o json -f "$work/recommended-$tier.yaml" > "$work/recommended-$tier.json" || return 1
@@ -367,8 +374,11 @@ recommend_from_files_matches() {
       { echo "$tier: recommended $(jq -c .spec "$work/recommended-$tier.json"), applied $(jq -c .spec "$work/np-$tier.json")"; return 1; }
   done
   # Without a cluster to read selectors from, it says so.
-  ! KUBECONFIG=/nonexistent "$bin" recommend --format networkpolicy "${files[0]}" > /dev/null 2> "$work/recommend.err" &&
+  ! KUBECONFIG=/nonexistent "$bin" recommend --format networkpolicy "${files[@]}" > /dev/null 2> "$work/recommend.err" &&
     grep -q "reports do not carry those" "$work/recommend.err" || { cat "$work/recommend.err"; return 1; }
+  # A covered report without its profile: refused, naming the profile.
+  ! "$bin" recommend --format networkpolicy "$covered_file" > /dev/null 2> "$work/covered.err" &&
+    grep -q "give that profile's file too" "$work/covered.err" || { cat "$work/covered.err"; return 1; }
   note "imprint recommend --format networkpolicy (reports on file): the applied policy, for each tier; without a cluster: $(head -c 120 "$work/recommend.err")..."
 }
 
