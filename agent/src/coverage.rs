@@ -80,9 +80,8 @@ impl Base {
             .executables
             .iter()
             .filter(|exec| {
-                let escalates = exec.setuid || exec.setgid || !exec.file_capabilities.is_empty();
                 self.shapes.allows(&exec.path, &exec.args) != Some(true)
-                    || (escalates && !self.recorded.escalates)
+                    || (exec.gains_privilege() && !self.recorded.escalates)
                     || (exec.euid == 0 && !self.recorded.runs_as_root)
                     || kept
                         .executables
@@ -131,19 +130,24 @@ impl Base {
             .map(|(n, syscalls)| ContainerBehaviorReportSpec {
                 syscalls: syscalls.clone(),
                 capabilities: if n == 0 {
-                    self.recorded
-                        .capabilities
-                        .iter()
-                        .map(|name| imprint_crd::report::CapabilityUse {
-                            name: name.clone(),
-                            needed: true,
-                            ..Default::default()
-                        })
-                        .collect()
+                    self.capability_uses()
                 } else {
                     Vec::new()
                 },
                 ..ContainerBehaviorReportSpec::default()
+            })
+            .collect()
+    }
+
+    /// The needed capabilities, as a report says them.
+    fn capability_uses(&self) -> Vec<imprint_crd::report::CapabilityUse> {
+        self.recorded
+            .capabilities
+            .iter()
+            .map(|name| imprint_crd::report::CapabilityUse {
+                name: name.clone(),
+                needed: true,
+                ..Default::default()
             })
             .collect()
     }
@@ -165,11 +169,7 @@ impl Base {
         let base = ContainerBehaviorReportSpec {
             subject: report.subject.clone(),
             syscalls: syscalls.clone(),
-            capabilities: self
-                .as_reports()
-                .first()
-                .map(|r| r.capabilities.clone())
-                .unwrap_or_default(),
+            capabilities: self.capability_uses(),
             files: self
                 .files
                 .iter()
@@ -267,9 +267,10 @@ pub fn written(
 }
 
 /// The syscalls of `seen` that `known` (of the same architecture) does not
-/// hold, and those `kept` holds. A syscall whose arguments are recorded is new, with its entry,
-/// unless every call it made is known or `known` allows it whatever the
-/// arguments (overflowed, or used without them recorded).
+/// hold, and those `kept` holds. A syscall whose arguments are recorded is
+/// new, with its entry, unless every call it made is known or `known`
+/// allows it whatever the arguments (overflowed, or used without them
+/// recorded).
 fn new_syscalls(seen: &SyscallSet, known: Option<&SyscallSet>, kept: &SyscallSet) -> SyscallSet {
     let Some(known) = known else {
         return seen.clone();

@@ -262,8 +262,8 @@ pub fn parse(text: &str) -> Result<ContainerBehaviorReport, String> {
     let report = parse_covered(text)?;
     if let Some(covered) = &report.spec.covered {
         return Err(format!(
-            "covered by the BehaviorProfile {:?}: it holds only what that profile had not learnt, not what the container did (give the profile too: kubectl get bp {} -o yaml)",
-            covered.profile, covered.profile
+            "covered by the BehaviorProfile {:?}: it holds only what that profile had not learnt, not what the container did (a whole report is needed here)",
+            covered.profile
         ));
     }
     Ok(report)

@@ -255,6 +255,14 @@ pub struct Executable {
     pub euid: u32,
 }
 
+impl Executable {
+    /// Whether it gained privilege: set-user-id, set-group-id or file
+    /// capabilities.
+    pub fn gains_privilege(&self) -> bool {
+        self.setuid || self.setgid || !self.file_capabilities.is_empty()
+    }
+}
+
 /// Accesses to one (normalised) path.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -448,6 +456,31 @@ pub struct Stats {
     /// agent restarting or upgraded); `from` is the last event seen before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unrecorded: Vec<Period>,
+}
+
+impl Stats {
+    /// The counts of distinct syscalls, files, executables, connections
+    /// and capabilities, in that order (as the lists are counted).
+    fn counts(&self) -> [u64; 5] {
+        [
+            self.syscalls,
+            self.files,
+            self.executables,
+            self.connections,
+            self.capabilities,
+        ]
+    }
+
+    /// [`Self::counts`], to change.
+    fn counts_mut(&mut self) -> [&mut u64; 5] {
+        [
+            &mut self.syscalls,
+            &mut self.files,
+            &mut self.executables,
+            &mut self.connections,
+            &mut self.capabilities,
+        ]
+    }
 }
 
 /// Losses on a node that could not be attributed to one cgroup.
@@ -699,12 +732,14 @@ impl ContainerBehaviorReportSpec {
             self.covered = other.covered.clone();
         }
         if self.covered.is_some() {
-            let (s, o) = (&mut self.stats, &other.stats);
-            s.syscalls = s.syscalls.max(o.syscalls);
-            s.files = s.files.max(o.files);
-            s.executables = s.executables.max(o.executables);
-            s.connections = s.connections.max(o.connections);
-            s.capabilities = s.capabilities.max(o.capabilities);
+            for (ours, theirs) in self
+                .stats
+                .counts_mut()
+                .into_iter()
+                .zip(other.stats.counts())
+            {
+                *ours = (*ours).max(theirs);
+            }
         }
         self.window.first_seen = earliest(&self.window.first_seen, &other.window.first_seen);
         self.window.last_seen = latest(&self.window.last_seen, &other.window.last_seen);
@@ -751,17 +786,7 @@ impl ContainerBehaviorReportSpec {
             self.capabilities.len(),
         ];
         let covered = self.covered.is_some();
-        let s = &mut self.stats;
-        for (count, listed) in [
-            &mut s.syscalls,
-            &mut s.files,
-            &mut s.executables,
-            &mut s.connections,
-            &mut s.capabilities,
-        ]
-        .into_iter()
-        .zip(counted)
-        {
+        for (count, listed) in self.stats.counts_mut().into_iter().zip(counted) {
             *count = if covered {
                 (*count).max(listed as u64)
             } else {

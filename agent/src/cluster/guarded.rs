@@ -88,7 +88,7 @@ pub struct Guarded {
     pods_changed: Arc<Notify>,
     /// Counts the changes of what [`Baselines::find`] answers.
     generation: Arc<AtomicU64>,
-    /// Counts the changes of what [`Guarded::covering`] answers.
+    /// Counts the changes of what [`Guarded::covering_known`] answers.
     covering_generation: Arc<AtomicU64>,
 }
 
@@ -150,20 +150,15 @@ impl Guarded {
         self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts the changes of what [`Guarded::covering`] answers: a report
+    /// Counts the changes of what [`Guarded::covering_known`] answers: a report
     /// may be written differently after one.
     pub fn covering_generation(&self) -> u64 {
         self.covering_generation.load(Ordering::Relaxed)
     }
 
-    /// What the profile of `workload` in `namespace` holds, when it holds
-    /// anything as recorded and has pods here.
-    pub fn covering(&self, namespace: &str, workload: &WorkloadRef) -> Option<Arc<Covering>> {
-        self.covering_known(namespace, workload).flatten()
-    }
-
-    /// As [`Self::covering`], and `None` while the profile was not read
-    /// yet (the watch's first list, or a read, is still to come).
+    /// What the profile of `workload` in `namespace` holds (`Some(None)`:
+    /// it holds nothing as recorded, or there is none), once it was read
+    /// (`None` while the watch's first list, or a read, is still to come).
     pub fn covering_known(
         &self,
         namespace: &str,
@@ -536,13 +531,13 @@ mod tests {
         guarded.take("shop", "deployment-web", Some(&p));
         assert!(matches!(guarded.covering_known("shop", &web), Some(None)));
         assert!(
-            guarded.covering("shop", &web).is_none(),
+            guarded.covering_known("shop", &web).flatten().is_none(),
             "nothing held as recorded (an earlier release's status)"
         );
         let status = p.status.as_mut().unwrap();
         status.containers[0].recorded = Some(imprint_crd::profile::Recorded::default());
         guarded.take("shop", "deployment-web", Some(&p));
-        let covering = guarded.covering("shop", &web).unwrap();
+        let covering = guarded.covering_known("shop", &web).flatten().unwrap();
         assert_eq!(covering.coverage.uid, "uid-1");
         assert!(!covering.settled && covering.bases.contains_key("web"));
         let generation = guarded.covering_generation();
@@ -554,14 +549,20 @@ mod tests {
         );
         p.status.as_mut().unwrap().phase = imprint_crd::profile::Phase::Stable;
         guarded.take("shop", "deployment-web", Some(&p));
-        assert!(guarded.covering("shop", &web).unwrap().settled);
+        assert!(
+            guarded
+                .covering_known("shop", &web)
+                .flatten()
+                .unwrap()
+                .settled
+        );
         assert!(
             guarded.covering_generation() > generation,
             "settled: every report is looked at again"
         );
         guarded.take("shop", "deployment-web", None);
         assert!(
-            guarded.covering("shop", &web).is_none(),
+            guarded.covering_known("shop", &web).flatten().is_none(),
             "deleted: covers nothing"
         );
     }

@@ -368,7 +368,7 @@ impl ContainerMerge {
             self.add_file(file, None);
         }
         for path in &container.root_writes {
-            if plausible_path(path) && !overrides.ignore_paths.iter().any(|p| under(path, p)) {
+            if plausible_path(path) && !ignored(overrides, path) {
                 self.writes.insert(path.clone());
             }
         }
@@ -385,7 +385,7 @@ impl ContainerMerge {
         }
         if let Some(overrides) = overrides
             && file.access.iter().any(|a| a.is_write())
-            && !overrides.ignore_paths.iter().any(|p| under(&file.path, p))
+            && !ignored(overrides, &file.path)
             && !self.writes.contains(&file.path)
         {
             self.writes.insert(file.path.clone());
@@ -414,7 +414,7 @@ impl ContainerMerge {
                 self.executables.insert(exec.path.clone());
             }
             self.arguments.add(&exec.path, &exec.args);
-            self.escalates |= exec.setuid || exec.setgid || !exec.file_capabilities.is_empty();
+            self.escalates |= exec.gains_privilege();
             self.runs_as_root |= exec.euid == 0;
         }
         for file in &report.files {
@@ -547,6 +547,11 @@ impl ContainerMerge {
         };
         (profile, skipped)
     }
+}
+
+/// Whether `overrides` ignore writes to `path`.
+fn ignored(overrides: &Overrides, path: &str) -> bool {
+    overrides.ignore_paths.iter().any(|p| under(path, p))
 }
 
 /// Whether a path from a report is one a kernel could have given: absolute,

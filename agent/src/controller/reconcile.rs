@@ -166,7 +166,7 @@ pub async fn reconcile(
     // A report covered by the profile was written against the profile as
     // its agent saw it, which the store may not have yet: the profile is
     // read from the API server then, so its base is never older.
-    let covered = reports.iter().any(|r| r.covered_by.is_some());
+    let covered = reports.iter().any(|r| r.covered);
     let existing = match existing {
         Some(profile) if !covered => Some(profile.clone()),
         _ => api.get_opt(&name).await.map_err(profile_error)?,

@@ -82,8 +82,8 @@ pub struct StoredReport {
     pub archive: bool,
     /// For optimistic concurrency on writes.
     pub resource_version: Option<String>,
-    /// The uid of the profile that covers it, if one does.
-    pub covered_by: Option<String>,
+    /// A profile covers it (`spec.covered`).
+    pub covered: bool,
     spec: Box<[u8]>,
 }
 
@@ -112,7 +112,7 @@ impl StoredReport {
                 .get(labels::ARCHIVE)
                 .is_some_and(|v| v == "true"),
             resource_version: report.resource_version(),
-            covered_by: report.spec.covered.as_ref().map(|c| c.uid.clone()),
+            covered: report.spec.covered.is_some(),
             spec: serde_json::to_vec(&report.spec)
                 .ok()
                 .and_then(|json| zstd::bulk::compress(&json, COMPRESSION_LEVEL).ok())

@@ -183,7 +183,7 @@ pub fn bound(spec: &mut ContainerBehaviorReportSpec, max: usize) -> bool {
 /// privilege (set-user-id, set-group-id, file capabilities) or runs as
 /// root.
 fn deciding(exec: &imprint_crd::report::Executable) -> bool {
-    exec.setuid || exec.setgid || !exec.file_capabilities.is_empty() || exec.euid == 0
+    exec.gains_privilege() || exec.euid == 0
 }
 
 /// Removes the last `n` entries of `list` that `cut` selects.
