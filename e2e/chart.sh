@@ -24,10 +24,14 @@ images() {
   "$root/e2e/images/imprint.sh" "$bin" "$work/images" 2>&1 || return 1
   servers=$("$root/e2e/images/servers.sh" --cached "$CACHE") || return 1
   echo "$servers" > "$work/servers-dir"
-  local tar
-  for tar in "$work/images/imprint.tar" "$servers/nginx.tar" "$servers/redis.tar"; do
-    "$ctr" --address "$SOCKET" -n k8s.io images import --platform linux/amd64 "$tar" > /dev/null 2>&1 ||
-      { echo "ctr import $tar failed"; return 1; }
+  local tar socket
+  # Into every node's containerd (IMPRINT_E2E_RUNTIME_SOCKETS: the local
+  # cluster's two nodes), else into $SOCKET's.
+  for socket in ${IMPRINT_E2E_RUNTIME_SOCKETS:-$SOCKET}; do
+    for tar in "$work/images/imprint.tar" "$servers/nginx.tar" "$servers/redis.tar"; do
+      "$ctr" --address "$socket" -n k8s.io images import --platform linux/amd64 "$tar" > /dev/null 2>&1 ||
+        { echo "ctr import $tar into $socket failed"; return 1; }
+    done
   done
   note "images built and imported in $((SECONDS - t0))s"
 }
@@ -39,6 +43,12 @@ load_image_names() {
     # shellcheck disable=SC1091
     . "$(cat "$work/servers-dir")/servers.env"
   fi
+}
+
+# runtime_socket: the chart's agent.runtimeSocket. On the local cluster
+# each node's containerd socket is named after its node, in one directory.
+runtime_socket() {
+  if [[ -n $SOCKET ]]; then echo "$(dirname "$SOCKET")/\$(NODE_NAME).sock"; else echo /run/containerd/containerd.sock; fi
 }
 
 cgroup_root() {

@@ -59,8 +59,14 @@ phase_is() { [[ $(k get behaviorprofiles "$1" -o jsonpath='{.status.phase}' 2> /
 #   tools=1          an init container copies busybox into /tools, an
 #                    emptyDir the container mounts too (a shell to exec into
 #                    an image that has none)
+#   tolerate=KEY     tolerate the taint KEY (a node kept for some pods)
+#   spread=1         at most one pod more on a node than on any other
+#                    (topology spread over kubernetes.io/hostname)
+#   node=NAME        only on node NAME
 deploy() {
-  local name=$1 image=$BUSYBOX container=$1 replicas=1 grace=1 script='' port='' sc='' tools='' cpu='' opt; shift
+  local name=$1 image=$BUSYBOX container=$1 replicas=1 grace=1 script='' port='' sc='' tools='' cpu='' opt
+  local tolerate='' spread='' node=''
+  shift
   for opt in "$@"; do
     case $opt in
       image=*) image=${opt#*=} ;;
@@ -72,11 +78,18 @@ deploy() {
       sc=*) sc=${opt#*=} ;;
       tools=*) tools=${opt#*=} ;;
       cpu=*) cpu=${opt#*=} ;;
+      tolerate=*) tolerate=${opt#*=} ;;
+      spread=*) spread=${opt#*=} ;;
+      node=*) node=${opt#*=} ;;
       *) echo "deploy: unknown option $opt" >&2; return 1 ;;
     esac
   done
   local init='' volumes='' mount='' command='' args='' ports='' probe='' resources=''
   if [[ -n $cpu ]]; then resources="resources: {limits: {cpu: $cpu}}"; fi
+  local placement=()
+  [[ -z $tolerate ]] || placement+=("tolerations: [{key: $tolerate, operator: Exists, effect: NoSchedule}]")
+  [[ -z $spread ]] || placement+=("topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: $name}}}]")
+  [[ -z $node ]] || placement+=("nodeSelector: {kubernetes.io/hostname: $node}")
   if [[ -n $tools ]]; then
     init="initContainers: [{name: tools, image: $BUSYBOX, imagePullPolicy: Never, command: [/bin/cp, /bin/busybox, /tools/busybox], volumeMounts: [{name: tools, mountPath: /tools}]}]"
     volumes='volumes: [{name: tools, emptyDir: {}}]'
@@ -99,6 +112,9 @@ spec:
     spec:
       terminationGracePeriodSeconds: $grace
       enableServiceLinks: false
+      ${placement[0]:-}
+      ${placement[1]:-}
+      ${placement[2]:-}
       $init
       $volumes
       containers:

@@ -62,12 +62,16 @@ pub struct AgentMetrics {
     pub report_writes: Family<KindLabel, Counter>,
     /// Failed calls to the API server.
     pub api_errors: Counter,
-    /// Cgroups of containers the runtime could not name (reported late or
-    /// under their cgroup path).
+    /// Cgroups of containers the runtime could not name when first seen
+    /// (named later, never, or found another runtime's: `foreign_cgroups`).
     pub resolution_failures: Counter,
     /// Cgroups no report takes (host processes, pod sandboxes, the agent's
     /// own pod) that the kernel was told to stop recording.
     pub cgroups_not_recorded: Counter,
+    /// Container cgroups no runtime this agent follows knows, once each
+    /// had listed all its containers (another node's, on a kernel several
+    /// nodes share): no longer recorded, never reported.
+    pub foreign_cgroups: Counter,
     /// Losses on the node no cgroup could be charged with, by kind
     /// (`unattributed_drops`, `storage_failures`, `syscalls_out_of_range`).
     pub node_losses: Family<KindLabel, Gauge>,
@@ -119,6 +123,11 @@ impl AgentMetrics {
             "cgroups_not_recorded",
             "Cgroups no report takes (host, pod sandboxes, the agent's pod) no longer recorded",
             self.cgroups_not_recorded.clone(),
+        );
+        r.register(
+            "foreign_cgroups",
+            "Container cgroups no followed runtime knows (another node's on a shared kernel) no longer recorded",
+            self.foreign_cgroups.clone(),
         );
         r.register(
             "node_losses",

@@ -36,7 +36,10 @@ API_PORT=6443
 API_SERVER=https://$NODE_IP:$API_PORT
 CGROUP_ROOT=imprint-e2e                  # kubelet cgroupRoot (/imprint-e2e)
 NFT_TABLE=imprint_e2e                    # inet table: nothing is forwarded out of the bridge
-CONTAINERD_SOCK=$RUN/containerd/containerd.sock
+# Each node's containerd socket is $SOCKETS/<node name>.sock: one directory
+# that a DaemonSet mounts, and each agent picks its node's socket by name.
+SOCKETS=$RUN/sockets
+CONTAINERD_SOCK=$SOCKETS/$NODE_NAME.sock
 CONTAINERD_CONFIG=$STATE/config/containerd.toml
 KUBECONFIG_ADMIN=$STATE/kubeconfig
 # The bridge's own addresses, and the CNI network that attaches pods to it
@@ -46,6 +49,21 @@ CNI_NETWORK=imprint-e2e
 CNI_SUBNET=$NODE_POD_CIDR
 CNI_GATEWAY=$POD_GATEWAY
 CNI_PORTMAP=1
+# The second node (node2.sh): its own kubelet and containerd (root, state,
+# socket, CNI network), bridge and pod subnet, routed to the first by the
+# host; its pods in a cgroup root below the first node's. Tainted, so only
+# pods that tolerate $NODE2_TAINT (and DaemonSets that tolerate everything)
+# run there: the single-node suites keep their pods on the first node.
+NODE2_NAME=imprint-e2e-2
+NODE2_STATE=$STATE/$NODE2_NAME
+NODE2_RUN=$RUN/$NODE2_NAME
+BRIDGE2=imprint-e2e1
+NODE2_IP=10.243.1.1
+NODE2_POD_CIDR=10.244.1.0/24
+POD2_GATEWAY=10.244.1.1
+CONTAINERD2_SOCK=$SOCKETS/$NODE2_NAME.sock
+CGROUP_ROOT2=$CGROUP_ROOT/$NODE2_NAME
+NODE2_TAINT=imprint-e2e/second-node
 # Where a failed up copies the logs before it tears down.
 FAILED_LOGS=${IMPRINT_E2E_FAILED_LOGS:-/tmp/imprint-e2e-failed-logs}
 
@@ -85,23 +103,25 @@ as_root() {
   export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 }
 
-# containerd_config: containerd's configuration (CRI, runc, CNI) for the
-# paths above ($STATE, $RUN, $CONTAINERD_SOCK) and $PAUSE_IMAGE; shared by
-# the cluster and the runtime suite (e2e/runtime), each with its own paths.
+# containerd_config STATE RUN SOCKET: containerd's configuration (CRI,
+# runc, CNI) for its data in STATE, its runtime state in RUN, its SOCKET and
+# $PAUSE_IMAGE; shared by the cluster's nodes and the runtime suite
+# (e2e/runtime), each with its own paths.
 containerd_config() {
+  local state=$1 run=$2 sock=$3
   cat <<TOML
 version = 3
-root = '$STATE/containerd/root'
-state = '$RUN/containerd/state'
+root = '$state/containerd/root'
+state = '$run/containerd/state'
 disabled_plugins = ['io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri',
   'io.containerd.snapshotter.v1.btrfs', 'io.containerd.snapshotter.v1.zfs',
   'io.containerd.snapshotter.v1.devmapper', 'io.containerd.snapshotter.v1.blockfile',
   'io.containerd.snapshotter.v1.erofs', 'io.containerd.differ.v1.erofs']
 
 [grpc]
-  address = '$CONTAINERD_SOCK'
+  address = '$sock'
 [ttrpc]
-  address = '$CONTAINERD_SOCK.ttrpc'
+  address = '$sock.ttrpc'
 
 [plugins]
   [plugins.'io.containerd.cri.v1.images']
@@ -118,11 +138,11 @@ disabled_plugins = ['io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri',
         runtime_type = 'io.containerd.runc.v2'
         [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
           BinaryName = '$RUNC_BIN/runc'
-          Root = '$RUN/runc'
+          Root = '$run/runc'
           SystemdCgroup = false
     [plugins.'io.containerd.cri.v1.runtime'.cni]
       bin_dirs = ['$CNI_BIN']
-      conf_dir = '$STATE/cni/net.d'
+      conf_dir = '$state/cni/net.d'
       max_conf_num = 1
   [plugins.'io.containerd.grpc.v1.cri']
     disable_tcp_service = true
@@ -173,17 +193,19 @@ snapshot_host_state() {
   nft list tables > "$RUN/snapshot/nft-tables" 2>/dev/null || true
 }
 
-# make_own_cgroups: $CGROUP_ROOT in every mounted hierarchy (cpuset ones
-# get their parent's CPUs and memory nodes).
+# make_own_cgroups [PATH]: PATH (default $CGROUP_ROOT; its parent must
+# exist) in every mounted hierarchy (cpuset ones get their parent's CPUs and
+# memory nodes).
 make_own_cgroups() {
-  local m
+  local m path=${1:-$CGROUP_ROOT} parent
   for m in /sys/fs/cgroup/*; do
     [[ -d $m ]] || continue
     [[ $(stat -f -c %T "$m") == cgroup* ]] || continue
-    mkdir -p "$m/$CGROUP_ROOT"
-    if [[ -f $m/cpuset.cpus && -f $m/$CGROUP_ROOT/cpuset.cpus ]]; then
-      cat "$m/cpuset.cpus" > "$m/$CGROUP_ROOT/cpuset.cpus"
-      cat "$m/cpuset.mems" > "$m/$CGROUP_ROOT/cpuset.mems"
+    mkdir -p "$m/$path"
+    parent=$(dirname "$m/$path")
+    if [[ -f $parent/cpuset.cpus && -f $m/$path/cpuset.cpus ]]; then
+      cat "$parent/cpuset.cpus" > "$m/$path/cpuset.cpus"
+      cat "$parent/cpuset.mems" > "$m/$path/cpuset.mems"
     fi
   done
   return 0
@@ -296,31 +318,39 @@ table inet $NFT_TABLE {
 }
 NFT
 
-  make_own_cgroups
+  make_own_cgroups "$CGROUP_ROOT"
 
-  containerd_config > "$CONTAINERD_CONFIG"
+  containerd_config "$STATE" "$RUN" "$CONTAINERD_SOCK" > "$CONTAINERD_CONFIG"
 
-  # The bridge and its addresses belong to up, so the bridge plugin only
-  # attaches pods (isGateway: false) and IPAM hands out the gateway route.
-  local portmap=''
+  cni_network "$STATE/cni" "$BRIDGE" "$CNI_SUBNET" "$CNI_GATEWAY"
+}
+
+# cni_network DIR BRIDGE SUBNET GATEWAY: the CNI network $CNI_NETWORK
+# attaching pods to BRIDGE (SUBNET, GATEWAY; portmap if $CNI_PORTMAP) in
+# DIR/net.d, its leases in DIR/ipam. The bridge and its addresses belong to
+# up, so the bridge plugin only attaches pods (isGateway: false) and IPAM
+# hands out the gateway route.
+cni_network() {
+  local dir=$1 bridge=$2 subnet=$3 gateway=$4 portmap=''
+  mkdir -p "$dir/net.d" "$dir/ipam"
   [[ -z $CNI_PORTMAP ]] || portmap=',
     {"type": "portmap", "backend": "nftables", "capabilities": {"portMappings": true}}'
-  cat > "$STATE/cni/net.d/10-$CNI_NETWORK.conflist" <<JSON
+  cat > "$dir/net.d/10-$CNI_NETWORK.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
   "name": "$CNI_NETWORK",
   "plugins": [
     {
       "type": "bridge",
-      "bridge": "$BRIDGE",
+      "bridge": "$bridge",
       "isGateway": false,
       "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
-        "dataDir": "$STATE/cni/ipam",
-        "ranges": [[{"subnet": "$CNI_SUBNET", "gateway": "$CNI_GATEWAY"}]],
-        "routes": [{"dst": "0.0.0.0/0", "gw": "$CNI_GATEWAY"}]
+        "dataDir": "$dir/ipam",
+        "ranges": [[{"subnet": "$subnet", "gateway": "$gateway"}]],
+        "routes": [{"dst": "0.0.0.0/0", "gw": "$gateway"}]
       }
     }$portmap
   ]
@@ -328,7 +358,64 @@ NFT
 JSON
 }
 
-# import_images TAR...: OCI image tarballs into containerd's CRI namespace.
+# kubelet_config CGROUP_ROOT SOCKET ADDRESS HEALTHZ_ADDRESS CERT POD_LOGS MAX_PODS [TAINT]:
+# a node's kubelet configuration: its cgroup root, runtime socket, serving
+# address (HEALTHZ_ADDRESS for its health port), serving certificate
+# $STATE/pki/CERT.{crt,key}, pod log directory, pod limit, and a NoSchedule
+# taint TAINT=true at registration.
+kubelet_config() {
+  local pki=$STATE/pki taints=''
+  [[ -z ${8:-} ]] || taints="registerWithTaints: [{key: $8, value: \"true\", effect: NoSchedule}]"
+  cat <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# cgroup v1 (and v1-hybrid) hosts: Kubernetes >= 1.35 refuses them unless told.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: $1
+cgroupsPerQOS: true
+enforceNodeAllocatable: [pods]
+containerRuntimeEndpoint: unix://$2
+address: $3
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: $4
+healthzPort: 10248
+tlsCertFile: $pki/$5.crt
+tlsPrivateKeyFile: $pki/$5.key
+rotateCertificates: false
+serverTLSBootstrap: false
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $pki/ca.crt}
+authorization:
+  mode: Webhook
+clusterDomain: cluster.local
+# CoreDNS (addons.sh); no host resolv.conf: pods resolve nothing outside.
+clusterDNS: [$CLUSTER_DNS_IP]
+resolvConf: ""
+podLogsDir: $6
+failSwapOn: false
+# Room for the suites' crowds (the first node: 100 pods at once) beside
+# everything else.
+maxPods: $7
+$taints
+# Thresholds low enough that a busy build machine does not evict test pods:
+# absolute sizes, since a share of a large, thinly provisioned disk (2% of
+# 250 GB) can be more than the room a build machine really has left.
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1Gi
+  imagefs.available: 1Gi
+  nodefs.inodesFree: 2%
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+YAML
+}
+
+# import_images TAR...: OCI image tarballs into the CRI namespace of the
+# containerd at $CONTAINERD_SOCK.
 import_images() {
   local tar out
   for tar in "$@"; do

@@ -34,10 +34,14 @@ stop_pid() {
   rm -f "$f"
 }
 
-# 1. The kubelet first, so it restarts nothing; then every pod container.
+# 1. The kubelets first, so they restart nothing; then every pod container
+#    of either node's containerd.
 stop_pid kubelet
-if [[ -S $CONTAINERD_SOCK ]] && [[ -f $PIDS/containerd.pid ]] && is_ours "$(cat "$PIDS/containerd.pid")"; then
-  ctr=("$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" -n k8s.io)
+stop_pid kubelet-2
+for node in containerd:"$CONTAINERD_SOCK" containerd-2:"$CONTAINERD2_SOCK"; do
+  name=${node%%:*} sock=${node#*:}
+  if ! [[ -S $sock && -f $PIDS/$name.pid ]] || ! is_ours "$(cat "$PIDS/$name.pid")"; then continue; fi
+  ctr=("$CONTAINERD_BIN/ctr" --address "$sock" -n k8s.io)
   for id in $(timeout 20 "${ctr[@]}" tasks ls -q 2>/dev/null); do
     timeout 20 "${ctr[@]}" tasks kill -s SIGKILL "$id" > /dev/null 2>&1
   done
@@ -47,20 +51,20 @@ if [[ -S $CONTAINERD_SOCK ]] && [[ -f $PIDS/containerd.pid ]] && is_ours "$(cat 
   for id in $(timeout 20 "${ctr[@]}" containers ls -q 2>/dev/null); do
     timeout 20 "${ctr[@]}" containers delete "$id" > /dev/null 2>&1
   done
-fi
+done
 
 # 2. The other components, in reverse start order.
-for name in kube-router kube-proxy kube-scheduler kube-controller-manager containerd kube-apiserver etcd; do
+for name in kube-router kube-proxy kube-scheduler kube-controller-manager containerd-2 containerd kube-apiserver etcd; do
   stop_pid "$name"
 done
 
-# 3. Container shims started by this cluster's containerd, found by their
-#    binary and socket, and whatever still runs in the cluster's cgroups.
+# 3. Container shims started by this cluster's containerds, found by their
+#    binary and sockets, and whatever still runs in the cluster's cgroups.
 shim=$CONTAINERD_BIN/containerd-shim-runc-v2
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}
   [[ $(readlink "$p/exe" 2>/dev/null) == "$shim" ]] || continue
-  tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$CONTAINERD_SOCK" || continue
+  tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$SOCKETS/" || continue
   log "killing container shim $pid"; kill -KILL "$pid" 2>/dev/null
 done
 kill_in_own_cgroups
@@ -106,7 +110,7 @@ remove_iptables_leftovers() {
 }
 
 # 6. Network: bridge, fence, kube-proxy and CNI tables.
-ip link show "$BRIDGE" > /dev/null 2>&1 && ip link del "$BRIDGE"
+for b in "$BRIDGE" "$BRIDGE2"; do ip link show "$b" > /dev/null 2>&1 && ip link del "$b"; done
 nft list table inet "$NFT_TABLE" > /dev/null 2>&1 && nft delete table inet "$NFT_TABLE"
 for t in "${NFT_TABLES[@]}"; do
   if nft list table "$t" > /dev/null 2>&1 && ! grep -qx "table $t" "$RUN/snapshot/nft-tables" 2>/dev/null; then
@@ -133,7 +137,9 @@ for p in /proc/[0-9]*; do
 done
 if findmnt -rn -o TARGET | grep -qE "^($STATE|$RUN)(/|$)"; then log "left: mounts"; leftover=1; fi
 if [[ -n $(cgroup_dirs) ]]; then log "left: cgroups $(cgroup_dirs | tr '\n' ' ')"; leftover=1; fi
-if ip link show "$BRIDGE" > /dev/null 2>&1; then log "left: bridge $BRIDGE"; leftover=1; fi
+for b in "$BRIDGE" "$BRIDGE2"; do
+  if ip link show "$b" > /dev/null 2>&1; then log "left: bridge $b"; leftover=1; fi
+done
 if [[ -e $STATE || -e $RUN ]]; then log "left: $STATE or $RUN"; leftover=1; fi
 for t in "inet $NFT_TABLE" "${NFT_TABLES[@]}"; do
   grep -qx "table $t" <<< "$tables_before" && continue

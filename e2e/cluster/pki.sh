@@ -46,6 +46,8 @@ make_pki() {
   cert kube-router "/CN=system:kube-router" client
   cert kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" client
   cert kubelet-server "/CN=$NODE_NAME" server "IP:$NODE_IP,DNS:$NODE_NAME"
+  cert kubelet2-client "/O=system:nodes/CN=system:node:$NODE2_NAME" client
+  cert kubelet2-server "/CN=$NODE2_NAME" server "IP:$NODE2_IP,DNS:$NODE2_NAME"
   # Aggregation layer: its own CA and the API server's proxy client certificate.
   openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
     -keyout "$d/front-proxy-ca.key" -out "$d/front-proxy-ca.crt" -days "$days" -subj "/CN=imprint-e2e-front-proxy-ca" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bring up a real single-node Kubernetes cluster from upstream components
+# Bring up a real two-node Kubernetes cluster from upstream components
 # built by build.sh (cached outside the repository, keyed by version):
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
 # kube-proxy (nftables mode), containerd 2 with runc and the CNI plugins
@@ -9,9 +9,11 @@
 # RBAC + Node authorization, the default admission plugins plus
 # NodeRestriction, ServiceAccount tokens signed by the API server.
 #
-# Pods live on the bridge this script creates, in the cluster's own pod and
-# service ranges (common.sh); forwarding out of that bridge is dropped, so
-# pod traffic never leaves what the run created. Every process started here
+# Pods live on the bridges this script creates (one per node, routed to each
+# other by the host), in the cluster's own pod and service ranges
+# (common.sh); forwarding out of them is dropped, so pod traffic never
+# leaves what the run created. The second node (node2.sh) is tainted: only
+# pods that tolerate it run there. Every process started here
 # has a pid file; `down.sh` stops them by PID and removes all that up added.
 #
 # Usage: e2e/cluster/up.sh            (as root)
@@ -23,6 +25,8 @@ set -euo pipefail
 . "$here/pki.sh"
 # shellcheck source=SCRIPTDIR/addons.sh
 . "$here/addons.sh"
+# shellcheck source=SCRIPTDIR/node2.sh
+. "$here/node2.sh"
 
 as_root
 t_start=$SECONDS
@@ -40,6 +44,7 @@ base_images prune
 # --- the host: directories, snapshot, bridge and fence, cgroups, containerd
 # and CNI configuration (common.sh) --------------------------------------------
 log "network: bridge $BRIDGE ($NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR)"
+mkdir -p "$SOCKETS"
 up_host pki etcd kubelet
 # Pod -> Service -> pod on the same bridge is routed (DNAT) by the host.
 sysctl -qw net.ipv4.ip_forward=1
@@ -54,51 +59,11 @@ make_kubeconfig "$STATE/config/kube-proxy.kubeconfig" kube-proxy system:kube-pro
 make_kubeconfig "$STATE/config/kubelet.kubeconfig" kubelet-client "system:node:$NODE_NAME"
 make_kubeconfig "$STATE/config/kube-router.kubeconfig" kube-router system:kube-router
 pki=$STATE/pki
+log "second node's host side: bridge $BRIDGE2 ($NODE2_IP, pods $NODE2_POD_CIDR)"
+node2_host
 
-cat > "$STATE/config/kubelet.yaml" <<YAML
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-# cgroup v1 (and v1-hybrid) hosts: Kubernetes >= 1.35 refuses them unless told.
-failCgroupV1: false
-cgroupDriver: cgroupfs
-cgroupRoot: /$CGROUP_ROOT
-cgroupsPerQOS: true
-enforceNodeAllocatable: [pods]
-containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
-address: $NODE_IP
-port: 10250
-readOnlyPort: 0
-healthzBindAddress: 127.0.0.1
-healthzPort: 10248
-tlsCertFile: $pki/kubelet-server.crt
-tlsPrivateKeyFile: $pki/kubelet-server.key
-rotateCertificates: false
-serverTLSBootstrap: false
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: $pki/ca.crt}
-authorization:
-  mode: Webhook
-clusterDomain: cluster.local
-# CoreDNS (addons.sh); no host resolv.conf: pods resolve nothing outside.
-clusterDNS: [$CLUSTER_DNS_IP]
-resolvConf: ""
-podLogsDir: $STATE/pod-logs
-failSwapOn: false
-# Room for the suites' crowds (100 pods at once) beside everything else.
-maxPods: 250
-# Thresholds low enough that a busy build machine does not evict test pods:
-# absolute sizes, since a share of a large, thinly provisioned disk (2% of
-# 250 GB) can be more than the room a build machine really has left.
-evictionHard:
-  memory.available: 100Mi
-  nodefs.available: 1Gi
-  imagefs.available: 1Gi
-  nodefs.inodesFree: 2%
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-YAML
+kubelet_config "/$CGROUP_ROOT" "$CONTAINERD_SOCK" "$NODE_IP" 127.0.0.1 kubelet-server "$STATE/pod-logs" 250 \
+  > "$STATE/config/kubelet.yaml"
 
 cat > "$STATE/config/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
@@ -204,11 +169,14 @@ start kubelet "$K8S_BIN/kubelet" --config "$STATE/config/kubelet.yaml" \
   --kubeconfig "$STATE/config/kubelet.kubeconfig" --root-dir "$STATE/kubelet" \
   --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v 1
 start kube-proxy "$K8S_BIN/kube-proxy" --config "$STATE/config/kube-proxy.yaml"
+log "starting the second node's containerd and kubelet"
+node2_start
 
 kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 wait_for "node registration" 120 kubectl get node "$NODE_NAME"
 kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s > /dev/null
 log "node $NODE_NAME Ready"
+node2_ready
 wait_for "default ServiceAccount" 60 kubectl -n default get serviceaccount default
 
 log "add-ons: CoreDNS ($CLUSTER_DNS_IP) and kube-router's network policy controller"
@@ -235,6 +203,11 @@ export IMPRINT_E2E_APICLIENT_IMAGE=$APICLIENT_IMAGE
 export IMPRINT_E2E_NODE_NAME=$NODE_NAME
 export IMPRINT_E2E_RUNTIME_SOCKET=$CONTAINERD_SOCK
 export IMPRINT_E2E_KUBELET_ROOT=$STATE/kubelet
+export IMPRINT_E2E_NODE2_NAME=$NODE2_NAME
+export IMPRINT_E2E_NODE2_TAINT=$NODE2_TAINT
+export IMPRINT_E2E_RUNTIME_SOCKET2=$CONTAINERD2_SOCK
+export IMPRINT_E2E_KUBELET_ROOT2=$NODE2_STATE/kubelet
+export IMPRINT_E2E_RUNTIME_SOCKETS="$CONTAINERD_SOCK $CONTAINERD2_SOCK"
 export IMPRINT_E2E_PIDS=$PIDS
 export IMPRINT_E2E_NETWORK_POLICIES=kube-router
 ENV

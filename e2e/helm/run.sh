@@ -62,6 +62,7 @@ SOCKET=${IMPRINT_E2E_RUNTIME_SOCKET:-}
 KUBELET_ROOT=${IMPRINT_E2E_KUBELET_ROOT:-}
 STAMP=$(date +%s)
 NS=imprint-helm-$STAMP          # the workloads
+NS2=$NS-nodes                   # the workloads of the two-node checks
 RELEASE_NS=imprint-helm-system  # the release
 RELEASE=imprint
 work=$(mktemp -d)
@@ -69,6 +70,24 @@ work=$(mktemp -d)
 note() { echo "# $*" | tee -a "$work/notes"; }
 
 ks() { kubectl -n "$RELEASE_NS" "$@"; }
+
+# The node the suite's workloads run on: the local cluster's first node
+# (its second is tainted), else the first node without a NoSchedule taint
+# (kind's worker).
+WORKLOAD_NODE=${IMPRINT_E2E_NODE_NAME:-$(kubectl get nodes -o json |
+  jq -r '[.items[] | select([.spec.taints[]? | select(.effect == "NoSchedule")] | length == 0)][0].metadata.name')}
+# Another node, for the two-node checks: the local cluster's second node
+# (tainted IMPRINT_E2E_NODE2_TAINT), else any node but the workloads' (on
+# kind, the control plane; empty on one node: the checks say so and pass).
+NODE2=${IMPRINT_E2E_NODE2_NAME:-$(kubectl get nodes -o jsonpath='{.items[*].metadata.name}' | tr ' ' '\n' |
+  grep -vx "$WORKLOAD_NODE" | head -1)}
+NODE2_TAINT=${IMPRINT_E2E_NODE2_TAINT:-node-role.kubernetes.io/control-plane}
+# agent_field JSONPATH [NODE]: a field of the agent pod on NODE (default:
+# the workloads' node), e.g. agent_field metadata.uid.
+agent_field() {
+  ks get pods -l app.kubernetes.io/component=agent --field-selector="spec.nodeName=${2:-$WORKLOAD_NODE},status.phase=Running" \
+    -o jsonpath="{.items[0].$1}"
+}
 
 # Alertmanager and Prometheus the suite starts (Debian's packages): their
 # PIDs in $work/monitoring.pids (a check runs in a subshell).
@@ -84,9 +103,9 @@ cleanup() {
   # The workloads' namespace first, while the controller (if still
   # installed) releases the reports' finalizers; uninstalling releases
   # those left.
-  kubectl delete namespace "$NS" --timeout=90s > /dev/null 2>&1 || echo "namespace $NS not deleted within 90s"
+  kubectl delete namespace "$NS" "$NS2" --timeout=90s > /dev/null 2>&1 || echo "namespace $NS or $NS2 not deleted within 90s"
   helm uninstall "$RELEASE" -n "$RELEASE_NS" --wait > /dev/null 2>&1
-  kubectl delete namespace "$NS" "$RELEASE_NS" --wait=false > /dev/null 2>&1
+  kubectl delete namespace "$NS" "$NS2" "$RELEASE_NS" --wait=false > /dev/null 2>&1
   delete_profiles
   rm -rf "$work"
 }
@@ -99,7 +118,7 @@ trap cleanup EXIT
 # controller at the endpoints of the chart's Services, labelled as the
 # chart's ServiceMonitor labels them. Only on the local cluster (a kind
 # node cannot reach them).
-node_ip() { kubectl get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}'; }
+node_ip() { kubectl get node "$WORKLOAD_NODE" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}'; }
 start_monitoring() {
   if [[ -z $SOCKET ]]; then
     note "Alertmanager and Prometheus: not started (not the local cluster)"
@@ -182,8 +201,8 @@ image: {repository: $IMPRINT_IMAGE_REPOSITORY, tag: $IMPRINT_IMAGE_TAG, pullPoli
 logLevel: info
 agent:
   interval: 3s
-  namespaces: [$NS]
-  runtimeSocket: ${SOCKET:-/run/containerd/containerd.sock}
+  namespaces: [$NS, $NS2]
+  runtimeSocket: $(runtime_socket)
   cgroup: {root: $(cgroup_root)}
   # A shell session's burst of alerts (its programs' new syscalls, files)
   # fits in a second: the rate limit has a test of its own.
@@ -252,7 +271,7 @@ install() {
   fi
   kubectl apply --server-side -f "$CRDS/seccompprofile.crd.yaml" > /dev/null &&
     kubectl wait --for condition=Established --timeout=60s "crd/$SP" > /dev/null &&
-    kubectl create namespace "$NS" > /dev/null || return 1
+    kubectl create namespace "$NS" > /dev/null && kubectl create namespace "$NS2" > /dev/null || return 1
   snapshot_bpf || return 1
   local t0=$SECONDS vf
   mapfile -t vf < <(value_files)
@@ -261,7 +280,8 @@ install() {
   note "helm install --wait: $((SECONDS - t0))s"
   ks rollout status daemonset/imprint-agent --timeout=60s &&
     ks rollout status deployment/imprint-controller --timeout=60s || return 1
-  [[ $(ks get daemonset imprint-agent -o jsonpath='{.status.numberReady}') -ge 1 ]] &&
+  # One agent on every node (the chart's agent tolerates every taint).
+  [[ $(ks get daemonset imprint-agent -o jsonpath='{.status.numberReady}') == "$(kubectl get nodes -o name | wc -l)" ]] &&
     [[ $(ks get deployment imprint-controller -o jsonpath='{.status.readyReplicas}') == 2 ]] || return 1
   # One replica leads.
   eventually 60 leader_is_a_replica || { ks get pods; ks get lease imprint-controller -o yaml; return 1; }
@@ -279,7 +299,7 @@ pids_of_pod() {
 }
 agent_runs_confined() {
   local uid pid='' status want got
-  uid=$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].metadata.uid}')
+  uid=$(agent_field metadata.uid)
   for pid in $(pids_of_pod "$uid"); do
     [[ $(cat "/proc/$pid/comm" 2> /dev/null) == imprint ]] && break
     pid=
@@ -327,7 +347,7 @@ workloads_serve_load() { load recorded; }
 # --- reports and profiles ------------------------------------------------------
 reports_one_per_pod_container() {
   local node pod c want=() got line
-  node=$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')
+  node=$WORKLOAD_NODE
   for pod in $(k get pods -l app=nginx -o jsonpath='{.items[*].metadata.name}'); do want+=("$pod/nginx/$node" "$pod/tools/$node"); done
   for pod in $(k get pods -l app=redis -o jsonpath='{.items[*].metadata.name}'); do want+=("$pod/redis/$node"); done
   [[ ${#want[@]} == 5 ]] || { echo "pods: ${want[*]}"; return 1; }
@@ -405,6 +425,120 @@ network_policies_are_proposed() {
   k get bp > "$work/bp.txt" || return 1
   head -1 "$work/bp.txt" | grep -q NETWORKPOLICY || { echo "no NetworkPolicy column: $(head -1 "$work/bp.txt")"; return 1; }
   while IFS= read -r line; do note "$line"; done < "$work/bp.txt"
+}
+
+# --- two nodes -------------------------------------------------------------------
+# One agent per node, each naming only its own runtime's containers: both
+# see every cgroup of the shared kernel, and each leaves the other node's
+# containers out (imprint_agent_foreign_cgroups) instead of recording,
+# reporting or alerting about them. A Deployment spread over both nodes is
+# one profile (2 nodes); a client on one node and a server on the other
+# name each other; every report is written by its node's agent.
+k2() { kubectl -n "$NS2" "$@"; }
+two_nodes() { [[ -n $NODE2 ]] || { note "one node: the two-node checks have nothing to check"; return 1; }; }
+
+# nodes_of APP: the nodes APP's running pods are on, sorted.
+nodes_of() { k2 get pods -l "app=$1" --field-selector=status.phase=Running -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort; }
+
+# reports_at_least N: $NS2 holds N reports or more (archives aside).
+reports_at_least() { [[ $(k2 get cbr -l '!imprint.dev/archive' -o name | wc -l) -ge $1 ]]; }
+# merged: the spread Deployment's profile holds both replicas, both nodes
+# and what only the second node's replica ran.
+merged() {
+  k2 get bp deployment-spread -o json 2> /dev/null |
+    jq -e '.status.replicas == 2 and .status.nodes == 2 and (.status.containers[0].executables | index("/tmp/only-on-node2"))' > /dev/null
+}
+network_of() { # network_of POD: the network entries of POD's report
+  k2 get cbr -l '!imprint.dev/archive' -o json | jq -c --arg p "$1" '[.items[] | select(.spec.subject.pod == $p) | .spec.network[]?]'
+}
+names() { # names POD DIRECTION KIND WORKLOAD
+  network_of "$1" | jq -e --arg d "$2" --arg k "$3" --arg w "$4" \
+    '[.[] | select(.direction == $d and .peer.kind == $k and .peer.workload.name == $w)] | length > 0' > /dev/null
+}
+# foreign NODE: the agent on NODE's count of cgroups it left out.
+foreign() { agent_metrics "$1" | awk '$1 == "imprint_agent_foreign_cgroups_total" { print $2 }'; }
+some_foreign() { [[ $(foreign "$1") -ge 1 ]]; }
+# alerts_on NODE: the alert lines of the agent on NODE.
+alerts_on() { ks logs "$(agent_field metadata.name "$1")" 2> /dev/null | grep '^{"schema":"imprint.dev/alert/v1"'; }
+# shell_alerted POD: the agent on $NODE2 alerted terminal-shell about POD.
+shell_alerted() { alerts_on "$NODE2" | jq -se --arg p "$1" '[.[] | select(.rule == "terminal-shell" and .subject.pod == $p)] | length > 0' > /dev/null; }
+
+deploy_on_two_nodes() {
+  two_nodes || return 0
+  # kube.sh's deploy applies with k: here, into $NS2 (a check runs in a subshell).
+  k() { kubectl -n "$NS2" "$@"; }
+  deploy spread replicas=2 tolerate="$NODE2_TAINT" spread=1 script='exec sleep 3600' > /dev/null &&
+    deploy peer-server node="$WORKLOAD_NODE" port=8080 script='mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www' > /dev/null &&
+    k2 expose deployment peer-server --port 8080 > /dev/null &&
+    deploy peer-client node="$NODE2" tolerate="$NODE2_TAINT" \
+      script="while true; do wget -q -O /dev/null http://peer-server.$NS2.svc.cluster.local:8080/; sleep 1; done" > /dev/null || return 1
+  local d
+  for d in spread peer-server peer-client; do k2 rollout status "deployment/$d" --timeout=120s > /dev/null || return 1; done
+  [[ $(nodes_of spread | tr '\n' ' ') == "$(printf '%s\n' "$WORKLOAD_NODE" "$NODE2" | sort | tr '\n' ' ')" ]] ||
+    { echo "spread runs on: $(nodes_of spread)"; return 1; }
+  # Something only the replica on the second node does: a program of its
+  # own (busybox under a name that is no applet: it runs, and says so).
+  local pod
+  pod=$(k2 get pods -l app=spread --field-selector="spec.nodeName=$NODE2" -o jsonpath='{.items[0].metadata.name}')
+  k2 exec "$pod" -- sh -c 'cp /bin/busybox /tmp/only-on-node2 && { /tmp/only-on-node2 2> /dev/null; true; }' || return 1
+  note "spread: one replica on $WORKLOAD_NODE, one on $NODE2; peer-server on $WORKLOAD_NODE, peer-client on $NODE2"
+}
+
+# Every report names its pod's node (subject and label), which is the only
+# node whose agent may write it (the chart's admission policy); both nodes
+# have reports.
+every_report_is_its_nodes() {
+  two_nodes || return 0
+  eventually 60 reports_at_least 4 || { k2 get cbr; return 1; }
+  local pods reports bad
+  pods=$(k2 get pods -o json | jq -c '[.items[] | {key: .metadata.name, value: .spec.nodeName}] | from_entries')
+  reports=$(k2 get cbr -l '!imprint.dev/archive' -o json)
+  bad=$(jq -r --argjson pods "$pods" '.items[] | select(.spec.subject.node != $pods[.spec.subject.pod] or
+      .metadata.labels["imprint.dev/node"] != .spec.subject.node) |
+      "\(.metadata.name): subject \(.spec.subject.node), label \(.metadata.labels["imprint.dev/node"]), pod on \($pods[.spec.subject.pod])"' <<< "$reports")
+  [[ -z $bad ]] || { echo "$bad"; return 1; }
+  [[ $(jq -r '[.items[].spec.subject.node] | unique | length' <<< "$reports") == 2 ]] ||
+    { echo "reports of one node only: $(jq -r '[.items[].spec.subject.node] | unique' <<< "$reports")"; return 1; }
+  note "$(jq -r '.items | group_by(.spec.subject.node)[] | "\(.[0].spec.subject.node): \(length) reports"' <<< "$reports" | paste -sd ';' -)"
+}
+
+a_workload_on_two_nodes_is_one_profile() {
+  two_nodes || return 0
+  eventually 120 merged ||
+    { k2 get bp deployment-spread -o json | jq -c '.status | {replicas, nodes, executables: [.containers[].executables]}'; return 1; }
+  note "$(k2 get bp deployment-spread | tail -1)"
+}
+
+peers_across_nodes_are_named() {
+  two_nodes || return 0
+  local client server
+  client=$(k2 get pods -l app=peer-client -o jsonpath='{.items[0].metadata.name}')
+  server=$(k2 get pods -l app=peer-server -o jsonpath='{.items[0].metadata.name}')
+  eventually 60 names "$client" outbound Service peer-server || { network_of "$client"; return 1; }
+  eventually 60 names "$server" inbound Pod peer-client || { network_of "$server"; return 1; }
+  note "the client on $NODE2 names the Service peer-server; the server on $WORKLOAD_NODE names the pod of peer-client"
+}
+
+# Each agent counts the other node's containers as foreign; a terminal
+# shell in the client (on the second node) is an alert of the second
+# node's agent, and the first node's agent says nothing about it.
+each_agent_leaves_the_other_nodes_containers_alone() {
+  two_nodes || return 0
+  local node value client uid
+  for node in "$WORKLOAD_NODE" "$NODE2"; do
+    eventually 60 some_foreign "$node" || { echo "the agent on $node counts no foreign cgroup: $(foreign "$node")"; return 1; }
+    value=$(foreign "$node")
+    note "agent on $node: $value cgroups of the other node's containers left out"
+  done
+  client=$(k2 get pods -l app=peer-client -o jsonpath='{.items[0].metadata.name}')
+  uid=$(k2 get pod "$client" -o jsonpath='{.metadata.uid}')
+  timeout 60 script -qec "kubectl -n $NS2 exec -it $client -- sh -c 'exit 0'" /dev/null < /dev/null > "$work/exec2" 2>&1 ||
+    { cat "$work/exec2"; return 1; }
+  eventually 30 shell_alerted "$client" || { echo "no terminal-shell alert from the agent on $NODE2"; alerts_on "$NODE2" | tail -3; return 1; }
+  sleep 5
+  if alerts_on "$WORKLOAD_NODE" | grep -E "$client|$uid|${uid//-/_}"; then
+    echo "the agent on $WORKLOAD_NODE alerted about a container of $NODE2"; return 1
+  fi
 }
 
 # --- enforcement ---------------------------------------------------------------
@@ -495,7 +629,7 @@ new_behavior_is_denied_and_an_anomaly() {
 # container, so only the profile can have silenced it).
 agent_alerts() { # agent_alerts: the alert lines of the agent's log
   local pod
-  pod=$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].metadata.name}')
+  pod=$(agent_field metadata.name)
   ks logs "$pod" 2> /dev/null | grep '^{"schema":"imprint.dev/alert/v1"' | jq -cR 'fromjson? // empty'
 }
 alerted() { # alerted POD RULE: an alert of RULE about POD in the agent's log
@@ -573,7 +707,7 @@ an_intruder_in_a_guarded_pod_is_alerted() {
 
 # agent_metrics: what the agent's /metrics serves.
 agent_metrics() {
-  curl -fsS "http://$(ks get pods -l app.kubernetes.io/component=agent -o jsonpath='{.items[0].status.podIP}'):9090/metrics"
+  curl -fsS "http://$(agent_field status.podIP "${1:-}"):9090/metrics"
 }
 # agent_metric NAME: the value of an unlabelled metric of the agent.
 agent_metric() { agent_metrics | awk -v n="$1" '$1 == n { print $2 }'; }
@@ -633,7 +767,7 @@ YAML
 forged_reports_are_refused() {
   local node out report
   AGENT_USER=system:serviceaccount:$RELEASE_NS:$(ks get ds -o jsonpath='{.items[0].spec.template.spec.serviceAccountName}')
-  node=$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')
+  node=$WORKLOAD_NODE
   out=$(forge forged-elsewhere other-node "$node" "$node") &&
     { echo "a report for $node written with another node's token: $out"; return 1; }
   grep -q "must be that node's" <<< "$out" || { echo "refused, but not by the policy: $out"; return 1; }
@@ -708,7 +842,7 @@ metrics_are_served() {
 # --- upgrade -------------------------------------------------------------------
 agent_pid() { # the host PID of the running agent's imprint process
   local uid pid
-  uid=$(ks get pods -l app.kubernetes.io/component=agent --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.uid}') || return 1
+  uid=$(agent_field metadata.uid) || return 1
   for pid in $(pids_of_pod "$uid"); do
     [[ $(cat "/proc/$pid/comm" 2> /dev/null) == imprint ]] && { echo "$pid"; return 0; }
   done
@@ -853,6 +987,11 @@ check "one ContainerBehaviorReport per pod container: pod, container, node" repo
 check "each workload's BehaviorProfile reaches Stable" profiles_become_stable
 check "SeccompProfiles exist, validated by SPO's CRD (and a ProfileBinding for one)" seccomp_profiles_exist
 check "a NetworkPolicy is proposed per workload: its own selector, taken by the API server" network_policies_are_proposed
+check "two nodes: a Deployment spread over both, a client on one and its server on the other" deploy_on_two_nodes
+check "two nodes: every report names its pod's node, whose agent alone may write it" every_report_is_its_nodes
+check "two nodes: the spread Deployment is one profile over 2 nodes, holding what one replica did" a_workload_on_two_nodes_is_one_profile
+check "two nodes: a client and its server on different nodes name each other" peers_across_nodes_are_named
+check "two nodes: each agent leaves the other node's containers out (counted), alerts only on its own" each_agent_leaves_the_other_nodes_containers_alone
 check "an intruder in a guarded pod: alerts in 10s (log, Events, Alertmanager), allow-list unchanged; an accepted item alerts no more" an_intruder_in_a_guarded_pod_is_alerted
 check "a flood in a guarded pod (10,000 execs of a dropped program, busybox as /tmp/true): one alert; the agent's CPU and memory over it" a_flood_in_a_guarded_pod_is_one_alert
 check "enforced: localhost profiles + recommended securityContext, same load, zero errors" enforced_workloads_serve_without_errors

@@ -70,7 +70,7 @@ image: {repository: $IMPRINT_IMAGE_REPOSITORY, tag: $IMPRINT_IMAGE_TAG, pullPoli
 agent:
   interval: 3s
   namespaces: [$NS]
-  runtimeSocket: ${SOCKET:-/run/containerd/containerd.sock}
+  runtimeSocket: $(runtime_socket)
   cgroup: {root: $(cgroup_root)}
 controller:
   replicas: 1

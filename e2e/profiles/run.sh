@@ -8,6 +8,8 @@
 #     into one BehaviorProfile holding the union
 #   - traffic from one workload to another's Service names the peer (the
 #     Service and its workload, the client pod and its workload) in both
+#   - a pod of the cluster's second node (same kernel, another containerd):
+#     this node's agent leaves it out (counted), no report, no alert
 #   - SeccompProfiles are accepted by SPO's CRD; the profile reaches Stable,
 #     and guards: new behavior is an anomaly (status, condition), not
 #     learnt, the SeccompProfile unchanged; accepted, it is allowed
@@ -58,6 +60,9 @@ SOCKET=${IMPRINT_E2E_RUNTIME_SOCKET:?}
 KUBELET_ROOT=${IMPRINT_E2E_KUBELET_ROOT:?}
 PIDS=${IMPRINT_E2E_PIDS:?}
 API_DOWN=${IMPRINT_E2E_API_DOWN_SECONDS:-120}
+# The local cluster's second node (tainted): no agent of this suite runs there.
+NODE2=${IMPRINT_E2E_NODE2_NAME:-}
+NODE2_TAINT=${IMPRINT_E2E_NODE2_TAINT:-}
 NS=imprint-profiles-$(date +%s)
 # The controllers' Lease lives apart from the workloads (as the chart's does),
 # so a controller still leads while the workloads' namespace is deleted.
@@ -212,6 +217,44 @@ a_server_names_the_client() {
       return 0
   done
   return 1
+}
+
+# Another node's pod, on the same kernel: this node's agent sees its cgroup
+# but its runtime does not know it. The agent leaves it out once its runtime
+# listed everything without it (imprint_agent_foreign_cgroups): no report,
+# no alert (a terminal shell in it is none; the same in a pod of this node
+# is one), nothing in the agent's log.
+agent_metric_value() { curl -fsS "http://127.0.0.1:$AGENT_PORT/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
+foreign_above() { [[ $(agent_metric_value imprint_agent_foreign_cgroups_total) -gt $1 ]]; }
+terminal_shell() { # terminal_shell POD: `kubectl exec -it POD -- sh`, on a terminal
+  timeout 60 script -qec "kubectl -n $NS exec -it $1 -c web -- sh -c 'exit 0'" /dev/null < /dev/null > /dev/null 2>&1
+}
+agent_alerts() { grep '^{"schema":"imprint.dev/alert/v1"' "$work/agent.log"; }
+shell_alerted() { # shell_alerted POD: a terminal-shell alert about POD in the agent's log
+  agent_alerts | jq -se --arg p "$1" '[.[] | select(.rule == "terminal-shell" and .subject.pod == $p)] | length > 0' > /dev/null
+}
+
+another_nodes_pod_is_left_alone() {
+  [[ -n $NODE2 ]] || { echo "no second node (IMPRINT_E2E_NODE2_NAME)"; return 1; }
+  local before pod uid mine
+  before=$(agent_metric_value imprint_agent_foreign_cgroups_total)
+  web elsewhere 'while true; do cat /etc/hostname > /dev/null; sleep 1; done' node="$NODE2" tolerate="$NODE2_TAINT" &&
+    web nearby 'exec sleep 3600' node="$NODE" || return 1
+  k rollout status deployment/elsewhere --timeout=120s && k rollout status deployment/nearby --timeout=120s || return 1
+  pod=$(pods_of elsewhere) mine=$(pods_of nearby)
+  uid=$(k get pod "$pod" -o jsonpath='{.metadata.uid}')
+  # Its runtime lists every 10 s at least: within 30 s it has listed all
+  # without the pod (the count is asserted below, after what it prevents).
+  eventually 30 foreign_above "${before:-0}" > /dev/null || true
+  if ! terminal_shell "$pod" || ! terminal_shell "$mine"; then echo "kubectl exec failed"; return 1; fi
+  eventually 30 shell_alerted "$mine" || { echo "no terminal-shell alert about $mine, a pod of this node"; agent_alerts | tail -3; return 1; }
+  sleep 3
+  if agent_alerts | grep -E "$pod|$uid|${uid//-/_}"; then echo "an alert about $pod, on $NODE2"; return 1; fi
+  [[ -z $(report_of "$pod" web) ]] || { echo "a report of $pod, on $NODE2"; return 1; }
+  if grep -E "$uid|${uid//-/_}" "$work/agent.log" | head -3 | grep .; then echo "the agent's log names $pod"; return 1; fi
+  foreign_above "${before:-0}" || { echo "no cgroup counted foreign: $(agent_metric_value imprint_agent_foreign_cgroups_total)"; return 1; }
+  echo "# a pod on $NODE2: $(( $(agent_metric_value imprint_agent_foreign_cgroups_total) - ${before:-0} )) cgroups left out, no report, no alert (a terminal shell in a pod of $NODE: an alert)"
+  k delete deployment elsewhere nearby --wait=false > /dev/null
 }
 
 # The first run of a container that restarts (it leaves a mark in an
@@ -1029,6 +1072,7 @@ check "setup: CRDs, agent, controller, workloads" setup
 check "one report per pod container: pod, container, node, workload" reports_name_pod_container_node_and_workload
 check "2 replicas doing different things merge into one profile" replicas_merge_into_one_profile
 check "peers are named in both reports (Service and client pod)" peers_are_named_in_both_reports
+check "a pod of the second node: left out by this node's agent (counted), no report, no alert" another_nodes_pod_is_left_alone
 check "a restarted container's report keeps its first run" a_restarted_container_keeps_its_first_run
 check "SeccompProfiles accepted by SPO's CRD" seccomp_profiles_are_accepted
 check "CEL: a profile's workload cannot change, its window must be a duration" cel_rules_guard_the_profile

@@ -54,6 +54,10 @@ pub struct HostResolver {
     paths: HashMap<u64, String>,
     scanned: Instant,
     node: Option<String>,
+    /// On a node: when each cgroup was first found unnamed, to leave out
+    /// those another runtime's ([`Containers::foreign`]); `None` on a
+    /// plain host, where every container is watched (by path if unnamed).
+    unnamed_since: Option<HashMap<u64, Instant>>,
 }
 
 impl HostResolver {
@@ -76,13 +80,34 @@ impl HostResolver {
             paths: preexisting,
             scanned: Instant::now(),
             node: hostname(),
+            unnamed_since: None,
         }
     }
 
-    /// With this node name in the subjects (the agent's, not the host's).
+    /// With this node name in the subjects (the agent's, not the host's),
+    /// leaving out the containers no followed runtime knows (another
+    /// node's, where nodes share a kernel): they are that node's agent's.
     pub fn on_node(mut self, node: String) -> HostResolver {
         self.node = Some(node);
+        self.unnamed_since = Some(HashMap::new());
         self
+    }
+
+    /// Whether the cgroup `id` of `holder` is another runtime's (only
+    /// asked on a node).
+    fn foreign(&mut self, id: u64, holder: &Holder) -> bool {
+        let Some(unnamed_since) = self.unnamed_since.as_mut() else {
+            return false;
+        };
+        let Holder::Container(identity, None) = holder else {
+            unnamed_since.remove(&id);
+            return false;
+        };
+        if unnamed_since.len() >= SCAN_LIMIT {
+            unnamed_since.clear();
+        }
+        let since = *unnamed_since.entry(id).or_insert_with(Instant::now);
+        self.containers.foreign(&identity.container_id, since)
     }
 }
 
@@ -107,7 +132,7 @@ impl Resolve for HostResolver {
             return None;
         }
         let holder = runtime::classify(&path, &self.containers);
-        if !self.filter.keeps(&holder) {
+        if !self.filter.keeps(&holder) || self.foreign(id, &holder) {
             return None;
         }
         let named = !matches!(holder, Holder::Container(_, None));

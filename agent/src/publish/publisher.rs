@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imprint_crd::report::{
     ContainerBehaviorReport, ContainerBehaviorReportSpec, NodeLosses, Period, WorkloadRef,
@@ -28,7 +28,7 @@ use crate::metrics::AgentMetrics;
 use crate::names::Arch;
 use crate::pipeline::Session;
 use crate::report::Clock;
-use crate::runtime::{self, Filter};
+use crate::runtime::{self, Filter, Holder};
 
 /// Namespace and name of a report.
 pub type Key = (String, String);
@@ -58,8 +58,8 @@ pub struct PublisherConfig {
 struct Tracked {
     /// The report the cgroup feeds, once known.
     report: Option<Key>,
-    /// Said once that the runtime has not named it.
-    warned_unresolved: bool,
+    /// When the runtime was first found not to know it (`None`: it did).
+    unresolved_since: Option<Instant>,
     /// Its own part of the report, as last built.
     spec: Option<ContainerBehaviorReportSpec>,
     /// Node-wide losses when it was first seen (those since are charged
@@ -85,6 +85,10 @@ enum Outcome {
     Unwanted,
     /// The runtime has not named the container yet.
     Unresolved,
+    /// No runtime this agent follows knows the container, though each
+    /// listed all of its own since it appeared: another node's (several
+    /// nodes on one kernel) or an unfollowed runtime's. Never reported.
+    Foreign,
     /// Not written, and what that means for the rest of the tick.
     NotWritten(WriteFailure),
 }
@@ -397,6 +401,18 @@ impl Publisher {
                     }
                     self.metrics.cgroups_not_recorded.inc();
                 }
+                Outcome::Foreign => {
+                    let path = paths.get(&id).map_or("", String::as_str);
+                    debug!(
+                        cgroup = path,
+                        "no followed runtime knows this container (another node's?): not recorded any more"
+                    );
+                    if let Err(error) = session.stop_recording(hierarchy, id, path) {
+                        debug!(cgroup = path, %error, "could not stop recording (gone already?)");
+                    }
+                    self.cgroups.remove(&id);
+                    self.metrics.foreign_cgroups.inc();
+                }
                 Outcome::Ignored => {
                     session.captured().aggregator.cgroups.remove(&id);
                     if gone.is_some() {
@@ -526,10 +542,18 @@ impl Publisher {
                 Ok(target) => target,
                 Err(Skip::Unresolved) => {
                     let tracked = self.cgroups.entry(id).or_default();
-                    if !tracked.warned_unresolved {
-                        tracked.warned_unresolved = true;
-                        self.metrics.resolution_failures.inc();
-                        debug!(cgroup = %path, "container not (yet) known to the runtime");
+                    let since = match tracked.unresolved_since {
+                        Some(since) => since,
+                        None => {
+                            self.metrics.resolution_failures.inc();
+                            debug!(cgroup = %path, "container not (yet) known to the runtime");
+                            *tracked.unresolved_since.insert(Instant::now())
+                        }
+                    };
+                    if let Holder::Container(identity, None) = &holder
+                        && session.containers.foreign(&identity.container_id, since)
+                    {
+                        return Outcome::Foreign;
                     }
                     return Outcome::Unresolved;
                 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::events_client::EventsClient;
@@ -23,7 +23,12 @@ use super::identity::{identify, spec_fields};
 pub const NAMESPACES: [&str; 3] = ["k8s.io", "moby", "default"];
 
 /// Lists the containers of every namespace into `containers`.
-async fn list_all(channel: &Channel, containers: &Containers) -> Result<usize, tonic::Status> {
+async fn list_all(
+    socket: &Path,
+    channel: &Channel,
+    containers: &Containers,
+) -> Result<usize, tonic::Status> {
+    let began = Instant::now();
     let mut client = ContainersClient::new(channel.clone());
     let mut images = ImagesClient::new(channel.clone());
     let mut digests: HashMap<(String, String), Option<String>> = HashMap::new();
@@ -72,6 +77,7 @@ async fn list_all(channel: &Channel, containers: &Containers) -> Result<usize, t
             n += 1;
         }
     }
+    containers.listed(socket, began);
     Ok(n)
 }
 
@@ -97,7 +103,7 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
             .await
     });
     tokio::task::yield_now().await;
-    let n = list_all(&channel, containers)
+    let n = list_all(socket, &channel, containers)
         .await
         .map_err(|e| e.to_string())?;
     containers.set_connected(true);
@@ -114,19 +120,19 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
                     .into_inner();
             }
             _ = relist.tick() => {
-                list_all(&channel, containers).await.map_err(|e| e.to_string())?;
+                list_all(socket, &channel, containers).await.map_err(|e| e.to_string())?;
             }
         }
     };
     // The event that answered the subscription is the first message.
-    list_all(&channel, containers)
+    list_all(socket, &channel, containers)
         .await
         .map_err(|e| e.to_string())?;
     loop {
         let message = tokio::select! {
             message = events.message() => message,
             _ = relist.tick() => {
-                list_all(&channel, containers).await.map_err(|e| e.to_string())?;
+                list_all(socket, &channel, containers).await.map_err(|e| e.to_string())?;
                 continue;
             }
         };
@@ -136,7 +142,7 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
                 if envelope.topic.starts_with("/containers/create")
                     || envelope.topic.starts_with("/tasks/start")
                 {
-                    list_all(&channel, containers)
+                    list_all(socket, &channel, containers)
                         .await
                         .map_err(|e| e.to_string())?;
                 }

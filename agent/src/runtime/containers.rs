@@ -60,6 +60,12 @@ const MAX_CONTAINERS: usize = 16_384;
 /// containers at least every 10 s.
 const GONE_AFTER: Duration = Duration::from_secs(60);
 
+/// A container cgroup is another runtime's once every followed runtime
+/// listed all its containers, without it, at least this long after the
+/// cgroup was first seen (a runtime lists a container before it makes its
+/// cgroup; the margin covers one that lists it a moment later).
+pub const FOREIGN_AFTER: Duration = Duration::from_secs(5);
+
 /// Containers by id, shared between the watcher task and the recorder.
 #[derive(Clone, Debug, Default)]
 pub struct Containers {
@@ -75,6 +81,9 @@ struct State {
     failures: u64,
     /// Containers not remembered: full, and none gone to make room for them.
     unremembered: u64,
+    /// Each followed runtime (its socket) with when its last complete
+    /// listing began (`None`: none completed yet).
+    listings: HashMap<PathBuf, Option<Instant>>,
 }
 
 impl Default for State {
@@ -85,6 +94,7 @@ impl Default for State {
             connected: false,
             failures: 0,
             unremembered: 0,
+            listings: HashMap::new(),
         }
     }
 }
@@ -191,6 +201,42 @@ impl Containers {
         }
     }
 
+    /// Says that the runtime at `socket` is followed: until it completed a
+    /// listing, no cgroup is taken for another runtime's.
+    pub(crate) fn follows(&self, socket: &Path) {
+        if let Ok(mut state) = self.inner.lock() {
+            state.listings.entry(socket.to_path_buf()).or_insert(None);
+        }
+    }
+
+    /// Says that the runtime at `socket` listed all its containers, in a
+    /// listing that began at `began`.
+    pub(crate) fn listed(&self, socket: &Path, began: Instant) {
+        if let Ok(mut state) = self.inner.lock() {
+            state.listings.insert(socket.to_path_buf(), Some(began));
+        }
+    }
+
+    /// Whether container `id`, whose cgroup was first seen at `first_seen`,
+    /// belongs to a runtime this agent does not follow (on a kernel shared
+    /// by several nodes, another node's): no followed runtime knows it,
+    /// and every one of them listed all its containers in a listing that
+    /// began [`FOREIGN_AFTER`] or more after `first_seen`. Never while a
+    /// runtime has not listed, nor once containers went unremembered.
+    pub fn foreign(&self, id: &str, first_seen: Instant) -> bool {
+        let Ok(state) = self.inner.lock() else {
+            return false;
+        };
+        let settled = first_seen + FOREIGN_AFTER;
+        !state.by_id.contains_key(id)
+            && state.unremembered == 0
+            && !state.listings.is_empty()
+            && state
+                .listings
+                .values()
+                .all(|began| began.is_some_and(|at| at >= settled))
+    }
+
     pub(crate) fn set_connected(&self, connected: bool) {
         if let Ok(mut state) = self.inner.lock() {
             if !connected {
@@ -247,6 +293,45 @@ mod tests {
             containers.get("c1").unwrap().container.as_deref(),
             Some("web-2")
         );
+    }
+
+    #[test]
+    fn a_container_is_foreign_once_every_runtime_listed_without_it() {
+        let containers = Containers::default();
+        let seen = Instant::now();
+        // No runtime followed: nothing is another runtime's.
+        assert!(!containers.foreign("other", seen));
+        let (a, b) = (Path::new("/run/a.sock"), Path::new("/run/b.sock"));
+        containers.follows(a);
+        containers.follows(b);
+        containers.listed(a, seen + FOREIGN_AFTER);
+        // b has not listed yet.
+        assert!(!containers.foreign("other", seen));
+        // b listed, but too soon after the cgroup appeared.
+        containers.listed(b, seen + FOREIGN_AFTER / 2);
+        assert!(!containers.foreign("other", seen));
+        containers.listed(b, seen + FOREIGN_AFTER * 2);
+        assert!(containers.foreign("other", seen));
+        // A container a runtime knows is never another's.
+        let mut known = entry("k8s.io", Some("web"), None);
+        known.id = "mine".into();
+        containers.insert(known);
+        assert!(!containers.foreign("mine", seen));
+    }
+
+    #[test]
+    fn nothing_is_foreign_once_containers_went_unremembered() {
+        let containers = Containers::with_capacity(1);
+        let seen = Instant::now();
+        let socket = Path::new("/run/a.sock");
+        containers.follows(socket);
+        containers.insert(entry("k8s.io", Some("a"), None));
+        let mut second = entry("k8s.io", Some("b"), None);
+        second.id = "c2".into();
+        containers.insert(second);
+        assert_eq!(containers.unremembered(), 1);
+        containers.listed(socket, seen + FOREIGN_AFTER);
+        assert!(!containers.foreign("c2", seen));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{Container, ListContainersRequest, ListPodSandboxRequest, PodSandbox};
@@ -79,7 +79,12 @@ pub fn container_info(
 }
 
 /// Lists every sandbox and container into `containers`.
-async fn list_all(channel: &Channel, containers: &Containers) -> Result<usize, tonic::Status> {
+async fn list_all(
+    socket: &Path,
+    channel: &Channel,
+    containers: &Containers,
+) -> Result<usize, tonic::Status> {
+    let began = Instant::now();
     let mut client = RuntimeServiceClient::new(channel.clone());
     let sandboxes: HashMap<String, ContainerInfo> = client
         .list_pod_sandbox(ListPodSandboxRequest { filter: None })
@@ -101,6 +106,7 @@ async fn list_all(channel: &Channel, containers: &Containers) -> Result<usize, t
     for container in &listed {
         containers.insert(container_info(container, &sandboxes));
     }
+    containers.listed(socket, began);
     Ok(n)
 }
 
@@ -110,14 +116,14 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
     let channel = containerd_client::connect(socket)
         .await
         .map_err(|e| e.to_string())?;
-    let n = list_all(&channel, containers)
+    let n = list_all(socket, &channel, containers)
         .await
         .map_err(|e| e.to_string())?;
     containers.set_connected(true);
     info!(socket = %socket.display(), containers = n, "following the container runtime through CRI");
     loop {
         tokio::time::sleep(LIST_EVERY).await;
-        list_all(&channel, containers)
+        list_all(socket, &channel, containers)
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::{API_DEFAULT_VERSION, Docker};
@@ -130,7 +130,12 @@ fn is_podman(version: &bollard::models::SystemVersion) -> bool {
 }
 
 /// Lists every container (running or not) into `containers`.
-async fn list_all(daemon: &mut Daemon, containers: &Containers) -> Result<usize, String> {
+async fn list_all(
+    socket: &Path,
+    daemon: &mut Daemon,
+    containers: &Containers,
+) -> Result<usize, String> {
+    let began = Instant::now();
     let options = ListContainersOptions {
         all: true,
         ..ListContainersOptions::default()
@@ -171,6 +176,7 @@ async fn list_all(daemon: &mut Daemon, containers: &Containers) -> Result<usize,
         containers.insert(info);
         n += 1;
     }
+    containers.listed(socket, began);
     Ok(n)
 }
 
@@ -218,7 +224,7 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
         podman,
         digests: HashMap::new(),
     };
-    let n = list_all(&mut daemon, containers).await?;
+    let n = list_all(socket, &mut daemon, containers).await?;
     containers.set_connected(true);
     info!(
         socket = %socket.display(),
@@ -236,14 +242,14 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
                     let action = event.action.unwrap_or_default();
                     debug!(action, "docker event");
                     if ["create", "start", "rename"].contains(&action.as_str()) {
-                        list_all(&mut daemon, containers).await?;
+                        list_all(socket, &mut daemon, containers).await?;
                     }
                 }
                 Some(Err(error)) => return Err(error.to_string()),
                 None => return Err("event stream closed".into()),
             },
             _ = relist.tick() => {
-                list_all(&mut daemon, containers).await?;
+                list_all(socket, &mut daemon, containers).await?;
             }
         }
     }

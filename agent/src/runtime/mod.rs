@@ -56,6 +56,7 @@ impl RuntimeApi {
 /// containerd's event stream, or CRI listings; reconnects with a back-off
 /// (200 ms doubling to 5 s) when the socket goes away.
 pub async fn follow(socket: PathBuf, api: RuntimeApi, containers: Containers) {
+    containers.follows(&socket);
     match api.for_socket(&socket) {
         RuntimeApi::Cri => keep_following(&socket, &containers, "CRI", cri::follow).await,
         RuntimeApi::Docker => keep_following(&socket, &containers, "Docker", docker::follow).await,
