@@ -63,9 +63,10 @@ phase_is() { [[ $(k get behaviorprofiles "$1" -o jsonpath='{.status.phase}' 2> /
 #   spread=1         at most one pod more on a node than on any other
 #                    (topology spread over kubernetes.io/hostname)
 #   node=NAME        only on node NAME
+#   tty=1            the container's processes have a terminal (tty, stdin)
 deploy() {
   local name=$1 image=$BUSYBOX container=$1 replicas=1 grace=1 script='' port='' sc='' tools='' cpu='' opt
-  local tolerate='' spread='' node=''
+  local tolerate='' spread='' node='' tty=''
   shift
   for opt in "$@"; do
     case $opt in
@@ -81,6 +82,7 @@ deploy() {
       tolerate=*) tolerate=${opt#*=} ;;
       spread=*) spread=${opt#*=} ;;
       node=*) node=${opt#*=} ;;
+      tty=*) tty=${opt#*=} ;;
       *) echo "deploy: unknown option $opt" >&2; return 1 ;;
     esac
   done
@@ -126,6 +128,8 @@ spec:
         $ports
         $probe
         ${sc:+securityContext: $sc}
+        ${tty:+tty: true}
+        ${tty:+stdin: true}
         $resources
         $mount
 YAML

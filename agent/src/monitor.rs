@@ -199,6 +199,7 @@ impl Watcher for Shared {
                     baseline: baseline.clone(),
                     started: false,
                     settled: true,
+                    provisional: false,
                 },
             }),
             Target::Host { .. } => Box::new(Unplaced),

@@ -46,6 +46,12 @@ const REFRESH: Duration = Duration::from_secs(60);
 const MAX_PLACED: usize = 65_536;
 /// Announced cgroups remembered at most.
 const MAX_MADE: usize = 65_536;
+/// How long the alerts of a provisional container wait for the runtime to
+/// name it (or to find it another node's) before they are sent by path.
+pub const HOLD_UNNAMED: Duration = Duration::from_secs(30);
+/// Alerts kept per provisional container while they wait (the first ones;
+/// the rest are counted).
+const MAX_WAITING: usize = 64;
 
 /// A watched container: who it is and what it learnt.
 #[derive(Clone, Debug, Default)]
@@ -62,6 +68,11 @@ pub struct Watch {
     /// The name is final (`false`: the runtime has not named it yet; asked
     /// again a moment later, the container's state kept).
     pub settled: bool,
+    /// Not named yet where the kernel is shared with other nodes: it may be
+    /// another node's. Its alerts wait (at most [`HOLD_UNNAMED`]) until
+    /// it is named (they then carry its names) or is found another's
+    /// (the resolver no longer places it: they are dropped).
+    pub provisional: bool,
 }
 
 /// Places a cgroup: the container it is, or `None` (not watched, or not
@@ -101,6 +112,20 @@ pub struct DetectorStats {
     /// Items a container runtime's own process did in a container (runc
     /// setting up an exec'd process), not judged.
     pub runtime_actions: u64,
+    /// Alerts about a provisional container that proved another node's
+    /// (dropped), or that did not fit while waiting.
+    pub unplaced: u64,
+}
+
+/// Alerts of a provisional container, waiting for it to be named.
+struct Waiting {
+    /// When the first one was raised.
+    since: Instant,
+    /// One of its cgroups, and its path when the kernel announced it (it
+    /// may be gone by the time the container is placed).
+    cgroup: u64,
+    made: Option<(String, u64)>,
+    alerts: Vec<Alert>,
 }
 
 struct Container {
@@ -135,6 +160,8 @@ pub struct Detector {
     arch: Option<Arch>,
     clock: Clock,
     stats: DetectorStats,
+    /// Alerts of provisional containers, by container key.
+    waiting: HashMap<String, Waiting>,
 }
 
 /// One event's item as the rules see it.
@@ -165,6 +192,7 @@ impl Detector {
             arch: Arch::native(),
             clock: Clock::now(),
             stats: DetectorStats::default(),
+            waiting: HashMap::new(),
         }
     }
 
@@ -216,9 +244,105 @@ impl Detector {
         let Some(item) = self.item(&key, event) else {
             return Vec::new();
         };
-        self.judge(&key, item, event.header().timestamp_ns, now)
-            .into_iter()
-            .collect()
+        let Some(alert) = self.judge(&key, item, event.header().timestamp_ns, now) else {
+            return Vec::new();
+        };
+        if self
+            .containers
+            .get(&key)
+            .is_some_and(|c| c.watch.provisional)
+        {
+            self.wait(key, id, alert, now);
+            return Vec::new();
+        }
+        vec![alert]
+    }
+
+    /// Keeps `alert` of provisional container `key` (cgroup `id`) until
+    /// the container is named or found another node's.
+    fn wait(&mut self, key: String, id: u64, alert: Alert, now: Instant) {
+        let made = self.made.get(&id).cloned();
+        let waiting = self.waiting.entry(key).or_insert_with(|| Waiting {
+            since: now,
+            cgroup: id,
+            made: None,
+            alerts: Vec::new(),
+        });
+        if waiting.made.is_none() {
+            waiting.made = made;
+        }
+        if waiting.alerts.len() < MAX_WAITING {
+            waiting.alerts.push(alert);
+        } else {
+            self.stats.unplaced += 1;
+        }
+    }
+
+    /// The waiting alerts that can go now: those of containers named since
+    /// (with the names), and those that waited [`HOLD_UNNAMED`] (by path);
+    /// those of containers the resolver no longer places (another node's)
+    /// are dropped.
+    fn settle_waiting(&mut self, now: Instant) -> Vec<Alert> {
+        self.settle_waiting_until(now, false)
+    }
+
+    /// Every waiting alert, as detection stops: named where the container
+    /// was named since, by path where it was not, dropped where it proved
+    /// another node's.
+    pub fn drain_waiting(&mut self) -> Vec<Alert> {
+        self.settle_waiting_until(Instant::now(), true)
+    }
+
+    fn settle_waiting_until(&mut self, now: Instant, all: bool) -> Vec<Alert> {
+        let mut out = Vec::new();
+        let keys: Vec<String> = self.waiting.keys().cloned().collect();
+        for key in keys {
+            let Some(waiting) = self.waiting.get(&key) else {
+                continue;
+            };
+            let made = waiting
+                .made
+                .as_ref()
+                .map(|(p, parent)| (p.as_str(), *parent));
+            let watch = self.resolver.resolve(waiting.cgroup, made);
+            let overdue = all || now.duration_since(waiting.since) >= HOLD_UNNAMED;
+            match watch {
+                None => {
+                    let dropped = self
+                        .waiting
+                        .remove(&key)
+                        .map(|w| w.alerts)
+                        .unwrap_or_default();
+                    self.stats.unplaced += dropped.len() as u64;
+                    for alert in dropped {
+                        if let Some(n) = self.stats.alerts.get_mut(&alert.rule) {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                }
+                Some(watch) if !watch.provisional => {
+                    let alerts = self
+                        .waiting
+                        .remove(&key)
+                        .map(|w| w.alerts)
+                        .unwrap_or_default();
+                    out.extend(alerts.into_iter().map(|mut alert| {
+                        alert.subject = watch.subject.clone();
+                        alert
+                    }));
+                }
+                Some(_) if overdue => {
+                    out.extend(
+                        self.waiting
+                            .remove(&key)
+                            .map(|w| w.alerts)
+                            .unwrap_or_default(),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        out
     }
 
     /// Notes when the resolver's generation changed.
@@ -268,52 +392,55 @@ impl Detector {
             .count()
     }
 
-    /// Whether alerts are held back: summaries are due later.
+    /// Whether alerts are held back: summaries are due later, or alerts of
+    /// provisional containers wait.
     pub fn holding(&self) -> bool {
-        self.limiter.holding()
+        self.limiter.holding() || !self.waiting.is_empty()
     }
 
-    /// Summaries of alerts held back whose second is over.
+    /// Summaries of alerts held back whose second is over, and the waiting
+    /// alerts of provisional containers that can go now.
     pub fn tick(&mut self, now: Instant) -> Vec<Alert> {
+        let mut out = self.settle_waiting(now);
         let due = self.limiter.due(now);
         if due.is_empty() {
-            return Vec::new();
+            return out;
         }
         let time = self.clock.rfc3339(crate::report::boot_ns());
-        due.into_iter()
-            .filter_map(|(serial, held)| {
-                let subject = self
-                    .containers
-                    .values()
-                    .find(|c| c.serial == serial)?
-                    .watch
-                    .subject
-                    .clone();
-                *self
-                    .stats
-                    .alerts
-                    .entry(rules::RATE_LIMIT_RULE.to_string())
-                    .or_default() += 1;
-                Some(Alert {
-                    schema: SCHEMA.into(),
-                    rule: rules::RATE_LIMIT_RULE.into(),
-                    severity: held.severity.unwrap_or(Severity::Low),
-                    message: format!(
-                        "{} more alert(s) held back (at most {} per second per container)",
-                        held.count, self.config.limits.per_second
-                    ),
-                    time: time.clone(),
-                    subject,
-                    outside_profile: false,
-                    process: None,
-                    ancestry: Vec::new(),
-                    observed: Observed::Held {
-                        rules: held.rules.into_iter().collect(),
-                    },
-                    count: Some(held.count),
-                })
+        let summaries = due.into_iter().filter_map(|(serial, held)| {
+            let subject = self
+                .containers
+                .values()
+                .find(|c| c.serial == serial)?
+                .watch
+                .subject
+                .clone();
+            *self
+                .stats
+                .alerts
+                .entry(rules::RATE_LIMIT_RULE.to_string())
+                .or_default() += 1;
+            Some(Alert {
+                schema: SCHEMA.into(),
+                rule: rules::RATE_LIMIT_RULE.into(),
+                severity: held.severity.unwrap_or(Severity::Low),
+                message: format!(
+                    "{} more alert(s) held back (at most {} per second per container)",
+                    held.count, self.config.limits.per_second
+                ),
+                time: time.clone(),
+                subject,
+                outside_profile: false,
+                process: None,
+                ancestry: Vec::new(),
+                observed: Observed::Held {
+                    rules: held.rules.into_iter().collect(),
+                },
+                count: Some(held.count),
             })
-            .collect()
+        });
+        out.extend(summaries);
+        out
     }
 
     /// The container cgroup `id` belongs to, asking the resolver when it

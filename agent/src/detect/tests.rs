@@ -73,6 +73,7 @@ impl Resolve for One {
         (id == 5).then(|| Watch {
             key: "c".into(),
             settled: true,
+            provisional: false,
             subject: Subject {
                 cgroup: Some("/test".into()),
                 namespace: Some("shop".into()),
@@ -580,4 +581,102 @@ fn a_restricted_syscall_called_with_new_arguments_is_an_anomaly() {
     let mut d = detector(Some(Arc::new(Baseline::from_reports([&open_ended]))));
     events.push(syscall_arg(11, nr("socket"), 17 | (3 << 16)));
     assert!(run(&mut d, &events).is_empty());
+}
+
+/// A resolver whose one answer the test changes: a container not named
+/// yet, then named, or found another node's (placed no more).
+struct Scripted(Arc<std::sync::Mutex<Option<Watch>>>);
+
+impl Resolve for Scripted {
+    fn resolve(&mut self, id: u64, _: Option<(&str, u64)>) -> Option<Watch> {
+        (id == 5).then(|| self.0.lock().unwrap().clone()).flatten()
+    }
+}
+
+fn unnamed() -> Watch {
+    Watch {
+        key: "/kubepods/pod1/c1".into(),
+        subject: Subject {
+            cgroup: Some("/kubepods/pod1/c1".into()),
+            ..Subject::default()
+        },
+        provisional: true,
+        ..Watch::default()
+    }
+}
+
+fn named() -> Watch {
+    Watch {
+        key: "web-1-web".into(),
+        subject: Subject {
+            cgroup: Some("/kubepods/pod1/c1".into()),
+            namespace: Some("shop".into()),
+            pod: Some("web-1".into()),
+            ..Subject::default()
+        },
+        settled: true,
+        ..Watch::default()
+    }
+}
+
+/// A provisional container's package manager, and the detector with the
+/// script that places it.
+fn provisional_alert() -> (Detector, Arc<std::sync::Mutex<Option<Watch>>>, Instant) {
+    let answer = Arc::new(std::sync::Mutex::new(Some(unnamed())));
+    let mut d = with_kernel(Detector::new(
+        DetectorConfig::default(),
+        Box::new(Scripted(answer.clone())),
+    ));
+    let now = Instant::now();
+    let apt = exec(12, 11, "/usr/bin/apt-get", &["apt-get", "install", "x"], 3);
+    kernel_sees(&apt);
+    assert!(d.observe(&apt, now).is_empty(), "sent before it was named");
+    assert!(d.holding(), "a waiting alert keeps the ticks coming");
+    (d, answer, now)
+}
+
+#[test]
+fn an_alert_of_a_container_not_named_yet_waits_and_goes_with_its_names() {
+    let (mut d, answer, now) = provisional_alert();
+    assert!(
+        d.tick(now + Duration::from_secs(1)).is_empty(),
+        "still unnamed"
+    );
+    *answer.lock().unwrap() = Some(named());
+    let alerts = d.tick(now + Duration::from_secs(2));
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].rule, "package-manager");
+    assert_eq!(alerts[0].subject.pod.as_deref(), Some("web-1"));
+    assert!(!d.holding());
+}
+
+#[test]
+fn an_alert_of_another_nodes_container_is_dropped() {
+    let (mut d, answer, now) = provisional_alert();
+    *answer.lock().unwrap() = None;
+    assert!(d.tick(now + Duration::from_secs(6)).is_empty());
+    assert_eq!(d.stats().unplaced, 1);
+    assert_eq!(d.stats().alerts.get("package-manager"), Some(&0));
+    assert!(!d.holding());
+}
+
+#[test]
+fn waiting_alerts_go_by_path_when_detection_stops() {
+    let (mut d, _answer, _) = provisional_alert();
+    let alerts = d.drain_waiting();
+    assert_eq!(alerts.len(), 1);
+    assert!(!d.holding());
+}
+
+#[test]
+fn an_alert_of_a_container_never_named_goes_by_path_after_the_hold() {
+    let (mut d, _answer, now) = provisional_alert();
+    assert!(d.tick(now + HOLD_UNNAMED / 2).is_empty());
+    let alerts = d.tick(now + HOLD_UNNAMED);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].subject.pod, None);
+    assert_eq!(
+        alerts[0].subject.cgroup.as_deref(),
+        Some("/kubepods/pod1/c1")
+    );
 }

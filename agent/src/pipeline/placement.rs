@@ -152,6 +152,7 @@ impl Resolve for HostResolver {
             subject,
             started: self.started.contains(&id),
             settled: named && found,
+            provisional: !named && self.unnamed_since.is_some(),
         })
     }
 }

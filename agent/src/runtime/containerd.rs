@@ -135,6 +135,10 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
                 list_all(socket, &channel, containers).await.map_err(|e| e.to_string())?;
                 continue;
             }
+            _ = containers.listing_wanted() => {
+                list_all(socket, &channel, containers).await.map_err(|e| e.to_string())?;
+                continue;
+            }
         };
         match message {
             Ok(Some(envelope)) => {

@@ -70,6 +70,9 @@ pub const FOREIGN_AFTER: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, Default)]
 pub struct Containers {
     inner: Arc<Mutex<State>>,
+    /// Wakes the runtimes' followers for a listing now (a cgroup waits to
+    /// be found another runtime's).
+    wanted: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug)]
@@ -108,6 +111,7 @@ impl Containers {
         };
         Containers {
             inner: Arc::new(Mutex::new(state)),
+            wanted: Arc::default(),
         }
     }
 
@@ -223,18 +227,29 @@ impl Containers {
     /// and every one of them listed all its containers in a listing that
     /// began [`FOREIGN_AFTER`] or more after `first_seen`. Never while a
     /// runtime has not listed, nor once containers went unremembered.
+    /// Once `FOREIGN_AFTER` has passed, a runtime whose last listing is
+    /// older is asked for one now (rather than at its next relisting).
     pub fn foreign(&self, id: &str, first_seen: Instant) -> bool {
         let Ok(state) = self.inner.lock() else {
             return false;
         };
         let settled = first_seen + FOREIGN_AFTER;
-        !state.by_id.contains_key(id)
-            && state.unremembered == 0
-            && !state.listings.is_empty()
-            && state
-                .listings
-                .values()
-                .all(|began| began.is_some_and(|at| at >= settled))
+        if state.by_id.contains_key(id) || state.unremembered > 0 || state.listings.is_empty() {
+            return false;
+        }
+        let listed = state
+            .listings
+            .values()
+            .all(|began| began.is_some_and(|at| at >= settled));
+        if !listed && Instant::now() >= settled {
+            self.wanted.notify_waiters();
+        }
+        listed
+    }
+
+    /// Resolves when a listing is wanted now ([`Containers::foreign`]).
+    pub(crate) async fn listing_wanted(&self) {
+        self.wanted.notified().await;
     }
 
     pub(crate) fn set_connected(&self, connected: bool) {
@@ -317,6 +332,28 @@ mod tests {
         known.id = "mine".into();
         containers.insert(known);
         assert!(!containers.foreign("mine", seen));
+    }
+
+    #[tokio::test]
+    async fn a_cgroup_past_the_margin_asks_the_runtimes_for_a_listing_now() {
+        let containers = Containers::default();
+        let socket = Path::new("/run/a.sock");
+        containers.follows(socket);
+        let seen = Instant::now() - FOREIGN_AFTER * 2;
+        containers.listed(socket, seen);
+        let waiter = containers.clone();
+        let wanted = tokio::spawn(async move { waiter.listing_wanted().await });
+        tokio::task::yield_now().await;
+        // Within the margin: nothing asked yet.
+        assert!(!containers.foreign("other", Instant::now()));
+        tokio::task::yield_now().await;
+        assert!(!wanted.is_finished());
+        // Past it, with a listing from before: one is asked for.
+        assert!(!containers.foreign("other", seen));
+        tokio::time::timeout(Duration::from_secs(5), wanted)
+            .await
+            .expect("a listing asked for")
+            .unwrap();
     }
 
     #[test]

@@ -251,6 +251,9 @@ pub(super) async fn follow(socket: &Path, containers: &Containers) -> Result<(),
             _ = relist.tick() => {
                 list_all(socket, &mut daemon, containers).await?;
             }
+            _ = containers.listing_wanted() => {
+                list_all(socket, &mut daemon, containers).await?;
+            }
         }
     }
 }
