@@ -236,9 +236,6 @@ async fn record_and_publish(
         .publish(&mut session, hierarchy, false, true)
         .await;
     session.report_degradation();
-    if let Some((.., detector)) = &detection {
-        detector.send_waiting();
-    }
     drop(detection);
     Ok(())
 }

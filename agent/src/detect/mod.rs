@@ -68,10 +68,11 @@ pub struct Watch {
     /// The name is final (`false`: the runtime has not named it yet; asked
     /// again a moment later, the container's state kept).
     pub settled: bool,
-    /// Not named yet where the kernel is shared with other nodes: it may be
-    /// another node's. Its alerts wait (at most [`HOLD_UNNAMED`]) until
-    /// it is named (they then carry its names) or is found another's
-    /// (the resolver no longer places it: they are dropped).
+    /// Not named yet on a node whose runtimes can tell their containers
+    /// from others (every one listed): it may be another node's, where
+    /// nodes share a kernel. Its alerts wait (at most [`HOLD_UNNAMED`])
+    /// until it is named (they then carry its names) or is found
+    /// another's (the resolver no longer places it: they are dropped).
     pub provisional: bool,
 }
 
@@ -269,7 +270,10 @@ impl Detector {
             alerts: Vec::new(),
         });
         if waiting.made.is_none() {
-            waiting.made = made;
+            // Announced by the kernel, else as the resolver placed it: the
+            // cgroup may be gone (its path no longer found) when it is
+            // placed again.
+            waiting.made = made.or_else(|| alert.subject.cgroup.clone().map(|path| (path, 0)));
         }
         if waiting.alerts.len() < MAX_WAITING {
             waiting.alerts.push(alert);
@@ -280,20 +284,9 @@ impl Detector {
 
     /// The waiting alerts that can go now: those of containers named since
     /// (with the names), and those that waited [`HOLD_UNNAMED`] (by path);
-    /// those of containers the resolver no longer places (another node's)
-    /// are dropped.
+    /// those of containers the resolver no longer places, by their path
+    /// (found another node's), are dropped.
     fn settle_waiting(&mut self, now: Instant) -> Vec<Alert> {
-        self.settle_waiting_until(now, false)
-    }
-
-    /// Every waiting alert, as detection stops: named where the container
-    /// was named since, by path where it was not, dropped where it proved
-    /// another node's.
-    pub fn drain_waiting(&mut self) -> Vec<Alert> {
-        self.settle_waiting_until(Instant::now(), true)
-    }
-
-    fn settle_waiting_until(&mut self, now: Instant, all: bool) -> Vec<Alert> {
         let mut out = Vec::new();
         let keys: Vec<String> = self.waiting.keys().cloned().collect();
         for key in keys {
@@ -305,7 +298,7 @@ impl Detector {
                 .as_ref()
                 .map(|(p, parent)| (p.as_str(), *parent));
             let watch = self.resolver.resolve(waiting.cgroup, made);
-            let overdue = all || now.duration_since(waiting.since) >= HOLD_UNNAMED;
+            let overdue = now.duration_since(waiting.since) >= HOLD_UNNAMED;
             match watch {
                 None => {
                     let dropped = self
@@ -399,7 +392,8 @@ impl Detector {
     }
 
     /// Summaries of alerts held back whose second is over, and the waiting
-    /// alerts of provisional containers that can go now.
+    /// alerts of provisional containers that can go now (the summary of a
+    /// provisional container's alerts waits with them).
     pub fn tick(&mut self, now: Instant) -> Vec<Alert> {
         let mut out = self.settle_waiting(now);
         let due = self.limiter.due(now);
@@ -407,20 +401,20 @@ impl Detector {
             return out;
         }
         let time = self.clock.rfc3339(crate::report::boot_ns());
-        let summaries = due.into_iter().filter_map(|(serial, held)| {
-            let subject = self
-                .containers
-                .values()
-                .find(|c| c.serial == serial)?
-                .watch
-                .subject
-                .clone();
+        for (serial, held) in due {
+            let Some((key, container)) = self.containers.iter().find(|(_, c)| c.serial == serial)
+            else {
+                continue;
+            };
+            let key = key.clone();
+            let provisional = container.watch.provisional;
+            let subject = container.watch.subject.clone();
             *self
                 .stats
                 .alerts
                 .entry(rules::RATE_LIMIT_RULE.to_string())
                 .or_default() += 1;
-            Some(Alert {
+            let summary = Alert {
                 schema: SCHEMA.into(),
                 rule: rules::RATE_LIMIT_RULE.into(),
                 severity: held.severity.unwrap_or(Severity::Low),
@@ -437,9 +431,17 @@ impl Detector {
                     rules: held.rules.into_iter().collect(),
                 },
                 count: Some(held.count),
-            })
-        });
-        out.extend(summaries);
+            };
+            let cgroup = self
+                .placed
+                .iter()
+                .find(|(_, (k, _))| k.as_deref() == Some(key.as_str()))
+                .map(|(id, _)| *id);
+            match cgroup {
+                Some(id) if provisional => self.wait(key, id, summary, now),
+                _ => out.push(summary),
+            }
+        }
         out
     }
 

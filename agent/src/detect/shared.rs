@@ -63,17 +63,9 @@ impl SharedDetector {
         }
     }
 
-    /// Queues every alert still waiting for its container to be named (as
-    /// detection stops).
-    pub fn send_waiting(&self) {
-        let waiting = self.lock().drain_waiting();
-        for alert in waiting {
-            self.sender.send(alert);
-        }
-    }
-
-    /// Sends the summaries of held-back alerts as their seconds end, until
-    /// the returned guard is dropped; asleep while nothing is held.
+    /// Sends the summaries of held-back alerts as their seconds end, and
+    /// the alerts of provisional containers once they can go, until the
+    /// returned guard is dropped; asleep while nothing is held or waits.
     pub fn summarize(&self) -> AbortOnDrop {
         let shared = self.clone();
         AbortOnDrop(tokio::spawn(async move {

@@ -661,14 +661,6 @@ fn an_alert_of_another_nodes_container_is_dropped() {
 }
 
 #[test]
-fn waiting_alerts_go_by_path_when_detection_stops() {
-    let (mut d, _answer, _) = provisional_alert();
-    let alerts = d.drain_waiting();
-    assert_eq!(alerts.len(), 1);
-    assert!(!d.holding());
-}
-
-#[test]
 fn an_alert_of_a_container_never_named_goes_by_path_after_the_hold() {
     let (mut d, _answer, now) = provisional_alert();
     assert!(d.tick(now + HOLD_UNNAMED / 2).is_empty());
@@ -679,4 +671,88 @@ fn an_alert_of_a_container_never_named_goes_by_path_after_the_hold() {
         alerts[0].subject.cgroup.as_deref(),
         Some("/kubepods/pod1/c1")
     );
+}
+
+#[test]
+fn the_summary_of_a_provisional_containers_held_alerts_waits_with_them() {
+    let answer = Arc::new(std::sync::Mutex::new(Some(unnamed())));
+    let mut d = with_kernel(Detector::new(
+        DetectorConfig::default(),
+        Box::new(Scripted(answer.clone())),
+    ));
+    let now = Instant::now();
+    // 15 package installs in one second: 10 alerts, 5 held back.
+    for n in 0..15u32 {
+        let package = format!("p{n}");
+        let apt = exec(
+            20 + n,
+            11,
+            &format!("/opt/{n}/apt-get"),
+            &["apt-get", "install", &package],
+            30 + u64::from(n),
+        );
+        kernel_sees(&apt);
+        assert!(d.observe(&apt, now).is_empty());
+    }
+    // The second is over: its summary is due, but the container is not
+    // named yet.
+    assert!(
+        d.tick(now + Duration::from_millis(1500)).is_empty(),
+        "sent by path before it was named"
+    );
+    *answer.lock().unwrap() = Some(named());
+    let alerts = d.tick(now + Duration::from_secs(2));
+    let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+    assert_eq!(
+        rules.iter().filter(|r| **r == "package-manager").count(),
+        10
+    );
+    assert_eq!(
+        rules
+            .iter()
+            .filter(|r| **r == rules::RATE_LIMIT_RULE)
+            .count(),
+        1
+    );
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.subject.pod.as_deref() == Some("web-1"))
+    );
+}
+
+/// [`Scripted`], whose cgroup can be gone: then only a path given places it.
+struct Vanishing(
+    Arc<std::sync::Mutex<Option<Watch>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+);
+
+impl Resolve for Vanishing {
+    fn resolve(&mut self, id: u64, made: Option<(&str, u64)>) -> Option<Watch> {
+        let gone = self.1.load(std::sync::atomic::Ordering::Relaxed);
+        if gone && made.is_none() {
+            return None;
+        }
+        Scripted(self.0.clone()).resolve(id, made)
+    }
+}
+
+#[test]
+fn a_waiting_alert_of_a_cgroup_gone_since_is_placed_by_its_path() {
+    let answer = Arc::new(std::sync::Mutex::new(Some(unnamed())));
+    let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut d = with_kernel(Detector::new(
+        DetectorConfig::default(),
+        Box::new(Vanishing(answer.clone(), gone.clone())),
+    ));
+    let now = Instant::now();
+    let apt = exec(12, 11, "/usr/bin/apt-get", &["apt-get", "install", "x"], 3);
+    kernel_sees(&apt);
+    assert!(d.observe(&apt, now).is_empty());
+    // The cgroup is gone (no scan finds it) before the container is named.
+    gone.store(true, std::sync::atomic::Ordering::Relaxed);
+    *answer.lock().unwrap() = Some(named());
+    let alerts = d.tick(now + Duration::from_secs(2));
+    assert_eq!(alerts.len(), 1, "dropped as if another node's");
+    assert_eq!(alerts[0].subject.pod.as_deref(), Some("web-1"));
 }

@@ -104,10 +104,12 @@ impl HostResolver {
             return false;
         };
         if unnamed_since.len() >= SCAN_LIMIT {
-            unnamed_since.clear();
+            // Those the last scan no longer finds are gone.
+            unnamed_since.retain(|id, _| self.paths.contains_key(id));
         }
         let since = *unnamed_since.entry(id).or_insert_with(Instant::now);
-        self.containers.foreign(&identity.container_id, since)
+        self.containers
+            .foreign(&identity.container_id, identity.pod_uid.as_deref(), since)
     }
 }
 
@@ -152,7 +154,7 @@ impl Resolve for HostResolver {
             subject,
             started: self.started.contains(&id),
             settled: named && found,
-            provisional: !named && self.unnamed_since.is_some(),
+            provisional: !named && self.unnamed_since.is_some() && self.containers.decidable(),
         })
     }
 }

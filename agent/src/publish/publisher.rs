@@ -286,6 +286,13 @@ impl Publisher {
         let counts = session.probes.kernel_counts();
         let losses = session.node_losses();
         self.metrics.set_node_losses(&losses);
+        // A container of one of this node's pods is never another node's.
+        session.containers.set_local_pods(
+            self.pods
+                .state()
+                .iter()
+                .filter_map(|pod| pod.metadata.uid.clone()),
+        );
         if losses != self.losses && !exits_only {
             // Every container recorded meanwhile may have lost something.
             warn!(
@@ -403,6 +410,12 @@ impl Publisher {
                 }
                 Outcome::Foreign => {
                     let path = paths.get(&id).map_or("", String::as_str);
+                    if self.metrics.foreign_cgroups.get() == 0 {
+                        info!(
+                            cgroup = path,
+                            "a container no followed runtime knows, of no pod of this node (another node's on this kernel?): left out, not recorded; such containers are counted in imprint_agent_foreign_cgroups_total"
+                        );
+                    }
                     debug!(
                         cgroup = path,
                         "no followed runtime knows this container (another node's?): not recorded any more"
@@ -551,7 +564,11 @@ impl Publisher {
                         }
                     };
                     if let Holder::Container(identity, None) = &holder
-                        && session.containers.foreign(&identity.container_id, since)
+                        && session.containers.foreign(
+                            &identity.container_id,
+                            identity.pod_uid.as_deref(),
+                            since,
+                        )
                     {
                         return Outcome::Foreign;
                     }

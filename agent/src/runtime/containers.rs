@@ -87,6 +87,10 @@ struct State {
     /// Each followed runtime (its socket) with when its last complete
     /// listing began (`None`: none completed yet).
     listings: HashMap<PathBuf, Option<Instant>>,
+    /// When a listing was last asked for.
+    wanted_at: Option<Instant>,
+    /// UIDs of this node's pods: a container of one is never another's.
+    local_pods: HashSet<String>,
 }
 
 impl Default for State {
@@ -98,6 +102,8 @@ impl Default for State {
             failures: 0,
             unremembered: 0,
             listings: HashMap::new(),
+            wanted_at: None,
+            local_pods: HashSet::new(),
         }
     }
 }
@@ -221,27 +227,58 @@ impl Containers {
         }
     }
 
-    /// Whether container `id`, whose cgroup was first seen at `first_seen`,
-    /// belongs to a runtime this agent does not follow (on a kernel shared
-    /// by several nodes, another node's): no followed runtime knows it,
-    /// and every one of them listed all its containers in a listing that
-    /// began [`FOREIGN_AFTER`] or more after `first_seen`. Never while a
-    /// runtime has not listed, nor once containers went unremembered.
-    /// Once `FOREIGN_AFTER` has passed, a runtime whose last listing is
-    /// older is asked for one now (rather than at its next relisting).
-    pub fn foreign(&self, id: &str, first_seen: Instant) -> bool {
-        let Ok(state) = self.inner.lock() else {
+    /// Says which pods are this node's (their UIDs).
+    pub fn set_local_pods(&self, uids: impl IntoIterator<Item = String>) {
+        if let Ok(mut state) = self.inner.lock() {
+            state.local_pods = uids.into_iter().collect();
+        }
+    }
+
+    /// Whether another runtime's containers can be told apart at all:
+    /// every followed runtime has listed its containers, and none went
+    /// unremembered.
+    pub fn decidable(&self) -> bool {
+        self.inner.lock().is_ok_and(|state| {
+            state.unremembered == 0
+                && !state.listings.is_empty()
+                && state.listings.values().all(Option::is_some)
+        })
+    }
+
+    /// Whether container `id` (of pod `pod_uid`, as its cgroup path says),
+    /// whose cgroup was first seen at `first_seen`, belongs to a runtime
+    /// this agent does not follow (on a kernel shared by several nodes,
+    /// another node's): no followed runtime knows it, and every one of
+    /// them listed its containers (containerd: the namespaces it looks
+    /// at) in a listing that began [`FOREIGN_AFTER`] or more after
+    /// `first_seen`. Never for a pod of this node, while a runtime has not
+    /// listed, nor once containers went unremembered. Once `FOREIGN_AFTER`
+    /// has passed, a runtime whose last listing is older is asked for one
+    /// now (at most once a second), rather than at its next relisting.
+    pub fn foreign(&self, id: &str, pod_uid: Option<&str>, first_seen: Instant) -> bool {
+        let Ok(mut state) = self.inner.lock() else {
             return false;
         };
         let settled = first_seen + FOREIGN_AFTER;
-        if state.by_id.contains_key(id) || state.unremembered > 0 || state.listings.is_empty() {
+        if state.by_id.contains_key(id)
+            || pod_uid.is_some_and(|uid| state.local_pods.contains(uid))
+            || state.unremembered > 0
+            || state.listings.is_empty()
+        {
             return false;
         }
         let listed = state
             .listings
             .values()
             .all(|began| began.is_some_and(|at| at >= settled));
-        if !listed && Instant::now() >= settled {
+        let now = Instant::now();
+        if !listed
+            && now >= settled
+            && state
+                .wanted_at
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            state.wanted_at = Some(now);
             self.wanted.notify_waiters();
         }
         listed
@@ -315,23 +352,27 @@ mod tests {
         let containers = Containers::default();
         let seen = Instant::now();
         // No runtime followed: nothing is another runtime's.
-        assert!(!containers.foreign("other", seen));
+        assert!(!containers.foreign("other", None, seen));
         let (a, b) = (Path::new("/run/a.sock"), Path::new("/run/b.sock"));
         containers.follows(a);
         containers.follows(b);
         containers.listed(a, seen + FOREIGN_AFTER);
         // b has not listed yet.
-        assert!(!containers.foreign("other", seen));
+        assert!(!containers.foreign("other", None, seen));
         // b listed, but too soon after the cgroup appeared.
         containers.listed(b, seen + FOREIGN_AFTER / 2);
-        assert!(!containers.foreign("other", seen));
+        assert!(!containers.foreign("other", None, seen));
         containers.listed(b, seen + FOREIGN_AFTER * 2);
-        assert!(containers.foreign("other", seen));
+        assert!(containers.foreign("other", None, seen));
         // A container a runtime knows is never another's.
         let mut known = entry("k8s.io", Some("web"), None);
         known.id = "mine".into();
         containers.insert(known);
-        assert!(!containers.foreign("mine", seen));
+        assert!(!containers.foreign("mine", None, seen));
+        // Nor is a container of a pod of this node, known or not.
+        containers.set_local_pods(["uid-1".to_string()]);
+        assert!(!containers.foreign("other", Some("uid-1"), seen));
+        assert!(containers.foreign("other", Some("uid-2"), seen));
     }
 
     #[tokio::test]
@@ -345,11 +386,11 @@ mod tests {
         let wanted = tokio::spawn(async move { waiter.listing_wanted().await });
         tokio::task::yield_now().await;
         // Within the margin: nothing asked yet.
-        assert!(!containers.foreign("other", Instant::now()));
+        assert!(!containers.foreign("other", None, Instant::now()));
         tokio::task::yield_now().await;
         assert!(!wanted.is_finished());
         // Past it, with a listing from before: one is asked for.
-        assert!(!containers.foreign("other", seen));
+        assert!(!containers.foreign("other", None, seen));
         tokio::time::timeout(Duration::from_secs(5), wanted)
             .await
             .expect("a listing asked for")
@@ -368,7 +409,7 @@ mod tests {
         containers.insert(second);
         assert_eq!(containers.unremembered(), 1);
         containers.listed(socket, seen + FOREIGN_AFTER);
-        assert!(!containers.foreign("c2", seen));
+        assert!(!containers.foreign("c2", None, seen));
     }
 
     #[test]
