@@ -458,10 +458,6 @@ names() { # names POD DIRECTION KIND WORKLOAD
 # foreign NODE: the agent on NODE's count of cgroups it left out.
 foreign() { agent_metrics "$1" | awk '$1 == "imprint_agent_foreign_cgroups_total" { print $2 }'; }
 some_foreign() { [[ $(foreign "$1") -ge 1 ]]; }
-# alerts_on NODE: the alert lines of the agent on NODE.
-alerts_on() { ks logs "$(agent_field metadata.name "$1")" 2> /dev/null | grep '^{"schema":"imprint.dev/alert/v1"'; }
-# shell_alerted POD: the agent on $NODE2 alerted terminal-shell about POD.
-shell_alerted() { alerts_on "$NODE2" | jq -se --arg p "$1" '[.[] | select(.rule == "terminal-shell" and .subject.pod == $p)] | length > 0' > /dev/null; }
 
 deploy_on_two_nodes() {
   two_nodes || return 0
@@ -534,9 +530,9 @@ each_agent_leaves_the_other_nodes_containers_alone() {
   uid=$(k2 get pod "$client" -o jsonpath='{.metadata.uid}')
   timeout 60 script -qec "kubectl -n $NS2 exec -it $client -- sh -c 'exit 0'" /dev/null < /dev/null > "$work/exec2" 2>&1 ||
     { cat "$work/exec2"; return 1; }
-  eventually 30 shell_alerted "$client" || { echo "no terminal-shell alert from the agent on $NODE2"; alerts_on "$NODE2" | tail -3; return 1; }
+  eventually 30 alerted "$client" terminal-shell "$NODE2" || { echo "no terminal-shell alert from the agent on $NODE2"; agent_alerts "$NODE2" | tail -3; return 1; }
   sleep 5
-  if alerts_on "$WORKLOAD_NODE" | grep -E "$client|$uid|${uid//-/_}"; then
+  if agent_alerts "$WORKLOAD_NODE" | grep -E "$client|$uid|${uid//-/_}"; then
     echo "the agent on $WORKLOAD_NODE alerted about a container of $NODE2"; return 1
   fi
 }
@@ -627,13 +623,13 @@ new_behavior_is_denied_and_an_anomaly() {
 # stay as they were. The listener accepted in spec.accept: the same
 # listener in the other replica alerts no more (cooldowns are per
 # container, so only the profile can have silenced it).
-agent_alerts() { # agent_alerts: the alert lines of the agent's log
+agent_alerts() { # agent_alerts [NODE]: the alert lines of the agent's log (the workloads' node's)
   local pod
-  pod=$(agent_field metadata.name)
+  pod=$(agent_field metadata.name "${1:-}")
   ks logs "$pod" 2> /dev/null | grep '^{"schema":"imprint.dev/alert/v1"' | jq -cR 'fromjson? // empty'
 }
-alerted() { # alerted POD RULE: an alert of RULE about POD in the agent's log
-  agent_alerts | jq -se --arg p "$1" --arg r "$2" '[.[] | select(.subject.pod == $p and .rule == $r)] | length > 0' > /dev/null
+alerted() { # alerted POD RULE [NODE]: an alert of RULE about POD in the agent's log
+  agent_alerts "${3:-}" | jq -se --arg p "$1" --arg r "$2" '[.[] | select(.subject.pod == $p and .rule == $r)] | length > 0' > /dev/null
 }
 warned() { # warned POD REASON: a Warning Event on POD with REASON
   kubectl get events.events.k8s.io -n "$NS" -o json |

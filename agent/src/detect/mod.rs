@@ -288,53 +288,34 @@ impl Detector {
     /// (found another node's), are dropped.
     fn settle_waiting(&mut self, now: Instant) -> Vec<Alert> {
         let mut out = Vec::new();
-        let keys: Vec<String> = self.waiting.keys().cloned().collect();
-        for key in keys {
-            let Some(waiting) = self.waiting.get(&key) else {
-                continue;
-            };
+        let (resolver, stats) = (&mut self.resolver, &mut self.stats);
+        self.waiting.retain(|_, waiting| {
             let made = waiting
                 .made
                 .as_ref()
                 .map(|(p, parent)| (p.as_str(), *parent));
-            let watch = self.resolver.resolve(waiting.cgroup, made);
-            let overdue = now.duration_since(waiting.since) >= HOLD_UNNAMED;
-            match watch {
+            match resolver.resolve(waiting.cgroup, made) {
                 None => {
-                    let dropped = self
-                        .waiting
-                        .remove(&key)
-                        .map(|w| w.alerts)
-                        .unwrap_or_default();
-                    self.stats.unplaced += dropped.len() as u64;
-                    for alert in dropped {
-                        if let Some(n) = self.stats.alerts.get_mut(&alert.rule) {
+                    stats.unplaced += waiting.alerts.len() as u64;
+                    for alert in &waiting.alerts {
+                        if let Some(n) = stats.alerts.get_mut(&alert.rule) {
                             *n = n.saturating_sub(1);
                         }
                     }
                 }
                 Some(watch) if !watch.provisional => {
-                    let alerts = self
-                        .waiting
-                        .remove(&key)
-                        .map(|w| w.alerts)
-                        .unwrap_or_default();
-                    out.extend(alerts.into_iter().map(|mut alert| {
+                    out.extend(waiting.alerts.drain(..).map(|mut alert| {
                         alert.subject = watch.subject.clone();
                         alert
                     }));
                 }
-                Some(_) if overdue => {
-                    out.extend(
-                        self.waiting
-                            .remove(&key)
-                            .map(|w| w.alerts)
-                            .unwrap_or_default(),
-                    );
+                Some(_) if now.duration_since(waiting.since) >= HOLD_UNNAMED => {
+                    out.append(&mut waiting.alerts);
                 }
-                Some(_) => {}
+                Some(_) => return true,
             }
-        }
+            false
+        });
         out
     }
 
@@ -432,14 +413,16 @@ impl Detector {
                 },
                 count: Some(held.count),
             };
-            let cgroup = self
-                .placed
-                .iter()
-                .find(|(_, (k, _))| k.as_deref() == Some(key.as_str()))
-                .map(|(id, _)| *id);
-            match cgroup {
-                Some(id) if provisional => self.wait(key, id, summary, now),
-                _ => out.push(summary),
+            if provisional
+                && let Some(id) = self
+                    .placed
+                    .iter()
+                    .find(|(_, (k, _))| k.as_deref() == Some(key.as_str()))
+                    .map(|(id, _)| *id)
+            {
+                self.wait(key, id, summary, now);
+            } else {
+                out.push(summary);
             }
         }
         out

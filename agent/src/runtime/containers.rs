@@ -93,6 +93,14 @@ struct State {
     local_pods: HashSet<String>,
 }
 
+impl State {
+    /// Whether another runtime's containers can be told apart: at least
+    /// one runtime is followed, and no container went unremembered.
+    fn can_tell(&self) -> bool {
+        self.unremembered == 0 && !self.listings.is_empty()
+    }
+}
+
 impl Default for State {
     fn default() -> Self {
         State {
@@ -238,11 +246,9 @@ impl Containers {
     /// every followed runtime has listed its containers, and none went
     /// unremembered.
     pub fn decidable(&self) -> bool {
-        self.inner.lock().is_ok_and(|state| {
-            state.unremembered == 0
-                && !state.listings.is_empty()
-                && state.listings.values().all(Option::is_some)
-        })
+        self.inner
+            .lock()
+            .is_ok_and(|state| state.can_tell() && state.listings.values().all(Option::is_some))
     }
 
     /// Whether container `id` (of pod `pod_uid`, as its cgroup path says),
@@ -260,10 +266,9 @@ impl Containers {
             return false;
         };
         let settled = first_seen + FOREIGN_AFTER;
-        if state.by_id.contains_key(id)
+        if !state.can_tell()
+            || state.by_id.contains_key(id)
             || pod_uid.is_some_and(|uid| state.local_pods.contains(uid))
-            || state.unremembered > 0
-            || state.listings.is_empty()
         {
             return false;
         }
