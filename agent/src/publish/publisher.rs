@@ -411,9 +411,9 @@ impl Publisher {
                 Outcome::Foreign => {
                     let path = paths.get(&id).map_or("", String::as_str);
                     if self.metrics.foreign_cgroups.get() == 0 {
+                        // Once, and naming none: they are another agent's.
                         info!(
-                            cgroup = path,
-                            "a container no followed runtime knows, of no pod of this node (another node's on this kernel?): left out, not recorded; such containers are counted in imprint_agent_foreign_cgroups_total"
+                            "containers no followed runtime knows, of no pod of this node (another node's on this kernel?), are left out and not recorded: counted in imprint_agent_foreign_cgroups_total"
                         );
                     }
                     debug!(
