@@ -8,7 +8,8 @@
 //! `cargo bench -p imprint --bench overhead` (as root). Configurations are
 //! interleaved round by round and the medians printed, with each program's
 //! own run time from the kernel's BPF statistics (`kernel.bpf_stats_enabled`)
-//! and the size of imprint's programs as the verifier translated them. It
+//! and the size of imprint's programs and of their paths as the verifier
+//! translated them (`-- --paths-only` prints those alone). It
 //! prints figures and compares them with the targets; it never fails on them.
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use std::time::Instant;
 
 mod common;
 use common::bpftrace::{self, Bpftrace};
+use common::xlated::{Program, Route, Span};
 use common::{Recorder, is_named, loaded_programs, machine, median, unified_root};
 
 const ROUNDS: usize = 5;
@@ -161,16 +163,101 @@ fn prog_stats(which: &Programs) -> Option<(u64, u64)> {
     })
 }
 
-/// Instructions of the loaded program `name` as the verifier translated it
-/// (`bpftool prog dump xlated`): its size, which the VM's noise does not move.
-fn xlated_instructions(name: &str) -> Option<usize> {
+/// The paths whose length the bench prints, per program: a name and the
+/// source lines (by their text) the path passes and never passes.
+const PATHS: &[(&str, &[(&str, Route)])] = &[
+    (
+        "imprint_sys_enter",
+        &[
+            ("cgroup not recorded", NOT_RECORDED),
+            (
+                "known syscall, no argument recorded (getppid)",
+                Route {
+                    via: &["if (*word & bit)"],
+                    avoid: &[
+                        "ARG_VALUES_MAX",
+                        "imprint_file_change(",
+                        "__sync_fetch_and_or",
+                    ],
+                },
+            ),
+            (
+                "known syscall, argument as last time (ioctl)",
+                Route {
+                    via: &["state->arg_last[slot] == value", "if (*word & bit)"],
+                    avoid: &[
+                        "bpf_get_current_cgroup_id",
+                        "imprint_file_change(",
+                        "__sync_fetch_and_or",
+                    ],
+                },
+            ),
+        ],
+    ),
+    (
+        "imprint_exit_openat",
+        &[
+            ("cgroup not recorded", NOT_RECORDED),
+            (
+                "recorded, open seen before (de-duplication hit)",
+                Route {
+                    via: &["bpf_map_lookup_elem(&opens_seen"],
+                    avoid: &["(&scratch, &zero)"],
+                },
+            ),
+        ],
+    ),
+];
+
+/// A cgroup without local storage: the storage pointer tested, no lookup.
+const NOT_RECORDED: Route = Route {
+    via: &["!cgrp->bpf_cgrp_storage"],
+    avoid: &["bpf_cgrp_storage_get("],
+};
+
+/// A loaded program's size and the lengths of its paths in `PATHS`, as the
+/// verifier translated it (`bpftool prog dump xlated`): figures the VM's
+/// noise does not move.
+struct Shape {
+    instructions: usize,
+    paths: Vec<(&'static str, Result<Span, String>)>,
+}
+
+fn shape(name: &str, paths: &'static [(&'static str, Route<'static>)]) -> Option<Shape> {
     let id = loaded_programs().iter().find(|p| is_named(p, name))?["id"].as_u64()?;
-    let dump = Command::new("bpftool")
-        .args(["-j", "prog", "dump", "xlated", "id", &id.to_string()])
-        .output()
-        .ok()?;
-    let insns: serde_json::Value = serde_json::from_slice(&dump.stdout).ok()?;
-    Some(insns.as_array()?.len())
+    let program = Program::load(id)?;
+    Some(Shape {
+        instructions: program.len(),
+        paths: paths
+            .iter()
+            .map(|(what, route)| (*what, program.span(route)))
+            .collect(),
+    })
+}
+
+/// Prints each program's size and its paths' lengths.
+fn print_shapes(shapes: &[(&str, Option<Shape>)]) {
+    println!("imprint's programs as translated by the verifier (bpftool prog dump xlated):");
+    for (name, shape) in shapes {
+        let Some(shape) = shape else {
+            println!("  {name:<34}      - (not found)");
+            continue;
+        };
+        println!("  {name:<34} {:>6} instructions", shape.instructions);
+        for (what, span) in &shape.paths {
+            match span {
+                Ok(Span { fewest, most }) => {
+                    let figure = match most {
+                        Some(most) if most == fewest => format!("{fewest}"),
+                        Some(most) => format!("{fewest}-{most}"),
+                        None => format!("{fewest}- (a loop)"),
+                    };
+                    println!("    path: {what:<50} {figure:>9} instructions");
+                }
+                Err(e) => println!("    path: {what:<50}         - ({e})"),
+            }
+        }
+    }
 }
 
 struct Series {
@@ -192,6 +279,16 @@ struct Workload {
 }
 
 fn run() {
+    // `-- --paths-only`: the programs' sizes and paths alone, no timing.
+    if std::env::args().any(|a| a == "--paths-only") {
+        let _recorder = Recorder::start(&unified_root());
+        let shapes: Vec<_> = PATHS
+            .iter()
+            .map(|(name, paths)| (*name, shape(name, paths)))
+            .collect();
+        print_shapes(&shapes);
+        return;
+    }
     let stats_file = "/proc/sys/kernel/bpf_stats_enabled";
     let stats_before = std::fs::read_to_string(stats_file).unwrap_or_default();
     let set_stats = |on: bool| {
@@ -241,7 +338,7 @@ fn run() {
             body: HashMap::new(),
         })
         .collect();
-    let mut sizes: Vec<(&str, Option<usize>)> = Vec::new();
+    let mut shapes: Vec<(&str, Option<Shape>)> = Vec::new();
     let mut recorded_events = Vec::new();
 
     for round in 0..ROUNDS {
@@ -275,10 +372,10 @@ fn run() {
                 }
                 Config::Recorded | Config::NotRecorded => {
                     recorder = Some(Recorder::start(&unified));
-                    if sizes.is_empty() {
-                        sizes = ["imprint_sys_enter", "imprint_exit_openat"]
-                            .into_iter()
-                            .map(|name| (name, xlated_instructions(name)))
+                    if shapes.is_empty() {
+                        shapes = PATHS
+                            .iter()
+                            .map(|(name, paths)| (*name, shape(name, paths)))
                             .collect();
                     }
                 }
@@ -398,13 +495,7 @@ fn run() {
     };
     let added = |i: usize, c: Config| added_ns.get(&(i, c)).copied().unwrap_or(f64::NAN);
     println!();
-    println!("imprint's programs as translated by the verifier (bpftool prog dump xlated):");
-    for (name, size) in &sizes {
-        match size {
-            Some(n) => println!("  {name:<34} {n:>6} instructions"),
-            None => println!("  {name:<34}      - (not found)"),
-        }
-    }
+    print_shapes(&shapes);
     let operations: u64 = workloads.iter().map(|w| w.n + w.n / STATS_DIVISOR).sum();
     println!(
         "  events the recorded cgroup sent per round (its {operations} operations): median {:.0}",

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each benchmark uses its own part
 
 pub mod bpftrace;
+pub mod xlated;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
