@@ -72,6 +72,10 @@ pub struct AgentMetrics {
     /// had listed all its containers (another node's, on a kernel several
     /// nodes share): no longer recorded, never reported.
     pub foreign_cgroups: Counter,
+    /// Cgroups outside the part of the hierarchy this agent sees (its
+    /// cgroup namespace, as in a kind node: the other nodes' and the
+    /// host's), ignored in the kernel from their first syscall on.
+    pub out_of_view_cgroups: Gauge,
     /// Losses on the node no cgroup could be charged with, by kind
     /// (`unattributed_drops`, `storage_failures`, `syscalls_out_of_range`).
     pub node_losses: Family<KindLabel, Gauge>,
@@ -128,6 +132,11 @@ impl AgentMetrics {
             "foreign_cgroups",
             "Container cgroups no followed runtime knows (another node's on a shared kernel) no longer recorded",
             self.foreign_cgroups.clone(),
+        );
+        r.register(
+            "cgroups_out_of_view",
+            "Cgroups outside the hierarchy this agent sees (another node's or the host's, from a cgroup namespace), ignored in the kernel",
+            self.out_of_view_cgroups.clone(),
         );
         r.register(
             "node_losses",

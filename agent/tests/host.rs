@@ -85,6 +85,73 @@ fn records_every_cgroup_into_its_own_report() {
     assert_eq!(own.count(), 0, "imprint recorded itself");
 }
 
+/// Recording every cgroup from a cgroup namespace (an agent in a kind node,
+/// whose cgroup2 mount is the node's cgroup): the cgroups inside are
+/// recorded; those outside (the other nodes', the host's), which no path
+/// seen from there names, are ignored in the kernel from their first
+/// syscall and counted, instead of being recorded and warned about as
+/// paths that cannot be found.
+#[test]
+fn recording_every_cgroup_in_a_cgroup_namespace_leaves_the_rest_out() {
+    require_root();
+    let (_work, dir) = workdir();
+    let mount = dir.join("cgroup");
+    let reports = dir.join("reports");
+    std::fs::create_dir(&mount).unwrap();
+    let view = TestCgroup::new("view");
+    let inside = TestCgroup::at(&format!("{}/inside", view.name));
+    let outside = TestCgroup::new("outside");
+    let mut command = in_cgroup_namespace(
+        r#"exec "$2" record --duration 4s --cgroup-root "$1" --output "$3""#,
+        &mount,
+    );
+    command
+        .arg(env!("CARGO_BIN_EXE_imprint"))
+        .arg(&reports)
+        .stderr(Stdio::piped());
+    let mut recorder = view.enter_on_exec(&mut command).spawn().unwrap();
+    let mut stderr = BufReader::new(recorder.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("recording every cgroup") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    let rest = std::thread::spawn(move || {
+        let _ = stderr.read_to_string(&mut seen);
+        seen
+    });
+    let script = "cat /etc/hostname > /dev/null; ls /proc/self/ > /dev/null";
+    assert!(inside.spawn(script).wait().unwrap().success());
+    assert!(outside.spawn(script).wait().unwrap().success());
+    let status = recorder.wait().unwrap();
+    let stderr = rest.join().unwrap();
+    assert!(status.success(), "{stderr}");
+
+    // Inside: its own report, under its path as seen from the namespace.
+    let report = read_json(&reports.join("inside.json"));
+    assert_eq!(report["spec"]["subject"]["cgroup"], "/inside");
+    assert!(has_exec(&report, &["cat", "/etc/hostname"]), "{report:#}");
+    // Outside: no report, no warning, counted.
+    let names: Vec<String> = std::fs::read_dir(&reports)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("outside")),
+        "a report for a cgroup outside the view: {names:?}"
+    );
+    assert!(!stderr.contains("cgroup path unknown"), "{stderr}");
+    let left_out: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("left out: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of cgroups left out: {stderr}"));
+    assert!(left_out >= 1, "{stderr}");
+}
+
 /// Two cgroups taking turns on one CPU, making the same syscalls, each get
 /// every one of them in their own report: nothing the kernel side keeps
 /// per CPU (a cache of what the last cgroup there made, say) may carry

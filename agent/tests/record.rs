@@ -324,23 +324,12 @@ fn records_under_a_cgroup_root_made_in_a_cgroup_namespace() {
     std::fs::create_dir(&mount).unwrap();
     // The namespace's root: a cgroup of the test's own, entered before unshare.
     let outer = TestCgroup::new("nsroot");
-    let mut command = Command::new("unshare");
-    command.args([
-        "--cgroup",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-    ]);
-    command.arg(
-        r#"mount -t cgroup2 none "$1" && test -e "$1/cgroup.type" &&
+    let mut command = in_cgroup_namespace(
+        r#"test -e "$1/cgroup.type" &&
            exec "$2" record --cgroup-root "$1" --output "$3" -- "$4" read:/etc/hostname"#,
+        &mount,
     );
-    command
-        .arg("sh")
-        .arg(&mount)
-        .arg(env!("CARGO_BIN_EXE_imprint"));
+    command.arg(env!("CARGO_BIN_EXE_imprint"));
     command.arg(&reports).arg(fixture());
     let output = outer.enter_on_exec(&mut command).output().unwrap();
     drop(outer);

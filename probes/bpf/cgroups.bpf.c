@@ -55,7 +55,7 @@ int BPF_PROG(imprint_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 			return 0;
 		}
 		state->flags = flags;
-	} else if (!recorded(id)) {
+	} else if (!recorded(id) || !in_view(cgrp)) {
 		return 0;
 	}
 	announce(EVENT_CGROUP_MKDIR, id, parent_id, path);
@@ -68,7 +68,7 @@ int BPF_PROG(imprint_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	if (!on_default_hierarchy(cgrp))
 		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
-	if (!recorded(id)) {
+	if (!recorded(id) || (record_all_cgroups && !in_view(cgrp))) {
 		/* A cgroup user space stopped recording leaves no entry behind. */
 		if (record_all_cgroups)
 			bpf_map_delete_elem(&cgroup_ids, &id);

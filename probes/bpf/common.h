@@ -21,6 +21,15 @@
 /* Set by the loader before the object is loaded. */
 /* Record every cgroup (true) or only those in `cgroup_ids` and below. */
 SHARED const volatile __u32 record_all_cgroups = 0;
+/*
+ * When recording every cgroup: the id of the cgroup every recorded one
+ * descends from (the top of the cgroup2 hierarchy the loader sees, which is
+ * below the machine's top where it runs in a cgroup namespace, as in a kind
+ * node); 0 for no limit. Cgroups outside it are ignored from their first
+ * syscall on and counted (COUNTER_OUT_OF_VIEW): user space could not name
+ * them.
+ */
+SHARED const volatile __u64 view_cgroup_id = 0;
 /* Keep the process table (`processes`) for the ancestry of alerts. */
 SHARED const volatile __u32 track_processes = 0;
 /* The kernel's FMODE_CREATED bit (stable since 4.19 at 1 << 20). */
@@ -155,6 +164,31 @@ static __always_inline void count_drop(__u64 cgroup_id, enum drop_field field)
 	__sync_fetch_and_add(&((__u64 *)d)[index], 1);
 }
 
+/*
+ * Whether `view_cgroup_id` is `cgrp` or one of its ancestors. A function of
+ * its own: its loop then takes no registers on the hot paths of the
+ * programs that call it (once per cgroup, or per rare event).
+ */
+static __noinline bool under_view(struct cgroup *cgrp)
+{
+	int level = BPF_CORE_READ(cgrp, level);
+	for (int i = 0; i < VIEW_DEPTH_MAX; i++) {
+		if (i > level)
+			break;
+		struct cgroup *ancestor = NULL;
+		bpf_core_read(&ancestor, sizeof(ancestor), &cgrp->ancestors[i]);
+		if (ancestor && BPF_CORE_READ(ancestor, kn, id) == view_cgroup_id)
+			return true;
+	}
+	return false;
+}
+
+/* Whether `cgrp` is in view: always, without a `view_cgroup_id`. */
+static __always_inline bool in_view(struct cgroup *cgrp)
+{
+	return !view_cgroup_id || under_view(cgrp);
+}
+
 /* Whether events of this cgroup are recorded. */
 static __always_inline bool recorded(__u64 cgroup_id)
 {
@@ -181,6 +215,12 @@ static __always_inline struct cgroup_state *current_state(void)
 		state = bpf_cgrp_storage_get(&cgroup_states, cgrp, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (!state) {
 			count(COUNTER_STORAGE_FAILS);
+			return NULL;
+		}
+		if (!in_view(cgrp)) {
+			/* Once per cgroup: its storage says so from now on. */
+			state->flags = CGROUP_IGNORED;
+			count(COUNTER_OUT_OF_VIEW);
 			return NULL;
 		}
 		__u64 id = cgrp->kn->id;

@@ -137,6 +137,9 @@ enum net_kind {
 /* A program was executed in the cgroup (set by the exec probe). */
 #define CGROUP_EXECUTED 4
 
+/* Deepest cgroup level searched for the cgroup of `view_cgroup_id`. */
+#define VIEW_DEPTH_MAX 32
+
 /* Indexes of the global per-CPU counters in `counters`. */
 enum counter {
 	COUNTER_EVENTS = 0,
@@ -147,7 +150,8 @@ enum counter {
 	COUNTER_SYSCALL_OUT_OF_RANGE = 5,
 	COUNTER_READ_FAILS = 6,
 	COUNTER_DROPS_UNATTRIBUTED = 7,
-	COUNTER_MAX = 8,
+	COUNTER_OUT_OF_VIEW = 8,
+	COUNTER_MAX = 9,
 };
 
 /* Header of every event. */

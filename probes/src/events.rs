@@ -212,8 +212,11 @@ pub mod counter {
     /// Losses no cgroup could be charged with (the per-cgroup loss map
     /// was full).
     pub const DROPS_UNATTRIBUTED: usize = 7;
+    /// Cgroups outside the loader's view of the hierarchy (recording every
+    /// cgroup), ignored from their first syscall on.
+    pub const OUT_OF_VIEW: usize = 8;
     /// Number of counters.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 }
 
 /// `struct event_header`.

@@ -84,6 +84,9 @@ pub mod maps {
     pub const TRACK_PROCESSES: &str = "track_processes";
     /// Load-time setting: record every cgroup.
     pub const RECORD_ALL_CGROUPS: &str = "record_all_cgroups";
+    /// Load-time setting: the cgroup every recorded one descends from when
+    /// recording every cgroup (0: no limit).
+    pub const VIEW_CGROUP_ID: &str = "view_cgroup_id";
     /// Load-time setting: kernel text ranges of no-audit capability callers.
     pub const NOAUDIT_START: &str = "noaudit_start";
     /// End addresses matching [`NOAUDIT_START`].

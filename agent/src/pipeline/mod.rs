@@ -272,6 +272,13 @@ impl Session {
         }
     }
 
+    /// Cgroups the kernel ignores because they are outside the hierarchy
+    /// this session sees (recording every cgroup from a cgroup namespace).
+    pub fn cgroups_out_of_view(&self) -> u64 {
+        use imprint_probes::events::counter;
+        self.probes.counters().values[counter::OUT_OF_VIEW]
+    }
+
     /// Says in `spec` what this session could not see: hooks that are
     /// missing, and node-wide losses since `baseline`.
     pub fn annotate(
@@ -321,6 +328,12 @@ impl Session {
             unavailable = self.probes.unavailable.len(),
             "recording ended"
         );
+        let out_of_view = c(counter::OUT_OF_VIEW);
+        if out_of_view > 0 {
+            eprintln!(
+                "left out: {out_of_view} cgroups outside the cgroup hierarchy seen here (another cgroup namespace's), ignored from their first syscall on"
+            );
+        }
         for missing in &self.probes.unavailable {
             eprintln!(
                 "not recorded: {} ({} unavailable: {})",

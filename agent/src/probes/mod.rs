@@ -186,6 +186,19 @@ struct PodCounters(Counters);
 // SAFETY: a plain `#[repr(C)]` struct of u64s.
 unsafe impl Pod for PodCounters {}
 
+/// The id of the cgroup at the top of the cgroup2 hierarchy mounted at
+/// `root` when that is not the machine's top (a cgroup namespace, as in a
+/// kind node): recording every cgroup then ignores the cgroups outside it,
+/// which this process could never name. 0 (no limit) at the machine's top
+/// (id 1) or when it cannot be read.
+fn view_cgroup_id(root: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(root).map(|m| m.ino()) {
+        Ok(1) | Err(_) => 0,
+        Ok(id) => id,
+    }
+}
+
 impl Probes {
     /// Loads the object and attaches every hook the kernel allows.
     /// `cgroup_root` is the mount point of the unified hierarchy, where the
@@ -197,6 +210,7 @@ impl Probes {
         let audit_classes_known = ranges.is_some();
         let ranges = ranges.unwrap_or_default();
         let record_all: u32 = config.record_all.into();
+        let view = view_cgroup_id(cgroup_root);
         let track_processes: u32 = config.track_processes.into();
         let arch =
             Arch::native().ok_or_else(|| ProbeError::Load("unsupported architecture".into()))?;
@@ -205,6 +219,7 @@ impl Probes {
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global(maps::RECORD_ALL_CGROUPS, &record_all, true)
+            .override_global(maps::VIEW_CGROUP_ID, &view, true)
             .override_global(maps::TRACK_PROCESSES, &track_processes, true)
             // The process table takes kernel memory only while it is kept.
             .map_max_entries(

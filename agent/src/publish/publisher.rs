@@ -286,6 +286,9 @@ impl Publisher {
         let counts = session.probes.kernel_counts();
         let losses = session.node_losses();
         self.metrics.set_node_losses(&losses);
+        self.metrics
+            .out_of_view_cgroups
+            .set(i64::try_from(session.cgroups_out_of_view()).unwrap_or(i64::MAX));
         // A container of one of this node's pods is never another node's.
         session.containers.set_local_pods(
             self.pods

@@ -211,6 +211,27 @@ impl Drop for TestCgroup {
     }
 }
 
+/// `unshare --cgroup --mount` running `sh -c 'mount -t cgroup2 none "$1" &&
+/// SCRIPT' sh MOUNT`: a cgroup namespace rooted at the cgroup the command
+/// starts in (a kind node's view), with its cgroup2 mount at `mount`; add
+/// the script's further arguments ("$2"...) to the command.
+pub fn in_cgroup_namespace(script: &str, mount: &Path) -> Command {
+    let mut command = Command::new("unshare");
+    command.args([
+        "--cgroup",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+    ]);
+    command
+        .arg(format!(r#"mount -t cgroup2 none "$1" && {script}"#))
+        .arg("sh")
+        .arg(mount);
+    command
+}
+
 /// A free loopback port (bound and released: nothing else here takes it
 /// in between).
 pub fn free_port() -> u16 {
