@@ -151,9 +151,30 @@ install_profile() {
   if [[ -n ${KUBELET_ROOT:-} ]]; then
     mkdir -p "$KUBELET_ROOT/seccomp/operator" && printf '%s\n' "$json" > "$KUBELET_ROOT/seccomp/operator/$file.json"
   else
-    k run "install-$file" --image="$BUSYBOX" --image-pull-policy=Never --restart=Never --rm -i --quiet \
-      --overrides='{"spec":{"volumes":[{"name":"p","hostPath":{"path":"/var/lib/kubelet/seccomp","type":"DirectoryOrCreate"}}],"containers":[{"name":"c","image":"'"$BUSYBOX"'","imagePullPolicy":"Never","stdin":true,"command":["/bin/sh","-c","mkdir -p /p/operator && cat > /p/operator/'"$file"'.json"],"volumeMounts":[{"name":"p","mountPath":"/p"}]}]}}' \
-      <<< "$json" > /dev/null
+    # A ConfigMap holds it (piping it through `kubectl run -i` cut it
+    # short) and a pod copies it into the node's directory.
+    local name="install-$$-$RANDOM"
+    k create configmap "$name" --from-file=profile.json=/dev/stdin <<< "$json" > /dev/null || return 1
+    k apply -f - > /dev/null <<YAML || return 1
+apiVersion: v1
+kind: Pod
+metadata: {name: $name}
+spec:
+  restartPolicy: Never
+  volumes:
+  - {name: p, hostPath: {path: /var/lib/kubelet/seccomp, type: DirectoryOrCreate}}
+  - {name: profile, configMap: {name: $name}}
+  containers:
+  - name: c
+    image: $BUSYBOX
+    imagePullPolicy: Never
+    command: [/bin/sh, -c, "mkdir -p /p/operator && cp /profile/profile.json /p/operator/$file.json"]
+    volumeMounts: [{name: p, mountPath: /p}, {name: profile, mountPath: /profile}]
+YAML
+    k wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$name" --timeout=60s > /dev/null
+    local rc=$?
+    k delete pod,configmap "$name" --wait=false > /dev/null 2>&1
+    return "$rc"
   fi
 }
 

@@ -4,10 +4,24 @@
 # generator drives real load and checks every answer: zero errors or the
 # test fails.
 
+# test_network_only IP: fails (and says so) unless this host reaches IP over
+# an interface of its own other than the default route's (the bridges the
+# suites make): traffic for a pod or server never leaves the machine, even
+# when a cluster's pods are not routed here.
+test_network_only() {
+  local dev default
+  dev=$(ip -o route get "$1" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p')
+  default=$(ip -o route show default | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -1)
+  [[ -n $dev && $dev != "$default" ]] && return 0
+  echo "$1 is reached only through the default route (${default:-none}): nothing is sent to it"
+  return 1
+}
+
 # nginx_load IP LABEL [ROUNDS]: HTTP load (wrk) and ROUNDS x 3 checked
 # requests (curl; ROUNDS 30 by default).
 nginx_load() {
   local ip=$1 rounds=${3:-30} out i errors=0 want got
+  test_network_only "$ip" || return 1
   out=$(wrk -t2 -c16 -d4s --timeout 2s "http://$ip/index.html" 2>&1) || { echo "wrk failed: $out"; return 1; }
   if grep -qE "Socket errors|Non-2xx" <<< "$out" || ! grep -q "requests in" <<< "$out"; then echo "wrk: $out"; return 1; fi
   note "nginx $ip ($2): wrk $(grep -o '[0-9]* requests in [^,]*' <<< "$out") (index.html)"
@@ -27,6 +41,7 @@ nginx_load() {
 # redis_load IP LABEL: redis-benchmark and checked commands (redis-cli).
 redis_load() {
   local ip=$1 out
+  test_network_only "$ip" || return 1
   out=$(timeout 60 redis-benchmark -h "$ip" -p 6379 -n 20000 -c 16 -P 4 -t set,get,incr,lpush,lpop,sadd,hset,lrange_100 --csv 2>&1) ||
     { echo "redis-benchmark failed: $out"; return 1; }
   if grep -qiE "error|could not" <<< "$out"; then echo "redis-benchmark: $out"; return 1; fi
@@ -44,15 +59,17 @@ redis_load() {
 # wait_http IP / wait_redis IP: until the server answers (at most 20 s).
 wait_http() {
   local t0=$SECONDS
+  test_network_only "$1" || return 1
   until curl -fsS --max-time 1 -o /dev/null "http://$1/"; do (( SECONDS - t0 < 20 )) || return 1; sleep 0.2; done
 }
 wait_redis() {
   local t0=$SECONDS
+  test_network_only "$1" || return 1
   until [[ $(timeout 2 redis-cli -h "$1" ping 2>/dev/null) == PONG ]]; do (( SECONDS - t0 < 20 )) || return 1; sleep 0.2; done
 }
 # nginx_answers IP / redis_answers IP: a few requests, all answered.
-nginx_answers() { local i; for ((i = 0; i < 3; i++)); do curl -fsS --max-time 2 -o /dev/null "http://$1/" || return 1; done; }
-redis_answers() { [[ $(timeout 3 redis-cli -h "$1" set k v 2>/dev/null) == OK ]] && [[ $(timeout 3 redis-cli -h "$1" get k 2>/dev/null) == v ]]; }
+nginx_answers() { local i; test_network_only "$1" || return 1; for ((i = 0; i < 3; i++)); do curl -fsS --max-time 2 -o /dev/null "http://$1/" || return 1; done; }
+redis_answers() { test_network_only "$1" || return 1; [[ $(timeout 3 redis-cli -h "$1" set k v 2>/dev/null) == OK ]] && [[ $(timeout 3 redis-cli -h "$1" get k 2>/dev/null) == v ]]; }
 
 CAP_NAMES=(CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE
   NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT

@@ -2,7 +2,8 @@
 # The whole test suite, as root: installs what it needs, checks that the
 # committed BPF object and CRDs match their sources, lints, runs every test
 # (unit tests and the integration tests that load the real probes), then the
-# e2e suite on a real single-node cluster (e2e/README.md).
+# e2e suites: a real two-node cluster of upstream components, a real
+# containerd, Docker and Podman, and a two-node kind cluster (e2e/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,11 +87,20 @@ e2e/docker/local.sh 2>&1 | tee -a "$log"
 docker_status=${PIPESTATUS[0]}
 set -e
 
+echo "== e2e: two-node kind cluster (kind's nodes in a dockerd of its own), smoke, spo and helm suites"
+# A node image assembled from the local cluster's components (no registry),
+# its own dockerd, roots, cgroup parent and network (e2e/kind), always
+# deleted and stopped.
+set +e
+e2e/kind/local.sh 2>&1 | tee -a "$log"
+kind_status=${PIPESTATUS[0]}
+set -e
+
 # One closing line for the whole suite: cargo prints one line per test
 # binary, the e2e suite one of its own.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      /^(smoke|spo|profiles|helm|netpol|runtime|docker): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      END { printf "all: %d passed, %d failed\n", p, f }' "$log"
-if [[ $status -ne 0 || $e2e_status -ne 0 || $runtime_status -ne 0 || $docker_status -ne 0 ]]; then
+if [[ $status -ne 0 || $e2e_status -ne 0 || $runtime_status -ne 0 || $docker_status -ne 0 || $kind_status -ne 0 ]]; then
     exit 1
 fi

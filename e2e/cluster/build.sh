@@ -10,7 +10,8 @@
 # Usage: e2e/cluster/build.sh [component...]
 #   components: kubernetes etcd containerd runc cni-plugins helm cri-tools
 #   kube-router (its network policy controller enforces NetworkPolicies in
-#   the test cluster) coredns (cluster DNS)      (default: all)
+#   the test cluster) coredns (cluster DNS)      (default: all of these)
+#   kind (kind and kubeadm, for e2e/kind; only when asked for)
 # After a build the Go module and build caches (several GB) are removed; only
 # the binaries are kept. IMPRINT_E2E_KEEP_GO_CACHES=1 keeps them.
 set -euo pipefail
@@ -42,14 +43,13 @@ run_build() {
 }
 built=0
 
-build_kubernetes() {
-  local dir=$1 v=$2 src=$1/src minor
-  minor=${v#v1.}; minor=${minor%%.*}
+# kube_module SRC VERSION: a module in SRC that requires k8s.io/kubernetes at
+# VERSION. k8s.io/kubernetes replaces its staging modules with local paths, so
+# it cannot be built with `go install pkg@version`: this module points every
+# staging module at its published v0.X.Y twin instead.
+kube_module() {
+  local src=$1 v=$2 gomod
   mkdir -p "$src"
-  # k8s.io/kubernetes replaces its staging modules with local paths, so it
-  # cannot be built with `go install pkg@version`. A small module requires it
-  # and points every staging module at its published v0.X.Y twin instead.
-  local gomod
   gomod=$(cd "$src" && "$GO" mod download -json "k8s.io/kubernetes@$v" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
   {
     echo "module imprint.dev/e2e/kubernetes-build"
@@ -62,17 +62,46 @@ build_kubernetes() {
     sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 v0.'"${v#v1.}"'#p' "$gomod"
     echo ")"
   } > "$src/go.mod"
+}
+
+# kube_build SRC VERSION OUT_DIR CMD...: builds k8s.io/kubernetes/cmd/CMD at
+# VERSION (kube_module in SRC), stamped with the version the way a release is.
+kube_build() {
+  local src=$1 v=$2 out=$3 minor p; shift 3
+  minor=${v#v1.}; minor=${minor%%.*}
+  kube_module "$src" "$v"
   local ver_pkgs=(k8s.io/component-base/version k8s.io/client-go/pkg/version)
-  local ldflags="-s -w" p
+  local ldflags="-s -w"
   for p in "${ver_pkgs[@]}"; do
     ldflags+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
   local pkgs=()
-  for p in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$p"); done
+  for p in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$p"); done
   (cd "$src" && GOFLAGS="$GOFLAGS -mod=mod" "$GO" mod download && \
-    CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" heavy "$GO" build -ldflags "$ldflags" -o "$dir/bin/" "${pkgs[@]}")
+    CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=mod" heavy "$GO" build -ldflags "$ldflags" -o "$out/" "${pkgs[@]}")
+}
+
+build_kubernetes() {
+  kube_build "$1/src" "$2" "$1/bin" \
+    kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+}
+
+# kind and, for its node image (e2e/kind/node-image.sh), kubeadm of the
+# cluster's Kubernetes version and CoreDNS with the plugins kubeadm's Corefile
+# uses; the kind module's own files (its node image's
+# base files) are kept in src/kind.
+build_kind() {
+  local dir=$1 v=$KIND_VERSION moddir
+  CGO_ENABLED=0 GOBIN=$dir/bin heavy "$GO" install -ldflags "-s -w" "sigs.k8s.io/kind@$v"
+  moddir=$("$GO" mod download -json "sigs.k8s.io/kind@$v" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  mkdir -p "$dir/src"
+  cp -r "$moddir" "$dir/src/kind"
+  chmod -R u+w "$dir/src/kind"
+  kube_build "$dir/src/kubeadm" "$KUBERNETES_VERSION" "$dir/bin" kubeadm
+  # The cluster DNS with the plugins of kubeadm's Corefile.
+  coredns_build "$dir/src/coredns" "$COREDNS_VERSION" "$dir/bin/coredns" \
+    reload health ready prometheus errors log cache loadbalance kubernetes loop forward
 }
 
 build_etcd() {
@@ -135,12 +164,15 @@ build_kube_router() {
     -ldflags "-s -w -X $m/pkg/version.Version=$v -X $m/pkg/version.BuildDate=1970-01-01T00:00:00Z" "$m/cmd/kube-router@$v"
 }
 
-build_coredns() {
-  local dir=$1 v=$2 src=$1/src
+# coredns_build SRC VERSION OUT DIRECTIVE...: CoreDNS with only the plugins
+# named (its full set pulls in every cloud SDK); the Corefile decides which of
+# them run.
+coredns_build() {
+  local src=$1 v=$2 out=$3; shift 3
+  local directives
+  directives=$(printf '"%s", ' "$@")
   mkdir -p "$src"
-  # CoreDNS with only the plugins a cluster DNS needs (its full set pulls in
-  # every cloud SDK); the Corefile decides which of them run.
-  cat > "$src/main.go" <<'GO'
+  cat > "$src/main.go" <<GO
 package main
 
 import (
@@ -150,20 +182,24 @@ import (
 	"github.com/coredns/coredns/coremain"
 )
 
-var directives = []string{
-	"reload", "health", "ready", "prometheus", "errors", "log", "cache", "loadbalance", "kubernetes",
-}
+var directives = []string{${directives%, }}
 
 func init() { dnsserver.Directives = directives }
 
 func main() { coremain.Run() }
 GO
   printf 'module imprint.dev/e2e/coredns-build\n\ngo 1.26\n\nrequire github.com/coredns/coredns %s\n' "$v" > "$src/go.mod"
-  (cd "$src" && GOFLAGS="$GOFLAGS -mod=mod" "$GO" mod tidy && \
-    CGO_ENABLED=0 heavy "$GO" build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$v" -o "$dir/bin/coredns" .)
+  (cd "$src" && gofmt -w main.go && GOFLAGS="$GOFLAGS -mod=mod" "$GO" mod tidy && \
+    CGO_ENABLED=0 heavy "$GO" build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$v" -o "$out" .)
+}
+
+build_coredns() {
+  coredns_build "$1/src" "$2" "$1/bin/coredns" \
+    reload health ready prometheus errors log cache loadbalance kubernetes
 }
 
 all=(etcd runc cni-plugins containerd helm kubernetes cri-tools kube-router coredns)
+# Not built by default: kind (only e2e/kind needs it).
 want=("$@"); [[ ${#want[@]} -gt 0 ]] || want=("${all[@]}")
 for c in "${want[@]}"; do
   case $c in
@@ -176,6 +212,7 @@ for c in "${want[@]}"; do
     cri-tools) run_build cri-tools "$CRI_TOOLS_VERSION" build_cri_tools ;;
     kube-router) run_build kube-router "$KUBE_ROUTER_VERSION" build_kube_router ;;
     coredns) run_build coredns "$COREDNS_VERSION" build_coredns ;;
+    kind) run_build kind "$KIND_VERSION-k8s-$KUBERNETES_VERSION" build_kind ;;
     *) echo "unknown component: $c" >&2; exit 2 ;;
   esac
 done

@@ -257,6 +257,36 @@ remove_own_cgroups() {
 
 # teardown_on_failure DOWN: from now on, if up fails, copy $STATE/logs to
 # $FAILED_LOGS and run DOWN (its down.sh): nothing half-started is left.
+# remove_daemon_leftovers NAME BRIDGE NFT_TABLE: after a suite's daemon
+# (dockerd) stopped, removes its bridge (should it have died first) and fence
+# table, kills whatever still runs in the suite's cgroups or names a path
+# below $RUN (its containerd and shims), unmounts below and removes $STATE
+# and $RUN and the cgroups; then says what is left, if anything (status 1),
+# or "NAME down: clean".
+remove_daemon_leftovers() {
+  local name=$1 bridge=$2 table=$3 p leftover=0
+  ip link show "$bridge" > /dev/null 2>&1 && ip link del "$bridge"
+  nft delete table inet "$table" 2> /dev/null
+  kill_in_own_cgroups
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$RUN/" || continue
+    kill -KILL "${p#/proc/}" 2>/dev/null
+  done
+  sleep 0.3
+  unmount_below_own_dirs
+  remove_own_cgroups
+  remove_own_dirs
+  [[ -z $(cgroup_dirs) ]] || { log "left: cgroups $(cgroup_dirs | tr '\n' ' ')"; leftover=1; }
+  [[ ! -e $STATE && ! -e $RUN ]] || { log "left: $STATE or $RUN"; leftover=1; }
+  ip link show "$bridge" > /dev/null 2>&1 && { log "left: bridge $bridge"; leftover=1; }
+  nft list table inet "$table" > /dev/null 2>&1 && { log "left: nftables table $table"; leftover=1; }
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$RUN/" && { log "left: process ${p#/proc/}"; leftover=1; }
+  done
+  (( leftover == 0 )) || return 1
+  log "$name down: clean"
+}
+
 teardown_on_failure() {
   UP_DOWN=$1
   trap up_failed EXIT

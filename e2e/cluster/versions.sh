@@ -34,3 +34,6 @@ KUBE_ROUTER_VERSION=v2.1.0
 # CoreDNS as the cluster's DNS (a pod, so that policies select it by labels);
 # v1.15 is built against client-go v0.37, the cluster's line.
 COREDNS_VERSION=v1.15.0
+# kind, for e2e/kind (a two-node cluster of Docker containers); its node
+# image is assembled from the components above (e2e/kind/node-image.sh).
+KIND_VERSION=v0.33.0

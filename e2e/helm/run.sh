@@ -404,19 +404,35 @@ YAML
   while IFS= read -r line; do note "$line"; done < "$work/sp.txt"
 }
 
+# this_host_is_a_node: one of the nodes' addresses is this host's.
+this_host_is_a_node() {
+  local ip
+  for ip in $(kubectl get nodes -o jsonpath='{.items[*].status.addresses[?(@.type=="InternalIP")].address}'); do
+    ip -o addr show | grep -q " inet6\? $ip/" && return 0
+  done
+  return 1
+}
+
 network_policies_are_proposed() {
-  local c selector line
+  local c selector line src blocks
   for c in nginx redis; do
     k get bp "deployment-$c" -o json > "$work/bp-$c.json" || return 1
     selector=$(k get deployment "$c" -o json | jq -c .spec.selector.matchLabels)
-    jq -e --argjson s "$selector" '.status.networkPolicy.state == "Proposed" and
+    # Their clients are the kubelet and the load, sent from this host: a
+    # node (the local cluster: no ingress rule names an address), or a
+    # host outside the cluster (kind: the one address it sends from).
+    if this_host_is_a_node; then
+      blocks='[]'
+    else
+      src=$(ip -o route get "$(pod_ips "$c" | head -1)" | sed -n 's/.* src \([^ ]*\).*/\1/p')
+      blocks="[\"$src/32\"]"
+    fi
+    jq -e --argjson s "$selector" --argjson blocks "$blocks" '.status.networkPolicy.state == "Proposed" and
       .status.networkPolicy.spec.podSelector.matchLabels == $s and
       (.status.networkPolicy.spec.policyTypes | sort) == ["Egress", "Ingress"] and
-      ([.status.networkPolicy.spec.ingress[]?.from[]?.ipBlock] | length) == 0' "$work/bp-$c.json" > /dev/null ||
-      { jq .status.networkPolicy "$work/bp-$c.json"; return 1; }
-    # Their only clients are on the node (the load, the kubelet): no
-    # ingress rule names an address. The proposal is a NetworkPolicy the
-    # API server takes.
+      ([.status.networkPolicy.spec.ingress[]?.from[]?.ipBlock.cidr] | unique) == $blocks' "$work/bp-$c.json" > /dev/null ||
+      { echo "ingress address blocks expected: $blocks"; jq -c .status.networkPolicy "$work/bp-$c.json"; return 1; }
+    # The proposal is a NetworkPolicy the API server takes.
     jq --arg c "$c" '{apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy",
         metadata: {name: ("imprint-" + $c)}, spec: .status.networkPolicy.spec}' "$work/bp-$c.json" |
       k apply --server-side --dry-run=server -f - > /dev/null || { echo "the proposal for $c is refused"; return 1; }
@@ -429,9 +445,11 @@ network_policies_are_proposed() {
 
 # --- two nodes -------------------------------------------------------------------
 # One agent per node, each naming only its own runtime's containers: both
-# see every cgroup of the shared kernel, and each leaves the other node's
-# containers out (imprint_agent_foreign_cgroups) instead of recording,
-# reporting or alerting about them. A Deployment spread over both nodes is
+# share the kernel, and each leaves the other node's containers out instead
+# of recording, reporting or alerting about them: counted as foreign where
+# both see the same cgroups (the local cluster:
+# imprint_agent_foreign_cgroups_total), as out of view where each node has
+# a cgroup namespace of its own (kind: imprint_agent_cgroups_out_of_view). A Deployment spread over both nodes is
 # one profile (2 nodes); a client on one node and a server on the other
 # name each other; every report is written by its node's agent.
 k2() { kubectl -n "$NS2" "$@"; }
@@ -456,8 +474,15 @@ names() { # names POD DIRECTION KIND WORKLOAD
     '[.[] | select(.direction == $d and .peer.kind == $k and .peer.workload.name == $w)] | length > 0' > /dev/null
 }
 # foreign NODE: the agent on NODE's count of cgroups it left out.
-foreign() { agent_metrics "$1" | awk '$1 == "imprint_agent_foreign_cgroups_total" { print $2 }'; }
-some_foreign() { [[ $(foreign "$1") -ge 1 ]]; }
+# foreign NODE: the other nodes' cgroups the agent on NODE leaves out, as
+# "FOREIGN OUT_OF_VIEW": containers of the hierarchy it sees that no followed
+# runtime knows (nodes sharing one cgroup view, as the local cluster's), and
+# cgroups outside that view (nodes in cgroup namespaces, as kind's).
+foreign() {
+  agent_metrics "$1" | awk '$1 == "imprint_agent_foreign_cgroups_total" { f = $2 }
+    $1 == "imprint_agent_cgroups_out_of_view" { o = $2 } END { print f + 0, o + 0 }'
+}
+some_foreign() { local f o; read -r f o < <(foreign "$1"); [[ $f -ge 1 || $o -ge 1 ]]; }
 
 deploy_on_two_nodes() {
   two_nodes || return 0
@@ -515,16 +540,17 @@ peers_across_nodes_are_named() {
   note "the client on $NODE2 names the Service peer-server; the server on $WORKLOAD_NODE names the pod of peer-client"
 }
 
-# Each agent counts the other node's containers as foreign; a terminal
+# Each agent counts the other node's containers as foreign or out of its
+# view; a terminal
 # shell in the client (on the second node) is an alert of the second
 # node's agent, and the first node's agent says nothing about it.
 each_agent_leaves_the_other_nodes_containers_alone() {
   two_nodes || return 0
-  local node value client uid
+  local node f o client uid
   for node in "$WORKLOAD_NODE" "$NODE2"; do
     eventually 60 some_foreign "$node" || { echo "the agent on $node counts no foreign cgroup: $(foreign "$node")"; return 1; }
-    value=$(foreign "$node")
-    note "agent on $node: $value cgroups of the other node's containers left out"
+    read -r f o < <(foreign "$node")
+    note "agent on $node: left out $f cgroups of the other node's containers (same cgroup view), $o cgroups outside its view (another cgroup namespace's)"
   done
   client=$(k2 get pods -l app=peer-client -o jsonpath='{.items[0].metadata.name}')
   uid=$(k2 get pod "$client" -o jsonpath='{.metadata.uid}')
@@ -703,7 +729,9 @@ an_intruder_in_a_guarded_pod_is_alerted() {
 
 # agent_metrics: what the agent's /metrics serves.
 agent_metrics() {
-  curl -fsS "http://$(agent_field status.podIP "${1:-}"):9090/metrics"
+  local ip
+  ip=$(agent_field status.podIP "${1:-}") && test_network_only "$ip" || return 1
+  curl -fsS "http://$ip:9090/metrics"
 }
 # agent_metric NAME: the value of an unlabelled metric of the agent.
 agent_metric() { agent_metrics | awk -v n="$1" '$1 == n { print $2 }'; }
@@ -794,7 +822,7 @@ no_forbidden_in_logs() {
 metrics_are_served() {
   local controller a c
   controller=$(ks get pod "$(ks get lease imprint-controller -o jsonpath='{.spec.holderIdentity}')" -o jsonpath='{.status.podIP}')
-  a=$(agent_metrics) && c=$(curl -fsS "http://$controller:9091/metrics") || return 1
+  a=$(agent_metrics) && test_network_only "$controller" && c=$(curl -fsS "http://$controller:9091/metrics") || return 1
   grep -E '^imprint_agent_report_writes_total\{kind="applied"\} [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_agent_events_total\{kind="syscall"\} [1-9]' <<< "$a" > /dev/null &&
     grep -E '^imprint_agent_containers_tracked [1-9]' <<< "$a" > /dev/null &&

@@ -23,6 +23,11 @@ IMAGE=${IMPRINT_E2E_BUSYBOX_IMAGE:-localhost/imprint-e2e/busybox:1.35.0}
 APICLIENT_IMAGE=${IMPRINT_E2E_APICLIENT_IMAGE:-localhost/imprint-e2e/apiclient:1.0}
 NS=imprint-smoke-$(date +%s)-$$
 TIMEOUT=${IMPRINT_E2E_TIMEOUT:-120s}
+# How the API server refuses a request without credentials: 401 where
+# anonymous requests are off (the local cluster), 403 where they are on and
+# RBAC forbids them (kubeadm's API servers, as kind's: their health probes
+# are anonymous).
+ANONYMOUS_STATUS=${IMPRINT_E2E_ANONYMOUS_STATUS:-401}
 k() { kubectl "$@"; }
 
 cleanup() { k delete namespace "$NS" --wait=false > /dev/null 2>&1 || true; }
@@ -136,7 +141,8 @@ api_via_service_ip() {
   svc_ip=$(k -n default get service kubernetes -o jsonpath='{.spec.clusterIP}')
   # kube-api-get reads the mounted token and CA and calls
   # https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, verifying the
-  # server certificate. First without the token (refused: 401), then with it
+  # server certificate. First without the token (refused: 401, or 403 where
+  # anonymous requests are on), then with it
   # (the pod reads itself, allowed by the Role above).
   k -n "$NS" apply -f - <<YAML || return 1
 apiVersion: v1
@@ -149,7 +155,7 @@ spec:
   - name: anonymous
     image: $APICLIENT_IMAGE
     imagePullPolicy: Never
-    args: [-anonymous, -expect, "401", /api/v1/namespaces/default/pods]
+    args: [-anonymous, -expect, "$ANONYMOUS_STATUS", /api/v1/namespaces/default/pods]
   containers:
   - name: with-token
     image: $APICLIENT_IMAGE
