@@ -240,13 +240,20 @@ pub fn is_imprints_own(path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// The longest stem [`file_stem`] returns: a report's file name (stem,
+/// extension) stays well within the 255 bytes a file name may have.
+pub const MAX_STEM: usize = 200;
+
 /// File-name-safe form of a cgroup path: "/" becomes "root", separators "_".
+/// A path longer than [`MAX_STEM`] (nested containers, as a kind node's
+/// seen from the host) keeps its head and its tail around a hash of the
+/// whole path.
 pub fn file_stem(path: &str) -> String {
     let trimmed = path.trim_matches('/');
     if trimmed.is_empty() {
         return "root".into();
     }
-    trimmed
+    let stem: String = trimmed
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
@@ -255,7 +262,14 @@ pub fn file_stem(path: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if stem.len() <= MAX_STEM {
+        return stem;
+    }
+    // ASCII only, so any byte is a boundary.
+    let hash = crate::kube_names::short_hash(path);
+    let keep = (MAX_STEM - hash.len() - 2) / 2;
+    format!("{}-{hash}-{}", &stem[..keep], &stem[stem.len() - keep..])
 }
 
 /// Whether `dir` is on a cgroup v2 file system (statfs magic).
@@ -300,5 +314,30 @@ mod tests {
             "system.slice_cron.service"
         );
         assert_eq!(file_stem("/a b/c:d"), "a_b_c_d");
+    }
+
+    /// A container of a kind node, seen from the host: its cgroup path is
+    /// longer than a file name may be (255 bytes), and recording every
+    /// cgroup failed to write its report, and with it the whole recording.
+    #[test]
+    fn file_stems_of_deep_cgroups_fit_a_file_name() {
+        let node = "a".repeat(64);
+        let deep = |pod: &str| {
+            format!(
+                "/imprint-kind/{node}/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/\
+                 kubelet-kubepods-besteffort-pod{pod}.slice/cri-containerd-{}.scope",
+                "c".repeat(64)
+            )
+        };
+        let (one, other) = (deep("82e28878_5ecc"), deep("82e28878_5ecd"));
+        let (a, b) = (file_stem(&one), file_stem(&other));
+        for stem in [&a, &b] {
+            assert!(stem.len() <= MAX_STEM, "{} bytes: {stem}", stem.len());
+        }
+        assert_ne!(a, b, "two cgroups, one file");
+        assert!(a.starts_with("imprint-kind_aaaa"), "{a}");
+        assert!(a.ends_with("cccc.scope"), "{a}");
+        // Short paths keep their plain form.
+        assert_eq!(file_stem("/system.slice"), "system.slice");
     }
 }

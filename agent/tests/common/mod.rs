@@ -201,7 +201,10 @@ impl TestCgroup {
 }
 
 impl Drop for TestCgroup {
+    /// Kills whatever still runs in the cgroup (a test that failed before
+    /// stopping its workers), then removes it.
     fn drop(&mut self) {
+        let _ = std::fs::write(self.path.join("cgroup.kill"), "1");
         if let Ok(hierarchy) = imprint::cgroups::Hierarchy::detect() {
             hierarchy.remove_tree(&self.name);
         }
