@@ -23,7 +23,15 @@ fn start_recorder(
 /// Starts `imprint ARGS` (`record` or `monitor` of the whole host) and
 /// waits until its probes are attached, as [`start_recorder`].
 fn start_imprint(args: &[&str]) -> (Child, std::thread::JoinHandle<String>) {
-    let mut child = imprint().args(args).stderr(Stdio::piped()).spawn().unwrap();
+    start_recording(imprint().args(args))
+}
+
+/// Starts `command` (an `imprint` recording every cgroup, however it is
+/// launched) and waits until its probes are attached, as [`start_recorder`].
+fn start_recording(
+    command: &mut std::process::Command,
+) -> (Child, std::thread::JoinHandle<String>) {
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     loop {
@@ -97,7 +105,6 @@ fn recording_every_cgroup_in_a_cgroup_namespace_leaves_the_rest_out() {
     let (_work, dir) = workdir();
     let mount = dir.join("cgroup");
     let reports = dir.join("reports");
-    std::fs::create_dir(&mount).unwrap();
     let view = TestCgroup::new("view");
     let inside = TestCgroup::at(&format!("{}/inside", view.name));
     let outside = TestCgroup::new("outside");
@@ -105,22 +112,8 @@ fn recording_every_cgroup_in_a_cgroup_namespace_leaves_the_rest_out() {
         r#"exec "$2" record --duration 4s --cgroup-root "$1" --output "$3""#,
         &mount,
     );
-    command
-        .arg(env!("CARGO_BIN_EXE_imprint"))
-        .arg(&reports)
-        .stderr(Stdio::piped());
-    let mut recorder = view.enter_on_exec(&mut command).spawn().unwrap();
-    let mut stderr = BufReader::new(recorder.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("recording every cgroup") {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "{seen}");
-        seen.push_str(&line);
-    }
-    let rest = std::thread::spawn(move || {
-        let _ = stderr.read_to_string(&mut seen);
-        seen
-    });
+    command.arg(env!("CARGO_BIN_EXE_imprint")).arg(&reports);
+    let (mut recorder, rest) = start_recording(view.enter_on_exec(&mut command));
     let script = "cat /etc/hostname > /dev/null; ls /proc/self/ > /dev/null";
     assert!(inside.spawn(script).wait().unwrap().success());
     assert!(outside.spawn(script).wait().unwrap().success());

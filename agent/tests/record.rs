@@ -321,7 +321,6 @@ fn records_under_a_cgroup_root_made_in_a_cgroup_namespace() {
     let (_work, dir) = workdir();
     let mount = dir.join("cgroup");
     let reports = dir.join("reports");
-    std::fs::create_dir(&mount).unwrap();
     // The namespace's root: a cgroup of the test's own, entered before unshare.
     let outer = TestCgroup::new("nsroot");
     let mut command = in_cgroup_namespace(

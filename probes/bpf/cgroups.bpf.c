@@ -68,7 +68,7 @@ int BPF_PROG(imprint_cgroup_rmdir, struct cgroup *cgrp, const char *path)
 	if (!on_default_hierarchy(cgrp))
 		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
-	if (!recorded(id) || (record_all_cgroups && !in_view(cgrp))) {
+	if (!recorded(id) || !in_view(cgrp)) {
 		/* A cgroup user space stopped recording leaves no entry behind. */
 		if (record_all_cgroups)
 			bpf_map_delete_elem(&cgroup_ids, &id);

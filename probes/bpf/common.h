@@ -183,10 +183,11 @@ static __noinline bool under_view(struct cgroup *cgrp)
 	return false;
 }
 
-/* Whether `cgrp` is in view: always, without a `view_cgroup_id`. */
+/* Whether `cgrp` is in view: always, unless recording every cgroup with a
+ * `view_cgroup_id`. */
 static __always_inline bool in_view(struct cgroup *cgrp)
 {
-	return !view_cgroup_id || under_view(cgrp);
+	return !record_all_cgroups || !view_cgroup_id || under_view(cgrp);
 }
 
 /* Whether events of this cgroup are recorded. */

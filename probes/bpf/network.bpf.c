@@ -142,7 +142,7 @@ int BPF_PROG(imprint_sock_state, const struct sock *sk, const int oldstate, cons
 		return 0;
 	struct cgroup *cgrp = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
 	__u64 cgroup_id = BPF_CORE_READ(cgrp, kn, id);
-	if (!recorded(cgroup_id) || (record_all_cgroups && !in_view(cgrp)))
+	if (!recorded(cgroup_id) || !in_view(cgrp))
 		return 0;
 	struct net_event e = {};
 	fill_header(&e.header, EVENT_NET, cgroup_id);

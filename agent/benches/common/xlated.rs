@@ -55,10 +55,8 @@ impl Program {
     /// read-only data maps.
     pub fn load(id: u64) -> Option<Program> {
         let json = bpftool_json(&["prog", "dump", "xlated", "id", &id.to_string(), "linum"])?;
-        Some(Program::parse(
-            json.as_array()?,
-            &read_only_maps(json.as_array()?),
-        ))
+        let entries = json.as_array()?;
+        Some(Program::parse(entries, &read_only_maps(entries)))
     }
 
     /// Builds the program from bpftool's JSON and the read-only maps' bytes
@@ -168,8 +166,8 @@ impl Program {
         memo: &mut HashMap<(usize, usize), Option<Option<usize>>>,
     ) -> Option<Option<usize>> {
         if let Some(known) = memo.get(&state) {
-            // Still being computed further up: a loop.
-            return known.map(|m| m);
+            // `None`: still being computed further up, a loop.
+            return *known;
         }
         let (i, k) = state;
         if goal(i, k) {

@@ -216,9 +216,10 @@ impl Drop for TestCgroup {
 
 /// `unshare --cgroup --mount` running `sh -c 'mount -t cgroup2 none "$1" &&
 /// SCRIPT' sh MOUNT`: a cgroup namespace rooted at the cgroup the command
-/// starts in (a kind node's view), with its cgroup2 mount at `mount`; add
-/// the script's further arguments ("$2"...) to the command.
+/// starts in (a kind node's view), with its cgroup2 mount at `mount` (made
+/// here); add the script's further arguments ("$2"...) to the command.
 pub fn in_cgroup_namespace(script: &str, mount: &Path) -> Command {
+    std::fs::create_dir_all(mount).unwrap();
     let mut command = Command::new("unshare");
     command.args([
         "--cgroup",
