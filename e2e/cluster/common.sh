@@ -19,6 +19,7 @@ CNI_BIN=$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/bin
 HELM_BIN=$CACHE/helm-$HELM_VERSION/bin
 KUBE_ROUTER_BIN=$CACHE/kube-router-$KUBE_ROUTER_VERSION/bin
 COREDNS_BIN=$CACHE/coredns-$COREDNS_VERSION/bin
+CRICTL_BIN=$CACHE/cri-tools-$CRI_TOOLS_VERSION/bin
 
 NODE_NAME=imprint-e2e
 BRIDGE=imprint-e2e0
@@ -257,6 +258,40 @@ remove_own_cgroups() {
 
 # teardown_on_failure DOWN: from now on, if up fails, copy $STATE/logs to
 # $FAILED_LOGS and run DOWN (its down.sh): nothing half-started is left.
+# --- a dockerd of a suite's own (the Docker and kind suites) -----------------
+DOCKERD=/usr/sbin/dockerd           # Debian's docker.io
+DOCKER=/usr/bin/docker
+# run_dockerd SOCK ARGS...: the suite's dockerd in its own session, with its
+# data root $STATE/data, exec root $RUN/exec, pid file $RUN/dockerd.pid,
+# socket SOCK and containers under /$CGROUP_ROOT (cgroupfs), logging to
+# $STATE/logs/dockerd.log, with ARGS besides; waits until it answers.
+run_dockerd() {
+  local sock=$1 i pid; shift
+  mkdir -p "$RUN" "$STATE/data" "$STATE/logs"
+  setsid "$DOCKERD" --data-root "$STATE/data" --exec-root "$RUN/exec" --pidfile "$RUN/dockerd.pid" \
+    -H "unix://$sock" --cgroup-parent "/$CGROUP_ROOT" --exec-opt native.cgroupdriver=cgroupfs "$@" \
+    >> "$STATE/logs/dockerd.log" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$RUN/dockerd.started"
+  for ((i = 0; i < 120; i++)); do
+    "$DOCKER" -H "unix://$sock" version > /dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || [[ -s $RUN/dockerd.pid ]] || { tail -20 "$STATE/logs/dockerd.log" >&2; return 1; }
+    sleep 0.5
+  done
+  return 1
+}
+
+# end_dockerd: SIGTERM to the suite's dockerd (its pid file, else the PID
+# run_dockerd recorded), SIGKILL after 20 s.
+end_dockerd() {
+  local pid i
+  pid=$(cat "$RUN/dockerd.pid" 2>/dev/null || cat "$RUN/dockerd.started" 2>/dev/null)
+  [[ -n $pid && $(readlink "/proc/$pid/exe" 2>/dev/null) == "$DOCKERD" ]] || return 0
+  kill -TERM "$pid"
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+  log "dockerd did not stop: SIGKILL"; kill -KILL "$pid"
+}
+
 # remove_daemon_leftovers NAME BRIDGE NFT_TABLE: after a suite's daemon
 # (dockerd) stopped, removes its bridge (should it have died first) and fence
 # table, kills whatever still runs in the suite's cgroups or names a path

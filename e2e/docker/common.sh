@@ -13,13 +13,10 @@ IMPRINT_E2E_RUN=${IMPRINT_DOCKER_RUN:-/run/imprint-docker}          # exec root,
 DK_STATE=$STATE
 DK_RUN=$RUN
 DK_SOCK=$DK_RUN/docker.sock
-DK_PIDFILE=$DK_RUN/dockerd.pid
 CGROUP_ROOT=imprint-docker          # --cgroup-parent: /imprint-docker in every hierarchy
 # dockerd starts a containerd of its own (no system one runs), with its
 # socket below the exec root; its containers are in the namespace moby.
 DK_CONTAINERD_SOCK=$DK_RUN/exec/containerd/containerd.sock
-DOCKERD=/usr/sbin/dockerd           # Debian's docker.io
-DOCKER=/usr/bin/docker
 # The network of the servers' tests: a bridge dockerd makes (no iptables
 # rules of its own), the host at its gateway; the nftables table fences it
 # (nothing is forwarded out of it).
@@ -31,37 +28,15 @@ DK_NFT_TABLE=imprint_dk
 
 dk() { "$DOCKER" -H "unix://$DK_SOCK" "$@"; }
 
-# start_dockerd: the suite's dockerd in its own session, logging to
-# $DK_STATE/logs/dockerd.log; waits until it answers. --live-restore keeps
+# start_dockerd: the suite's dockerd (run_dockerd); --live-restore keeps
 # its containers running while it restarts.
 start_dockerd() {
-  local i pid
-  setsid "$DOCKERD" --data-root "$DK_STATE/data" --exec-root "$DK_RUN/exec" --pidfile "$DK_PIDFILE" \
-    -H "unix://$DK_SOCK" \
-    --bridge=none --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false --live-restore \
-    --cgroup-parent "/$CGROUP_ROOT" --exec-opt native.cgroupdriver=cgroupfs \
-    >> "$DK_STATE/logs/dockerd.log" 2>&1 < /dev/null &
-  pid=$!
-  echo "$pid" > "$DK_RUN/dockerd.started"
-  for ((i = 0; i < 120; i++)); do
-    dk version > /dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || [[ -s $DK_PIDFILE ]] || { tail -20 "$DK_STATE/logs/dockerd.log" >&2; return 1; }
-    sleep 0.5
-  done
-  return 1
+  run_dockerd "$DK_SOCK" --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
+    --userland-proxy=false --live-restore
 }
 
-# stop_dockerd: SIGTERM to the suite's dockerd (its pid file, else the PID
-# start_dockerd recorded), SIGKILL after 20 s; its containers stay with
-# --live-restore.
-stop_dockerd() {
-  local pid i
-  pid=$(cat "$DK_PIDFILE" 2>/dev/null || cat "$DK_RUN/dockerd.started" 2>/dev/null)
-  [[ -n $pid && $(readlink "/proc/$pid/exe" 2>/dev/null) == "$DOCKERD" ]] || return 0
-  kill -TERM "$pid"
-  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
-  log "dockerd did not stop: SIGKILL"; kill -KILL "$pid"
-}
+# stop_dockerd: end_dockerd; its containers stay with --live-restore.
+stop_dockerd() { end_dockerd; }
 
 # --- Podman: `podman system service` (its Docker-compatible and its own API
 # on one socket), with its own storage, run and temporary directories,

@@ -17,7 +17,6 @@ set -euo pipefail
 [[ $(id -u) == 0 ]] || die "run as root"
 [[ -x $DOCKERD ]] || die "no $DOCKERD: run $dk_here/install-deps.sh"
 [[ ! -e $DK_RUN && ! -e $DK_STATE ]] || die "$DK_RUN or $DK_STATE exists: run $dk_here/down.sh first"
-mkdir -p "$DK_RUN" "$DK_STATE/data" "$DK_STATE/logs"
 start_dockerd || die "dockerd did not answer on $DK_SOCK (see $DK_STATE/logs/dockerd.log)"
 log "dockerd $(dk version -f '{{.Server.Version}}') on $DK_SOCK (API $(dk version -f '{{.Server.APIVersion}}'))"
 

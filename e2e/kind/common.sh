@@ -22,10 +22,7 @@ KIND_KUBECONFIG=$KIND_STATE/kubeconfig
 # no masquerading: its nodes reach nothing outside it), published ports (the
 # API server's) through docker-proxy.
 KIND_DOCKER_SOCK=$KIND_RUN/docker.sock
-KIND_DOCKER_PIDFILE=$KIND_RUN/dockerd.pid
 KIND_RUNTIME=$KIND_RUN/runc-host-caps
-DOCKERD=/usr/sbin/dockerd
-DOCKER=/usr/bin/docker
 # kind's network, and the nftables table that drops whatever its nodes would
 # forward out of it.
 KIND_NETWORK=kind
@@ -74,33 +71,12 @@ SH
 
 kdocker() { "$DOCKER" -H "unix://$KIND_DOCKER_SOCK" "$@"; }
 
-# start_own_dockerd: the suite's dockerd in its own session, logging to
-# $KIND_STATE/logs/dockerd.log; waits until it answers.
+# start_own_dockerd: the suite's dockerd (run_dockerd) with the runtime
+# wrapper as its default runtime; published ports (the API server's) go
+# through docker-proxy.
 start_own_dockerd() {
-  local i pid
-  mkdir -p "$KIND_RUN" "$KIND_STATE/data" "$KIND_STATE/logs"
+  mkdir -p "$KIND_RUN"
   write_runtime_wrapper
-  setsid "$DOCKERD" --data-root "$KIND_STATE/data" --exec-root "$KIND_RUN/exec" --pidfile "$KIND_DOCKER_PIDFILE" \
-    -H "unix://$KIND_DOCKER_SOCK" --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
-    --add-runtime "host-caps=$KIND_RUNTIME" --default-runtime host-caps \
-    --cgroup-parent "/$CGROUP_ROOT" --exec-opt native.cgroupdriver=cgroupfs \
-    >> "$KIND_STATE/logs/dockerd.log" 2>&1 < /dev/null &
-  pid=$!
-  echo "$pid" > "$KIND_RUN/dockerd.started"
-  for ((i = 0; i < 120; i++)); do
-    kdocker version > /dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || { tail -20 "$KIND_STATE/logs/dockerd.log" >&2; return 1; }
-    sleep 0.5
-  done
-  return 1
-}
-
-# stop_own_dockerd: SIGTERM to the suite's dockerd, SIGKILL after 20 s.
-stop_own_dockerd() {
-  local pid i
-  pid=$(cat "$KIND_DOCKER_PIDFILE" 2>/dev/null || cat "$KIND_RUN/dockerd.started" 2>/dev/null)
-  [[ -n $pid && $(readlink "/proc/$pid/exe" 2>/dev/null) == "$DOCKERD" ]] || return 0
-  kill -TERM "$pid"
-  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
-  log "dockerd did not stop: SIGKILL"; kill -KILL "$pid"
+  run_dockerd "$KIND_DOCKER_SOCK" --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
+    --add-runtime "host-caps=$KIND_RUNTIME" --default-runtime host-caps
 }

@@ -23,7 +23,7 @@ if (( own )); then
   [[ -S $KIND_DOCKER_SOCK ]] && kind delete cluster --name "$KIND_CLUSTER" > /dev/null 2>&1
   kdocker ps -aq 2>/dev/null | xargs -r "$DOCKER" -H "unix://$KIND_DOCKER_SOCK" rm -f -v > /dev/null 2>&1
   kdocker network rm "$KIND_NETWORK" > /dev/null 2>&1
-  stop_own_dockerd
+  end_dockerd
   # The bridge and fence, processes, mounts, cgroups and directories left.
   remove_daemon_leftovers kind "$KIND_BRIDGE" "$KIND_NFT_TABLE" || exit 1
 else

@@ -15,33 +15,28 @@
 #     names it asks for, made from the same binaries (e2e/images/oci-image.sh)
 #     and imported into the node's containerd (pinned, as kind does).
 # The cluster's network is not kind's kindnetd (its module is not on the Go
-# module proxy): e2e/kind/run.sh creates the cluster with
-# `disableDefaultCNI` and gives each node the bridge plugin and routes.
+# module proxy): kind-config.yaml sets `disableDefaultCNI` and up.sh gives
+# each node the bridge plugin and routes.
 # Prints the path of the root file system tarball, cached under
 # $IMPRINT_E2E_CACHE/kind-node-<Kubernetes version>-<hash of the inputs>;
-# `docker import` makes the image of it (e2e/kind/run.sh).
+# `docker import` makes the image of it (up.sh).
 # Usage: e2e/kind/node-image.sh      (as root; needs debootstrap, jq, gcc)
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-e2e=$(cd "$here/.." && pwd)
-# shellcheck source=../cluster/versions.sh
-. "$e2e/cluster/versions.sh"
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+e2e=$(cd "$kind_here/.." && pwd)
 # shellcheck source=../images/oci-image.sh
 . "$e2e/images/oci-image.sh"
-CACHE=${IMPRINT_E2E_CACHE:-/var/cache/imprint/e2e}
 MIRROR=${IMPRINT_E2E_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 log() { printf '[kind-node] %s\n' "$*" >&2; }
 
-key=$(cat "$here/node-image.sh" "$e2e/cluster/versions.sh" "$e2e/images/oci-image.sh" "$e2e/images/pause.c" \
+key=$(cat "$kind_here/node-image.sh" "$e2e/cluster/versions.sh" "$e2e/images/oci-image.sh" "$e2e/images/pause.c" \
   | sha256sum | cut -c1-12)
 out=$CACHE/kind-node-$KUBERNETES_VERSION-$key
 if [[ -f $out/.done ]]; then echo "$out/rootfs.tar"; exit 0; fi
 
 "$e2e/cluster/build.sh" kubernetes etcd containerd runc cni-plugins cri-tools kind >&2
-k8s=$CACHE/kubernetes-$KUBERNETES_VERSION/bin
-kindc=$CACHE/kind-$KIND_VERSION-k8s-$KUBERNETES_VERSION
-files=$kindc/src/kind/images/base/files
-containerd_bin=$CACHE/containerd-$CONTAINERD_VERSION/bin
+files=$KIND_BIN/../src/kind/images/base/files
 
 t0=$SECONDS
 work=$(mktemp -d /var/tmp/imprint-kind-node.XXXXXX)
@@ -64,7 +59,7 @@ rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 # kube-proxy's image: the Debian root (iptables, nft, conntrack) and the binary.
 proxy=$work/proxy
 cp -a "$rootfs" "$proxy"
-install -m 0755 "$k8s/kube-proxy" "$proxy/usr/local/bin/kube-proxy"
+install -m 0755 "$K8S_BIN/kube-proxy" "$proxy/usr/local/bin/kube-proxy"
 
 # kind's base files, with the modes its base image gives them.
 install -m 0755 "$files"/usr/local/bin/* "$rootfs/usr/local/bin/"
@@ -96,15 +91,15 @@ chroot "$rootfs" systemctl mask systemd-binfmt.service > /dev/null 2>&1
 mkdir -p "$rootfs/etc/kubernetes/manifests"
 
 # The runtime, the CNI plugins and Kubernetes' node binaries.
-install -m 0755 "$containerd_bin"/{containerd,ctr,containerd-shim-runc-v2} "$rootfs/usr/local/bin/"
-"$containerd_bin/ctr" oci spec \
+install -m 0755 "$CONTAINERD_BIN"/{containerd,ctr,containerd-shim-runc-v2} "$rootfs/usr/local/bin/"
+"$CONTAINERD_BIN/ctr" oci spec \
   | jq '.hooks.createContainer[.hooks.createContainer | length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
   | jq 'del(.process.rlimits)' > "$rootfs/etc/containerd/cri-base.json"
-install -m 0755 "$CACHE/runc-$RUNC_VERSION/bin/runc" "$rootfs/usr/local/sbin/runc"
-install -m 0755 "$CACHE/cri-tools-$CRI_TOOLS_VERSION/bin/crictl" "$rootfs/usr/local/bin/"
+install -m 0755 "$RUNC_BIN/runc" "$rootfs/usr/local/sbin/runc"
+install -m 0755 "$CRICTL_BIN/crictl" "$rootfs/usr/local/bin/"
 mkdir -p "$rootfs/opt/cni/bin"
-install -m 0755 "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION"/bin/* "$rootfs/opt/cni/bin/"
-install -m 0755 "$k8s/kubelet" "$k8s/kubectl" "$kindc/bin/kubeadm" "$rootfs/usr/bin/"
+install -m 0755 "$CNI_BIN"/* "$rootfs/opt/cni/bin/"
+install -m 0755 "$K8S_BIN/kubelet" "$K8S_BIN/kubectl" "$KIND_BIN/kubeadm" "$rootfs/usr/bin/"
 echo "$KUBERNETES_VERSION" > "$rootfs/kind/version"
 
 # The images kubeadm asks for, under its names, and the sandbox image of
@@ -122,17 +117,17 @@ static_image() { # static_image NAME BINARY DEST CONFIG
 }
 sandbox=$(sed -n 's/^[[:space:]]*sandbox_image = "\(.*\)"/\1/p' "$rootfs/etc/containerd/config.toml")
 gcc -static -Os -s -o "$work/pause" "$e2e/images/pause.c"
-for name in $("$kindc/bin/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION" 2>/dev/null) "$sandbox"; do
+for name in $("$KIND_BIN/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION" 2>/dev/null) "$sandbox"; do
   base=${name##*/}; base=${base%%:*}
   case $base in
     kube-apiserver|kube-controller-manager|kube-scheduler)
-      static_image "$name" "$k8s/$base" "/usr/local/bin/$base" "{$path_env}" ;;
+      static_image "$name" "$K8S_BIN/$base" "/usr/local/bin/$base" "{$path_env}" ;;
     kube-proxy)
       oci_image "$proxy" "$name" "{$path_env}" "$images/kube-proxy.tar" ;;
     etcd)
-      static_image "$name" "$CACHE/etcd-$ETCD_VERSION/bin/etcd" /usr/local/bin/etcd "{$path_env}" ;;
+      static_image "$name" "$ETCD_BIN/etcd" /usr/local/bin/etcd "{$path_env}" ;;
     coredns)
-      static_image "$name" "$kindc/bin/coredns" /coredns "{\"Entrypoint\":[\"/coredns\"],$path_env}" ;;
+      static_image "$name" "$KIND_BIN/coredns" /coredns "{\"Entrypoint\":[\"/coredns\"],$path_env}" ;;
     pause)
       static_image "$name" "$work/pause" /pause '{"Entrypoint":["/pause"],"User":"65535:65535"}' ;;
     *) log "kubeadm asks for an image this script does not make: $name"; exit 1 ;;
@@ -152,14 +147,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
 [grpc]
   address = "$work/ctrd/sock"
 TOML
-"$containerd_bin/containerd" --config "$work/ctrd/config.toml" > "$work/ctrd/log" 2>&1 &
+"$CONTAINERD_BIN/containerd" --config "$work/ctrd/config.toml" > "$work/ctrd/log" 2>&1 &
 ctrd_pid=$!
 for _ in $(seq 100); do [[ -S $work/ctrd/sock ]] && break; sleep 0.1; done
 for tar in "$images"/*.tar; do
-  "$containerd_bin/ctr" --address "$work/ctrd/sock" -n k8s.io images import \
+  "$CONTAINERD_BIN/ctr" --address "$work/ctrd/sock" -n k8s.io images import \
     --label=io.cri-containerd.pinned=pinned --no-unpack "$tar" > /dev/null
 done
-"$containerd_bin/ctr" --address "$work/ctrd/sock" -n k8s.io images ls -q | sed 's/^/[kind-node] in the node: /' >&2
+"$CONTAINERD_BIN/ctr" --address "$work/ctrd/sock" -n k8s.io images ls -q | sed 's/^/[kind-node] in the node: /' >&2
 kill "$ctrd_pid"; wait "$ctrd_pid" 2>/dev/null || true; ctrd_pid=
 rm -rf "$rootfs/var/lib/containerd/io.containerd.runtime.v2.task" "$rootfs"/var/lib/containerd/tmpmounts
 

@@ -16,7 +16,6 @@ IMPRINT_E2E_RUN=${IMPRINT_RT_RUN:-/run/imprint-runtime}
 cluster_dir=$here                     # e2e/cluster (set by its common.sh)
 CLUSTER_RUN=/run/imprint-e2e          # the e2e cluster's, to leave its shared host paths alone
 
-CRICTL_BIN=$CACHE/cri-tools-$CRI_TOOLS_VERSION/bin
 BRIDGE=imprint-rt0
 HOST_IP=10.245.0.1                    # the host's address on the bridge, the pods' gateway
 SUBNET=10.245.0.0/24
